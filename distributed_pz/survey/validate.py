@@ -140,9 +140,10 @@ def _check_values(tile: Tile) -> list[StoreError]:
         problems.append(
             tile.error(f"{len(ids) - len(np.unique(ids))} duplicate object_id values", array="object_id")
         )
-    if not np.all((data["ra"] >= 0) & (data["ra"] < 360)):
+    ra, dec = data["ra"], data["dec"]  # NaN = position unknown (e.g. SDSS MGS test data)
+    if np.any((ra < 0) | (ra >= 360)):
         problems.append(tile.error("values outside [0, 360) deg", array="ra"))
-    if not np.all(np.abs(data["dec"]) <= 90):
+    if np.any(np.abs(dec) > 90):
         problems.append(tile.error("values outside [-90, 90] deg", array="dec"))
     if np.any(data["mag_err"] < 0):
         problems.append(tile.error("negative magnitude errors", array="mag_err"))

@@ -1,0 +1,1 @@
+"""Benchmarks of distributed_pz: one harness, results appended as JSON lines, tables generated."""

@@ -1,0 +1,160 @@
+"""Photo-z catalogues for every tile of a survey on a SLURM cluster.
+
+Starts a Dask scheduler here (the login node, or a small CPU job), submits ``--jobs`` SLURM
+jobs that each run one dask-cuda worker on one GPU, writes a scheduler file once the first
+worker has joined, and runs ``dpz predict --scheduler-file FILE`` with every argument after
+``--``. Workers that start later join the running prediction. When it ends (or on Ctrl-C)
+the jobs are cancelled.
+
+    python deploy/dask/slurm_predict.py --jobs 8 --partition gpu --account ACCOUNT \\
+        --walltime 04:00:00 --prologue "source $HOME/venvs/dpz/bin/activate" \\
+        -- --store $SCRATCH/kids-dr4.zarr --bundle $SCRATCH/bundles/deepz-10x5 \\
+           --out $SCRATCH/catalogues/deepz-10x5
+
+``--dry-run`` prints the job script and the ``dpz`` command without submitting anything.
+Needs ``pip install 'dask-jobqueue>=0.8.2'`` (for ``worker_command``) in the environment
+that runs this script; the workers need the same environment (``--prologue``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# Connection options of `dpz predict` that this script sets itself.
+RESERVED_PREDICT_OPTIONS = ("--scheduler", "--scheduler-file", "--cluster", "--workers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slurm_predict.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Arguments after `--` go to `dpz predict` (--store, --bundle, --out, --tile, ...).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    slurm = parser.add_argument_group("SLURM jobs (one GPU worker each)")
+    slurm.add_argument("--jobs", type=int, default=4, help="number of worker jobs (GPUs) to submit")
+    slurm.add_argument("--partition", help="SLURM partition (queue) with GPUs")
+    slurm.add_argument("--account", help="SLURM account to charge")
+    slurm.add_argument("--walltime", default="04:00:00", help="per-job time limit")
+    slurm.add_argument("--cores", type=int, default=8, help="CPU cores per job (data loading, decoding)")
+    slurm.add_argument("--memory", default="64GB", help="host memory per job")
+    slurm.add_argument("--gres", default="gpu:1", help="GPU request per job (#SBATCH --gres=...)")
+    slurm.add_argument(
+        "--job-directive",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="extra #SBATCH option, repeatable, e.g. --job-directive=--constraint=a100",
+    )
+    slurm.add_argument(
+        "--prologue",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="shell command run in each job before the worker (module load, venv activate), repeatable",
+    )
+    slurm.add_argument(
+        "--local-directory", default="${TMPDIR:-/tmp}", help="node-local scratch for Dask spill"
+    )
+    slurm.add_argument("--log-directory", default="dask-logs", help="where SLURM writes the jobs' logs")
+    slurm.add_argument(
+        "--worker",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="dask-cuda worker on a GPU, or a plain Dask worker (CPU partitions: also pass --gres '')",
+    )
+    dask = parser.add_argument_group("Dask")
+    dask.add_argument("--interface", help="network interface the scheduler and workers use (e.g. ib0)")
+    dask.add_argument("--dashboard-address", default=":8787", help="scheduler dashboard (ssh -L to view it)")
+    dask.add_argument(
+        "--scheduler-file", type=Path, help="write the scheduler file here (default: a temp file)"
+    )
+    dask.add_argument("--min-workers", type=int, default=1, help="workers to wait for before predicting")
+    dask.add_argument(
+        "--wait-timeout", type=float, default=3600, help="seconds to wait for them (queue time)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the job script and dpz command, submit nothing"
+    )
+    parser.add_argument(
+        "predict_args", nargs=argparse.REMAINDER, help="`--` then the arguments of `dpz predict`"
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.predict_args = args.predict_args[1:] if args.predict_args[:1] == ["--"] else args.predict_args
+    if not args.predict_args:
+        parser.error("give the `dpz predict` arguments after `--` (at least --store, --bundle, --out)")
+    for option in RESERVED_PREDICT_OPTIONS:
+        if any(arg == option or arg.startswith(option + "=") for arg in args.predict_args):
+            parser.error(f"{option} is set by this script; remove it from the `dpz predict` arguments")
+    return args
+
+
+def predict_argv(args: argparse.Namespace, scheduler_file: Path) -> list[str]:
+    """The `dpz` command line (without the program name) this script runs."""
+    return ["predict", "--scheduler-file", str(scheduler_file), *args.predict_args]
+
+
+def cluster_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments of ``dask_jobqueue.SLURMCluster`` for ``--jobs`` identical jobs."""
+    cuda = args.worker == "cuda"
+    directives = [f"--gres={args.gres}"] if args.gres else []
+    return {
+        "job_name": "dpz-worker",
+        "queue": args.partition,
+        "account": args.account,
+        "walltime": args.walltime,
+        # cuda: one single-threaded worker per GPU (`python -m dask_cuda.cli` is `dask cuda
+        # worker`: GPU pinned, device-memory spilling), the job's cores feed its data loading.
+        # cpu: one single-threaded worker per core (torch on CPU is fastest that way).
+        "cores": 1 if cuda else args.cores,
+        "processes": 1 if cuda else args.cores,
+        "job_cpu": args.cores,
+        "memory": args.memory,
+        "worker_command": "dask_cuda.cli" if cuda else "distributed.cli.dask_worker",
+        "job_extra_directives": directives + args.job_directive,
+        "job_script_prologue": args.prologue,
+        "local_directory": args.local_directory,
+        "log_directory": args.log_directory,
+        "interface": args.interface,
+        "death_timeout": 120,
+        "scheduler_options": {"dashboard_address": args.dashboard_address},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Imported here so that --help and the checks above work without dask-jobqueue.
+    from dask_jobqueue import SLURMCluster
+    from distributed import Client
+
+    with (
+        tempfile.TemporaryDirectory(prefix="dpz-slurm-") as tmp,
+        SLURMCluster(**cluster_kwargs(args)) as cluster,
+        Client(cluster) as client,
+    ):
+        scheduler_file = args.scheduler_file or Path(tmp) / "scheduler.json"
+        command = [sys.executable, "-m", "distributed_pz.cli", *predict_argv(args, scheduler_file)]
+        if args.dry_run:
+            print(cluster.job_script())
+            print(shlex.join(command))
+            return 0
+        cluster.scale(jobs=args.jobs)
+        print(f"submitted {args.jobs} jobs; dashboard {cluster.dashboard_link}", flush=True)
+        client.wait_for_workers(args.min_workers, timeout=args.wait_timeout)
+        client.write_scheduler_file(str(scheduler_file))
+        print("running:", shlex.join(command), flush=True)
+        return subprocess.run(command, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The ``dpz`` command: one entry point, one subcommand per stage of the data flow."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Iterable
+
+from distributed_pz import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("distributed_pz.survey.simulate_cli", "simulate survey tiles into a store"),
+    "ingest": ("distributed_pz.survey.ingest_cli", "ingest a real catalogue (FITS/Parquet/CSV) into a store"),
+    "validate": ("distributed_pz.survey.validate_cli", "check every tile of a store against the schema"),
+    "evaluate": ("distributed_pz.evaluate_cli", "metrics, PDF calibration and plots of photo-z catalogues"),
+}
+"""Subcommand name -> (module defining ``add_arguments(parser)`` and ``run(args) -> int``, help)."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default in ([], (), argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``dpz`` parser; only the subcommands in ``commands`` (default: all) import their module."""
+    wanted = set(COMMANDS if commands is None else commands)
+    parser = argparse.ArgumentParser(
+        prog="dpz",
+        description="Photometric redshifts for whole surveys: simulate, ingest, train, predict, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name not in wanted:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(
+            name, help=help_text, description=module.__doc__, formatter_class=_HelpFormatter
+        )
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser([chosen] if chosen in COMMANDS else []).parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

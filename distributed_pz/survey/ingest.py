@@ -1,0 +1,379 @@
+"""Ingest one survey catalogue (and optional cutouts) into one tile of a survey store.
+
+The catalogue is read whole (a KiDS tile is ~100k rows), filtered and converted to the store's
+arrays through a column map; every value is checked before the store is touched, so a bad input
+never harms an existing tile. The tile is then written in shard-aligned row blocks (cutouts cut
+block by block), marked complete and validated. A complete tile is replaced only on request;
+an incomplete one (an interrupted ingest) is always rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distributed_pz import __version__
+from distributed_pz.survey.catalog_readers import read_catalog
+from distributed_pz.survey.columnmap import ColumnMap, load_column_map
+from distributed_pz.survey.cutouts import CutoutCube, CutoutSource, TileImage
+from distributed_pz.survey.ingest_errors import IngestError
+from distributed_pz.survey.schema import (
+    CLASS_UNKNOWN,
+    FLAG_BAD,
+    FLAG_NOT_DETECTED,
+    FLAG_NOT_OBSERVED,
+    FLAG_OK,
+)
+from distributed_pz.survey.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS, SurveyStore, Tile, open_store
+from distributed_pz.survey.validate import validate_tile
+
+__all__ = ["IngestError", "convert_columns", "ingest_catalog", "photometry", "selected_rows"]
+
+Columns = dict[str, np.ndarray]
+
+
+def ingest_catalog(
+    catalog_path: str | Path,
+    column_map: ColumnMap | str | Path,
+    store_url: str,
+    tile_name: str,
+    *,
+    images: Mapping[str, str | Path] | None = None,
+    cutout_files: Mapping[str, str | Path] | None = None,
+    overwrite: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Tile:
+    """Write the catalogue at ``catalog_path`` as tile ``tile_name`` of the store at ``store_url``.
+
+    Parameters
+    ----------
+    column_map
+        A :class:`ColumnMap`, the name of a shipped map (``"kids_dr4"``) or a path to a TOML map.
+    images
+        Band -> tile image (FITS with a celestial WCS) to cut 40×40 px cutouts from at each
+        source's ra/dec; adds to (and overrides, per band) the map's ``[images] files``.
+    cutout_files
+        Band -> FITS cutout cube ``(N, 40, 40)``, one plane per catalogue row in file order.
+    overwrite
+        Replace a complete tile of the same name (an incomplete one is always replaced).
+    chunk_rows, shard_rows
+        Rows per Zarr chunk and per shard; the tile is written one shard of rows at a time.
+    storage_options
+        Passed to fsspec for remote stores.
+
+    Returns
+    -------
+    Tile
+        The written, complete and validated tile.
+
+    Raises
+    ------
+    IngestError
+        An input is unusable or the tile exists and is complete (without ``overwrite``).
+    StoreError
+        The store cannot be opened or the written tile fails validation.
+    """
+    if shard_rows % chunk_rows:
+        raise IngestError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows ({chunk_rows})")
+    cmap = column_map if isinstance(column_map, ColumnMap) else load_column_map(column_map)
+    path = Path(catalog_path)
+    table = read_catalog(path, cmap.catalog, cmap.columns_needed())
+    n_read = len(next(iter(table.values())))
+    rows = selected_rows(table, cmap, path)
+    if rows.size == 0:
+        raise IngestError(
+            f"{path}: no row passes the filters of column map {cmap.source} ({n_read} rows read)"
+        )
+    arrays = convert_columns(table, cmap, rows, path)
+    del table
+    cutout_paths = _cutout_paths(cmap, path, tile_name, images or {}, cutout_files or {})
+    with ExitStack() as stack:
+        sources: list[CutoutSource] = [
+            stack.enter_context(TileImage(p) if kind == "image" else CutoutCube(p, n_read))
+            for kind, p in cutout_paths.values()
+        ]
+        store = open_store(store_url, "a", storage_options)
+        replace = _existing_tile(store, tile_name, overwrite)
+        attrs = _tile_attrs(cmap, path, cutout_paths, n_read, len(rows))
+        optional = [name for name in ("z_spec", "class") if name in arrays] + (["cutout"] if sources else [])
+        tile = store.create_tile(
+            tile_name,
+            len(rows),
+            attrs,
+            arrays=optional,
+            chunk_rows=chunk_rows,
+            shard_rows=shard_rows,
+            overwrite=replace,
+        )
+        for start, stop in tile.row_blocks():
+            block = {name: values[start:stop] for name, values in arrays.items()}
+            if sources:
+                cut = [s.cutouts(rows[start:stop], block["ra"], block["dec"]) for s in sources]
+                block["cutout"] = np.stack(cut, axis=1)  # (n, C, P, P)
+            tile.write_block(start, block)
+        tile.mark_complete()
+    validate_tile(tile)
+    return tile
+
+
+def _existing_tile(store: SurveyStore, tile_name: str, overwrite: bool) -> bool:
+    """Whether a tile of that name exists (and may be replaced); refuse to replace a complete one."""
+    if tile_name not in store.tile_names():
+        return False
+    if store.tile(tile_name).complete and not overwrite:
+        raise IngestError(
+            f"store {store.url!r} already holds the complete tile {tile_name!r}; "
+            "pass --overwrite (overwrite=True) to replace it"
+        )
+    return True
+
+
+def selected_rows(table: Columns, cmap: ColumnMap, path: Path) -> np.ndarray:
+    """Indices of the catalogue rows that pass the map's ``[filter]`` (all rows without one)."""
+    keep = np.ones(len(next(iter(table.values()))), dtype=bool)
+    if cmap.z_spec_min is not None or cmap.z_spec_max is not None:
+        z = _numeric(table, cmap.z_spec, None, path)
+        if cmap.z_spec_min is not None:
+            keep &= z > cmap.z_spec_min
+        if cmap.z_spec_max is not None:
+            keep &= z < cmap.z_spec_max
+    if cmap.filter_column is not None:
+        value = _numeric(table, cmap.filter_column, None, path)
+        keep &= np.logical_or.reduce([(value >= lo) & (value < hi) for lo, hi in cmap.filter_ranges])
+    return np.flatnonzero(keep)
+
+
+def convert_columns(table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path) -> dict[str, np.ndarray]:
+    """The tile arrays of catalogue rows ``rows``: ids, positions, photometry, z_spec and class."""
+    ra, dec = _positions(table, cmap, rows, path)
+    mag, mag_err, mag_flag = photometry(table, cmap, rows, path)
+    arrays = {
+        "object_id": _object_ids(table, cmap, rows, path),
+        "ra": ra,
+        "dec": dec,
+        "mag": mag,
+        "mag_err": mag_err,
+        "mag_flag": mag_flag,
+    }
+    if cmap.z_spec is not None:
+        z = _numeric(table, cmap.z_spec, rows, path).astype(np.float32)
+        arrays["z_spec"] = np.where(np.isfinite(z), z, np.float32(np.nan))
+    if cmap.class_column is not None:
+        arrays["class"] = _classes(table, cmap, rows, path)
+    return arrays
+
+
+def photometry(
+    table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Magnitudes, errors and flags ``(n, B)`` with the map's sentinels turned into NaN + flag.
+
+    A magnitude equal to a ``not_observed`` value is flagged ``FLAG_NOT_OBSERVED``, one equal to
+    a ``not_detected`` value ``FLAG_NOT_DETECTED`` (its error, often the limiting magnitude, is
+    kept when usable); a non-finite magnitude, one outside ``valid_range``, or one whose error is
+    non-finite, negative or a sentinel is ``FLAG_BAD``. Every flagged magnitude is NaN.
+    """
+    n, n_bands = len(rows), cmap.band_set.n_bands
+    mag = np.full((n, n_bands), np.nan, dtype=np.float32)
+    err = np.full((n, n_bands), np.nan, dtype=np.float32)
+    flag = np.full((n, n_bands), FLAG_BAD, dtype=np.uint8)
+    low, high = cmap.valid_range
+    sentinels = cmap.not_detected + cmap.not_observed
+    for b, (mag_col, err_col) in enumerate(zip(cmap.mag_columns, cmap.mag_err_columns, strict=True)):
+        m = _numeric(table, mag_col, rows, path)
+        e = _numeric(table, err_col, rows, path)
+        not_observed = _equals_any(m, cmap.not_observed)
+        not_detected = _equals_any(m, cmap.not_detected) & ~not_observed
+        err_ok = np.isfinite(e) & (e >= 0) & ~_equals_any(e, sentinels)
+        ok = np.isfinite(m) & (m >= low) & (m <= high) & err_ok & ~not_observed & ~not_detected
+        flag[not_observed, b] = FLAG_NOT_OBSERVED
+        flag[not_detected, b] = FLAG_NOT_DETECTED
+        flag[ok, b] = FLAG_OK
+        mag[ok, b] = m[ok]
+        keep_err = ok | (not_detected & err_ok)
+        err[keep_err, b] = e[keep_err]
+    return mag, err, flag
+
+
+def _equals_any(values: np.ndarray, sentinels: tuple[float, ...]) -> np.ndarray:
+    """Exact matches, compared in the column's own precision (-99.9 in float32 is not -99.9)."""
+    if not sentinels:
+        return np.zeros(values.shape, dtype=bool)
+    return np.isin(values, np.asarray(sentinels, dtype=values.dtype))
+
+
+def _numeric(table: Columns, column: str, rows: np.ndarray | None, path: Path) -> np.ndarray:
+    """A column as floats (float columns keep their precision); a non-number names its row."""
+    values = table[column] if rows is None else table[column][rows]
+    if values.dtype.kind == "f":
+        return values
+    try:
+        return values.astype(np.float64)
+    except ValueError:
+        for i, value in enumerate(values):
+            try:
+                float(value)
+            except ValueError:
+                row = i if rows is None else int(rows[i])
+                raise IngestError(
+                    f"{path}: column {column!r}, row {row}: {_show(value)} is not a number"
+                ) from None
+        raise
+
+
+def _show(value: Any) -> str:
+    """``repr`` of a catalogue value without numpy's type wrapper (``'a'``, not ``np.str_('a')``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _positions(
+    table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    if cmap.ra is None or cmap.dec is None:  # a catalogue without coordinates: positions unknown
+        return np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    ra = _numeric(table, cmap.ra, rows, path).astype(np.float64)
+    dec = _numeric(table, cmap.dec, rows, path).astype(np.float64)
+    for column, values, ok, allowed in (
+        (cmap.ra, ra, (ra >= 0) & (ra < 360), "[0, 360)"),
+        (cmap.dec, dec, np.abs(dec) <= 90, "[-90, 90]"),
+    ):
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            i = bad[0]
+            raise IngestError(
+                f"{path}: column {column!r}, row {rows[i]}: {values[i]} is not in {allowed} deg "
+                f"({bad.size} such rows)"
+            )
+    return ra, dec
+
+
+def _object_ids(table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path) -> np.ndarray:
+    """Integer ids: the id column (hashed if asked), else the catalogue row index."""
+    if cmap.object_id is None:
+        return rows.astype(np.int64)
+    column = cmap.object_id
+    values = table[column][rows]
+    if cmap.object_id_hash:
+        ids = np.fromiter((_hash_id(v) for v in values), dtype=np.int64, count=len(values))
+    elif values.dtype.kind in "iu" and (values.size == 0 or values.max() <= np.iinfo(np.int64).max):
+        ids = values.astype(np.int64)
+    elif values.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+        if bad.size:
+            i = bad[0]
+            raise IngestError(f"{path}: column {column!r}, row {rows[i]}: id {values[i]} is not an integer")
+        ids = values.astype(np.int64)
+    else:
+        raise IngestError(
+            f"{path}: column {column!r} holds {values.dtype} ids, not int64 integers; "
+            "set [columns] object_id_hash = true in the column map to hash them into integers"
+        )
+    _check_unique(ids, values, column, rows, path)
+    return ids
+
+
+def _hash_id(value: Any) -> int:
+    """A stable 63-bit non-negative integer for a text (or any) identifier."""
+    digest = hashlib.blake2b(str(value).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _check_unique(ids: np.ndarray, values: np.ndarray, column: str, rows: np.ndarray, path: Path) -> None:
+    order = np.argsort(ids, kind="stable")
+    same = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if same.size:
+        first, second = order[same[0]], order[same[0] + 1]
+        what = "hash to the same id" if values[first] != values[second] else "is repeated"
+        raise IngestError(
+            f"{path}: column {column!r}: id {_show(values[first])} (row {rows[first]}) {what} in row "
+            f"{rows[second]} ({same.size} duplicates); object ids must be unique in a tile"
+        )
+
+
+def _classes(table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path) -> np.ndarray:
+    column = cmap.class_column
+    values = table[column][rows]
+    numeric = values.dtype.kind in "iufb"
+    out = np.full(len(rows), CLASS_UNKNOWN if cmap.class_default is None else cmap.class_default, np.uint8)
+    matched = np.zeros(len(rows), dtype=bool)
+    for key, code in cmap.class_values.items():
+        try:
+            hit = values == (float(key) if numeric else key.strip())
+        except ValueError:
+            raise IngestError(
+                f"{path}: column {column!r} holds numbers but the column map's [class] value {key!r} is not one"
+            ) from None
+        out[hit] = code
+        matched |= hit
+    if cmap.class_default is None and not matched.all():
+        i = int(np.flatnonzero(~matched)[0])
+        raise IngestError(
+            f"{path}: column {column!r}, row {rows[i]}: value {_show(values[i])} is not among the column map's "
+            f"[class] values {list(cmap.class_values)}; add it or set [class] default"
+        )
+    return out
+
+
+def _cutout_paths(
+    cmap: ColumnMap,
+    catalog: Path,
+    tile_name: str,
+    images: Mapping[str, str | Path],
+    cubes: Mapping[str, str | Path],
+) -> dict[str, tuple[str, Path]]:
+    """Band -> ("image" | "cube", path), in band-set order; the map's images, then the caller's."""
+    bands = cmap.band_set.bands
+    unknown = sorted((set(images) | set(cubes)) - set(bands))
+    if unknown:
+        raise IngestError(
+            f"unknown bands {unknown} for cutouts; band set {cmap.band_set.name!r} has {list(bands)}"
+        )
+    both = sorted(set(images) & set(cubes))
+    if both:
+        raise IngestError(f"bands {both} have both a tile image and a cutout cube; give one per band")
+    from_map = {b: ("image", _map_image_path(t, catalog, tile_name)) for b, t in cmap.image_files.items()}
+    given = {
+        **from_map,
+        **{b: ("image", Path(p)) for b, p in images.items()},
+        **{b: ("cube", Path(p)) for b, p in cubes.items()},
+    }
+    if given and cmap.ra is None:
+        raise IngestError(f"column map {cmap.source} has no ra/dec columns, so no cutouts can be placed")
+    no_psf = [b for b in given if b not in cmap.psf_fwhm_arcsec]
+    if no_psf:
+        raise IngestError(f"column map {cmap.source}: [images] psf_fwhm_arcsec lacks image bands {no_psf}")
+    return {b: given[b] for b in bands if b in given}
+
+
+def _map_image_path(template: str, catalog: Path, tile_name: str) -> Path:
+    path = Path(template.replace("{tile}", tile_name))
+    return path if path.is_absolute() else catalog.parent / path
+
+
+def _tile_attrs(
+    cmap: ColumnMap, catalog: Path, cutout_paths: Mapping[str, tuple[str, Path]], n_read: int, n_rows: int
+) -> dict[str, Any]:
+    image_bands = list(cutout_paths)
+    return {
+        "band_set": cmap.band_set.name,
+        "bands": list(cmap.band_set.bands),
+        "image_bands": image_bands,
+        "pixel_scale_arcsec": cmap.pixel_scale_arcsec,
+        "psf_fwhm_arcsec": dict(cmap.psf_fwhm_arcsec),
+        "zeropoint": dict(cmap.zeropoint),
+        "ingest": {
+            "catalog": str(catalog.resolve()),
+            "column_map": cmap.to_dict(),
+            "cutouts": {b: {"kind": kind, "path": str(p.resolve())} for b, (kind, p) in cutout_paths.items()},
+            "rows_read": n_read,
+            "rows_written": n_rows,
+            "distributed_pz_version": __version__,
+        },
+    }

@@ -1,0 +1,156 @@
+"""Ingest a survey catalogue (FITS, Parquet, CSV or whitespace ASCII) into one tile of a survey store.
+
+A column map names the catalogue's columns, sentinels and band set; tile images or cutout cubes
+add 40x40 px cutouts. A complete tile is never replaced without --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from distributed_pz.survey.catalog_readers import SUFFIXES
+from distributed_pz.survey.columnmap import list_column_maps
+from distributed_pz.survey.errors import StoreError
+from distributed_pz.survey.ingest import ingest_catalog
+from distributed_pz.survey.ingest_errors import IngestError
+from distributed_pz.survey.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``dpz ingest`` to ``parser``."""
+    parser.add_argument(
+        "catalog",
+        help="survey catalogue to ingest: a FITS table, Parquet, CSV or whitespace-separated ASCII file "
+        "(format from the suffix, or from [catalog] format in the column map)",
+    )
+    parser.add_argument(
+        "--columns",
+        required=True,
+        metavar="MAP",
+        help="column map saying which catalogue columns hold ids, positions, magnitudes, errors, "
+        f"sentinels, spec-z and class: a shipped name ({', '.join(list_column_maps())}) "
+        "or the path of your own .toml map",
+    )
+    parser.add_argument(
+        "--store",
+        required=True,
+        metavar="URL",
+        help="survey store to write into: a local path or an fsspec URL (created if absent; "
+        "other tiles in it are left untouched)",
+    )
+    parser.add_argument(
+        "--tile",
+        metavar="NAME",
+        help="name of the tile to write (default: the catalogue's file name without its "
+        "catalogue suffix, e.g. KIDS_129.0_-0.5 for KIDS_129.0_-0.5.fits)",
+    )
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="BAND=PATH",
+        help="tile image of BAND (FITS with a celestial WCS) to cut a 40x40 px cutout from at each "
+        "source's ra/dec, NaN-padded near the edges; repeat once per band; overrides the column "
+        "map's [images] files for that band",
+    )
+    parser.add_argument(
+        "--cutout-cube",
+        action="append",
+        default=[],
+        metavar="BAND=PATH",
+        help="precomputed cutouts of BAND: a FITS cube (N, 40, 40) whose plane i is the cutout of "
+        "catalogue row i (all data rows, in file order); repeat once per band",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the tile if the store already holds a complete tile of that name (without it "
+        "ingest refuses; an incomplete tile left by an interrupted ingest is always rewritten)",
+    )
+    parser.add_argument(
+        "--chunk-rows",
+        type=_positive_int,
+        default=DEFAULT_CHUNK_ROWS,
+        metavar="N",
+        help="rows per Zarr chunk, the unit readers decode (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shard-rows",
+        type=_positive_int,
+        default=DEFAULT_SHARD_ROWS,
+        metavar="N",
+        help="rows per Zarr shard (one file each), a multiple of --chunk-rows; the tile is written "
+        "one shard of rows at a time (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``dpz ingest``; print one summary line, or one error line to stderr.
+
+    Returns
+    -------
+    int
+        0 on success, 1 when an input or the store is unusable.
+    """
+    tile_name = args.tile or default_tile_name(Path(args.catalog))
+    started = time.perf_counter()
+    try:
+        images = _band_paths(args.image, "--image")
+        cubes = _band_paths(args.cutout_cube, "--cutout-cube")
+        tile = ingest_catalog(
+            args.catalog,
+            args.columns,
+            args.store,
+            tile_name,
+            images=images,
+            cutout_files=cubes,
+            overwrite=args.overwrite,
+            chunk_rows=args.chunk_rows,
+            shard_rows=args.shard_rows,
+        )
+    except (IngestError, StoreError) as exc:
+        print(f"dpz ingest: error: {exc}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - started
+    print(
+        f"ingested {tile.n_rows} rows of {args.catalog} into tile {tile.name!r} of {args.store} "
+        f"({len(tile.bands)} bands, {len(tile.image_bands)} cutout bands) "
+        f"in {seconds:.2f} s ({tile.n_rows / seconds:,.0f} rows/s)"
+    )
+    return 0
+
+
+def default_tile_name(catalog: Path) -> str:
+    """The catalogue's file name without ``.gz`` and a known catalogue suffix."""
+    name = catalog.name.removesuffix(".gz")
+    suffix = Path(name).suffix
+    return name.removesuffix(suffix) if suffix.lower() in SUFFIXES else name
+
+
+"""The names ``dpz`` (distributed_pz.cli) looks up in every subcommand module."""
+
+
+def _band_paths(pairs: Sequence[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        band, sep, path = pair.partition("=")
+        if not sep or not band or not path:
+            raise IngestError(f"{option} {pair!r}: expected BAND=PATH, e.g. {option} r=tile_r.fits")
+        if band in out:
+            raise IngestError(f"{option}: band {band!r} is given twice")
+        out[band] = path
+    return out
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value

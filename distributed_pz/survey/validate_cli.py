@@ -1,0 +1,36 @@
+"""Check every tile of a survey store against the schema; one line per problem."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from distributed_pz.survey.errors import StoreError
+from distributed_pz.survey.store import open_store
+from distributed_pz.survey.validate import check_store, check_tile
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("store", help="store URL or path (local path, file://, memory://, s3://, gs://)")
+    parser.add_argument(
+        "--tile", action="append", help="check only this tile (repeatable); default: all tiles"
+    )
+    parser.add_argument(
+        "--deep", action="store_true", help="also decode every chunk and check values (reads everything)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        store = open_store(args.store)
+        if args.tile:
+            problems = [p for name in args.tile for p in check_tile(store.tile(name), deep=args.deep)]
+        else:
+            problems = check_store(store, deep=args.deep)
+    except StoreError as exc:
+        problems = [exc]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"ok: {args.store} ({', '.join(args.tile or store.tile_names())})")
+    return 1 if problems else 0

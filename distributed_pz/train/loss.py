@@ -1,0 +1,62 @@
+"""Training losses: the head's redshift loss, plus class cross-entropy and reconstruction terms."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from distributed_pz.models.base import PhotoZModel
+from distributed_pz.models.deepz import reconstruction_loss
+from distributed_pz.models.heads import mixture_log_prob
+from distributed_pz.pipeline import IGNORE_CLASS
+
+
+def member_loss(
+    model: PhotoZModel,
+    inputs: dict[str, torch.Tensor],
+    outputs: dict[str, torch.Tensor],
+    batch: dict[str, torch.Tensor],
+    usable: torch.Tensor,
+    reconstruction_weight: float = 0.0,
+    class_weight: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss of a batch and its parts.
+
+    Parameters
+    ----------
+    model, inputs, outputs
+        The model, what it read and what it returned.
+    batch
+        Targets: ``z`` ``(B,)`` and, optionally, ``class`` ``(B,)`` (:data:`IGNORE_CLASS` = unknown).
+    usable
+        ``(B,)`` booleans: rows whose inputs are usable (flags 0); the others add nothing.
+    reconstruction_weight
+        Weight of the autoencoder's reconstruction error (DEEPZ pre-training).
+    class_weight
+        Weight of the class cross-entropy (when the model has a class head and labels exist).
+
+    Returns
+    -------
+    total, parts
+        Scalar loss, and its detached parts: ``z``, and ``class`` / ``reconstruction`` when used.
+    """
+    keep = usable.float()
+    n = keep.sum().clamp_min(1.0)
+    z = batch["z"]
+    if model.has_pdf:
+        per_row = -mixture_log_prob(outputs["logits"], outputs["means"], outputs["sigmas"], z)
+    else:
+        per_row = F.huber_loss(outputs["z"], z, delta=model.config.huber_delta, reduction="none")
+    z_loss = (per_row * keep).sum() / n
+    total, parts = z_loss, {"z": z_loss.detach()}
+    if "class_logits" in outputs and "class" in batch:
+        labels = torch.where(usable, batch["class"], torch.full_like(batch["class"], IGNORE_CLASS))
+        if (labels != IGNORE_CLASS).any():
+            ce = F.cross_entropy(outputs["class_logits"], labels, ignore_index=IGNORE_CLASS)
+            total = total + class_weight * ce
+            parts["class"] = ce.detach()
+    if reconstruction_weight > 0 and "reconstruction" in outputs:
+        rec = reconstruction_loss(inputs, outputs)
+        total = total + reconstruction_weight * rec
+        parts["reconstruction"] = rec.detach()
+    return total, parts

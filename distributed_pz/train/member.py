@@ -1,0 +1,444 @@
+"""Train one ensemble member in plain PyTorch (CPU or GPU): the loop Ray Train wraps.
+
+``train_member(config, data, seed)`` fits the feature statistics on the training rows, trains
+with Adam under a pure learning-rate schedule, keeps the weights of the best validation epoch,
+stops early after ``patience`` epochs without improvement and stops on a non-finite loss
+(raising :class:`TrainingDiverged`, or returning the best weights so far with
+``stop_reason="nan"``). It returns the best model as an in-memory :class:`~distributed_pz.bundle.Bundle`
+plus the per-epoch history.
+
+Hooks for an orchestration layer: ``callback(report)`` runs after every epoch (report metrics,
+save ``report.state()`` as a checkpoint; returning True stops training), and ``resume=state``
+continues from such a checkpoint exactly (model, optimizer, epoch, best weights, random state).
+Transfer learning (DEEPZ §3): pre-train on simulations, then pass ``init_bundle=`` the
+pre-trained bundle to fine-tune on the target data (the pre-training feature statistics are kept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from distributed_pz.bundle import Bundle, make_bundle
+from distributed_pz.features import FeatureStats, InputSpec
+from distributed_pz.models.base import PhotoZModel
+from distributed_pz.models.registry import ModelConfig, build_model, config_to_dict, model_config
+from distributed_pz.pipeline import batch_tensors, fit_feature_stats, model_inputs, raw_features
+from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.train.loss import member_loss
+from distributed_pz.train.schedule import learning_rate
+
+STATE_VERSION = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss or the validation loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one member.
+
+    Parameters
+    ----------
+    epochs
+        Epochs to run at most (paper values: GaZNet 60, DEEPZ 300).
+    batch_size
+        Rows per optimisation step (DEEPZ: 100).
+    lr, schedule
+        Peak learning rate and schedule name (:mod:`distributed_pz.train.schedule`);
+        ``"auto"`` picks the model family's (``"gaznet"`` or ``"deepz"``).
+    weight_decay
+        Adam weight decay.
+    patience, min_delta
+        Stop after ``patience`` epochs whose validation loss did not beat the best by
+        ``min_delta`` (``None`` = never stop early).
+    val_fraction
+        Share of ``data`` held out for validation when no ``val_data`` is given.
+    device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    augment_cutouts, max_shift
+        Random quarter turns, flips and whole-pixel circular shifts up to ``max_shift`` pixels.
+    random_coadds, coadd_alpha
+        DEEPZ randomized coadds, keeping each exposure with probability ``coadd_alpha``.
+    reconstruction_weight
+        Weight of the autoencoder loss; ``None`` = 1 when training from scratch (pre-training)
+        and 0 when fine-tuning from ``init_bundle`` / ``init_weights`` (DEEPZ §4.2).
+    class_weight
+        Weight of the class cross-entropy (models with a class head).
+    grad_clip
+        Clip the gradient norm to this value (``None`` = no clipping).
+    on_nan
+        ``"raise"`` :class:`TrainingDiverged`, or ``"stop"`` and return the best weights so far.
+    """
+
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    schedule: str = "auto"
+    weight_decay: float = 0.0
+    patience: int | None = 10
+    min_delta: float = 0.0
+    val_fraction: float = 0.2
+    device: str = "cpu"
+    augment_cutouts: bool = True
+    max_shift: int = 2
+    random_coadds: bool = True
+    coadd_alpha: float = 0.8
+    reconstruction_weight: float | None = None
+    class_weight: float = 1.0
+    grad_clip: float | None = None
+    on_nan: Literal["raise", "stop"] = "raise"
+
+    def schedule_for(self, config: ModelConfig) -> str:
+        return config.family if self.schedule == "auto" else self.schedule
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch did: learning rate, mean losses, whether it is the best so far, seconds."""
+
+    epoch: int
+    lr: float
+    train_loss: float
+    val_loss: float
+    best_val_loss: float
+    is_best: bool
+    seconds: float
+    parts: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class EpochReport:
+    """Passed to the per-epoch callback.
+
+    ``state()`` gives the resume state (save it with :func:`save_train_state`); ``best_bundle()``
+    gives the best model so far as a bundle.
+    """
+
+    record: EpochRecord
+    seed: int
+    state: Callable[[], dict[str, Any]]
+    best_bundle: Callable[[], Bundle]
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """The trained member: best model as a bundle, history, best epoch and why it stopped.
+
+    ``stop_reason`` is ``"completed"``, ``"early_stopping"``, ``"callback"`` or ``"nan"``.
+    """
+
+    bundle: Bundle
+    history: tuple[EpochRecord, ...]
+    best_epoch: int
+    stop_reason: str
+
+
+def train_member(
+    config: ModelConfig | str | None,
+    data: TileArrays,
+    seed: int,
+    *,
+    train_config: TrainConfig | None = None,
+    val_data: TileArrays | None = None,
+    init_bundle: Bundle | None = None,
+    init_weights: Mapping[str, torch.Tensor] | None = None,
+    resume: Mapping[str, Any] | None = None,
+    callback: Callable[[EpochReport], bool | None] | None = None,
+) -> TrainResult:
+    """Train one member and return its best weights as a bundle.
+
+    Parameters
+    ----------
+    config
+        Model config, registered model name, or ``None`` to take ``init_bundle``'s config.
+    data
+        Training rows (rows without a finite ``z_spec`` are dropped).
+    seed
+        Seeds the initial weights, the validation split, batch order, augmentation and dropout.
+    train_config
+        Training settings (defaults: :class:`TrainConfig`).
+    val_data
+        Validation rows; default: ``val_fraction`` of ``data`` chosen with ``seed``.
+    init_bundle
+        Pre-trained bundle to fine-tune (its weights and feature statistics are used).
+    init_weights
+        Pre-trained state dict to start from (feature statistics fitted on ``data``).
+    resume
+        A state from :meth:`EpochReport.state` to continue from.
+    callback
+        Called after every epoch with an :class:`EpochReport`; returning True stops training.
+    """
+    tc = train_config or TrainConfig()
+    config = _resolve_config(config, init_bundle)
+    spec = config.input_spec()
+    device = torch.device(tc.device)
+    train, val = _split(data, val_data, seed, tc.val_fraction)
+    train_t = batch_tensors(train, spec, device=device)
+    val_t = batch_tensors(val, spec, device=device)
+    if resume is not None:
+        stats = FeatureStats.from_dict(resume["feature_stats"])
+    elif init_bundle is not None:
+        stats = init_bundle.feature_stats
+    else:
+        stats = fit_feature_stats(spec, train_t)
+    fine_tuning = init_bundle is not None or init_weights is not None
+    recon_weight = (
+        tc.reconstruction_weight if tc.reconstruction_weight is not None else float(not fine_tuning)
+    )
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = build_model(config).to(device)
+        if init_bundle is not None:
+            model.load_state_dict(init_bundle.model.state_dict())
+        elif init_weights is not None:
+            model.load_state_dict(dict(init_weights))
+        loop = _Loop(model, spec, stats, tc, seed, device, recon_weight, train, train_t, val_t)
+        if resume is not None:
+            loop.load_state(resume)
+        return loop.run(callback)
+
+
+def save_train_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
+    """Write a resume state (tensors, numbers, strings, lists, dicts) atomically with ``torch.save``."""
+    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+
+
+def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a resume state with ``torch.load(weights_only=True)`` (no arbitrary unpickling)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class _Loop:
+    """Mutable training state of one member; ``run`` is the epoch loop."""
+
+    def __init__(
+        self,
+        model: PhotoZModel,
+        spec: InputSpec,
+        stats: FeatureStats,
+        tc: TrainConfig,
+        seed: int,
+        device: torch.device,
+        recon_weight: float,
+        train: TileArrays,
+        train_t: dict[str, torch.Tensor],
+        val_t: dict[str, torch.Tensor],
+    ) -> None:
+        self.model, self.spec, self.stats, self.tc, self.seed = model, spec, stats, tc, seed
+        self.device, self.recon_weight = device, recon_weight
+        self.train, self.train_t, self.val_t = train, train_t, val_t
+        self.n_train = len(train_t["z"])
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.schedule = tc.schedule_for(model.config)
+        self.epoch = 0
+        self.best_val = math.inf
+        self.best_epoch = -1
+        self.best_state = _copy_state(model)
+        self.bad_epochs = 0
+        self.history: list[EpochRecord] = []
+
+    def run(self, callback: Callable[[EpochReport], bool | None] | None) -> TrainResult:
+        reason = "completed"
+        while self.epoch < self.tc.epochs:
+            record, diverged = self._epoch()
+            if diverged:
+                reason = "nan"
+                break
+            self.history.append(record)
+            self.epoch += 1
+            if callback is not None:
+                report = EpochReport(record, self.seed, self.state, self.bundle)
+                if callback(report):
+                    reason = "callback"
+                    break
+            if self.tc.patience is not None and self.bad_epochs >= self.tc.patience:
+                reason = "early_stopping"
+                break
+        return TrainResult(self.bundle(stop_reason=reason), tuple(self.history), self.best_epoch, reason)
+
+    def _epoch(self) -> tuple[EpochRecord | None, bool]:
+        started = time.perf_counter()
+        tc, model = self.tc, self.model
+        lr = learning_rate(self.schedule, self.epoch, tc.epochs, tc.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        order = torch.randperm(self.n_train, generator=self.generator, device=self.device)
+        sums: dict[str, float] = {}
+        steps = 0
+        for start in range(0, self.n_train, tc.batch_size):
+            rows = order[start : start + tc.batch_size]
+            if len(rows) < 2:  # batch norm needs two rows
+                continue
+            batch = {k: v[rows] for k, v in self.train_t.items()}
+            raw = raw_features(
+                self.spec,
+                batch,
+                coadd_alpha=tc.coadd_alpha if tc.random_coadds else None,
+                max_shift=tc.max_shift if tc.augment_cutouts else None,
+                generator=self.generator,
+            )
+            inputs = model_inputs(self.spec, raw, self.stats)
+            outputs = model(inputs)
+            loss, parts = member_loss(
+                model, inputs, outputs, batch, raw["flags"] == 0, self.recon_weight, tc.class_weight
+            )
+            if not torch.isfinite(loss):
+                return None, self._diverged(
+                    f"training loss is {loss.item()} at epoch {self.epoch}, step {steps}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            self.optimizer.step()
+            steps += 1
+            sums["loss"] = sums.get("loss", 0.0) + loss.item()
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + value.item()
+        if steps == 0:
+            raise ValueError(f"no training step: {self.n_train} training rows, batch size {tc.batch_size}")
+        val_loss = evaluate_loss(model, self.spec, self.stats, self.val_t, tc.batch_size)
+        if not math.isfinite(val_loss):
+            return None, self._diverged(f"validation loss is {val_loss} at epoch {self.epoch}")
+        is_best = val_loss < self.best_val - tc.min_delta
+        if is_best:
+            self.best_val, self.best_epoch, self.best_state = val_loss, self.epoch, _copy_state(model)
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        record = EpochRecord(
+            epoch=self.epoch,
+            lr=lr,
+            train_loss=sums["loss"] / steps,
+            val_loss=val_loss,
+            best_val_loss=self.best_val,
+            is_best=is_best,
+            seconds=time.perf_counter() - started,
+            parts={k: v / steps for k, v in sums.items() if k != "loss"},
+        )
+        return record, False
+
+    def _diverged(self, message: str) -> bool:
+        if self.tc.on_nan == "raise":
+            raise TrainingDiverged(f"member seed {self.seed}: {message}")
+        return True
+
+    def bundle(self, stop_reason: str | None = None) -> Bundle:
+        """The best weights so far as a bundle (on a copy of the model)."""
+        model = build_model(self.model.config).to(self.device)
+        model.load_state_dict(self.best_state)
+        metadata = {
+            "seed": self.seed,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val if math.isfinite(self.best_val) else None,
+            "epochs_run": len(self.history),
+            "n_train": self.n_train,
+            "n_val": len(self.val_t["z"]),
+            "train_config": dataclasses.asdict(self.tc),
+        }
+        if stop_reason is not None:
+            metadata["stop_reason"] = stop_reason
+        return make_bundle(model, self.stats, self.train.bands, self.train.image_bands, metadata)
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this epoch ended."""
+        state = {
+            "version": STATE_VERSION,
+            "config": config_to_dict(self.model.config),
+            "feature_stats": self.stats.to_dict(),
+            "epoch": self.epoch,
+            "model": _copy_state(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "best_state": {k: v.clone() for k, v in self.best_state.items()},
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "history": [dataclasses.asdict(r) for r in self.history],
+            "generator": self.generator.get_state(),
+            "rng_cpu": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"resume state version {state.get('version')}, expected {STATE_VERSION}")
+        if state["config"] != config_to_dict(self.model.config):
+            raise ValueError("resume state was saved for a different model config")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.best_state = {k: v.to("cpu") for k, v in state["best_state"].items()}
+        self.best_val, self.best_epoch = float(state["best_val"]), int(state["best_epoch"])
+        self.bad_epochs = int(state["bad_epochs"])
+        self.history = [EpochRecord(**r) for r in state["history"]]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: PhotoZModel,
+    spec: InputSpec,
+    stats: FeatureStats,
+    tensors: dict[str, torch.Tensor],
+    batch_size: int = 1024,
+) -> float:
+    """Mean redshift loss (no augmentation, no auxiliary terms) over usable rows, in eval mode."""
+    model.eval()
+    total, count = 0.0, 0.0
+    n = len(tensors["z"])
+    for start in range(0, n, batch_size):
+        batch = {k: v[start : start + batch_size] for k, v in tensors.items()}
+        raw = raw_features(spec, batch)
+        usable = raw["flags"] == 0
+        inputs = model_inputs(spec, raw, stats)
+        loss, _ = member_loss(model, inputs, model(inputs), batch, usable, 0.0, 0.0)
+        k = usable.sum().item()
+        total += loss.item() * k
+        count += k
+    return total / count if count else math.nan
+
+
+def _resolve_config(config: ModelConfig | str | None, init_bundle: Bundle | None) -> ModelConfig:
+    if config is None:
+        if init_bundle is None:
+            raise ValueError("give a model config (or name), or an init_bundle to take it from")
+        return init_bundle.config
+    return model_config(config) if isinstance(config, str) else config
+
+
+def _split(
+    data: TileArrays, val_data: TileArrays | None, seed: int, val_fraction: float
+) -> tuple[TileArrays, TileArrays]:
+    if "z_spec" not in data.arrays:
+        raise ValueError("training data has no 'z_spec' array")
+    labelled = np.flatnonzero(np.isfinite(data.arrays["z_spec"]))
+    if val_data is not None:
+        return data.take(labelled), val_data.take(np.flatnonzero(np.isfinite(val_data.arrays["z_spec"])))
+    order = np.random.default_rng(seed).permutation(labelled)
+    n_val = max(1, int(round(val_fraction * len(order))))
+    if len(order) - n_val < 2:
+        raise ValueError(f"{len(labelled)} labelled rows are too few to split for training and validation")
+    return data.take(np.sort(order[n_val:])), data.take(np.sort(order[:n_val]))
+
+
+def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

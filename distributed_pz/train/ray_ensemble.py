@@ -1,0 +1,274 @@
+"""Train an ensemble with Ray Train: one ``TorchTrainer`` run whose workers share out the members.
+
+The driver (:func:`train_ensemble`) selects the training sample, draws (or reuses) the split
+plan, starts ONE Train V2 ``TorchTrainer`` — ~10 s of start-up paid once, not once per member —
+whose workers each train a share of the members (:mod:`distributed_pz.train.worker`), then pools
+the out-of-fold predictions into ``oof.parquet`` and writes the ensemble manifest.
+
+Packing: a worker takes ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs — 1 GPU each, a
+fraction (0.5 = two members training side by side on one GPU), or none for CPU-only Ray. By
+default the workers fill the cluster, capped at the members left to train. Members are
+data-parallel over workers; DDP inside a member (for a model too large for one device) is not
+implemented: the process group is set up (gloo) only to keep the workers' reports in step.
+
+Data: workers read their rows from the survey store themselves (store URL, tile names and the
+sample's row indices on the output directory), rather than receiving arrays through
+``ray.put``: on a cluster each node reads shards in parallel straight from shared or object
+storage, nothing is staged through the driver (which may be a remote ``ray://`` client), and
+the object store stays free for Ray. The output directory must therefore be visible to every
+node (local disk on one machine, a shared filesystem on a cluster).
+
+Faults and reruns: every epoch each worker checkpoints its member through ``ray.train.report``;
+``FailureConfig(max_failures)`` restarts a dead worker group, which resumes every running member
+from its last epoch. A member is finished once its bundle is in ``members/``: a rerun on the
+same output skips it (and an interrupted run resumes Ray Train's own checkpoints, kept under
+``ray_train/`` until the ensemble is complete).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.ensemble import CONFIG, MANIFEST, PRETRAIN, finished_members, write_json, write_manifest
+from distributed_pz.survey.store import open_store
+from distributed_pz.train.config import ClusterConfig, EnsembleConfig
+from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
+from distributed_pz.train.plan import SplitPlan, load_plan, make_plan
+from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
+from distributed_pz.train.sample import load_sample, required_arrays, select_sample, store_hash
+from distributed_pz.train.worker import oof_part_path, worker_loop
+
+RAY_RUN = "ray_train"
+"""Ray Train run name: its checkpoints live in ``<out>/ray_train/`` until the ensemble is complete."""
+SAMPLE_JSON = "sample.json"
+QUIET_RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION": "0",
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+}
+"""Settings that cut a TorchTrainer start from ~25 s to ~10 s and keep Ray quiet (STACK-NOTES.md);
+the environment wins where it sets them."""
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a ``train_ensemble`` call did.
+
+    ``content_hash`` is ``None`` unless every member is finished (then the manifest is written).
+    """
+
+    path: Path
+    n_members: int
+    finished: int
+    trained_now: int
+    workers: int
+    seconds: float
+    content_hash: str | None
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Start a quiet local Ray (``address=None``) or join a cluster (``"auto"``, ``"ray://host:port"``)."""
+    for key, value in QUIET_RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    env = {"env_vars": {k: os.environ[k] for k in QUIET_RAY_ENV}}
+    if address is None:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            runtime_env=env,
+        )
+    else:
+        ray.init(address=address, logging_level="ERROR", runtime_env=env)
+
+
+def train_ensemble(
+    config: EnsembleConfig,
+    cluster: ClusterConfig | None = None,
+    echo: Callable[[str], None] = print,
+) -> TrainOutcome:
+    """Train (or finish training) the ensemble ``config`` describes, into ``config.out``.
+
+    Starts a local Ray unless one is running or ``cluster.address`` names a cluster; a Ray it
+    started is shut down on return.
+
+    Raises
+    ------
+    ValueError
+        If the output directory holds an ensemble of other settings or other training data.
+    ray.train.TrainingFailedError
+        If workers kept failing beyond ``cluster.max_failures`` (finished members stay on disk).
+    """
+    cluster = cluster or ClusterConfig()
+    started = time.perf_counter()
+    out = Path(config.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(
+        config,
+        out=str(out),
+        tiles=_tiles(config.store, config.tiles),
+        pretrain_tiles=_tiles(config.pretrain_store, config.pretrain_tiles) if config.pretrain_store else (),
+    )
+    spec = config.model_config().input_spec()
+    arrays = required_arrays(spec, open_store(config.store).tile(config.tiles[0]).array_names())
+    digest = store_hash(config.store, config.tiles, arrays)
+    plan = _prepare(out, config, arrays, digest)
+    ids = [m.member_id for m in plan.members]
+    done_before = finished_members(out)
+    pending = [i for i in ids if i not in done_before]
+    need_pretrain = bool(config.pretrain_store) and not (out / PRETRAIN / BUNDLE_MANIFEST).is_file()
+    workers = 0
+    if pending or need_pretrain:
+        echo(
+            f"training {len(pending)} of {len(ids)} members ({len(done_before)} already finished) into {out}"
+        )
+        workers = _fit(out, config, cluster, arrays, len(pending), new_status(ids, done_before), echo)
+    finished = finished_members(out)
+    content_hash = None
+    if finished >= set(ids):
+        content_hash = _finish(out, config, plan, arrays, digest)
+        shutil.rmtree(out / RAY_RUN, ignore_errors=True)
+    return TrainOutcome(
+        path=out,
+        n_members=len(ids),
+        finished=len(finished & set(ids)),
+        trained_now=len((finished - done_before) & set(ids)),
+        workers=workers,
+        seconds=time.perf_counter() - started,
+        content_hash=content_hash,
+    )
+
+
+def _tiles(store_url: str, tiles: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(tiles) or tuple(open_store(store_url).tile_names())
+
+
+def _prepare(out: Path, config: EnsembleConfig, arrays: list[str], digest: str) -> SplitPlan:
+    """Draw the plan on a fresh output; on an existing one check it is the same run and reuse it."""
+    resolved = json.loads(json.dumps(config.result_fields()))
+    if (out / CONFIG).is_file():
+        saved = json.loads((out / CONFIG).read_text())
+        changed = sorted(
+            k for k in resolved.keys() | saved.keys() if k != "out" and saved.get(k) != resolved.get(k)
+        )
+        if changed:
+            raise ValueError(
+                f"{out} holds an ensemble trained with other settings ({', '.join(changed)}); "
+                "use another --out or the same settings"
+            )
+        recorded = json.loads((out / SAMPLE_JSON).read_text())["hash"]
+        if recorded != digest:
+            raise ValueError(f"{out}: the training store's content changed since this ensemble was started")
+        return load_plan(out)
+    sample = select_sample(config.store, config.tiles)
+    sample.save(out)
+    write_json(
+        out / SAMPLE_JSON,
+        {
+            "url": config.store,
+            "tiles": list(config.tiles),
+            "arrays": arrays,
+            "hash": digest,
+            "n_rows": sample.n_rows,
+        },
+    )
+    plan = make_plan(sample.object_id, config.n_splits, config.n_folds, config.val_fraction, config.seed)
+    plan.save(out)
+    write_json(out / CONFIG, {**resolved, "out": str(out)})  # last: a complete preparation
+    return plan
+
+
+def _fit(
+    out: Path,
+    config: EnsembleConfig,
+    cluster: ClusterConfig,
+    arrays: list[str],
+    n_pending: int,
+    status: dict[str, Any],
+    echo: Callable[[str], None],
+) -> int:
+    """Run the one TorchTrainer; returns its number of workers."""
+    own_ray = not ray.is_initialized()
+    if own_ray:
+        start_ray(cluster.address)
+    try:
+        resources = ray.cluster_resources()
+        gpus = cluster.gpus_per_worker
+        if gpus is None:
+            gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+        if cluster.num_workers:
+            n_workers = cluster.num_workers
+        elif gpus > 0:
+            n_workers = int(resources.get("GPU", 0) / gpus)
+        else:
+            n_workers = int(resources.get("CPU", 1) // cluster.cpus_per_worker)
+        n_workers = max(1, min(n_workers, max(n_pending, 1)))
+        per_worker = {"CPU": cluster.cpus_per_worker, **({"GPU": gpus} if gpus > 0 else {})}
+        pretrain_arrays = []
+        if config.pretrain_store:
+            available = open_store(config.pretrain_store).tile(config.pretrain_tiles[0]).array_names()
+            pretrain_arrays = required_arrays(config.model_config().input_spec(), available)
+        echo(f"Ray Train: {n_workers} workers × {per_worker}, members dealt out by rank")
+        trainer = TorchTrainer(
+            worker_loop,
+            train_loop_config={
+                "config": config.to_dict(),
+                "arrays": arrays,
+                "pretrain_arrays": pretrain_arrays,
+                "threads": cluster.cpus_per_worker,
+            },
+            scaling_config=ray.train.ScalingConfig(
+                num_workers=n_workers, use_gpu=gpus > 0, resources_per_worker=per_worker
+            ),
+            torch_config=TorchConfig(backend="gloo"),
+            run_config=ray.train.RunConfig(
+                name=RAY_RUN,
+                storage_path=str(out),
+                failure_config=ray.train.FailureConfig(max_failures=cluster.max_failures),
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+                callbacks=[ProgressCallback(out / STATUS, status)],
+            ),
+        )
+        with StatusWatcher(out / STATUS, echo):
+            trainer.fit()
+    finally:
+        if own_ray:
+            ray.shutdown()
+    return n_workers
+
+
+def _finish(out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str], digest: str) -> str:
+    """Pool the out-of-fold parts into ``oof.parquet`` and write the manifest; returns the ensemble hash."""
+    if (out / MANIFEST).is_file() and (out / OOF_CATALOG).is_file():
+        return json.loads((out / MANIFEST).read_text())["content_hash"]
+    sample = load_sample(out, config.store, config.tiles)
+    parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
+    write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, combine_parts(parts, plan.n_rows))
+    store = {"url": config.store, "tiles": list(config.tiles), "arrays": arrays, "hash": digest}
+    pretrain = None
+    if config.pretrain_store:
+        bundle = json.loads((out / PRETRAIN / BUNDLE_MANIFEST).read_text())
+        pretrain = {
+            "path": PRETRAIN,
+            "content_hash": bundle["content_hash"],
+            "store": config.pretrain_store,
+            "tiles": list(config.pretrain_tiles),
+        }
+    return write_manifest(out, plan, config.to_dict(), store, pretrain)

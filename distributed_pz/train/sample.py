@@ -1,0 +1,149 @@
+"""The training sample of a survey store: which rows have a spectroscopic redshift, and reading them.
+
+The driver selects the rows (finite ``z_spec``) once and the split plan indexes them; every Ray
+worker then reads the rows it needs straight from the store (a shared filesystem or an object
+store URL), shard by shard, so no array larger than the row indices crosses the object store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+import numpy as np
+
+from distributed_pz.features import InputSpec
+from distributed_pz.survey.store import open_store
+from distributed_pz.tile_arrays import TileArrays
+
+SAMPLE_ARRAYS = "sample.npz"
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingSample:
+    """Rows of a store used for training, in plan order.
+
+    Parameters
+    ----------
+    store_url
+        The survey store.
+    tiles
+        Tile names; ``tile_index`` points into this tuple.
+    tile_index, row
+        ``[N]`` tile and row within the tile of every sample row.
+    object_id, z_spec
+        ``[N]`` identifiers and spectroscopic redshifts.
+    """
+
+    store_url: str
+    tiles: tuple[str, ...]
+    tile_index: np.ndarray
+    row: np.ndarray
+    object_id: np.ndarray
+    z_spec: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row)
+
+    def save(self, directory: str | Path) -> None:
+        """Write the row selection as ``sample.npz`` (the URL and tiles live in the run config)."""
+        np.savez(
+            Path(directory) / SAMPLE_ARRAYS,
+            tile_index=self.tile_index,
+            row=self.row,
+            object_id=self.object_id,
+            z_spec=self.z_spec,
+        )
+
+
+def load_sample(directory: str | Path, store_url: str, tiles: Sequence[str]) -> TrainingSample:
+    """Read a sample written by :meth:`TrainingSample.save`."""
+    with np.load(Path(directory) / SAMPLE_ARRAYS, allow_pickle=False) as a:
+        return TrainingSample(store_url, tuple(tiles), a["tile_index"], a["row"], a["object_id"], a["z_spec"])
+
+
+def required_arrays(spec: InputSpec, available: Sequence[str]) -> list[str]:
+    """Tile arrays a model with input ``spec`` trains from, among those ``available``."""
+    wanted = {"object_id", "z_spec", "class"}
+    if spec.catalog != "none":
+        wanted.add("mag")
+    if spec.catalog == "flux_ratio" and spec.use_exposures:
+        wanted |= {"flux_exp", "flux_exp_err"}
+    if spec.image_bands:
+        wanted.add("cutout")
+    return sorted(wanted & set(available))
+
+
+def select_sample(store_url: str, tiles: Sequence[str] = ()) -> TrainingSample:
+    """Rows with a finite, non-negative ``z_spec`` in ``tiles`` (every tile of the store if empty).
+
+    Raises
+    ------
+    ValueError
+        If a tile has no ``z_spec`` array or the sample is empty.
+    """
+    store = open_store(store_url)
+    names = tuple(tiles) or tuple(store.tile_names())
+    if not names:
+        raise ValueError(f"store {store_url} has no tile")
+    parts = []
+    for i, name in enumerate(names):
+        tile = store.tile(name)
+        if not tile.has("z_spec"):
+            raise ValueError(f"store {store_url}, tile {name!r}: no z_spec array to train on")
+        got = tile.read(["object_id", "z_spec"])
+        rows = np.flatnonzero(np.isfinite(got["z_spec"]) & (got["z_spec"] >= 0))
+        parts.append((np.full(len(rows), i, np.int32), rows, got["object_id"][rows], got["z_spec"][rows]))
+    if sum(len(p[1]) for p in parts) == 0:
+        raise ValueError(f"store {store_url}: no row with a spectroscopic redshift in tiles {list(names)}")
+    tile_index, row, object_id, z_spec = (np.concatenate(a) for a in zip(*parts, strict=True))
+    return TrainingSample(store_url, names, tile_index, row.astype(np.int64), object_id, z_spec)
+
+
+def read_sample_rows(sample: TrainingSample, arrays: Sequence[str]) -> TileArrays:
+    """Read ``arrays`` for every sample row (in sample order), one shard-aligned block at a time.
+
+    Every tile must share the band axes of the first one.
+    """
+    store = open_store(sample.store_url)
+    pieces: list[dict[str, np.ndarray]] = []
+    first = None
+    for i, name in enumerate(sample.tiles):
+        tile = store.tile(name)
+        if first is None:
+            first = tile
+        elif (tile.bands, tile.image_bands) != (first.bands, first.image_bands):
+            raise ValueError(f"tile {name!r} has other bands than tile {first.name!r}; train on one band set")
+        rows = np.sort(sample.row[sample.tile_index == i])
+        for start, stop in tile.row_blocks():
+            inside = rows[(rows >= start) & (rows < stop)]
+            if len(inside):
+                block = tile.read(arrays, start, stop)
+                pieces.append({k: v[inside - start] for k, v in block.items()})
+    joined = {k: np.concatenate([p[k] for p in pieces]) for k in arrays}
+    # pieces come tile by tile in row order; put them back in sample order
+    order = np.lexsort((sample.row, sample.tile_index))
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return TileArrays.from_attrs({k: v[inverse] for k, v in joined.items()}, first.attrs)
+
+
+def store_hash(store_url: str, tiles: Sequence[str], arrays: Sequence[str]) -> str:
+    """sha256 over the bytes of the tiles' metadata and of the named arrays (every file, sorted).
+
+    Two stores with the same hash hold the same training data, whatever their URL.
+    """
+    fs, root = fsspec.core.url_to_fs(store_url)
+    digest = hashlib.sha256()
+    for tile in tiles:
+        paths = [f"{root}/{tile}/zarr.json"]
+        for name in sorted(set(arrays)):
+            paths += sorted(fs.find(f"{root}/{tile}/{name}"))
+        for path in paths:
+            digest.update(path.removeprefix(root).encode() + b"\0")
+            digest.update(fs.cat_file(path))
+    return digest.hexdigest()

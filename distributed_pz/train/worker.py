@@ -1,0 +1,233 @@
+"""What each Ray Train worker runs: its share of the members, one after another, in lockstep.
+
+Members are data-parallel over workers (DESIGN.md): the members not yet on disk are dealt out
+by world rank (``pending[rank::world]``) and each worker trains its share with the plain-PyTorch
+:func:`~distributed_pz.train.member.train_member`, reading its rows from the survey store.
+After every epoch a worker reports its metrics and its member's resume state
+(``<member_id>/state.pt``) through ``ray.train.report``; Ray Train merges the workers' files
+into one checkpoint. ``ray.train.report`` is a barrier that every worker must call equally
+often, so a step starts with an all-reduce of "still training" flags: workers that are done
+keep reporting (without a checkpoint) until every worker is done.
+
+After a worker dies, Ray Train restarts the group and ``ray.train.get_checkpoint()`` holds the
+state of every member that was running, whichever rank picks it up now: training continues
+from the last finished epoch. A finished member leaves its out-of-fold part and its bundle
+(renamed into place last), so a restart or a rerun skips it.
+
+With a pre-training store, rank 0 first pre-trains (the others step idly) and saves
+``pretrain/``; every member then fine-tunes from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.bundle import Bundle, load_bundle, save_bundle
+from distributed_pz.ensemble import PRETRAIN, finished_members, member_dir
+from distributed_pz.predict import predict_arrays
+from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.train.config import EnsembleConfig
+from distributed_pz.train.member import (
+    EpochReport,
+    TrainConfig,
+    load_train_state,
+    save_train_state,
+    train_member,
+)
+from distributed_pz.train.oof import save_part
+from distributed_pz.train.plan import MemberSpec, SplitPlan, derived_seed, load_plan
+from distributed_pz.train.sample import load_sample, read_sample_rows, select_sample
+
+STATE_FILE = "state.pt"
+OOF_PARTS = "oof"
+
+
+class Lockstep:
+    """Keeps every worker's ``ray.train.report`` calls in step (report is a barrier)."""
+
+    def __init__(self, world_size: int, identity: Mapping[str, Any]) -> None:
+        self.world_size = world_size
+        self.identity = dict(identity)
+        self.finished: list[str] = []
+
+    def any(self, flag: bool) -> bool:
+        """True if ``flag`` is set on any worker (an all-reduce, so also a barrier)."""
+        if self.world_size == 1:
+            return flag
+        value = torch.tensor([int(flag)])
+        dist.all_reduce(value)
+        return bool(value.item())
+
+    def report(self, metrics: Mapping[str, Any], checkpoint_dir: str | None = None) -> None:
+        """One step of a worker with work: metrics and, optionally, a checkpoint directory."""
+        self.any(True)
+        self._report(metrics, checkpoint_dir)
+
+    def drain(self) -> None:
+        """Step idly (announcing what finished) until no worker has work left."""
+        while self.any(bool(self.finished)):
+            self._report({"phase": "idle"}, None)
+
+    def _report(self, metrics: Mapping[str, Any], checkpoint_dir: str | None) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report({**self.identity, **metrics, "finished": self.finished}, checkpoint=checkpoint)
+        self.finished = []
+
+
+def worker_loop(loop_config: dict[str, Any]) -> None:
+    """The Ray Train ``train_loop_per_worker``.
+
+    ``loop_config`` holds ``config`` (:meth:`EnsembleConfig.to_dict`), ``arrays`` and
+    ``pretrain_arrays`` (store arrays to read) and ``threads`` (torch threads per worker).
+    """
+    config = EnsembleConfig.from_dict(loop_config["config"])
+    out = Path(config.out)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.set_num_threads(loop_config["threads"])
+    step = Lockstep(world, {"rank": rank, "pid": os.getpid()})
+
+    # Every worker decides from the same view of the disk, before anyone writes to it.
+    plan = load_plan(out)
+    need_pretrain = bool(config.pretrain_store) and not (out / PRETRAIN / BUNDLE_MANIFEST).is_file()
+    done = finished_members(out)
+    mine = [m for m in plan.members if m.member_id not in done][rank::world]
+    step.any(False)
+    states = _restored_states({m.member_id for m in mine} | {PRETRAIN})
+
+    if need_pretrain:
+        if rank == 0:
+            _pretrain(config, loop_config["pretrain_arrays"], out, device, states.get(PRETRAIN), step)
+        step.drain()
+    init_bundle = load_bundle(out / PRETRAIN, device=device) if config.pretrain_store else None
+    if mine:
+        sample = load_sample(out, config.store, config.tiles)
+        data = read_sample_rows(sample, loop_config["arrays"])
+        train_config = dataclasses.replace(config.train, device=str(device))
+        for member in mine:
+            _train(config, plan, member, data, train_config, init_bundle, states.get(member.member_id), step)
+    step.drain()
+
+
+def _restored_states(names: set[str]) -> dict[str, dict[str, Any]]:
+    """Resume states in the latest Ray Train checkpoint for the members (or ``pretrain``) named."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return {}
+    with checkpoint.as_directory() as directory:
+        found = {p.parent.name: p for p in Path(directory).glob(f"*/{STATE_FILE}")}
+        return {name: load_train_state(path) for name, path in found.items() if name in names}
+
+
+def _epoch_reporter(name: str, phase: str, resumed_from: int, epochs: int, step: Lockstep) -> Callable:
+    def report(epoch: EpochReport) -> None:
+        metrics = {
+            "phase": phase,
+            "member": name,
+            "epoch": epoch.record.epoch + 1,
+            "epochs": epochs,
+            "train_loss": epoch.record.train_loss,
+            "val_loss": epoch.record.val_loss,
+            "resumed_from": resumed_from,
+        }
+        with tempfile.TemporaryDirectory(prefix="dpz-ckpt-") as tmp:
+            (Path(tmp) / name).mkdir()
+            save_train_state(Path(tmp) / name / STATE_FILE, _plain(epoch.state()))
+            step.report(metrics, tmp)
+
+    return report
+
+
+def _plain(value: Any) -> Any:
+    """The state with numpy scalars made Python numbers, which ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _pretrain(
+    config: EnsembleConfig,
+    arrays: list[str],
+    out: Path,
+    device: torch.device,
+    state: dict[str, Any] | None,
+    step: Lockstep,
+) -> None:
+    sample = select_sample(config.pretrain_store, config.pretrain_tiles)
+    data = read_sample_rows(sample, arrays)
+    resumed_from = int(state["epoch"]) if state else 0
+    result = train_member(
+        config.model_config(),
+        data,
+        derived_seed(config.seed, PRETRAIN),
+        train_config=dataclasses.replace(config.pretrain, device=str(device)),
+        resume=state,
+        callback=_epoch_reporter(PRETRAIN, "pretrain", resumed_from, config.pretrain.epochs, step),
+    )
+    save_bundle(
+        out / PRETRAIN, _with_metadata(result.bundle, {"resumed_from_epoch": resumed_from}), overwrite=True
+    )
+    step.finished.append(PRETRAIN)
+
+
+def _train(
+    config: EnsembleConfig,
+    plan: SplitPlan,
+    member: MemberSpec,
+    data: TileArrays,
+    train_config: TrainConfig,
+    init_bundle: Bundle | None,
+    state: dict[str, Any] | None,
+    step: Lockstep,
+) -> None:
+    started = time.perf_counter()
+    out = Path(config.out)
+    name = member.member_id
+    resumed_from = int(state["epoch"]) if state else 0
+    result = train_member(
+        config.model_config(),
+        data.take(plan.train_rows(member)),
+        member.seed,
+        train_config=train_config,
+        val_data=data.take(plan.validation_rows(member)),
+        init_bundle=init_bundle,
+        resume=state,
+        callback=_epoch_reporter(name, "member", resumed_from, train_config.epochs, step),
+    )
+    test = plan.test_rows(member)
+    save_part(oof_part_path(out, name), test, predict_arrays(result.bundle, data.take(test)))
+    record = {
+        "member_id": name,
+        "split": member.split,
+        "fold": member.fold,
+        "resumed_from_epoch": resumed_from,
+        "seconds_this_attempt": round(time.perf_counter() - started, 3),
+        "history": [dataclasses.asdict(r) for r in result.history],
+    }
+    save_bundle(member_dir(out, name), _with_metadata(result.bundle, record), overwrite=True)
+    step.finished.append(name)
+
+
+def _with_metadata(bundle: Bundle, extra: Mapping[str, Any]) -> Bundle:
+    return dataclasses.replace(bundle, metadata={**bundle.metadata, **extra})
+
+
+def oof_part_path(out: str | os.PathLike, member_id: str) -> Path:
+    """Where a member's out-of-fold part lives."""
+    return Path(out) / OOF_PARTS / f"{member_id}.npz"
