@@ -17,6 +17,7 @@ ray = pytest.importorskip("ray")
 
 from distributed_pz.ensemble import MANIFEST, load_ensemble, member_dir  # noqa: E402
 from distributed_pz.predict import predict_arrays  # noqa: E402
+from distributed_pz.survey.simulate import SimulationConfig, simulate_tile  # noqa: E402
 from distributed_pz.survey.store import open_store  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402
 from distributed_pz.train.member import TrainConfig  # noqa: E402
@@ -26,8 +27,6 @@ from distributed_pz.train.progress import STATUS  # noqa: E402
 from distributed_pz.train.ray_ensemble import RAY_RUN, start_ray, train_ensemble  # noqa: E402
 from distributed_pz.train.sample import load_sample, read_sample_rows  # noqa: E402
 from distributed_pz.train.worker import oof_part_path  # noqa: E402
-
-from .conftest import make_tile_arrays  # noqa: E402
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -41,19 +40,27 @@ def ray_session():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    url = str(tmp_path_factory.mktemp("store") / "train.zarr")
-    survey = open_store(url, "a")
-    for i, n in enumerate((300, 180)):
-        arrays, attrs = make_tile_arrays(n, n_exp=3, seed=i)
-        arrays["object_id"] += 10_000 * i
-        arrays["z_spec"][::7] = np.nan  # rows without spec-z stay out of the sample
-        survey.write_tile(f"t{i}", arrays, attrs, chunk_rows=64, shard_rows=128)
+def simulated_store(url, sizes, seed):
+    store = open_store(url, "a")
+    for i, n in enumerate(sizes):
+        sim = SimulationConfig(n_sources=n, seed=seed + i, tile=f"t{i}", object_id_start=10_000 * i)
+        arrays, attrs = simulate_tile(sim)
+        arrays["z_spec"][::7] = np.nan  # rows without a spec-z stay out of the sample
+        store.write_tile(f"t{i}", arrays, attrs, chunk_rows=64, shard_rows=128)
     return url
 
 
-def config(store, out, epochs=2, n_splits=2):
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return simulated_store(str(tmp_path_factory.mktemp("store") / "train.zarr"), (300, 180), seed=0)
+
+
+@pytest.fixture(scope="module")
+def pretrain_store(tmp_path_factory):
+    return simulated_store(str(tmp_path_factory.mktemp("store") / "sim.zarr"), (400,), seed=100)
+
+
+def config(store, out, epochs=2, n_splits=2, pretrain_store=None):
     return EnsembleConfig(
         store=store,
         out=str(out),
@@ -63,13 +70,18 @@ def config(store, out, epochs=2, n_splits=2):
         n_folds=2,
         seed=3,
         train=TrainConfig(epochs=epochs, batch_size=64, patience=None, on_nan="stop"),
+        pretrain_store=pretrain_store,
+        pretrain=TrainConfig(epochs=2, batch_size=64, on_nan="stop"),
     )
 
 
-def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(ray_session, store, tmp_path):
+def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
+    ray_session, store, pretrain_store, tmp_path
+):
     out = tmp_path / "ens"
+    settings = config(store, out, pretrain_store=pretrain_store)
     lines = []
-    outcome = train_ensemble(config(store, out), echo=lines.append)
+    outcome = train_ensemble(settings, echo=lines.append)
     assert (outcome.n_members, outcome.finished, outcome.trained_now, outcome.workers) == (4, 4, 4, 2)
     assert outcome.content_hash and lines
     assert not (out / RAY_RUN).exists()  # Ray Train's checkpoints go once the ensemble is complete
@@ -81,21 +93,29 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(ray_session,
     assert len(ensemble) == 4 and ensemble.content_hash == outcome.content_hash
     assert list(ensemble.members) == ["s00_f0", "s00_f1", "s01_f0", "s01_f1"]
     assert plan.n_rows == 480 - len(range(0, 300, 7)) - len(range(0, 180, 7))
+    pretrained = load_ensemble(out / "pretrain").bundles[0]
+    assert all(b.feature_stats == pretrained.feature_stats for b in ensemble.bundles)  # fine-tuned from it
 
     # out-of-fold: every row predicted by exactly the members whose test fold holds it
     oof = pq.read_table(out / "oof.parquet").to_pydict()
     assert np.array_equal(oof["object_id"], plan.object_id)
-    assert set(oof["n_members"]) == {2}
     weights = np.array(oof["pdf_weights"])  # (N, 2 splits × 3 components)
     assert weights.shape == (plan.n_rows, 6)
-    np.testing.assert_allclose(weights.sum(axis=1), 1, rtol=1e-5)
+    predicted = np.zeros(plan.n_rows, int)
     for spec in plan.members:
         part = load_part(oof_part_path(out, spec.member_id))
+        predicted[part["row"]] += np.isfinite(part["z_phot"])  # flagged rows (no i band, ...) are NaN
         seen = np.concatenate([plan.train_rows(spec), plan.validation_rows(spec)])
         assert np.array_equal(part["row"], plan.test_rows(spec))
         assert not np.isin(part["row"], seen).any()
         cols = slice(3 * spec.split, 3 * spec.split + 3)
-        np.testing.assert_allclose(weights[part["row"], cols], part["pdf_weights"] / 2, rtol=1e-5)
+        both = part["row"][predicted[part["row"]] == 2]
+        np.testing.assert_allclose(
+            weights[both, cols], load_part_rows(part, both)["pdf_weights"] / 2, rtol=1e-5
+        )
+    assert np.array_equal(oof["n_members"], predicted) and (predicted == 2).mean() > 0.9
+    np.testing.assert_allclose(weights[predicted > 0].sum(axis=1), 1, rtol=1e-5)
+    assert np.isnan(np.array(oof["z_phot"])[predicted == 0]).all()
 
     # the part really is that member's prediction of rows it never saw
     spec = plan.members[3]
@@ -110,7 +130,7 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(ray_session,
 
     # rerun: nothing to train, no Ray Train start
     started = time.perf_counter()
-    rerun = train_ensemble(config(store, out))
+    rerun = train_ensemble(settings)
     assert (rerun.trained_now, rerun.workers, rerun.content_hash) == (0, 0, outcome.content_hash)
     assert time.perf_counter() - started < 5
 
@@ -118,13 +138,19 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(ray_session,
     kept = (member_dir(out, "s00_f0") / "weights.safetensors").stat().st_mtime_ns
     shutil.rmtree(member_dir(out, "s01_f1"))
     (out / MANIFEST).unlink()
-    partial = train_ensemble(config(store, out))
+    partial = train_ensemble(settings)
     assert (partial.trained_now, partial.workers, partial.finished) == (1, 1, 4)
     assert (member_dir(out, "s00_f0") / "weights.safetensors").stat().st_mtime_ns == kept
     assert load_ensemble(out).members["s01_f1"].content_hash == ensemble.members["s01_f1"].content_hash
 
     with pytest.raises(ValueError, match="other settings"):
-        train_ensemble(config(store, out, epochs=3))
+        train_ensemble(config(store, out, epochs=3, pretrain_store=pretrain_store))
+
+
+def load_part_rows(part, rows):
+    """The part's columns at sample ``rows`` (which must be among its rows)."""
+    at = np.searchsorted(part["row"], rows)
+    return {k: v[at] for k, v in part.items()}
 
 
 def _kill_when_running(status_path, min_epoch, killed):

@@ -119,8 +119,8 @@ def mode(
     sigmas: np.ndarray,
     n_starts: int = 16,
     n_climbs: int = 3,
-    tol: float = 1e-8,
-    max_iter: int = 500,
+    tol: float = 1e-6,
+    max_iter: int = 100,
 ) -> np.ndarray:
     """Highest mode of each row's mixture, (N,).
 
@@ -128,8 +128,9 @@ def mode(
     the highest peaks ``w / sigma`` (all of them for small mixtures). From the ``n_climbs``
     candidates of highest density the density climbs to a mode: a Newton step where the
     density is concave (capped at three mean-shift steps), else a mean-shift step
-    ``sum(r mu / s^2) / sum(r / s^2) - z``, ``r = w N(z; mu, s)``. The point of highest
-    density among candidates and ends is returned.
+    ``sum(r mu / s^2) / sum(r / s^2) - z``, ``r = w N(z; mu, s)``, until the step is below
+    ``tol`` (a flat-topped mixture may stop after ``max_iter`` steps short of its mode, where
+    the density differs little). The point of highest density among starts and ends is returned.
     """
     n, k = weights.shape
     top = np.argsort(-weights / sigmas, axis=1)[:, : min(n_starts, k)]

@@ -9,7 +9,8 @@ galaxies, stars and QSOs (``class``) whose true redshift is ``z_spec`` (0 for st
   emission lines and Madau IGM, QSO power laws with broad lines, blackbody stars, integrated
   through the real KiDS/VIKING filters);
 - how the survey measures it — :mod:`distributed_pz.survey.photometry` (3–5 exposures per band
-  at the survey depths, zero-point jitter, outliers, coverage gaps, inverse-variance coadds);
+  at the survey depths, zero-point jitter, outliers, coverage gaps, inverse-variance coadds;
+  non-detections have ``mag`` NaN and ``mag_err`` = the 1σ limiting magnitude);
 - what the cutouts look like — :mod:`distributed_pz.survey.images` (bulge + disc Sérsic
   galaxies and point sources, Moffat PSFs, sky noise, neighbours).
 
@@ -168,6 +169,7 @@ class SimulationConfig:
 
     @property
     def n_groups(self) -> int:
+        """Number of :data:`GROUP_ROWS`-row random-stream groups covering the tile."""
         return -(-self.n_sources // GROUP_ROWS)
 
 

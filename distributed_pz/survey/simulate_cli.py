@@ -28,6 +28,7 @@ def write_simulated_tile(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     shard_rows: int = DEFAULT_SHARD_ROWS,
     progress: bool = False,
+    workers: int = 1,
 ) -> Tile:
     """Simulate ``config`` block by block (one shard of rows at a time) into a new tile."""
     tile = store.create_tile(
@@ -41,7 +42,7 @@ def write_simulated_tile(
         overwrite=True,
     )
     with tqdm(total=config.n_sources, unit="src", desc=config.tile, disable=not progress) as bar:
-        for start, arrays in simulate_blocks(config, shard_rows):
+        for start, arrays in simulate_blocks(config, shard_rows, workers=workers):
             tile.write_block(start, arrays)
             bar.update(len(arrays["object_id"]))
     tile.mark_complete()
@@ -92,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SHARD_ROWS,
         help="rows per Zarr shard (a multiple of --chunk-rows)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="threads rendering cutouts in parallel")
     parser.add_argument("--overwrite", action="store_true", help="rewrite tiles that are already complete")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=_settings_help())
 
@@ -117,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
         )
         started = time.perf_counter()
         write_simulated_tile(
-            store, config, chunk_rows=args.chunk_rows, shard_rows=args.shard_rows, progress=True
+            store,
+            config,
+            chunk_rows=args.chunk_rows,
+            shard_rows=args.shard_rows,
+            progress=True,
+            workers=args.workers,
         )
         seconds = time.perf_counter() - started
         print(

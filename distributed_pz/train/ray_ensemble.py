@@ -119,13 +119,13 @@ def train_ensemble(
     cluster = cluster or ClusterConfig()
     started = time.perf_counter()
     out = Path(config.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     config = dataclasses.replace(
         config,
         out=str(out),
         tiles=_tiles(config.store, config.tiles),
         pretrain_tiles=_tiles(config.pretrain_store, config.pretrain_tiles) if config.pretrain_store else (),
     )
+    out.mkdir(parents=True, exist_ok=True)
     spec = config.model_config().input_spec()
     arrays = required_arrays(spec, open_store(config.store).tile(config.tiles[0]).array_names())
     digest = store_hash(config.store, config.tiles, arrays)

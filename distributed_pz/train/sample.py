@@ -107,29 +107,29 @@ def select_sample(store_url: str, tiles: Sequence[str] = ()) -> TrainingSample:
 def read_sample_rows(sample: TrainingSample, arrays: Sequence[str]) -> TileArrays:
     """Read ``arrays`` for every sample row (in sample order), one shard-aligned block at a time.
 
-    Every tile must share the band axes of the first one.
+    Every tile must share the band axes of the first one. Rows go straight into preallocated
+    arrays, so the sample is held in memory once.
     """
     store = open_store(sample.store_url)
-    pieces: list[dict[str, np.ndarray]] = []
-    first = None
+    first = store.tile(sample.tiles[0])
+    out: dict[str, np.ndarray] = {}
     for i, name in enumerate(sample.tiles):
         tile = store.tile(name)
-        if first is None:
-            first = tile
-        elif (tile.bands, tile.image_bands) != (first.bands, first.image_bands):
+        if (tile.bands, tile.image_bands) != (first.bands, first.image_bands):
             raise ValueError(f"tile {name!r} has other bands than tile {first.name!r}; train on one band set")
-        rows = np.sort(sample.row[sample.tile_index == i])
+        where = np.flatnonzero(sample.tile_index == i)  # sample positions of this tile's rows
+        where = where[np.argsort(sample.row[where])]
+        rows = sample.row[where]
         for start, stop in tile.row_blocks():
-            inside = rows[(rows >= start) & (rows < stop)]
-            if len(inside):
-                block = tile.read(arrays, start, stop)
-                pieces.append({k: v[inside - start] for k, v in block.items()})
-    joined = {k: np.concatenate([p[k] for p in pieces]) for k in arrays}
-    # pieces come tile by tile in row order; put them back in sample order
-    order = np.lexsort((sample.row, sample.tile_index))
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return TileArrays.from_attrs({k: v[inverse] for k, v in joined.items()}, first.attrs)
+            inside = (rows >= start) & (rows < stop)
+            if not inside.any():
+                continue
+            for key, values in tile.read(arrays, start, stop).items():
+                values = values[rows[inside] - start]
+                if key not in out:
+                    out[key] = np.empty((sample.n_rows, *values.shape[1:]), values.dtype)
+                out[key][where[inside]] = values
+    return TileArrays.from_attrs(out, first.attrs)
 
 
 def store_hash(store_url: str, tiles: Sequence[str], arrays: Sequence[str]) -> str:
