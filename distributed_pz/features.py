@@ -94,12 +94,16 @@ class FeatureStats:
     image_center: tuple[float, ...] = ()
     image_scale: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:
+        for name, values in asdict(self).items():
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+
     def to_dict(self) -> dict[str, list[float]]:
         return {k: list(v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureStats:
-        return cls(**{k: tuple(float(x) for x in v) for k, v in d.items()})
+        return cls(**{k: tuple(v) for k, v in d.items()})
 
 
 def mag_to_flux(mag: torch.Tensor, zeropoint: torch.Tensor | float) -> torch.Tensor:

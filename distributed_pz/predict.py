@@ -21,18 +21,6 @@ from distributed_pz.models.heads import summarize_mixture
 from distributed_pz.pipeline import batch_tensors, model_inputs, raw_features
 from distributed_pz.tile_arrays import TileArrays
 
-PDF_COLUMNS = (
-    "z_phot",
-    "z_mean",
-    "z_std",
-    "z_lo68",
-    "z_hi68",
-    "odds",
-    "pdf_weights",
-    "pdf_means",
-    "pdf_sigmas",
-)
-
 
 def predict_arrays(
     bundles: Bundle | Sequence[Bundle],
@@ -125,7 +113,7 @@ def _predict_batch(
         )
     finite = torch.ones(n, dtype=torch.bool, device=device)
     for value in result.values():
-        finite &= torch.isfinite(value.reshape(n, -1)).all(dim=1)
+        finite &= torch.isfinite(value if value.dim() == 2 else value.unsqueeze(1)).all(dim=1)
     flags |= torch.where(finite, 0, FLAG_BAD_OUTPUT).int()
     bad = flags != 0
     out = {}

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,10 @@ from distributed_pz import cli
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 LOOPBACK = "127.0.0.1"
+# `ray start` rewrites 127.0.0.1 (only that loopback address) to the host's routable address,
+# so the Ray head takes another loopback address; the second node, joining it, gets 127.0.0.1
+# from the route there, and drivers started on this host attach to that node.
+RAY_HEAD_IP = "127.0.0.2"
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 120
 BASE_ENV = {
@@ -59,14 +64,10 @@ class ProcessGroup:
         self.env = {**os.environ, **env}
         self.started: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def start(self, name: str, argv: list[str]) -> None:
         with open(self.log_dir / f"{name}.log", "wb") as log:
             self.started[name] = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**self.env, **(env or {})},
-                start_new_session=True,
+                argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
             )
 
     def log_tail(self, name: str, lines: int = 30) -> str:
@@ -84,7 +85,7 @@ class ProcessGroup:
                 raise TimeoutError(f"{what} not ready after {timeout:.0f} s\n{logs}")
             time.sleep(0.5)
 
-    def stop(self, grace_s: float = 20) -> None:
+    def stop(self, grace_s: float = 10) -> None:
         """SIGTERM every session, SIGKILL whatever is left of them after ``grace_s``."""
         sessions = {process.pid for process in self.started.values()}
         for sid in sessions:
@@ -169,15 +170,19 @@ print(json.dumps({"nodes": nodes, "ran_on": sorted(ray.get([task.remote() for ta
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory) -> Iterator[RayCluster]:
-    """A running two-node Ray cluster on 127.0.0.1: one CPU per node, no dashboard."""
+    """A running two-node Ray cluster on loopback: one CPU per node, no dashboard, own token."""
     # Ray's socket paths must stay short (108 bytes), hence /tmp; a temp dir of its own also
     # keeps this cluster out of /tmp/ray, where a bare `ray.init()` elsewhere would find it.
     temp_dir = tempfile.mkdtemp(prefix="dpzray-", dir="/tmp")
     token = Path(temp_dir) / "auth_token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
-    env = {**BASE_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    cluster = RayCluster(f"{LOOPBACK}:{free_port()}", env)
+    port = free_port()
+    address = f"{RAY_HEAD_IP}:{port}"
+    # RAY_ADDRESS: Ray's internal `address="auto"` lookups (e.g. Ray Train's placement-group
+    # cleaner) would otherwise find every Ray instance on the host and refuse to choose.
+    env = {**BASE_ENV, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    cluster = RayCluster(address, env)
     group = ProcessGroup(tmp_path_factory.mktemp("ray-logs"), env)
 
     def node(*extra: str) -> list[str]:
@@ -208,21 +213,25 @@ def ray_cluster(tmp_path_factory) -> Iterator[RayCluster]:
         return ready
 
     try:
-        # `ray start` replaces a loopback --node-ip-address by the host's routable address,
-        # except in single-machine mode (meant for macOS/Windows; it refuses to join a cluster,
-        # so only the head gets it). The second node joins 127.0.0.1 and takes that address.
         group.start(
             "ray-head",
-            node("--head", "--node-ip-address", LOOPBACK, "--port", cluster.address.split(":")[1],
-                 "--include-dashboard", "false"),
-            env={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
-        )  # fmt: skip
+            node(
+                "--head",
+                "--node-ip-address",
+                RAY_HEAD_IP,
+                "--port",
+                str(port),
+                "--include-dashboard",
+                "false",
+            ),
+        )
         group.wait_until(nodes_up(1), "Ray head")
         group.start("ray-node-2", node("--address", cluster.address))
         group.wait_until(nodes_up(2), "second Ray node")
         yield cluster
     finally:
         group.stop()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +301,11 @@ def test_dask_tasks_run_on_both_workers(dask_scheduler_file):
 def survey_store(tmp_path_factory) -> Path:
     require_dpz("simulate")
     store = tmp_path_factory.mktemp("survey") / "sim.zarr"
-    run_dpz("simulate", "--out", str(store), "--n", "600", "--tiles", "1", "--seed", "0")
+    # Small chunks, so that `dpz predict --rows-per-task 100` makes six tasks to share out.
+    run_dpz(
+        "simulate", "--out", str(store), "--n", "600", "--tiles", "1", "--seed", "0",
+        "--chunk-rows", "100", "--shard-rows", "200",
+    )  # fmt: skip
     return store
 
 
@@ -312,11 +325,13 @@ def trained_bundle(ray_cluster, survey_store, tmp_path_factory) -> Path:
 
 
 def test_dpz_train_on_ray_cluster(trained_bundle):
-    assert trained_bundle.is_dir() and any(trained_bundle.iterdir())
+    from distributed_pz.ensemble import load_ensemble
+
+    ensemble = load_ensemble(trained_bundle)  # verifies every member's content hash
+    assert len(ensemble) == 2 and ensemble.model_name == "deepz"
 
 
 def test_dpz_predict_on_dask_cluster(dask_scheduler_file, trained_bundle, survey_store, tmp_path):
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     require_dpz("predict")
@@ -329,6 +344,6 @@ def test_dpz_predict_on_dask_cluster(dask_scheduler_file, trained_bundle, survey
     after = executed_tasks(dask_scheduler_file)
     assert all(after[w] > before[w] for w in after), f"not every worker predicted: {before} -> {after}"
 
-    catalogue = pa.concat_tables(pq.read_table(path) for path in sorted(out.rglob("*.parquet")))
+    catalogue = pq.read_table(out / "SIM_0000.parquet")  # one catalogue per tile
     assert catalogue.num_rows == 600
     assert {"object_id", "z_phot"} <= set(catalogue.column_names)

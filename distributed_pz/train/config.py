@@ -87,8 +87,10 @@ class EnsembleConfig:
         return cls(**fields)
 
     def result_fields(self) -> dict[str, Any]:
-        """The resolved config minus ``out``: what must match for a rerun to reuse finished members."""
-        return {k: v for k, v in self.to_dict().items() if k != "out"}
+        """What must match for a rerun to reuse finished members: the resolved config minus
+        ``out``, and minus the pre-training settings when there is no pre-training store."""
+        unused = {"out"} if self.pretrain_store else {"out", "pretrain", "pretrain_tiles"}
+        return {k: v for k, v in self.to_dict().items() if k not in unused}
 
 
 @dataclass(frozen=True)

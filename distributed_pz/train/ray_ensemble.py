@@ -271,4 +271,4 @@ def _finish(out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str
             "store": config.pretrain_store,
             "tiles": list(config.pretrain_tiles),
         }
-    return write_manifest(out, plan, config.to_dict(), store, pretrain)
+    return write_manifest(out, plan, config.result_fields(), store, pretrain)

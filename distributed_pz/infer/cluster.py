@@ -1,0 +1,112 @@
+"""Where ``dpz predict`` runs: a local cluster, one worker per GPU, or a running Dask cluster.
+
+- ``local`` (default): :class:`distributed.LocalCluster`, worker processes with one thread
+  each (torch on CPU is fastest with one thread per process, STACK-NOTES), ``workers`` of them
+  (default: one per core this process may use);
+- ``cuda``: :class:`dask_cuda.LocalCUDACluster`, one worker per visible GPU (or ``workers``);
+  refused with one clear line when torch sees no GPU or dask-cuda cannot be imported;
+- ``scheduler`` address or ``scheduler_file``: join a running cluster (``dask scheduler`` +
+  ``dask worker``, dask-jobqueue, Kubernetes...); it is left running afterwards.
+
+Clusters started here listen on the loopback interface only; their dashboard is off unless
+``dashboard_address`` asks for one (e.g. ``localhost:8787`` or ``:8787`` for every interface).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from distributed import Client, LocalCluster
+
+CLUSTERS = ("local", "cuda")
+LOOPBACK = "127.0.0.1"
+
+
+class ClusterError(RuntimeError):
+    """The cluster asked for cannot be started or reached (one-line message)."""
+
+
+def default_workers() -> int:
+    """Cores this process may use (one single-threaded worker each)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _cuda_cluster(workers: int | None, dashboard_address: str | None):
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ClusterError("--cluster cuda: torch sees no CUDA GPU here; use --cluster local")
+    try:
+        from dask_cuda import LocalCUDACluster
+    except Exception as exc:  # ImportError, or cuda-bindings' own errors when the driver is unusable
+        raise ClusterError(
+            f"--cluster cuda: dask-cuda is unusable ({type(exc).__name__}: {exc}); "
+            "install the 'gpu' extra (cuda-bindings) or use --cluster local"
+        ) from None
+    try:
+        return LocalCUDACluster(n_workers=workers, threads_per_worker=1, **_http_kwargs(dashboard_address))
+    except Exception as exc:  # NVML errors and friends
+        raise ClusterError(f"--cluster cuda: could not start ({type(exc).__name__}: {exc})") from None
+
+
+def _http_kwargs(dashboard_address: str | None) -> dict:
+    """Loopback sockets; without a dashboard the scheduler's health server takes a free loopback port."""
+    if dashboard_address:
+        return {"host": LOOPBACK, "dashboard_address": dashboard_address}
+    return {
+        "host": LOOPBACK,
+        "dashboard_address": None,
+        "scheduler_kwargs": {"dashboard_address": f"{LOOPBACK}:0"},
+    }
+
+
+@contextmanager
+def connect(
+    kind: str = "local",
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    scheduler_file: str | None = None,
+    dashboard_address: str | None = None,
+) -> Iterator[Client]:
+    """A client of the cluster asked for; clusters started here are closed on exit.
+
+    Parameters
+    ----------
+    kind
+        ``"local"`` or ``"cuda"`` (ignored when joining a running cluster).
+    workers
+        Worker processes to start (local: default one per core; cuda: default one per GPU).
+    scheduler, scheduler_file
+        Join the running cluster at this address, or described by this scheduler file.
+    dashboard_address
+        Serve the dashboard of a cluster started here at this address (default: no dashboard).
+    """
+    if scheduler and scheduler_file:
+        raise ClusterError("give --scheduler or --scheduler-file, not both")
+    if scheduler or scheduler_file:
+        try:
+            client = Client(scheduler, scheduler_file=scheduler_file, timeout="30s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            where = scheduler or f"scheduler file {scheduler_file}"
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {where} ({type(exc).__name__}: {exc})"
+            ) from None
+        with client:
+            yield client
+        return
+    if kind == "cuda":
+        cluster = _cuda_cluster(workers, dashboard_address)
+    elif kind == "local":
+        cluster = LocalCluster(
+            n_workers=workers or default_workers(),
+            threads_per_worker=1,
+            processes=True,
+            **_http_kwargs(dashboard_address),
+        )
+    else:
+        raise ClusterError(f"cluster must be one of {CLUSTERS}, not {kind!r}")
+    with cluster, Client(cluster) as client:
+        yield client
