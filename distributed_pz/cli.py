@@ -14,8 +14,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("distributed_pz.survey.ingest_cli", "ingest a real catalogue (FITS/Parquet/CSV) into a store"),
     "validate": ("distributed_pz.survey.validate_cli", "check every tile of a store against the schema"),
     "train": ("distributed_pz.train.cli", "train an ensemble bundle with Ray Train from a store with spec-z"),
-    "predict": ("distributed_pz.infer.cli", "stream every tile of a store through an ensemble into catalogues"),
+    "predict": (
+        "distributed_pz.infer.cli",
+        "stream every tile of a store through an ensemble into catalogues",
+    ),
     "evaluate": ("distributed_pz.evaluate_cli", "metrics, PDF calibration and plots of photo-z catalogues"),
+    "demo": ("distributed_pz.demo", "run the main job end to end on a simulated survey"),
 }
 """Subcommand name -> (module defining ``add_arguments(parser)`` and ``run(args) -> int``, help)."""
 

@@ -1,7 +1,7 @@
 """Evaluate photo-z catalogues against spectroscopic truth: join, clean, measure, report.
 
 ``evaluate_catalogues`` is the one call behind ``dpz evaluate``: each catalogue is joined to the
-truth on ``object_id``; matched sources with ``flags != 0``, a non-finite ``z_spec`` or a
+truth on ``object_id``; matched sources flagged "no estimate", a non-finite ``z_spec`` or a
 non-finite ``z_phot`` are excluded (and counted, each under the first reason that applies);
 point metrics, binned metrics, PDF metrics and the ODDS completeness curve are computed on
 the rest and written by :func:`distributed_pz.report.write_report`.
@@ -18,6 +18,7 @@ import numpy as np
 
 from distributed_pz import __version__
 from distributed_pz.catalog_io import Z_GRID_KEY, CatalogTable, read_catalog
+from distributed_pz.infer.flags import NO_ESTIMATE
 from distributed_pz.metrics.binned import (
     DEFAULT_COMPLETENESS,
     binned_point_metrics,
@@ -73,8 +74,8 @@ class EvaluationSettings:
     outlier_threshold, strict_threshold
         |δz| above which a source is an outlier (GaZNet 0.15) / a strict outlier (DEEPZ 0.02).
     odds_half_width, odds_scale_with_redshift
-        ODDS window around the mode: ± half_width, times (1 + z_mode) if scaled (DEEPZ eq. 7:
-        ± 0.0015, not scaled).
+        ODDS window around the mode: ± half_width, times (1 + z_mode) if scaled. None: the
+        catalogue's own ``odds`` column where it has one, else DEEPZ eq. 7's ± 0.0015.
     coverage_levels
         Central credible-interval levels whose coverage is measured.
     pit_bins
@@ -83,17 +84,20 @@ class EvaluationSettings:
         Widths of the redshift and magnitude bins of the binned metrics.
     completeness
         Fractions kept at which the ODDS completeness curve is evaluated.
+    exclude_flags
+        Catalogue flag bits whose sources are left out (default: "no estimate" bits).
     """
 
     outlier_threshold: float = OUTLIER_THRESHOLD
     strict_threshold: float = STRICT_OUTLIER_THRESHOLD
-    odds_half_width: float = ODDS_HALF_WIDTH
+    odds_half_width: float | None = None
     odds_scale_with_redshift: bool = False
     coverage_levels: tuple[float, ...] = (0.68, 0.95)
     pit_bins: int = 20
     z_bin_width: float = 0.2
     mag_bin_width: float = 0.5
     completeness: tuple[float, ...] = DEFAULT_COMPLETENESS
+    exclude_flags: int = NO_ESTIMATE
 
 
 @dataclass(frozen=True)
@@ -206,8 +210,14 @@ def _unique(ids: np.ndarray, what: str) -> None:
         raise ValueError(f"{what}: object_id is not unique ({ids.size - np.unique(ids).size} duplicates)")
 
 
-def prepare_catalog(label: str, table: CatalogTable, truth: Truth) -> PreparedCatalog:
-    """Join a catalogue to the truth on ``object_id`` and drop the rows that cannot be evaluated."""
+def prepare_catalog(
+    label: str, table: CatalogTable, truth: Truth, exclude_flags: int = NO_ESTIMATE
+) -> PreparedCatalog:
+    """Join a catalogue to the truth on ``object_id`` and drop the rows that cannot be evaluated.
+
+    Rows with any of the ``exclude_flags`` bits set are dropped (default: the bits meaning
+    "no estimate"; informational bits such as a missing band keep the row).
+    """
     cols = table.columns
     for name in ("object_id", "z_phot"):
         if name not in cols:
@@ -219,7 +229,7 @@ def prepare_catalog(label: str, table: CatalogTable, truth: Truth) -> PreparedCa
     flags = np.asarray(cols["flags"])[in_cat] if "flags" in cols else np.zeros(in_cat.size, np.uint8)
     z_spec = truth.z_spec[in_truth]
     z_phot = np.asarray(cols["z_phot"], dtype=np.float64)[in_cat]
-    flagged = flags != 0
+    flagged = (flags.astype(np.int64) & exclude_flags) != 0
     no_zspec = ~flagged & ~np.isfinite(z_spec)
     bad_zphot = ~flagged & ~no_zspec & ~np.isfinite(z_phot)
     keep = ~(flagged | no_zspec | bad_zphot)
@@ -325,26 +335,37 @@ def summarise_catalog(
         summary["interval_coverage_68"] = interval_coverage(
             cat.columns["z_lo68"], cat.columns["z_hi68"], cat.z_spec
         )
-    quality, source = None, None
     if cat.pdf is not None:
-        summary["pdf"], valid = pdf_summary(cat.pdf, cat.z_spec, settings)
-        quality = np.full(cat.z_spec.size, np.nan)
-        quality[valid] = odds(
-            cat.pdf.subset(valid), settings.odds_half_width, settings.odds_scale_with_redshift
-        )
-        source = "pdf"
-    elif "odds" in cat.columns and np.isfinite(np.asarray(cat.columns["odds"], dtype=np.float64)).any():
-        quality, source = np.asarray(cat.columns["odds"], dtype=np.float64), "column"
+        summary["pdf"], _ = pdf_summary(cat.pdf, cat.z_spec, settings)
+    quality, source, half_width = _odds(cat, settings)
     if quality is not None and cat.z_spec.size:
         curve = completeness_curve(quality, cat.z_phot, cat.z_spec, settings.completeness, *thresholds)
         summary["odds"] = {
             "source": source,
-            "half_width": settings.odds_half_width,
+            "half_width": half_width,
             "scale_with_redshift": settings.odds_scale_with_redshift,
             "mean": float(np.nanmean(quality)),
             "curve": rows_to_dicts(curve),
         }
     return summary
+
+
+def _odds(
+    cat: PreparedCatalog, settings: EvaluationSettings
+) -> tuple[np.ndarray | None, str | None, float | None]:
+    """ODDS per source, where it came from, and its half-width (None when taken from the catalogue)."""
+    has_column = (
+        "odds" in cat.columns and np.isfinite(np.asarray(cat.columns["odds"], dtype=np.float64)).any()
+    )
+    if has_column and settings.odds_half_width is None:
+        return np.asarray(cat.columns["odds"], dtype=np.float64), "column", None
+    if cat.pdf is None:
+        return None, None, None
+    half_width = ODDS_HALF_WIDTH if settings.odds_half_width is None else settings.odds_half_width
+    valid = np.isfinite(pit(cat.pdf, cat.z_spec))
+    quality = np.full(cat.z_spec.size, np.nan)
+    quality[valid] = odds(cat.pdf.subset(valid), half_width, settings.odds_scale_with_redshift)
+    return quality, "pdf", half_width
 
 
 def evaluate_catalogues(
@@ -387,7 +408,7 @@ def evaluate_catalogues(
         raise ValueError("no catalogue to evaluate")
     truth_data = load_truth(truth, mag_column)
     prepared = [
-        prepare_catalog(label, read_catalog(path, CATALOG_COLUMNS), truth_data)
+        prepare_catalog(label, read_catalog(path, CATALOG_COLUMNS), truth_data, settings.exclude_flags)
         for label, path in catalogs.items()
     ]
     z_all = np.concatenate([np.concatenate([c.z_spec, c.z_phot]) for c in prepared])

@@ -90,8 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--odds-half-width",
         type=float,
-        default=ODDS_HALF_WIDTH,
-        help="ODDS window half-width (default: %(default)s, DEEPZ)",
+        default=None,
+        help=f"ODDS window half-width, computed from the PDF (default: the catalogue's odds column, else {ODDS_HALF_WIDTH} as DEEPZ)",
     )
     parser.add_argument("--odds-scale", action="store_true", help="scale the ODDS window by (1 + z_mode)")
     parser.add_argument("--pit-bins", type=int, default=20, help="PIT histogram bins (default: %(default)s)")

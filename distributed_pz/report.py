@@ -265,7 +265,7 @@ def markdown_report(summary: Mapping[str, Any], figures: Mapping[str, str]) -> s
         "",
         "## Samples",
         "",
-        "Matched on `object_id`; sources with `flags` ≠ 0, no finite z_spec or no finite z_phot are excluded.",
+        "Matched on `object_id`; sources flagged as having no estimate, no finite z_spec or no finite z_phot are excluded.",
         "",
     ]
     count_keys = ("n_catalog", "n_matched", "n_flagged", "n_no_zspec", "n_bad_zphot", "n_used")
@@ -342,8 +342,15 @@ def markdown_report(summary: Mapping[str, Any], figures: Mapping[str, str]) -> s
     with_odds = {label: c for label, c in cats.items() if c["odds"] is not None}
     if with_odds:
         scaled = " × (1 + z_mode)" if s["odds_scale_with_redshift"] else ""
+        windows = sorted({c["odds"]["half_width"] for c in with_odds.values()}, key=str)
+        definition = ", ".join(
+            "the catalogue's own `odds` column (its window is in its metadata)"
+            if w is None
+            else f"P(|z − z_mode| ≤ {w:g}{scaled}) from the PDF"
+            for w in windows
+        )
         lines += [
-            f"ODDS = P(|z − z_mode| ≤ {s['odds_half_width']:g}{scaled}) (DEEPZ eq. 7). Metrics of the sources "
+            f"ODDS (DEEPZ eq. 7): {definition}. Metrics of the sources "
             "with the highest ODDS, keeping a given fraction (completeness):",
             "",
         ]

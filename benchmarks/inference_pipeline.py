@@ -1,0 +1,183 @@
+"""Inference throughput on CPU: the Dask pipeline against the plain predictor loop on one tile.
+
+For DEEPZ and GaZNet-1 (paper-size networks, freshly initialised: throughput does not depend
+on training) on one simulated KiDS+VIKING tile, sources per second of
+
+- the plain loop: :func:`~distributed_pz.infer.predictor.predict_tile_local` in this process
+  (1 and 2 torch threads);
+- the pipeline: :func:`~distributed_pz.infer.pipeline.predict_store` on a ``LocalCluster`` of
+  1 and 2 single-threaded workers, reading from Zarr and writing the Parquet catalogue; the
+  time covers the whole call (plugin set-up = ensemble load on every worker, tasks, commit),
+  after one warm-up run; cluster start-up is reported apart.
+
+    python -m benchmarks.inference_pipeline            # from the repository root
+
+Rows are appended to ``results/inference_cpu.jsonl`` and ``results/inference_cpu.md`` is
+rewritten from the rows of this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
+from distributed_pz.bundle import make_bundle, save_bundle
+from distributed_pz.infer.cluster import connect
+from distributed_pz.infer.pipeline import predict_store
+from distributed_pz.infer.predictor import EnsemblePredictor, PredictOptions, predict_tile_local
+from distributed_pz.models import create_model
+from distributed_pz.pipeline import batch_tensors, fit_feature_stats
+from distributed_pz.survey.simulate import SimulationConfig
+from distributed_pz.survey.simulate_cli import write_simulated_tile
+from distributed_pz.survey.store import open_store
+from distributed_pz.tile_arrays import TileArrays
+
+NAME = "inference_cpu"
+TILE = "SIM_0000"
+COLUMNS = ["model", "run", "sources", "seconds", "sources_per_s", "ratio_vs_loop_1_thread", "cluster_start_s"]
+
+
+def ensure_store(url: str, n: int) -> None:
+    """Simulate the benchmark tile once (kept between runs)."""
+    store = open_store(url, "a")
+    if TILE in store.tile_names() and store.tile(TILE).complete and store.tile(TILE).n_rows == n:
+        return
+    write_simulated_tile(store, SimulationConfig(n_sources=n, seed=0, tile=TILE), progress=True)
+
+
+def ensure_bundle(root: Path, model_name: str, store_url: str) -> str:
+    """A freshly initialised, paper-size model with feature statistics fitted on the tile."""
+    path = root / model_name
+    if not path.exists():
+        tile = open_store(store_url).tile(TILE)
+        torch.manual_seed(0)
+        model = create_model(model_name)
+        rows = TileArrays.from_attrs(
+            tile.read(["mag", "cutout", "flux_exp", "flux_exp_err"], 0, 4096), tile.attrs
+        )
+        stats = fit_feature_stats(model.input_spec, batch_tensors(rows, model.input_spec))
+        save_bundle(path, make_bundle(model, stats, rows.bands, rows.image_bands))
+    return str(path)
+
+
+def plain_loop(
+    store_url: str, bundle: str, options: PredictOptions, rows_per_task: int, threads: int
+) -> float:
+    """Seconds for the whole tile through the predictor in this process (after a warm-up chunk)."""
+    torch.set_num_threads(threads)
+    predictor = EnsemblePredictor.load(bundle, device="cpu", options=options)
+    tile = open_store(store_url).tile(TILE)
+    names = predictor.input_arrays(tile.array_names())
+    predictor(TileArrays.from_attrs(tile.read(names, 0, tile.chunk_rows), tile.attrs))
+    started = time.perf_counter()
+    predict_tile_local(store_url, TILE, predictor, rows_per_chunk=rows_per_task)
+    return time.perf_counter() - started
+
+
+def pipeline(client, store_url: str, bundle: str, options: PredictOptions, rows_per_task: int) -> float:
+    """Seconds of one whole ``predict_store`` call into a fresh output directory."""
+    with tempfile.TemporaryDirectory(prefix="dpz-bench-") as out:
+        started = time.perf_counter()
+        summary = predict_store(
+            client, store_url, bundle, out, options=options, rows_per_task=rows_per_task, progress=False
+        )
+        seconds = time.perf_counter() - started
+    if summary.failed:
+        raise RuntimeError(f"benchmark run failed: {summary.failed}")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=20_000, help="sources in the simulated tile")
+    parser.add_argument(
+        "--work",
+        default=str(Path(tempfile.gettempdir()) / "dpz_bench_inference"),
+        help="where the store and bundles are kept between runs",
+    )
+    parser.add_argument("--models", nargs="+", default=["deepz", "gaznet_1"], help="registered model names")
+    parser.add_argument("--workers", nargs="+", type=int, default=[1, 2], help="pipeline cluster sizes")
+    parser.add_argument("--rows-per-task", type=int, default=2048, help="rows per task (and per loop chunk)")
+    parser.add_argument("--batch-size", type=int, default=1024, help="rows per forward pass")
+    args = parser.parse_args(argv)
+
+    work = Path(args.work)
+    store_url = str(work / "store")
+    ensure_store(store_url, args.n)
+    options = PredictOptions(batch_size=args.batch_size)
+    bundles = {m: ensure_bundle(work / "bundles", m, store_url) for m in args.models}
+    rows = []
+
+    def row(model: str, run: str, seconds: float, loop_1: float | None, **extra) -> None:
+        rows.append(
+            {
+                "model": model,
+                "run": run,
+                "sources": args.n,
+                "seconds": seconds,
+                "sources_per_s": args.n / seconds,
+                "ratio_vs_loop_1_thread": None if loop_1 is None else loop_1 / seconds,
+                **extra,
+            }
+        )
+        print(rows[-1], flush=True)
+
+    loop_1 = {}
+    for model, bundle in bundles.items():
+        loop_1[model] = plain_loop(store_url, bundle, options, args.rows_per_task, threads=1)
+        row(model, "loop, 1 torch thread", loop_1[model], loop_1[model])
+        row(
+            model,
+            "loop, 2 torch threads",
+            plain_loop(store_url, bundle, options, args.rows_per_task, 2),
+            loop_1[model],
+        )
+    for workers in args.workers:
+        started = time.perf_counter()
+        with connect("local", workers=workers) as client:
+            start_s = time.perf_counter() - started
+            for model, bundle in bundles.items():
+                pipeline(client, store_url, bundle, options, args.rows_per_task)  # warm-up
+                seconds = pipeline(client, store_url, bundle, options, args.rows_per_task)
+                row(
+                    model,
+                    f"pipeline, {workers} worker{'s' * (workers > 1)}",
+                    seconds,
+                    loop_1[model],
+                    cluster_start_s=start_s,
+                )
+    params = {"rows_per_task": args.rows_per_task, "batch_size": args.batch_size, "tile": TILE}
+    append_rows(NAME, [{**r, **params} for r in rows])
+    info = machine()
+    text = [
+        "# Inference throughput on CPU: pipeline vs plain predictor loop",
+        "",
+        f"One simulated KiDS+VIKING tile of {args.n:,} sources (Zarr, chunks 1024 rows, shards 8192), "
+        f"freshly initialised paper-size single-member bundles, fp32, batch {args.batch_size}, "
+        f"{args.rows_per_task} rows per task. Machine: {info['cpu_count']} CPU cores "
+        f"(shared with other jobs while measured), torch {info['torch']}, device {info['device']}.",
+        "",
+        markdown_table(rows, COLUMNS),
+        "",
+        "`ratio_vs_loop_1_thread` = pipeline (or loop) sources/s over the one-thread plain loop's.",
+        "Pipeline seconds cover the whole `predict_store` call: worker plugin set-up (ensemble load),",
+        "Zarr reads on the workers, prediction, Parquet parts, the atomic tile commit and the manifest.",
+        "",
+        "Command: `python -m benchmarks.inference_pipeline "
+        + f"--n {args.n} --models {' '.join(args.models)} --workers {' '.join(map(str, args.workers))} "
+        + f"--rows-per-task {args.rows_per_task} --batch-size {args.batch_size}`",
+        "",
+    ]
+    (RESULTS_DIR / f"{NAME}.md").write_text("\n".join(text))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
