@@ -40,7 +40,12 @@ def time_runs(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 3) -> di
         fn()
         synchronize()
         seconds.append(time.perf_counter() - started)
-    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds), "repeats": repeats}
+    return {
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "repeats": repeats,
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -63,7 +68,9 @@ def machine() -> dict[str, Any]:
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -87,7 +94,9 @@ def append_rows(name: str, rows: Iterable[dict[str, Any]], results_dir: Path = R
 
 def read_rows(name: str, results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
     path = results_dir / f"{name}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -14,6 +14,7 @@ Rows are also appended to ``results/model_zoo_accuracy.jsonl`` through the harne
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()[0]
     started = time.perf_counter()
     train, test = galaxies(args.train_sources, args.seed + 1), galaxies(args.test_sources, args.seed + 2)
     simulate_s = time.perf_counter() - started
@@ -138,14 +140,21 @@ def main(argv: list[str] | None = None) -> int:
         )
     append_rows(NAME, rows)
     total_s = time.perf_counter() - started
-    write_table(args.out, rows, train, test, simulate_s, total_s)
+    write_table(args.out, rows, train, test, simulate_s, total_s, (load_start, os.getloadavg()[0]))
     print(f"wrote {args.out} ({total_s:.0f} s)")
     return 0
 
 
 def write_table(
-    path: Path, rows: list[dict], train: TileArrays, test: TileArrays, simulate_s: float, total_s: float
+    path: Path,
+    rows: list[dict],
+    train: TileArrays,
+    test: TileArrays,
+    simulate_s: float,
+    total_s: float,
+    load: tuple[float, float],
 ) -> None:
+    """Write the Markdown report: setup, table, machine and load."""
     m = machine()
     n_train = rows[0]["n_train"] if rows else 0
     text = f"""# Model zoo accuracy (short CPU training, simulated KiDS+VIKING galaxies)
@@ -167,8 +176,9 @@ These are short runs on 2 shared cores: orderings are indicative, not converged 
 
 {markdown_table(rows, COLUMNS)}
 
-Simulation {simulate_s:.0f} s, total {total_s:.0f} s on {m["host_cpu"]} ({m["cpu_count"]} cores), torch
-{m["torch"]}, device {m["device"]}.
+Simulation {simulate_s:.0f} s, total {total_s:.0f} s on {m["host_cpu"]} ({m["cpu_count"]} cores, {torch.get_num_threads()} torch thread),
+torch {m["torch"]}, device {m["device"]}; 1-minute load average {load[0]:.1f} at the start and
+{load[1]:.1f} at the end (other jobs share the cores, so `train_s` measures contention too).
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -15,10 +15,11 @@ import sys
 from distributed_pz.bundle import BundleError
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
 from distributed_pz.infer.manifest import FAILURES, ManifestError
-from distributed_pz.infer.pipeline import ON_ERROR, TileFailed, predict_store
+from distributed_pz.infer.pipeline import ON_ERROR, TileFailed, bundle_hash, predict_store
 from distributed_pz.infer.predictor import PDF_KINDS, PRECISIONS, PredictOptions
 from distributed_pz.infer.writers import FORMATS
 from distributed_pz.survey.errors import StoreError
+from distributed_pz.survey.store import open_store
 
 DEFAULTS = PredictOptions()
 
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             pdf=args.pdf,
             z_grid=args.z_grid,
         )
+        bundle_hash(args.bundle)  # fail on a wrong path before starting a cluster
+        open_store(args.store)
         with connect(
             args.cluster,
             workers=args.workers,

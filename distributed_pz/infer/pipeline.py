@@ -218,35 +218,39 @@ class _Run:
             raise TileFailed(name, reason) from exc
 
     def run(self, window: int, bar: tqdm) -> None:
+        """Commit tiles whose parts all exist, then keep ``window`` tasks in flight until all are done."""
         for name, tile in self.tiles.items():
             if not tile.missing:
                 self.commit(name)
         self.fill(window)
         for future in self.futures:
-            kind, name, value = self.kinds.pop(future.key)
-            if name in self.failed:
-                continue
-            try:
-                rows = future.result()
-            except Exception as exc:  # a worker error of any type fails this tile only
-                self.fail(name, exc)
-                self.fill(window)
-                continue
-            if kind == "part":
-                self.summary.rows_predicted += rows
-                bar.update(rows)
-                tile = self.tiles[name]
-                tile.missing.discard(next(b for b in tile.blocks if b[0] == value))
-                if not tile.missing:
-                    self.commit(name)
-            elif rows != value:
-                self.fail(name, RuntimeError(f"tile {name!r}: catalogue has {rows} rows, the tile {value}"))
-            else:
-                self.manifest.finish_tile(name, f"{name}{FORMATS[self.fmt]}", rows)
-                shutil.rmtree(self.manifest.staging / name, ignore_errors=True)
-                self.summary.committed.append(name)
-                bar.set_postfix_str(f"tiles {len(self.summary.committed)}/{len(self.tiles)}")
+            self.handle(future, bar)
             self.fill(window)
+
+    def handle(self, future, bar: tqdm) -> None:
+        """Book one finished task: a part (commit the tile when it was the last) or a commit."""
+        kind, name, value = self.kinds.pop(future.key)
+        if name in self.failed:
+            return
+        try:
+            rows = future.result()
+        except Exception as exc:  # a worker error of any type fails this tile only
+            self.fail(name, exc)
+            return
+        if kind == "part":
+            self.summary.rows_predicted += rows
+            bar.update(rows)
+            tile = self.tiles[name]
+            tile.missing.discard(next(b for b in tile.blocks if b[0] == value))
+            if not tile.missing:
+                self.commit(name)
+        elif rows != value:
+            self.fail(name, RuntimeError(f"tile {name!r}: catalogue has {rows} rows, the tile {value}"))
+        else:
+            self.manifest.finish_tile(name, f"{name}{FORMATS[self.fmt]}", rows)
+            shutil.rmtree(self.manifest.staging / name, ignore_errors=True)
+            self.summary.committed.append(name)
+            bar.set_postfix_str(f"tiles {len(self.summary.committed)}/{len(self.tiles)}")
 
 
 def predict_store(

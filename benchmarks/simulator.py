@@ -1,0 +1,80 @@
+"""Simulator speed (sources/s) and survey-store size (bytes per source, per array).
+
+.venv/bin/python -m benchmarks.simulator --n 100000 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from benchmarks.harness import append_rows, markdown_table, read_rows, time_runs
+from distributed_pz.survey.simulate import SimulationConfig
+from distributed_pz.survey.simulate_cli import write_simulated_tile
+from distributed_pz.survey.store import open_store
+
+NAME = "simulator"
+
+
+def _bytes_by_array(tile_dir: Path) -> dict[str, int]:
+    return {
+        d.name: sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+        for d in sorted(tile_dir.iterdir())
+        if d.is_dir()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000, help="sources in the tile")
+    parser.add_argument("--workers", type=int, default=2, help="simulator threads")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs (after no warm-up: a run is long)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = str(Path(tmp) / "sim.zarr")
+
+        def simulate_once() -> None:
+            shutil.rmtree(url, ignore_errors=True)
+            write_simulated_tile(
+                open_store(url, "a"), SimulationConfig(n_sources=args.n), workers=args.workers
+            )
+
+        timing = time_runs(simulate_once, warmup=0, repeats=args.repeats)
+        sizes = _bytes_by_array(Path(url) / "SIM_0000")
+    total = sum(sizes.values())
+    row = {
+        "n_sources": args.n,
+        "workers": args.workers,
+        **timing,
+        "sources_per_s": args.n / timing["median_s"],
+        "bytes_per_source": total / args.n,
+        **{f"bytes_per_source_{name}": size / args.n for name, size in sizes.items()},
+    }
+    append_rows(NAME, [row])
+    table = markdown_table(
+        read_rows(NAME),
+        [
+            "time_utc",
+            "n_sources",
+            "workers",
+            "median_s",
+            "sources_per_s",
+            "bytes_per_source",
+            "bytes_per_source_cutout",
+            "bytes_per_source_flux_exp",
+            "bytes_per_source_mag",
+        ],
+    )
+    (Path(__file__).parent / "results" / f"{NAME}.md").write_text(
+        "# Simulator speed and store size\n\nCommand: `.venv/bin/python -m benchmarks.simulator "
+        f"--n {args.n} --workers {args.workers}`; machine and versions in `{NAME}.jsonl`.\n\n{table}\n"
+    )
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
