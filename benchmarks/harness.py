@@ -66,6 +66,19 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def load_average() -> dict[str, float]:
+    """1, 5 and 15 minute load averages: the cores may be shared, so record them with every row."""
+    one, five, fifteen = os.getloadavg()
+    return {"loadavg_1m": one, "loadavg_5m": five, "loadavg_15m": fifteen}
+
+
+def write_markdown(name: str, text: str, results_dir: Path = RESULTS_DIR) -> Path:
+    """Write ``results/<name>.md`` (regenerated from the rows; the ``.jsonl`` is the record)."""
+    path = results_dir / f"{name}.md"
+    path.write_text(text)
+    return path
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(

@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray.train
 import ray.train.torch
 import torch
@@ -146,19 +145,10 @@ def _epoch_reporter(name: str, phase: str, resumed_from: int, epochs: int, step:
         }
         with tempfile.TemporaryDirectory(prefix="dpz-ckpt-") as tmp:
             (Path(tmp) / name).mkdir()
-            save_train_state(Path(tmp) / name / STATE_FILE, _plain(epoch.state()))
+            save_train_state(Path(tmp) / name / STATE_FILE, epoch.state())
             step.report(metrics, tmp)
 
     return report
-
-
-def _plain(value: Any) -> Any:
-    """The state with numpy scalars made Python numbers, which ``torch.load(weights_only=True)`` accepts."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_plain(v) for v in value)
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _pretrain(

@@ -1,0 +1,235 @@
+"""Machine bounds on inference throughput, measured in the same run as the rates they use.
+
+- matmul rate: FLOP/s of a square ``torch.mm`` (fp32 on CPU with 1 and all threads; every
+  ``--precision`` asked for, on the ``--device``);
+- Zarr read rate: decoded bytes/s reading a simulated tile's ``cutout`` and ``mag`` arrays
+  (one process; the page cache is warm after the first read);
+- per model: FLOPs per source (``torch.utils.flop_counter.FlopCounterMode`` over one forward
+  pass; counts matmuls and convolutions, 1 multiply-add = 2 FLOPs) and bytes read per source
+  (every array the predictor reads, decoded).
+
+``bound`` = min(matmul rate / FLOPs per source, read rate / bytes per source) sources/s, with
+the all-thread matmul rate: an upper limit (convolutions and small layers run below matmul
+speed, and the read rate is one process's).
+
+    .venv/bin/python -m benchmarks.bounds
+    .venv/bin/python -m benchmarks.bounds --device cuda --precision bf16 fp32
+
+Rows are appended to ``results/bounds.jsonl``; ``results/bounds.md`` is regenerated from all
+of its rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.harness import append_rows, load_average, markdown_table, read_rows, time_runs, write_markdown
+from benchmarks.inference import ENSEMBLE_MODEL, INPUT_ARRAYS, MODELS, autocast, forward_inputs, work_paths
+from benchmarks.inference_pipeline import TILE, ensure_bundle, ensure_store
+from distributed_pz.bundle import load_bundle
+from distributed_pz.infer.predictor import PRECISIONS, EnsemblePredictor
+from distributed_pz.survey.store import open_store
+from distributed_pz.tile_arrays import TileArrays
+
+NAME = "bounds"
+FLOP_ROWS = 64
+"""Rows of the forward pass whose FLOPs are counted."""
+
+
+def matmul_rate(device: str, precision: str, size: int, threads: int) -> dict[str, Any]:
+    """FLOP/s of a ``size`` × ``size`` matrix product in ``precision`` on ``device``."""
+    dtype = PRECISIONS[precision] or torch.float32
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        timing = time_runs(lambda: torch.mm(a, b), warmup=2, repeats=5)
+    finally:
+        torch.set_num_threads(previous)
+    return {
+        "kind": "matmul",
+        "device": device,
+        "precision": precision,
+        "threads": threads,
+        "size": size,
+        **timing,
+        "rate": 2 * size**3 / timing["min_s"],
+        "unit": "FLOP/s",
+        **load_average(),
+    }
+
+
+def read_rate(store_url: str) -> dict[str, Any]:
+    """Decoded bytes/s of reading the tile's ``cutout`` and ``mag`` arrays whole."""
+    tile = open_store(store_url).tile(TILE)
+    names = ["cutout", "mag"]
+    nbytes = sum(a.nbytes for a in tile.read(names).values())
+    timing = time_runs(lambda: tile.read(names), warmup=1, repeats=3)
+    return {
+        "kind": "zarr_read",
+        "arrays": "+".join(names),
+        "sources": tile.n_rows,
+        "bytes": nbytes,
+        **timing,
+        "rate": nbytes / timing["min_s"],
+        "unit": "B/s",
+        **load_average(),
+    }
+
+
+def bytes_per_source(store_url: str, predictor: EnsemblePredictor) -> int:
+    """Decoded bytes of one row of every array ``predictor`` reads from the tile."""
+    tile = open_store(store_url).tile(TILE)
+    total = 0
+    for name in predictor.input_arrays(tile.array_names()):
+        array = tile.array(name)
+        total += array.dtype.itemsize * math.prod(array.shape[1:])
+    return total
+
+
+def flops_per_source(bundle_path: str, rows: TileArrays, device: str, precision: str) -> float:
+    """FLOPs of one forward pass per source (``FLOP_ROWS`` rows counted)."""
+    bundle = load_bundle(bundle_path, device=device)
+    inputs = forward_inputs(bundle, rows, device)
+    with torch.inference_mode(), autocast(device, precision), FlopCounterMode(display=False) as counter:
+        bundle.model(inputs)
+    return counter.get_total_flops() / rows.n_rows
+
+
+COLUMNS = [
+    "time_utc",
+    "device",
+    "precision",
+    "model",
+    "members",
+    "flops_per_source",
+    "bytes_per_source",
+    "matmul_flop_per_s",
+    "read_bytes_per_s",
+    "compute_bound",
+    "io_bound",
+    "bound_sources_per_s",
+    "limited_by",
+    "loadavg_1m",
+]
+RATE_COLUMNS = [
+    "time_utc",
+    "kind",
+    "device",
+    "precision",
+    "threads",
+    "size",
+    "arrays",
+    "rate",
+    "unit",
+    "loadavg_1m",
+]
+
+
+def write_report() -> str:
+    """Regenerate ``results/bounds.md`` from every row of ``results/bounds.jsonl``."""
+    rows = read_rows(NAME)
+    bounds = [r for r in rows if r["kind"] == "bound"]
+    rates = [r for r in rows if r["kind"] != "bound"]
+    text = [
+        "# Machine bounds on inference throughput",
+        "",
+        "Bound (sources/s) = min(matmul rate / FLOPs per source, Zarr read rate / bytes per source),",
+        "rates measured in the same run (all-thread matmul; one-process read of decoded bytes, warm",
+        "page cache). FLOPs counted by `FlopCounterMode` on one forward pass (matmuls and",
+        "convolutions; 1 multiply-add = 2 FLOPs); bytes = every array the predictor reads, decoded.",
+        "An upper limit: convolutions and small layers run below matmul speed. `loadavg_1m`: the",
+        "cores were shared with other jobs while measuring.",
+        "",
+        markdown_table(bounds, COLUMNS),
+        "",
+        "## Measured rates",
+        "",
+        markdown_table(rates, RATE_COLUMNS),
+        "",
+        "Commands:",
+        "",
+        *[f"- `{c}`" for c in sorted({r["command"] for r in rows})],
+        "",
+    ]
+    write_markdown(NAME, "\n".join(text))
+    return markdown_table(bounds, COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=20_000, help="sources in the simulated tile")
+    parser.add_argument(
+        "--work",
+        default=str(Path(tempfile.gettempdir()) / "dpz_bench_suite"),
+        help="where the tile and bundles are kept between runs",
+    )
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help="registered model names")
+    parser.add_argument("--ensemble-members", type=int, default=5, help="members of the DEEPZ ensemble")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32"],
+        choices=sorted(PRECISIONS),
+        help="matmul and forward precisions",
+    )
+    parser.add_argument("--size", type=int, help="matmul size (default 2048 on CPU, 8192 on GPU)")
+    args = parser.parse_args(argv)
+    on_gpu = torch.device(args.device).type == "cuda"
+    size = args.size or (8192 if on_gpu else 2048)
+
+    store_url, bundle_dir = work_paths(args.work, args.n)
+    ensure_store(store_url, args.n)
+    threads = [1] if on_gpu else sorted({1, torch.get_num_threads()})
+    rates = [matmul_rate(args.device, p, size, t) for p in args.precision for t in threads]
+    read = read_rate(store_url)
+    tile = open_store(store_url).tile(TILE)
+    rows = TileArrays.from_attrs(
+        tile.read([a for a in INPUT_ARRAYS if tile.has(a)], 0, FLOP_ROWS), tile.attrs
+    )
+    bounds = []
+    for model in args.models:
+        path = ensure_bundle(bundle_dir, model, store_url)
+        n_bytes = bytes_per_source(store_url, EnsemblePredictor.load(path, device="cpu"))
+        members = [1, args.ensemble_members] if model == ENSEMBLE_MODEL and args.ensemble_members > 1 else [1]
+        for precision in args.precision:
+            flops = flops_per_source(path, rows, args.device, precision)
+            flop_rate = max(r["rate"] for r in rates if r["precision"] == precision)
+            for m in members:
+                compute, io = flop_rate / (m * flops), read["rate"] / n_bytes
+                bounds.append(
+                    {
+                        "kind": "bound",
+                        "device": args.device,
+                        "precision": precision,
+                        "model": model,
+                        "members": m,
+                        "flops_per_source": m * flops,
+                        "bytes_per_source": n_bytes,
+                        "matmul_flop_per_s": flop_rate,
+                        "read_bytes_per_s": read["rate"],
+                        "compute_bound": compute,
+                        "io_bound": io,
+                        "bound_sources_per_s": min(compute, io),
+                        "limited_by": "compute" if compute < io else "read",
+                        **load_average(),
+                    }
+                )
+    append_rows(NAME, [*rates, read, *bounds])
+    print(write_report())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

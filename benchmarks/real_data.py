@@ -1,0 +1,388 @@
+"""Accuracy on real spectroscopic catalogues: catalogue-only models against scikit-learn baselines.
+
+For each real catalogue of the shared data (zCOSMOS-bright, 12 bands; SDSS MGS, ugriz) the
+catalogue files are ingested with ``dpz ingest`` and the catalogue's shipped column map into a
+temporary store; everything catalogue-specific lives in that map. A catalogue shipped as train
+and test files gives two tiles; one shipped as a single file is split 70/30 by a seeded
+permutation. DEEPZ (flux ratios + mixture density network) and a GaZNet catalogue path
+(``gaznet_c9`` with its bands overridden by the tile's) are trained on the training part, with a
+seeded 20 % of it held out for early stopping, and scored on the test part next to
+k-nearest-neighbours and random-forest regressors fitted on the same rows and the same features
+(magnitudes + adjacent colours, missing values filled with the training median plus a missing
+mask, standardised for kNN).
+
+    python -m benchmarks.real_data     # from the repository root; writes results/real_data.md
+
+Rows are also appended to ``results/real_data.jsonl`` through the harness. The data are read
+from ``$DPZ_SHARED_DATA``, else from ``shared/data`` next to the repository; without them the
+benchmark prints why and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.neighbors import KNeighborsRegressor
+
+from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
+from distributed_pz.cli import main as dpz_main
+from distributed_pz.metrics import GaussianMixturePDF, pit, pit_uniformity, point_metrics
+from distributed_pz.models import model_config
+from distributed_pz.predict import predict_arrays
+from distributed_pz.survey.store import open_store
+from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.train import TrainConfig, train_member
+
+NAME = "real_data"
+COLUMNS = [
+    "model",
+    "features",
+    "epochs",
+    "train_s",
+    "n_train",
+    "n_test",
+    "n_scored",
+    "nmad",
+    "outlier_fraction",
+    "bias",
+    "sigma68",
+    "pit_ks",
+    "crps",
+]
+TEST_FRACTION = 0.3
+VAL_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A real catalogue of the shared data.
+
+    Parameters
+    ----------
+    name
+        Label of the catalogue in the tables.
+    column_map
+        Shipped column map that ingests its files.
+    files
+        Part name (``"train"``, ``"test"``) -> file relative to the shared data folder; a single
+        ``"all"`` file is split into training and test rows by a seeded permutation.
+    """
+
+    name: str
+    column_map: str
+    files: dict[str, str]
+
+
+CATALOGUES = (
+    Catalogue("zcosmos_bright", "zcosmos_bright", {"all": "real/zcosmos_bright/zcosmost_bright20k.csv"}),
+    Catalogue(
+        "sdss_mgs",
+        "sdss_mgs",
+        {"train": "real/sdss_mgs/SDSS_MGS.train", "test": "real/sdss_mgs/SDSS_MGS.test"},
+    ),
+)
+
+
+def shared_data_dir() -> Path:
+    """The shared data folder: ``$DPZ_SHARED_DATA``, else ``shared/data`` next to the repository."""
+    env = os.environ.get("DPZ_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def missing_files(data_dir: Path, catalogues: tuple[Catalogue, ...] = CATALOGUES) -> list[Path]:
+    """Catalogue files absent from ``data_dir``."""
+    paths = [data_dir / f for c in catalogues for f in c.files.values()]
+    return [p for p in paths if not p.is_file()]
+
+
+def ingest(catalogue: Catalogue, data_dir: Path, store: Path) -> dict[str, TileArrays]:
+    """Ingest every file of ``catalogue`` with ``dpz ingest``; one tile per part, read back.
+
+    Raises
+    ------
+    RuntimeError
+        ``dpz ingest`` failed (its error line is on stderr).
+    """
+    parts = {}
+    for part, file in catalogue.files.items():
+        tile_name = f"{catalogue.name}_{part}"
+        argv = ["ingest", str(data_dir / file), "--columns", catalogue.column_map, "--store", str(store)]
+        if dpz_main([*argv, "--tile", tile_name]) != 0:
+            raise RuntimeError(f"dpz ingest of {data_dir / file} failed")
+        tile = open_store(str(store)).tile(tile_name)
+        parts[part] = TileArrays.from_attrs(tile.read(tile.array_names()), tile.attrs)
+    return parts
+
+
+def train_test(parts: dict[str, TileArrays], seed: int) -> tuple[TileArrays, TileArrays]:
+    """Training and test rows with a finite spec-z: the train/test tiles, or a seeded split of one."""
+    if "all" in parts:
+        data = parts["all"]
+        order = np.random.default_rng(seed).permutation(data.n_rows)
+        n_test = int(round(TEST_FRACTION * data.n_rows))
+        train, test = data.take(np.sort(order[n_test:])), data.take(np.sort(order[:n_test]))
+    else:
+        train, test = parts["train"], parts["test"]
+    return tuple(t.take(np.isfinite(t.arrays["z_spec"])) for t in (train, test))
+
+
+def subsample(data: TileArrays, n: int | None, seed: int) -> TileArrays:
+    """At most ``n`` rows of ``data``, drawn with ``seed`` (all of them when ``n`` is None)."""
+    if n is None or n >= data.n_rows:
+        return data
+    return data.take(np.sort(np.random.default_rng(seed).choice(data.n_rows, n, replace=False)))
+
+
+def mag_colour_table(data: TileArrays) -> np.ndarray:
+    """Magnitudes and adjacent colours ``(N, 2B - 1)``, NaN where a band is missing."""
+    mag = data.arrays["mag"].astype(np.float64)
+    return np.concatenate([mag, mag[:, :-1] - mag[:, 1:]], axis=1)
+
+
+def baseline_features(train: TileArrays, test: TileArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline inputs: magnitudes + colours with NaN -> training median, plus missing masks.
+
+    A mask column is added for each feature missing somewhere in the training rows.
+    """
+    x_train, x_test = mag_colour_table(train), mag_colour_table(test)
+    missing_train, missing_test = ~np.isfinite(x_train), ~np.isfinite(x_test)
+    median = np.nanmedian(x_train, axis=0)
+    masked = missing_train.any(axis=0)
+    out = []
+    for x, missing in ((x_train, missing_train), (x_test, missing_test)):
+        filled = np.where(missing, median, x)
+        out.append(np.concatenate([filled, missing[:, masked].astype(np.float64)], axis=1))
+    return out[0], out[1]
+
+
+def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale both by the training mean and standard deviation (constant columns left at 0)."""
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return (x_train - mean) / std, (x_test - mean) / std
+
+
+def reference_band(train: TileArrays, default: str) -> str:
+    """DEEPZ's flux-ratio denominator: ``default`` when the tile has it, else its most measured band."""
+    if default in train.bands:
+        return default
+    return train.bands[int(np.argmax(np.isfinite(train.arrays["mag"]).sum(axis=0)))]
+
+
+def network_configs(train: TileArrays) -> dict[str, Any]:
+    """The catalogue-only models, configured for the tile's bands (registry overrides only)."""
+    deepz = model_config("deepz")
+    return {
+        "deepz": model_config(
+            "deepz", bands=train.bands, reference_band=reference_band(train, deepz.reference_band)
+        ),
+        "gaznet_c9": model_config("gaznet_c9", bands=train.bands),
+    }
+
+
+def score(z_phot: np.ndarray, z_spec: np.ndarray, pdf: GaussianMixturePDF | None = None) -> dict[str, float]:
+    """Point metrics (and PIT KS + mean CRPS for a p(z)) of the scored rows."""
+    row = {k: v for k, v in point_metrics(z_phot, z_spec).items() if k in COLUMNS}
+    if pdf is not None:
+        row["pit_ks"] = pit_uniformity(pit(pdf, z_spec))["ks"]
+        row["crps"] = float(np.mean(pdf.crps(z_spec)))
+    return row
+
+
+def run_catalogue(
+    catalogue: Catalogue,
+    data_dir: Path,
+    store: Path,
+    *,
+    epochs: int = 40,
+    patience: int = 10,
+    seed: int = 0,
+    max_rows: int | None = None,
+) -> list[dict[str, Any]]:
+    """Ingest, split, train, predict and score one catalogue.
+
+    Parameters
+    ----------
+    catalogue, data_dir
+        The catalogue and the shared data folder holding its files.
+    store
+        Survey store to ingest into (created if absent).
+    epochs, patience
+        Most epochs of the networks, and epochs without validation improvement before stopping.
+    seed
+        Seeds the split, the validation rows, the networks and the random forest.
+    max_rows
+        Use at most this many training and this many test rows (a smoke test); None = all.
+
+    Returns
+    -------
+    list of dict
+        One row per model and baseline: :data:`COLUMNS` plus the catalogue, bands and bundle hash.
+        Every model is scored on the test rows that all of them predict (``n_scored``).
+    """
+    train, test = train_test(ingest(catalogue, data_dir, store), seed)
+    train, test = subsample(train, max_rows, seed), subsample(test, max_rows, seed + 1)
+    order = np.random.default_rng(seed + 2).permutation(train.n_rows)
+    n_val = int(round(VAL_FRACTION * train.n_rows))
+    fit, val = train.take(np.sort(order[n_val:])), train.take(np.sort(order[:n_val]))
+    predictions: dict[str, dict[str, Any]] = {}
+    for name, config in network_configs(train).items():
+        tc = TrainConfig(epochs=epochs, batch_size=100, patience=patience)
+        started = time.perf_counter()
+        result = train_member(config, fit, seed, train_config=tc, val_data=val)
+        train_s = time.perf_counter() - started
+        out = predict_arrays(result.bundle, test)
+        features = (
+            f"flux ratios over {config.reference_band}" if config.family == "deepz" else "mags + colours"
+        )
+        predictions[name] = {
+            "z_phot": out["z_phot"],
+            "pdf": (out["pdf_weights"], out["pdf_means"], out["pdf_sigmas"])
+            if "pdf_weights" in out
+            else None,
+            "features": features,
+            "epochs": f"{len(result.history)} (best {result.best_epoch + 1})",
+            "train_s": train_s,
+            "bundle": result.bundle.content_hash[:12],
+        }
+    x_fit, x_test = baseline_features(fit, test)
+    baselines = {
+        "knn": (KNeighborsRegressor(n_neighbors=10, weights="distance"), True, "k=10, distance-weighted"),
+        "random_forest": (
+            RandomForestRegressor(n_estimators=100, min_samples_leaf=2, n_jobs=1, random_state=seed),
+            False,
+            "100 trees, min leaf 2",
+        ),
+    }
+    for name, (regressor, scaled, settings) in baselines.items():
+        a, b = standardise(x_fit, x_test) if scaled else (x_fit, x_test)
+        started = time.perf_counter()
+        regressor.fit(a, fit.arrays["z_spec"])
+        predictions[name] = {
+            "z_phot": regressor.predict(b),
+            "pdf": None,
+            "features": f"mags + colours + masks ({settings})",
+            "epochs": "",
+            "train_s": time.perf_counter() - started,
+        }
+    z_spec = test.arrays["z_spec"].astype(np.float64)
+    scored = np.logical_and.reduce([np.isfinite(p["z_phot"]) for p in predictions.values()])
+    rows = []
+    for name, p in predictions.items():
+        pdf = GaussianMixturePDF(*(a[scored] for a in p["pdf"])) if p["pdf"] is not None else None
+        row = {
+            "catalogue": catalogue.name,
+            "bands": " ".join(train.bands),
+            "model": name,
+            "features": p["features"],
+            "epochs": p["epochs"],
+            "train_s": p["train_s"],
+            "n_train": fit.n_rows,
+            "n_val": val.n_rows,
+            "n_test": test.n_rows,
+            "n_scored": int(scored.sum()),
+            **score(p["z_phot"][scored].astype(np.float64), z_spec[scored], pdf),
+        }
+        if "bundle" in p:
+            row["bundle"] = p["bundle"]
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every catalogue, append the rows and write the Markdown tables; exit 0 without data."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=40, help="most epochs of the networks")
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
+    parser.add_argument("--seed", type=int, default=0, help="split, validation, network and forest seed")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--catalogues", default=",".join(c.name for c in CATALOGUES), help="comma-separated catalogue names"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.md", help="Markdown file to write")
+    args = parser.parse_args(argv)
+    data_dir = shared_data_dir()
+    chosen = tuple(c for c in CATALOGUES if c.name in args.catalogues.split(","))
+    absent = missing_files(data_dir, chosen)
+    if absent:
+        print(f"real_data: skipped, shared data not found ({absent[0]}); set DPZ_SHARED_DATA")
+        return 0
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dpz_real_") as tmp:
+        for catalogue in chosen:
+            t0 = time.perf_counter()
+            rows += run_catalogue(
+                catalogue,
+                data_dir,
+                Path(tmp) / "store",
+                epochs=args.epochs,
+                patience=args.patience,
+                seed=args.seed,
+            )
+            print(f"{catalogue.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    append_rows(NAME, rows)
+    total_s = time.perf_counter() - started
+    write_report(args.out, rows, chosen, total_s)
+    print(f"wrote {args.out} ({total_s:.0f} s)")
+    return 0
+
+
+def write_report(
+    path: Path, rows: list[dict[str, Any]], catalogues: tuple[Catalogue, ...], total_s: float
+) -> None:
+    """Write the Markdown report: setup, one table per catalogue, machine."""
+    m = machine()
+    sections = []
+    for c in catalogues:
+        mine = [r for r in rows if r["catalogue"] == c.name]
+        split = (
+            "its train / test files"
+            if "all" not in c.files
+            else f"a seeded {1 - TEST_FRACTION:.0%} / {TEST_FRACTION:.0%} row split"
+        )
+        sections.append(
+            f"## {c.name} (column map `{c.column_map}`; bands {mine[0]['bands']}; test = {split})\n\n"
+            + markdown_table(mine, COLUMNS)
+        )
+    tables = "\n\n".join(sections)
+    text = f"""# Real catalogues: catalogue-only models vs scikit-learn baselines
+
+Command: `{" ".join(["python -m benchmarks.real_data", *sys.argv[1:]])}`
+
+Each catalogue is ingested with `dpz ingest --columns <shipped map>`; nothing else is
+catalogue-specific. Networks: one seed-fixed member each, Adam, batch 100, the family's
+learning-rate schedule compressed to the epoch budget, early stopping on a seeded
+{VAL_FRACTION:.0%} of the training part (`n_train` = rows fitted, the validation rows are extra;
+`epochs` = run (best)). `deepz` = DEEPZ flux ratios + 10-Gaussian MDN (z_phot = mode of p(z));
+its reference band is the registry's (i) when the catalogue has it, else its most measured band.
+`gaznet_c9` = the GaZNet catalogue path with `bands` overridden by the catalogue's bands (point head). Baselines
+are fitted on the same `n_train` rows with magnitudes + adjacent colours, missing values set to
+the training median plus a mask column per feature missing in training (standardised for kNN).
+All models are scored on the `n_scored` test rows that every model predicts (DEEPZ flags rows
+without the reference band). Metrics on δz = (z_phot − z_spec)/(1 + z_spec): NMAD, outlier
+fraction |δz| > 0.15, mean bias, σ68; `pit_ks` = KS distance of the PIT from uniform, `crps` =
+mean CRPS (p(z) models only). Short CPU runs: indicative, not converged values.
+
+{tables}
+
+Total {total_s:.0f} s on {m["host_cpu"]} ({m["cpu_count"]} cores shared with other jobs,
+{torch.get_num_threads()} torch thread), torch {m["torch"]}, device {m["device"]}.
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
