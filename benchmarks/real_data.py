@@ -367,9 +367,9 @@ learning-rate schedule compressed to the epoch budget, early stopping on a seede
 {VAL_FRACTION:.0%} of the training part (`n_train` = rows fitted, the validation rows are extra;
 `epochs` = run (best)). `deepz` = DEEPZ flux ratios + 10-Gaussian MDN (z_phot = mode of p(z));
 its reference band is the registry's (i) when the catalogue has it, else its most measured band.
-`gaznet_c9` = the GaZNet catalogue path with `bands` overridden by the catalogue's bands (point head). Baselines
-are fitted on the same `n_train` rows with magnitudes + adjacent colours, missing values set to
-the training median plus a mask column per feature missing in training (standardised for kNN).
+`gaznet_c9` = the GaZNet catalogue path with `bands` overridden by the catalogue's bands (point
+head). Baselines are fitted on the same `n_train` rows with magnitudes + adjacent colours,
+missing values set to the training median plus a mask column per feature missing in training (standardised for kNN).
 All models are scored on the `n_scored` test rows that every model predicts (DEEPZ flags rows
 without the reference band). Metrics on δz = (z_phot − z_spec)/(1 + z_spec): NMAD, outlier
 fraction |δz| > 0.15, mean bias, σ68; `pit_ks` = KS distance of the PIT from uniform, `crps` =
