@@ -110,10 +110,10 @@ COLUMNS = [
     "precision",
     "model",
     "members",
-    "flops_per_source",
+    "mflop_per_source",
     "bytes_per_source",
-    "matmul_flop_per_s",
-    "read_bytes_per_s",
+    "matmul_gflop_per_s",
+    "read_mb_per_s",
     "compute_bound",
     "io_bound",
     "bound_sources_per_s",
@@ -128,15 +128,27 @@ RATE_COLUMNS = [
     "threads",
     "size",
     "arrays",
-    "rate",
-    "unit",
+    "rate_g",
+    "unit_g",
     "loadavg_1m",
 ]
 
 
+def _display(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its rates and FLOPs in readable units (GFLOP/s, MB/s, MFLOP)."""
+    if row["kind"] == "bound":
+        return {
+            **row,
+            "mflop_per_source": row["flops_per_source"] / 1e6,
+            "matmul_gflop_per_s": row["matmul_flop_per_s"] / 1e9,
+            "read_mb_per_s": row["read_bytes_per_s"] / 1e6,
+        }
+    return {**row, "rate_g": row["rate"] / 1e9, "unit_g": "G" + row["unit"]}
+
+
 def write_report() -> str:
     """Regenerate ``results/bounds.md`` from every row of ``results/bounds.jsonl``."""
-    rows = read_rows(NAME)
+    rows = [_display(r) for r in read_rows(NAME)]
     bounds = [r for r in rows if r["kind"] == "bound"]
     rates = [r for r in rows if r["kind"] != "bound"]
     text = [

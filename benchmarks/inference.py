@@ -9,7 +9,8 @@ For DEEPZ (1 and 5 members), GaZNet-C9, GaZNet-1 and GaZNet-1-MDN, freshly initi
   arrays read from Zarr beforehand (the read time is reported apart, ``read_s``);
 - ``pipeline``: the whole ``dpz predict`` path, :func:`~distributed_pz.infer.pipeline.predict_store`
   on a Dask cluster of 1, 2... single-threaded workers (Zarr reads on the workers, Parquet out),
-  plus a rows-per-task sweep for one model.
+  plus a rows-per-task sweep for one model (DEEPZ by default: little compute per source, so
+  the per-task overhead shows).
 
 Derived: ``efficiency`` = pipeline / best forward (same model, members, device, precision);
 ``scaling`` = pipeline at N workers / (N × pipeline at 1 worker); ``bound`` = the latest
@@ -163,7 +164,7 @@ def bench_predict_arrays(
         with autocast(device, precision):
             predict_arrays(members, arrays, device=device, batch_size=batch_size)
 
-    timing = time_runs(run, warmup=1, repeats=repeats)
+    timing = time_runs(run, warmup=0, repeats=repeats)  # the forward benchmark warmed the members
     return {
         "batch_size": batch_size,
         "sources": tile.n_rows,
@@ -222,7 +223,9 @@ def derived(rows: list[dict[str, Any]], bounds: list[dict[str, Any]]) -> list[di
     Rows of one run share ``time_utc`` of their append; efficiency and scaling compare rows of
     the same run only (the load differs between runs).
     """
-    latest_bound = {(b["model"], b["members"], b["device"], b["precision"]): b for b in bounds}
+    latest_bound = {
+        (b["model"], b["members"], b["device"], b["precision"]): b for b in bounds if b["kind"] == "bound"
+    }
     best_forward: dict[tuple, float] = {}
     one_worker: dict[tuple, float] = {}
     for r in rows:
@@ -238,7 +241,7 @@ def derived(rows: list[dict[str, Any]], bounds: list[dict[str, Any]]) -> list[di
         extra: dict[str, Any] = {"bound_sources_per_s": bound["bound_sources_per_s"] if bound else None}
         if r["stage"] != "forward" and run in best_forward:
             extra["efficiency"] = r["sources_per_s"] / best_forward[run]
-        if r["stage"] == "pipeline" and run in one_worker:
+        if r["stage"] == "pipeline" and run in one_worker and not r.get("chunk_sweep"):
             extra["scaling"] = r["sources_per_s"] / (r["workers"] * one_worker[run])
         if bound:
             extra["fraction_of_bound"] = r["sources_per_s"] / bound["bound_sources_per_s"]
@@ -285,10 +288,12 @@ def write_report() -> str:
         "`predict_arrays`: the whole tile through `predict_arrays` from arrays already read from Zarr;",
         "`pipeline`: whole `predict_store` calls on a Dask cluster of `workers` single-threaded",
         "workers (Zarr reads, prediction, Parquet parts, commit). sources/s use the best of the",
-        "repeats. `efficiency` = sources/s / best forward sources/s of the same run; `scaling` =",
-        "pipeline at N workers / (N × pipeline at 1 worker); `bound` = min(matmul rate / FLOPs per",
-        "source, Zarr read rate / bytes per source) from `bounds.md`. `loadavg_1m`: the cores were",
-        "shared with other jobs, so the figures are noisy lower limits.",
+        "repeats. `efficiency` = sources/s / best forward sources/s of the same run (forward and",
+        "predict_arrays run with `threads` torch threads, 1 by default, like one pipeline worker);",
+        "`scaling` = pipeline at N workers / (N × pipeline at 1 worker); `bound` = min(matmul rate /",
+        "FLOPs per source, Zarr read rate / bytes per source) from `bounds.md`, for the whole machine",
+        "(all cores; one thread reaches ~2/3 of the two-core matmul rate here). `loadavg_1m`: the",
+        "cores were shared with other jobs, so the figures are noisy lower limits.",
         "",
         "Machines: " + "; ".join(machines) + ".",
         "",
@@ -322,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble-members", type=int, default=5, help="members of the DEEPZ ensemble")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
     parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS), help="autocast precision")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads of this process (like a pipeline worker's)"
+    )
     parser.add_argument("--cluster", default="local", choices=["local", "cuda"], help="Dask cluster kind")
     parser.add_argument("--workers", nargs="+", type=int, help="pipeline cluster sizes (default 1 2)")
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="forward sweep (default 256 1024 4096)")
@@ -330,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chunk-sweep", nargs="+", type=int, help="rows per task to sweep (default 1024..8192)"
     )
-    parser.add_argument("--sweep-model", default="gaznet_1", help="model of the rows-per-task sweep")
+    parser.add_argument("--sweep-model", default="deepz", help="model of the rows-per-task sweep")
     parser.add_argument("--repeats", type=int, help="timed repeats (default 3; 1 with --quick)")
     args = parser.parse_args(argv)
     n = args.n or (4096 if args.quick else 20_000)
@@ -339,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     batch_sizes = args.batch_sizes or ([1024] if args.quick else [256, 1024, 4096])
     chunk_sweep = args.chunk_sweep or ([1024, 4096] if args.quick else [1024, 2048, 4096, 8192])
 
+    torch.set_num_threads(args.threads)
     store_url, bundle_dir = work_paths(args.work, n)
     ensure_store(store_url, n)
     todo = cases(store_url, bundle_dir, args.models, args.ensemble_members)

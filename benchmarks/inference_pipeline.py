@@ -4,7 +4,7 @@ For DEEPZ and GaZNet-1 (paper-size networks, freshly initialised: throughput doe
 on training) on one simulated KiDS+VIKING tile, sources per second of
 
 - the plain loop: :func:`~distributed_pz.infer.predictor.predict_tile_local` in this process
-  (1 and 2 torch threads);
+  (1 and 2 threads for torch and BLAS);
 - the pipeline: :func:`~distributed_pz.infer.pipeline.predict_store` on a ``LocalCluster`` of
   1 and 2 single-threaded workers, reading from Zarr and writing the Parquet catalogue; the
   time covers the whole call (plugin set-up = ensemble load on every worker, tasks, commit),
@@ -21,6 +21,7 @@ rewritten from the rows of this run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -29,6 +30,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
 from distributed_pz.bundle import make_bundle, save_bundle
@@ -82,8 +84,16 @@ def ensure_bundle(root: Path, model_name: str, store_url: str) -> str:
 def plain_loop(
     store_url: str, bundle: str, options: PredictOptions, rows_per_task: int, threads: int
 ) -> float:
-    """Seconds for the whole tile through the predictor in this process (after a warm-up chunk)."""
+    """Seconds for the whole tile through the predictor in this process (after a warm-up chunk).
+
+    ``threads`` caps torch and the BLAS libraries (as Dask caps them in its workers).
+    """
     torch.set_num_threads(threads)
+    with threadpool_limits(limits=threads):
+        return _timed_loop(store_url, bundle, options, rows_per_task)
+
+
+def _timed_loop(store_url: str, bundle: str, options: PredictOptions, rows_per_task: int) -> float:
     predictor = EnsemblePredictor.load(bundle, device="cpu", options=options)
     tile = open_store(store_url).tile(TILE)
     names = predictor.input_arrays(tile.array_names())
@@ -137,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     options = PredictOptions(batch_size=args.batch_size)
     bundles = {m: ensure_bundle(work / "bundles", m, store_url) for m in args.models}
     times: dict[tuple[str, str], list[float]] = defaultdict(list)
+    loads: list[float] = []  # 1-minute load average after each run: other jobs on the shared cores
     start_s: dict[str, float] = {}
     with ExitStack() as stack:
         clients = {}
@@ -149,10 +160,12 @@ def main(argv: list[str] | None = None) -> int:
                 for threads in (1, 2):
                     seconds = plain_loop(store_url, bundle, options, args.rows_per_task, threads)
                     times[model, f"loop, {threads} torch thread(s)"].append(seconds)
+                    loads.append(os.getloadavg()[0])
                 for workers, client in clients.items():
                     client.run(_import_torch)  # warm-up: every worker has torch imported
                     seconds = pipeline(client, store_url, bundle, options, args.rows_per_task)
                     times[model, f"pipeline, {workers} worker(s)"].append(seconds)
+                    loads.append(os.getloadavg()[0])
                 print(
                     round_,
                     model,
@@ -174,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                 "cluster_start_s": start_s.get(run),
             }
         )
-    params = {"rows_per_task": args.rows_per_task, "batch_size": args.batch_size, "repeats": args.repeats}
+    params = {
+        "rows_per_task": args.rows_per_task,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "load_avg_1m": [round(x, 2) for x in loads],
+    }
     append_rows(NAME, [{**r, **params} for r in rows])
     info = machine()
     text = [
@@ -182,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"One simulated KiDS+VIKING tile of {args.n:,} sources (Zarr, chunks 1024 rows, shards 8192), "
         f"freshly initialised paper-size single-member bundles, fp32, batch {args.batch_size}, "
-        f"{args.rows_per_task} rows per task. Machine: {info['cpu_count']} CPU cores "
-        f"(shared with other jobs while measured), torch {info['torch']}, device {info['device']}.",
+        f"{args.rows_per_task} rows per task. Machine: {info['cpu_count']} CPU cores shared with other "
+        f"jobs (1-minute load average after the runs: {min(loads):.1f} to {max(loads):.1f}), "
+        f"torch {info['torch']}, device {info['device']}.",
         "",
         markdown_table(rows, COLUMNS),
         "",
@@ -192,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         "`ratio_vs_loop_1_thread` = sources/s over the one-thread plain loop's.",
         "Pipeline seconds cover the whole `predict_store` call: worker plugin set-up (ensemble load),",
         "Zarr reads on the workers, prediction, Parquet parts, the atomic tile commit and the manifest.",
+        "",
+        "Clusters started by `dpz predict` unset Dask's default `MALLOC_TRIM_THRESHOLD_=65536` for their",
+        "workers: with it, the DEEPZ plain loop on 8192 rows ran at 7.6k sources/s instead of 14.9k",
+        "(glibc then maps and unmaps every large tensor), which made workers twice as slow as the loop.",
         "",
         "Command: `python -m benchmarks.inference_pipeline "
         + f"--n {args.n} --models {' '.join(args.models)} --workers {' '.join(map(str, args.workers))} "

@@ -10,6 +10,11 @@
 
 Clusters started here listen on the loopback interface only; their dashboard is off unless
 ``dashboard_address`` asks for one (e.g. ``localhost:8787`` or ``:8787`` for every interface).
+Their workers start without Dask's default ``MALLOC_TRIM_THRESHOLD_=65536``: that setting
+fixes glibc's mmap threshold, so every large tensor is mapped and unmapped per operation,
+which halved DEEPZ's throughput here (benchmarks/results/inference_cpu.md). Workers of a
+running cluster keep their own settings: start them with
+``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None`` for the same effect.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import dask
 from distributed import Client, LocalCluster
 
 CLUSTERS = ("local", "cuda")
 LOOPBACK = "127.0.0.1"
+WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask config for the workers of clusters started here (``None`` unsets a variable)."""
 
 
 class ClusterError(RuntimeError):
@@ -97,16 +105,17 @@ def connect(
         with client:
             yield client
         return
-    if kind == "cuda":
-        cluster = _cuda_cluster(workers, dashboard_address)
-    elif kind == "local":
-        cluster = LocalCluster(
-            n_workers=workers or default_workers(),
-            threads_per_worker=1,
-            processes=True,
-            **_http_kwargs(dashboard_address),
-        )
-    else:
+    if kind not in CLUSTERS:
         raise ClusterError(f"cluster must be one of {CLUSTERS}, not {kind!r}")
+    with dask.config.set(WORKER_ENVIRON):
+        if kind == "cuda":
+            cluster = _cuda_cluster(workers, dashboard_address)
+        else:
+            cluster = LocalCluster(
+                n_workers=workers or default_workers(),
+                threads_per_worker=1,
+                processes=True,
+                **_http_kwargs(dashboard_address),
+            )
     with cluster, Client(cluster) as client:
         yield client
