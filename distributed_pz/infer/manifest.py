@@ -67,6 +67,7 @@ class RunManifest:
         """
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
+        identity = json.loads(json.dumps(identity))  # as it reads back (tuples become lists)
         path = out / MANIFEST
         if not path.exists():
             manifest = cls(out, identity)

@@ -174,7 +174,7 @@ class FitsWriter:
         hdu.name = "CATALOG"
         for key, keyword in FITS_KEYWORDS.items():
             if key in self.metadata:
-                hdu.header[keyword] = (self.metadata[key], key)
+                hdu.header[keyword] = self.metadata[key]
         for i, (bit, meaning) in enumerate(sorted(self.metadata.get("flag_bits", {}).items(), key=_bit)):
             hdu.header[f"FLAGBIT{i}"] = f"{bit}: {meaning}"
         hdus = [fits.PrimaryHDU(), hdu]
