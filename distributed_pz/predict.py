@@ -17,7 +17,7 @@ import torch
 
 from distributed_pz.bundle import Bundle
 from distributed_pz.features import FLAG_BAD_OUTPUT, InputSpec
-from distributed_pz.models.heads import summarize_mixture
+from distributed_pz.infer import mixture
 from distributed_pz.pipeline import batch_tensors, model_inputs, raw_features
 from distributed_pz.tile_arrays import TileArrays
 
@@ -28,7 +28,7 @@ def predict_arrays(
     *,
     device: torch.device | str | None = None,
     batch_size: int = 4096,
-    odds_halfwidth: float = 0.06,
+    odds_interval: float = 0.06,
 ) -> dict[str, np.ndarray]:
     """Predict redshifts for every row of ``arrays``.
 
@@ -44,8 +44,8 @@ def predict_arrays(
         copied there (once per call: load bundles on the right device for streaming).
     batch_size
         Rows per forward pass.
-    odds_halfwidth
-        ODDS integrates p(z) over ``z_phot ± odds_halfwidth (1 + z_phot)``.
+    odds_interval
+        ODDS (DEEPZ eq. 7) integrates p(z) over ``z_phot ± odds_interval / 2``, as the catalogues do.
 
     Returns
     -------
@@ -73,17 +73,17 @@ def predict_arrays(
         else TileArrays(arrays, members[0].data_bands, members[0].data_image_bands)
     )
     parts = [
-        _predict_batch(members, tile, slice(start, start + batch_size), device, odds_halfwidth)
+        _predict_batch(members, tile, slice(start, start + batch_size), device, odds_interval)
         for start in range(0, tile.n_rows, batch_size)
     ]
     if not parts:
-        parts = [_predict_batch(members, tile, slice(0, 0), device, odds_halfwidth)]
+        parts = [_predict_batch(members, tile, slice(0, 0), device, odds_interval)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 @torch.inference_mode()
 def _predict_batch(
-    members: list[Bundle], tile: TileArrays, rows: slice, device: torch.device, odds_halfwidth: float
+    members: list[Bundle], tile: TileArrays, rows: slice, device: torch.device, odds_interval: float
 ) -> dict[str, np.ndarray]:
     raws: dict[InputSpec, dict[str, torch.Tensor]] = {}
     outputs = []
@@ -103,7 +103,9 @@ def _predict_batch(
         weights = torch.cat([torch.softmax(o["logits"], dim=1) / m for o in outputs], dim=1)  # (N, M K)
         means = torch.cat([o["means"] for o in outputs], dim=1)
         sigmas = torch.cat([o["sigmas"] for o in outputs], dim=1)
-        result.update(summarize_mixture(weights, means, sigmas, odds_halfwidth))
+        arrays = [x.double().cpu().numpy() for x in (weights, means, sigmas)]
+        summary = mixture.summarise(*arrays, odds_interval)
+        result.update({k: torch.from_numpy(v).to(device) for k, v in summary.items()})
         result.update(pdf_weights=weights, pdf_means=means, pdf_sigmas=sigmas)
     else:
         result["z_phot"] = torch.stack([o["z"] for o in outputs]).mean(dim=0)

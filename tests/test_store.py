@@ -67,8 +67,7 @@ def test_unwritten_tile_is_incomplete_and_missing_shard_is_named(tmp_path, tile_
     )
     messages = [str(p) for p in check_tile(tile)]
     assert messages == [
-        "store '%s', tile 'T1': tile is incomplete: its writer did not finish (rerun the writer)"
-        % tile.store_url
+        f"store '{tile.store_url}', tile 'T1': tile is incomplete: its writer did not finish (rerun the writer)"
     ]
     tile.mark_complete()
     first = str(check_tile(tile)[0])

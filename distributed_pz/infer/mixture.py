@@ -233,7 +233,8 @@ def summarise(
     out = {name: np.full(n, np.nan) for name in ("z_phot", "z_mean", "z_std", "z_lo68", "z_hi68", "odds")}
     rows = np.flatnonzero(weights.sum(axis=1) > 0)
     step = max(1, _BLOCK_ELEMENTS // (8 * k))
-    for block in np.array_split(rows, np.arange(step, rows.size, step)):
+    for start in range(0, rows.size, step):
+        block = rows[start : start + step]
         w, mu, sd = weights[block], means[block], sigmas[block]
         z_mode = mode(w, mu, sd)
         out["z_phot"][block] = z_mode
