@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import NullFormatter
 
 MIN_BIN_COUNT = 10
 """Bins with fewer sources are not drawn in the binned-metric plots (they stay in the JSON)."""
@@ -138,7 +138,7 @@ def plot_density(points: Mapping[str, tuple[np.ndarray, np.ndarray]], summary: M
     if image is not None:
         cax = fig.add_axes((right + 0.15 / fig.get_figwidth(), 0.2, 0.15 / fig.get_figwidth(), 0.65))
         bar = fig.colorbar(image, cax=cax, label="sources per cell", format="%g")
-        bar.ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        bar.ax.yaxis.set_minor_formatter(NullFormatter())  # label decades only
     return fig
 
 
