@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store import absolute_url, open_store
 from distributed_pz.survey.validate import check_tile, validate_tile
 
 from .conftest import make_tile_arrays
@@ -121,3 +121,11 @@ def test_open_errors_name_the_store(tmp_path):
         open_store(str(tmp_path / "absent.zarr"))
     with pytest.raises(StoreError, match="no such tile"):
         open_store(str(tmp_path / "s.zarr"), mode="a").tile("nope")
+
+
+def test_absolute_url_makes_local_paths_absolute_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_url("out/s.zarr") == str(tmp_path / "out" / "s.zarr")
+    assert absolute_url(f"file://{tmp_path}/s.zarr") == str(tmp_path / "s.zarr")
+    assert absolute_url("s3://bucket/s.zarr") == "s3://bucket/s.zarr"
+    assert absolute_url("memory://x/s.zarr") == "memory://x/s.zarr"

@@ -19,7 +19,7 @@ from distributed_pz.infer.pipeline import ON_ERROR, TileFailed, bundle_hash, pre
 from distributed_pz.infer.predictor import PDF_KINDS, PRECISIONS, PredictOptions
 from distributed_pz.infer.writers import FORMATS
 from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store import absolute_url, open_store
 
 DEFAULTS = PredictOptions()
 
@@ -128,9 +128,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"dashboard: {client.dashboard_link}", file=sys.stderr)
             summary = predict_store(
                 client,
-                args.store,
-                args.bundle,
-                args.out,
+                absolute_url(args.store),
+                absolute_url(args.bundle),
+                absolute_url(args.out),
                 tiles=args.tile,
                 options=options,
                 fmt=args.format,

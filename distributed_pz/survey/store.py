@@ -7,6 +7,7 @@ concurrent writers never share a shard; a tile is marked ``complete`` only when 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,13 @@ from distributed_pz.survey.schema import ARRAY_SPECS, CUTOUT_SIZE, SCHEMA_VERSIO
 STORE_MARKER = "distributed_pz"
 DEFAULT_CHUNK_ROWS = 1024
 DEFAULT_SHARD_ROWS = 8192
+
+
+def absolute_url(url: str) -> str:
+    """``url`` with a local path made absolute, so processes elsewhere (Ray, Dask workers) find it."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    return os.path.abspath(url.removeprefix("file://"))
 
 
 def _zarr_store(url: str, read_only: bool, storage_options: Mapping[str, Any] | None):

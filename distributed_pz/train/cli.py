@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ray.train import TrainingFailedError
 
+    from distributed_pz.survey.store import absolute_url
     from distributed_pz.train.config import ClusterConfig, EnsembleConfig
     from distributed_pz.train.member import TrainConfig
     from distributed_pz.train.ray_ensemble import train_ensemble
@@ -121,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         config = EnsembleConfig(
-            store=args.store,
-            out=args.out,
+            store=absolute_url(args.store),
+            out=absolute_url(args.out),
             tiles=tuple(args.tiles),
             model=args.model,
             model_overrides=parse_overrides(args.model_set),
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction,
             seed=args.seed,
             train=member,
-            pretrain_store=args.pretrain_store,
+            pretrain_store=args.pretrain_store and absolute_url(args.pretrain_store),
             pretrain_tiles=tuple(args.pretrain_tiles),
             pretrain=dataclasses.replace(member, epochs=args.pretrain_epochs),
         )
