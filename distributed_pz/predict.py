@@ -67,6 +67,8 @@ def predict_arrays(
         raise ValueError("an ensemble must be all p(z) models or all point-estimate models")
     device = torch.device(device) if device is not None else members[0].device
     members = [b.to(device) for b in members]
+    for bundle in members:
+        bundle.model.eval()
     tile = (
         arrays
         if isinstance(arrays, TileArrays)
@@ -81,18 +83,36 @@ def predict_arrays(
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def forward_members(
+    members: Sequence[Bundle],
+    tile: TileArrays,
+    rows: slice,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[list[dict[str, torch.Tensor]], dict[InputSpec, dict[str, torch.Tensor]]]:
+    """Every member's raw outputs on ``rows``, and the raw features of each input spec.
+
+    Members with the same input spec share one band selection and raw-feature computation.
+    ``autocast_dtype`` (bf16/fp16) runs the forward passes under autocast; None = full precision.
+    """
+    with torch.inference_mode():
+        raws: dict[InputSpec, dict[str, torch.Tensor]] = {}
+        for bundle in members:
+            spec = bundle.input_spec
+            if spec not in raws:
+                raws[spec] = raw_features(spec, batch_tensors(tile, spec, rows, device))
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            outputs = [
+                b.model(model_inputs(b.input_spec, raws[b.input_spec], b.feature_stats)) for b in members
+            ]
+    return outputs, raws
+
+
 @torch.inference_mode()
 def _predict_batch(
     members: list[Bundle], tile: TileArrays, rows: slice, device: torch.device, odds_interval: float
 ) -> dict[str, np.ndarray]:
-    raws: dict[InputSpec, dict[str, torch.Tensor]] = {}
-    outputs = []
-    for bundle in members:
-        spec = bundle.input_spec
-        if spec not in raws:
-            raws[spec] = raw_features(spec, batch_tensors(tile, spec, rows, device))
-        bundle.model.eval()
-        outputs.append(bundle.model(model_inputs(spec, raws[spec], bundle.feature_stats)))
+    outputs, raws = forward_members(members, tile, rows, device)
     n = len(next(iter(raws.values()))["flags"])
     flags = torch.zeros(n, dtype=torch.int32, device=device)
     for raw in raws.values():

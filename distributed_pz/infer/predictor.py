@@ -38,10 +38,9 @@ import torch
 
 from distributed_pz.bundle import Bundle
 from distributed_pz.ensemble import load_ensemble
-from distributed_pz.features import InputSpec
 from distributed_pz.infer import flags as fl
 from distributed_pz.infer import mixture
-from distributed_pz.pipeline import batch_tensors, model_inputs, raw_features
+from distributed_pz.predict import forward_members
 from distributed_pz.survey.store import open_store
 from distributed_pz.tile_arrays import TileArrays
 
@@ -199,9 +198,8 @@ class EnsemblePredictor:
         self, rows: TileArrays, batch: slice
     ) -> tuple[list[dict[str, torch.Tensor]], np.ndarray, np.ndarray]:
         """Every member's raw outputs, the input flags and the partial-input mask of one batch."""
-        raws: dict[InputSpec, dict[str, torch.Tensor]] = {}
-        for spec in self._specs:
-            raws[spec] = raw_features(spec, batch_tensors(rows, spec, batch, self.device))
+        dtype = PRECISIONS[self.options.precision]
+        outputs, raws = forward_members(self.members, rows, batch, self.device, dtype)
         n = len(next(iter(raws.values()))["flags"])
         flags = np.zeros(n, dtype=fl.FLAG_DTYPE)
         partial = np.zeros(n, dtype=bool)
@@ -210,12 +208,6 @@ class EnsemblePredictor:
             for name in ("catalog", "image"):
                 if name in raw:
                     partial |= (~torch.isfinite(raw[name])).flatten(1).any(dim=1).cpu().numpy()
-        dtype = PRECISIONS[self.options.precision]
-        outputs = []
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            for bundle in self.members:
-                spec = bundle.input_spec
-                outputs.append(bundle.model(model_inputs(spec, raws[spec], bundle.feature_stats)))
         return outputs, flags, partial
 
     def _predict_batch(self, rows: TileArrays, batch: slice) -> dict[str, np.ndarray]:

@@ -241,28 +241,30 @@ class Tile:
         return {name: self._read_one(name, start, stop) for name in names}
 
     def _read_one(self, name: str, start: int, stop: int) -> np.ndarray:
-        arr = self.array(name)
         try:
-            return arr[start:stop]
+            return self.array(name)[start:stop]
         except Exception as exc:  # zarr / codec errors come in many types; locate and re-raise
-            raise self._locate_bad_chunk(arr, name, start, stop, exc) from exc
+            located = self.first_bad_chunk(name, start, stop)
+            raise located or self.error(
+                f"read of rows {start}-{stop - 1} failed ({type(exc).__name__}: {exc})", array=name
+            ) from exc
 
-    def _locate_bad_chunk(
-        self, arr: zarr.Array, name: str, start: int, stop: int, exc: Exception
-    ) -> StoreError:
-        step = self.chunk_rows
+    def first_bad_chunk(self, name: str, start: int = 0, stop: int | None = None) -> StoreError | None:
+        """Decode the chunks of ``name`` covering rows ``[start, stop)`` one by one; the first failure."""
+        arr, step = self.array(name), self.chunk_rows
+        stop = self.n_rows if stop is None else stop
         for chunk_start in range(start - start % step, stop, step):
             chunk_stop = min(chunk_start + step, self.n_rows)
             try:
                 arr[chunk_start:chunk_stop]
-            except Exception as chunk_exc:  # reported, with its type, in the message
+            except Exception as exc:  # reported, with its type, in the message
                 return self.error(
-                    f"unreadable chunk ({type(chunk_exc).__name__}: {chunk_exc})",
+                    f"unreadable chunk ({type(exc).__name__}: {exc})",
                     array=name,
                     chunk=chunk_start // step,
                     rows=(chunk_start, chunk_stop),
                 )
-        return self.error(f"read of rows {start}-{stop - 1} failed ({type(exc).__name__}: {exc})", array=name)
+        return None
 
     def write_block(self, start: int, arrays: Mapping[str, np.ndarray]) -> None:
         """Write rows starting at ``start``; the block must cover whole shards (or end the tile)."""

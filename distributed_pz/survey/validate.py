@@ -28,7 +28,8 @@ def check_tile(tile: Tile, deep: bool = False) -> list[StoreError]:
         return problems
     for spec in ARRAYS:
         if tile.has(spec.name):
-            problems += _check_chunks_decode(tile, spec.name)
+            bad = tile.first_bad_chunk(spec.name)
+            problems += [bad] if bad else []
     return problems or _check_values(tile)
 
 
@@ -107,25 +108,6 @@ def _check_chunks_present(tile: Tile, name: str) -> list[StoreError]:
                     f"shard {key!r} is missing (never written or deleted)",
                     array=name,
                     chunk=first_chunk,
-                    rows=(start, stop),
-                )
-            ]
-    return []
-
-
-def _check_chunks_decode(tile: Tile, name: str) -> list[StoreError]:
-    arr = tile.array(name)
-    rows = tile.chunk_rows
-    for index, start in enumerate(range(0, tile.n_rows, rows)):
-        stop = min(start + rows, tile.n_rows)
-        try:
-            arr[start:stop]
-        except Exception as exc:  # every decode failure is reported the same way
-            return [
-                tile.error(
-                    f"unreadable chunk ({type(exc).__name__}: {exc})",
-                    array=name,
-                    chunk=index,
                     rows=(start, stop),
                 )
             ]
