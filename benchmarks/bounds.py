@@ -33,10 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.harness import append_rows, load_average, markdown_table, read_rows, time_runs, write_markdown
 from benchmarks.inference import ENSEMBLE_MODEL, INPUT_ARRAYS, MODELS, autocast, forward_inputs, work_paths
 from benchmarks.inference_pipeline import TILE, ensure_bundle, ensure_store
-from distributed_pz.bundle import load_bundle
-from distributed_pz.infer.predictor import PRECISIONS, EnsemblePredictor
+from distributed_pz.models.bundle import load_bundle
+from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 
 NAME = "bounds"
 FLOP_ROWS = 64

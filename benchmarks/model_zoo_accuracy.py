@@ -26,10 +26,10 @@ from scipy import stats
 from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
 from distributed_pz.metrics.point import point_metrics
 from distributed_pz.models import list_models, model_config
-from distributed_pz.predict import predict_arrays
+from distributed_pz.models.predict import predict_arrays
 from distributed_pz.survey.schema import CLASS_GALAXY
 from distributed_pz.survey.simulate import SimulationConfig, simulate_tile
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train import TrainConfig, train_member
 
 NAME = "model_zoo_accuracy"

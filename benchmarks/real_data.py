@@ -38,9 +38,9 @@ from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
 from distributed_pz.cli import main as dpz_main
 from distributed_pz.metrics import GaussianMixturePDF, pit, pit_uniformity, point_metrics
 from distributed_pz.models import model_config
-from distributed_pz.predict import predict_arrays
+from distributed_pz.models.predict import predict_arrays
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train import TrainConfig, train_member
 
 NAME = "real_data"

@@ -38,7 +38,7 @@ from benchmarks.harness import (
 from benchmarks.inference import work_paths
 from benchmarks.inference_pipeline import TILE, ensure_store
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.member import TrainConfig, train_member
 
 NAME = "training"

@@ -11,7 +11,7 @@ import numpy as np
 
 from distributed_pz.bands import KIDS_VIKING
 from distributed_pz.models.registry import model_config
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 
 WAVELENGTH_UM = np.array([0.355, 0.475, 0.63, 0.77, 0.88, 1.02, 1.25, 1.65, 2.15])
 

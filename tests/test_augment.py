@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_pz.augment import move_cutouts, random_coadd, random_cutout_moves, random_keep_mask
-from distributed_pz.features import coadd_exposures
+from distributed_pz.models.augment import move_cutouts, random_coadd, random_cutout_moves, random_keep_mask
+from distributed_pz.models.features import coadd_exposures
 
 torch.set_num_threads(1)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from distributed_pz.bundle import BundleError, save_bundle
-from distributed_pz.ensemble import (
+from distributed_pz.models.bundle import BundleError, save_bundle
+from distributed_pz.models.ensemble import (
     MANIFEST,
     SINGLE_MEMBER_ID,
     finished_members,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_pz.features import (
+from distributed_pz.models.features import (
     FLAG_NO_IMAGE,
     FLAG_NO_PHOTOMETRY,
     FLAG_NO_REFERENCE,
@@ -21,8 +21,8 @@ from distributed_pz.features import (
     standardize_with_mask,
 )
 from distributed_pz.models import list_models
-from distributed_pz.pipeline import batch_tensors, fit_feature_stats, model_inputs, raw_features
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model_inputs, raw_features
+from distributed_pz.survey.tiles import TileArrays
 from tests._synthetic import learnable_tile, tiny_config
 
 torch.set_num_threads(1)

@@ -10,7 +10,7 @@ import torch
 from distributed_pz.infer import cli
 from distributed_pz.infer.cluster import ClusterError, connect
 from distributed_pz.infer.manifest import ManifestError, RunManifest
-from distributed_pz.infer.predictor import PredictOptions
+from distributed_pz.models.predictor import PredictOptions
 
 
 def parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from distributed_pz.infer import mixture
+from distributed_pz.metrics import mixture
 
 GRID = np.linspace(-2.0, 6.0, 80_001)
 STEP = GRID[1] - GRID[0]

@@ -16,10 +16,10 @@ from scipy import stats
 
 from distributed_pz.bands import KIDS_VIKING
 from distributed_pz.models import model_config
-from distributed_pz.predict import predict_arrays
+from distributed_pz.models.predict import predict_arrays
 from distributed_pz.survey.schema import CLASS_GALAXY
 from distributed_pz.survey.simulate import SimulationConfig, simulate_catalogue
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train import TrainConfig, train_member
 
 pytestmark = pytest.mark.slow

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_pz.bundle import make_bundle
-from distributed_pz.features import FLAG_BAD_OUTPUT, FLAG_NO_PHOTOMETRY, FLAG_NO_REFERENCE
-from distributed_pz.infer.mixture import mode as mixture_mode
+from distributed_pz.models.bundle import make_bundle
+from distributed_pz.models.features import FLAG_BAD_OUTPUT, FLAG_NO_PHOTOMETRY, FLAG_NO_REFERENCE
+from distributed_pz.metrics.mixture import mode as mixture_mode
 from distributed_pz.models import build_model, list_models
-from distributed_pz.pipeline import batch_tensors, fit_feature_stats
-from distributed_pz.predict import predict_arrays
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
+from distributed_pz.models.predict import predict_arrays
+from distributed_pz.survey.tiles import TileArrays
 from tests._synthetic import learnable_tile, tiny_config
 
 torch.set_num_threads(1)

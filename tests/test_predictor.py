@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_pz.infer import flags as fl
-from distributed_pz.infer import mixture
-from distributed_pz.infer.predictor import (
+from distributed_pz.infer import _flags_tmp as fl
+from distributed_pz.metrics import mixture
+from distributed_pz.models.predictor import (
     BF16_TOLERANCE,
     EnsemblePredictor,
     PredictOptions,
     predict_tile_local,
 )
-from distributed_pz.predict import predict_arrays
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.models.predict import predict_arrays
+from distributed_pz.survey.tiles import TileArrays
 
 from ._infer_helpers import fresh_members, save_ensemble, trained_members, with_ids, write_store
 from ._synthetic import learnable_tile

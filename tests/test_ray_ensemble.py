@@ -15,8 +15,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from distributed_pz.ensemble import MANIFEST, load_ensemble, member_dir  # noqa: E402
-from distributed_pz.predict import predict_arrays  # noqa: E402
+from distributed_pz.models.ensemble import MANIFEST, load_ensemble, member_dir  # noqa: E402
+from distributed_pz.models.predict import predict_arrays  # noqa: E402
 from distributed_pz.survey.simulate import SimulationConfig, simulate_tile  # noqa: E402
 from distributed_pz.survey.store import open_store  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402

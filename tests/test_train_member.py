@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_pz.pipeline import batch_tensors
+from distributed_pz.models.inputs import batch_tensors
 from distributed_pz.train import (
     TrainConfig,
     TrainingDiverged,

@@ -7,11 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-from distributed_pz.catalog_io import read_catalog
-from distributed_pz.infer import flags as fl
-from distributed_pz.infer.pipeline import catalogue_metadata
-from distributed_pz.infer.predictor import PredictOptions
-from distributed_pz.infer.writers import commit_parts, write_part
+from distributed_pz.catalog import read_catalog
+from distributed_pz.infer import _flags_tmp as fl
+from distributed_pz.infer.stream import catalogue_metadata
+from distributed_pz.models.predictor import PredictOptions
+from distributed_pz.infer._writers_tmp import commit_parts, write_part
 
 
 def columns(n: int, k: int = 4, start: int = 0, grid: int = 0) -> dict[str, np.ndarray]:
@@ -78,7 +78,7 @@ def test_a_failed_commit_leaves_no_file(tmp_path):
 
 def test_catalogue_pdf_reads_into_qp(tmp_path):
     qp = pytest.importorskip("qp")
-    from distributed_pz.infer.qp_export import read_qp
+    from distributed_pz.infer._qp_tmp import read_qp
 
     data = columns(4, k=3)
     part = write_part(tmp_path / "p.parquet", data)

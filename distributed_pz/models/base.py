@@ -7,13 +7,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from distributed_pz.features import InputSpec
+from distributed_pz.models.features import InputSpec
 
 
 class PhotoZModel(nn.Module):
     """Base of every model: ``forward = forward_head ∘ forward_features``.
 
-    Inputs are a dict of tensors built by :mod:`distributed_pz.pipeline`: ``"catalog"``
+    Inputs are a dict of tensors built by :mod:`distributed_pz.models.inputs`: ``"catalog"``
     ``(B, 2F)`` (values then missing mask) and/or ``"image"`` ``(B, C, P, P)``. Outputs are a dict:
     ``"z"`` ``(B,)`` for a point head, or ``"logits"``, ``"means"``, ``"sigmas"`` ``(B, K)`` for a
     mixture density head, plus ``"class_logits"`` ``(B, 3)`` when the class head is on.

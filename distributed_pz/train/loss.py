@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from distributed_pz.models.base import PhotoZModel
 from distributed_pz.models.deepz import reconstruction_loss
 from distributed_pz.models.heads import mixture_log_prob
-from distributed_pz.pipeline import IGNORE_CLASS
+from distributed_pz.models.inputs import IGNORE_CLASS
 
 
 def member_loss(

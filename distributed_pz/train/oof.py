@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distributed_pz.infer import mixture as mixture_tools
+from distributed_pz.metrics import mixture as mixture_tools
 
 PDF_COLUMNS = ("pdf_weights", "pdf_means", "pdf_sigmas")
 OOF_CATALOG = "oof.parquet"

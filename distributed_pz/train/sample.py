@@ -15,9 +15,9 @@ from pathlib import Path
 import fsspec
 import numpy as np
 
-from distributed_pz.features import InputSpec
+from distributed_pz.models.features import InputSpec
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 
 SAMPLE_ARRAYS = "sample.npz"
 

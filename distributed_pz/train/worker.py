@@ -33,11 +33,11 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.bundle import Bundle, load_bundle, save_bundle
-from distributed_pz.ensemble import PRETRAIN, finished_members, member_dir
-from distributed_pz.predict import predict_arrays
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.bundle import Bundle, load_bundle, save_bundle
+from distributed_pz.models.ensemble import PRETRAIN, finished_members, member_dir
+from distributed_pz.models.predict import predict_arrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import (
     EpochReport,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from distributed_pz.evaluate import (
+from distributed_pz.evaluate.score import (
     DEFAULT_MAG_COLUMN,
     EvaluationSettings,
     evaluate_catalogues,

@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from distributed_pz.bundle import Bundle
-from distributed_pz.features import FLAG_BAD_OUTPUT, InputSpec
-from distributed_pz.infer import mixture
-from distributed_pz.pipeline import batch_tensors, model_inputs, raw_features
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.features import FLAG_BAD_OUTPUT, InputSpec
+from distributed_pz.metrics import mixture
+from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
+from distributed_pz.survey.tiles import TileArrays
 
 
 def predict_arrays(
@@ -52,7 +52,7 @@ def predict_arrays(
     dict of numpy arrays over the ``N`` rows:
 
     - ``z_phot`` ``(N,)`` float32: mode of p(z), or the point estimate;
-    - ``flags`` ``(N,)`` uint16: bits of :mod:`distributed_pz.features` (``FLAG_*``), 0 = usable;
+    - ``flags`` ``(N,)`` uint16: bits of :mod:`distributed_pz.models.features` (``FLAG_*``), 0 = usable;
     - p(z) models: ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68`` (15.9/84.1 % quantiles), ``odds``
       ``(N,)`` and the mixture ``pdf_weights``, ``pdf_means``, ``pdf_sigmas`` ``(N, M K)``;
     - models with a class head: ``class_prob`` ``(N, 3)`` (galaxy, star, QSO).

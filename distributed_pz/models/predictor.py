@@ -19,7 +19,7 @@ column plus ``z_grid`` metadata), bounded in size however large the ensemble.
 Summaries are taken of the pooled mixture (:func:`distributed_pz.infer.mixture.summarise`):
 ``z_phot`` (mode), ``z_mean``, ``z_std``, ``z_lo68``/``z_hi68`` (15.87/84.13 % quantiles) and
 ``odds`` — DEEPZ eq. 7, the probability within ``z_phot ± odds_interval / 2``. Flag bits are in
-:mod:`distributed_pz.infer.flags`.
+:mod:`distributed_pz.infer._flags_tmp`.
 
 Mixed precision (``precision="bf16"`` or ``"fp16"``) autocasts the forward passes only; the
 pooling and summaries stay in float64. What bf16 may change is stated (and tested on CPU)
@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from distributed_pz.bundle import Bundle
-from distributed_pz.ensemble import load_ensemble
-from distributed_pz.infer import flags as fl
-from distributed_pz.infer import mixture
-from distributed_pz.predict import forward_members
+from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.ensemble import load_ensemble
+from distributed_pz.infer import _flags_tmp as fl
+from distributed_pz.metrics import mixture
+from distributed_pz.models.predict import forward_members
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Precision name -> autocast dtype (``None`` = plain float32)."""

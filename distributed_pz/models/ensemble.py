@@ -31,8 +31,8 @@ from typing import Any
 import torch
 
 from distributed_pz import __version__
-from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.bundle import Bundle, BundleError, load_bundle
+from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.bundle import Bundle, BundleError, load_bundle
 from distributed_pz.train.plan import SplitPlan, load_plan
 
 ENSEMBLE_FORMAT = "distributed_pz.ensemble"

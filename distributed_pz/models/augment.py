@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from distributed_pz.features import coadd_exposures
+from distributed_pz.models.features import coadd_exposures
 
 
 def random_cutout_moves(

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from distributed_pz.augment import move_cutouts, random_coadd, random_cutout_moves
-from distributed_pz.features import (
+from distributed_pz.models.augment import move_cutouts, random_coadd, random_cutout_moves
+from distributed_pz.models.features import (
     FLAG_NO_IMAGE,
     FLAG_NO_PHOTOMETRY,
     FLAG_NO_REFERENCE,
@@ -31,7 +31,7 @@ from distributed_pz.features import (
     stretch_image,
 )
 from distributed_pz.survey.schema import CLASS_UNKNOWN
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 
 IGNORE_CLASS = -100
 """Class target of rows without a usable label (ignored by the cross-entropy)."""
@@ -106,7 +106,7 @@ def raw_features(
     Returns
     -------
     dict with ``catalog`` ``(N, F)`` (NaN = missing) and/or ``image`` ``(N, C, P, P)``, and
-    ``flags`` ``(N,)`` int32 (bits from :mod:`distributed_pz.features`).
+    ``flags`` ``(N,)`` int32 (bits from :mod:`distributed_pz.models.features`).
     """
     raw: dict[str, torch.Tensor] = {}
     n = next(iter(batch.values())).shape[0]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-from distributed_pz.catalog_io import read_catalog
-from distributed_pz.evaluate import pdf_from_columns
+from distributed_pz.catalog import read_catalog
+from distributed_pz.evaluate.score import pdf_from_columns
 from distributed_pz.metrics.pdf import to_qp
 
 

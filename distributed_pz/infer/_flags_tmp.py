@@ -1,7 +1,7 @@
 """Catalogue flag bits: why a source's photo-z is missing or less trustworthy.
 
 A catalogue's ``flags`` column is the bitwise OR of the bits below. The low four bits are the
-model input/output flags of :mod:`distributed_pz.features`; the others are the ensemble's.
+model input/output flags of :mod:`distributed_pz.models.features`; the others are the ensemble's.
 A source with any bit of :data:`NO_ESTIMATE` set has NaN redshift columns and ``n_members``
 0; no other source has a NaN there. The meanings travel in every catalogue's metadata
 (:data:`FLAG_BITS`).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distributed_pz.features import FLAG_BAD_OUTPUT, FLAG_NO_IMAGE, FLAG_NO_PHOTOMETRY, FLAG_NO_REFERENCE
+from distributed_pz.models.features import FLAG_BAD_OUTPUT, FLAG_NO_IMAGE, FLAG_NO_PHOTOMETRY, FLAG_NO_REFERENCE
 
 NO_PHOTOMETRY = FLAG_NO_PHOTOMETRY
 """No catalogue band the models read is measured."""
