@@ -47,14 +47,14 @@ from benchmarks.harness import (
     write_markdown,
 )
 from benchmarks.inference_pipeline import TILE, ensure_bundle, ensure_store
-from distributed_pz.models.bundle import Bundle, load_bundle, make_bundle, save_bundle
-from distributed_pz.models.ensemble import member_dir, write_manifest
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.stream import predict_store
-from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor, PredictOptions
 from distributed_pz.models import create_model
+from distributed_pz.models.bundle import Bundle, load_bundle, make_bundle, save_bundle
+from distributed_pz.models.ensemble import member_dir, write_manifest
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
 from distributed_pz.models.predict import predict_arrays
+from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store import open_store
 from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.plan import make_plan

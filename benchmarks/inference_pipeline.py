@@ -33,12 +33,12 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
-from distributed_pz.models.bundle import make_bundle, save_bundle
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.stream import predict_store
-from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions, predict_tile_local
 from distributed_pz.models import create_model
+from distributed_pz.models.bundle import make_bundle, save_bundle
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
+from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions, predict_tile_local
 from distributed_pz.survey.simulate import SimulationConfig
 from distributed_pz.survey.simulate_cli import write_simulated_tile
 from distributed_pz.survey.store import open_store

@@ -9,6 +9,7 @@ multi-dimensional columns (FITS) become [N, K] arrays.
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,53 @@ _FITS_STRUCTURAL = (
     "HISTORY",
 )
 _FITS_COLUMN_KEYS = ("TTYPE", "TFORM", "TUNIT", "TDIM", "TZERO", "TSCAL", "TNULL", "TDISP")
+
+
+class Flag(enum.IntFlag):
+    """Bits of a catalogue's ``flags`` column: why a photo-z is missing or less trustworthy.
+
+    A source with any bit of :data:`NO_ESTIMATE` has NaN redshift columns and ``n_members`` 0;
+    no other source has a NaN there. The meanings travel in every catalogue's metadata
+    (:data:`FLAG_BITS`).
+    """
+
+    NO_PHOTOMETRY = 1
+    """No catalogue band the models read is measured."""
+    NO_REFERENCE = 2
+    """DEEPZ: the reference band is missing or its flux is not positive (no flux ratios)."""
+    NO_IMAGE = 4
+    """An image model got a cutout with a channel without any finite pixel."""
+    BAD_OUTPUT = 8
+    """The inputs were usable but no ensemble member returned a finite result."""
+    MEMBER_DROPPED = 16
+    """Some (not all) members returned non-finite results; the PDF pools the ``n_members`` others."""
+    PARTIAL_INPUT = 32
+    """Some inputs are missing or non-finite (a band not measured, a NaN pixel): the members saw fill values."""
+    WIDTH_FLOOR = 64
+    """Point-estimate members with fewer than two finite results: the width is the floor, not a spread."""
+
+
+NO_ESTIMATE = Flag.NO_PHOTOMETRY | Flag.NO_REFERENCE | Flag.NO_IMAGE | Flag.BAD_OUTPUT
+"""Bits that mean "no redshift": the redshift columns are NaN."""
+
+FLAG_BITS: dict[int, str] = {
+    Flag.NO_PHOTOMETRY: "NO_PHOTOMETRY: no catalogue band the models read is measured (no estimate)",
+    Flag.NO_REFERENCE: "NO_REFERENCE: reference-band flux missing or not positive (no estimate)",
+    Flag.NO_IMAGE: "NO_IMAGE: a cutout channel has no finite pixel (no estimate)",
+    Flag.BAD_OUTPUT: "BAD_OUTPUT: no ensemble member returned a finite result (no estimate)",
+    Flag.MEMBER_DROPPED: "MEMBER_DROPPED: some members returned non-finite results; pooled over n_members",
+    Flag.PARTIAL_INPUT: "PARTIAL_INPUT: some inputs missing or non-finite; the members saw fill values",
+    Flag.WIDTH_FLOOR: "WIDTH_FLOOR: fewer than two finite point estimates; the PDF width is the floor",
+}
+"""Bit value -> one-line meaning, written into catalogue metadata."""
+
+FLAG_DTYPE = np.dtype("int32")
+"""Dtype of the ``flags`` column."""
+
+
+def describe(flags: int) -> list[str]:
+    """Names of the bits set in ``flags``, e.g. ``["NO_PHOTOMETRY", "PARTIAL_INPUT"]``."""
+    return [bit.name for bit in Flag if flags & bit]
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import distributed_pz
+from distributed_pz.models import build_model, list_models
 from distributed_pz.models.bundle import MANIFEST, WEIGHTS, BundleError, load_bundle, make_bundle
 from distributed_pz.models.features import FeatureStats
-from distributed_pz.models import build_model, list_models
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predict import predict_arrays
 from tests._synthetic import learnable_tile, tiny_config

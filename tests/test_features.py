@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from distributed_pz.catalog import Flag
+from distributed_pz.models import list_models
 from distributed_pz.models.features import (
-    FLAG_NO_IMAGE,
-    FLAG_NO_PHOTOMETRY,
-    FLAG_NO_REFERENCE,
     FeatureStats,
     InputSpec,
     adjacent_colours,
@@ -20,7 +19,6 @@ from distributed_pz.models.features import (
     mag_to_flux,
     standardize_with_mask,
 )
-from distributed_pz.models import list_models
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model_inputs, raw_features
 from distributed_pz.survey.tiles import TileArrays
 from tests._synthetic import learnable_tile, tiny_config
@@ -119,8 +117,8 @@ def test_flags_mark_unusable_rows():
     deepz = tiny_config("deepz").input_spec()
     g = raw_features(gaznet, batch_tensors(tile, gaznet))["flags"].tolist()
     d = raw_features(deepz, batch_tensors(tile, deepz))["flags"].tolist()
-    assert g == [FLAG_NO_PHOTOMETRY, 0, 0, FLAG_NO_IMAGE, 0, 0]
-    assert d == [0, FLAG_NO_PHOTOMETRY | FLAG_NO_REFERENCE, FLAG_NO_REFERENCE, 0, 0, 0]
+    assert g == [Flag.NO_PHOTOMETRY, 0, 0, Flag.NO_IMAGE, 0, 0]
+    assert d == [0, Flag.NO_PHOTOMETRY | Flag.NO_REFERENCE, Flag.NO_REFERENCE, 0, 0, 0]
 
 
 def test_bands_are_selected_by_name_whatever_the_tile_order():

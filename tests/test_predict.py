@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_pz.models.bundle import make_bundle
-from distributed_pz.models.features import FLAG_BAD_OUTPUT, FLAG_NO_PHOTOMETRY, FLAG_NO_REFERENCE
+from distributed_pz.catalog import Flag
 from distributed_pz.metrics.mixture import mode as mixture_mode
 from distributed_pz.models import build_model, list_models
+from distributed_pz.models.bundle import make_bundle
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predict import predict_arrays
 from distributed_pz.survey.tiles import TileArrays
@@ -80,7 +80,7 @@ def test_unusable_rows_are_flagged_and_nan():
     tile.arrays["flux_exp"][1, 3] = np.nan
     g = predict_arrays(untrained_bundle("gaznet_1_mdn"), tile)
     d = predict_arrays(untrained_bundle("deepz"), tile)
-    assert g["flags"][0] == FLAG_NO_PHOTOMETRY and d["flags"][1] == FLAG_NO_REFERENCE
+    assert g["flags"][0] == Flag.NO_PHOTOMETRY and d["flags"][1] == Flag.NO_REFERENCE
     assert np.isnan(g["z_phot"][0]) and np.isnan(g["pdf_means"][0]).all() and np.isnan(d["z_phot"][1])
     assert np.isfinite(g["z_phot"][1:]).all() and np.isfinite(np.delete(d["z_phot"], 1)).all()
 
@@ -90,7 +90,7 @@ def test_non_finite_network_output_is_flagged():
     with torch.no_grad():
         bundle.model.head.linear.bias.fill_(float("inf"))
     out = predict_arrays(bundle, learnable_tile(4))
-    assert (out["flags"] & FLAG_BAD_OUTPUT).all() and np.isnan(out["z_phot"]).all()
+    assert (out["flags"] & Flag.BAD_OUTPUT).all() and np.isnan(out["z_phot"]).all()
 
 
 def test_plain_dict_uses_the_training_band_axes_and_named_bands_any_order():

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_pz.infer import _flags_tmp as fl
+from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
+from distributed_pz.models.predict import predict_arrays
 from distributed_pz.models.predictor import (
     BF16_TOLERANCE,
     EnsemblePredictor,
     PredictOptions,
     predict_tile_local,
 )
-from distributed_pz.models.predict import predict_arrays
 from distributed_pz.survey.tiles import TileArrays
 
 from ._infer_helpers import fresh_members, save_ensemble, trained_members, with_ids, write_store
@@ -60,9 +60,9 @@ def test_unusable_rows_are_flagged_never_silent_nan(deepz_members, rows):
     arrays["flux_exp"][3, 0] = np.nan  # u band missing
     bad = TileArrays(arrays, rows.bands, rows.image_bands)
     out = EnsemblePredictor(deepz_members, "h")(bad)
-    assert np.all(out["flags"][:3] & fl.NO_PHOTOMETRY) and np.all(out["n_members"][:3] == 0)
+    assert np.all(out["flags"][:3] & fl.Flag.NO_PHOTOMETRY) and np.all(out["n_members"][:3] == 0)
     assert np.all(np.isnan(out["z_phot"][:3])) and np.all(out["pdf_weights"][:3] == 0)
-    assert out["flags"][3] & fl.PARTIAL_INPUT and np.isfinite(out["z_phot"][3])
+    assert out["flags"][3] & fl.Flag.PARTIAL_INPUT and np.isfinite(out["z_phot"][3])
     no_estimate = (out["flags"] & fl.NO_ESTIMATE) != 0
     for column in SUMMARIES:
         assert np.array_equal(np.isnan(out[column]), no_estimate), column
@@ -95,7 +95,7 @@ def test_point_members_give_a_gaussian_of_their_spread(point_members, rows):
     assert np.allclose(out["z_std"], np.maximum(z.std(axis=0, ddof=1), 1e-3), rtol=1e-4, atol=1e-6)
     assert np.allclose(out["z_phot"], out["z_mean"], atol=1e-6)
     single = EnsemblePredictor(point_members[:1], "h")(rows)
-    assert np.all(single["flags"] & fl.WIDTH_FLOOR) and np.allclose(single["z_std"], 1e-3)
+    assert np.all(single["flags"] & fl.Flag.WIDTH_FLOOR) and np.allclose(single["z_std"], 1e-3)
 
 
 def test_result_does_not_depend_on_chunking(deepz_members, rows):

@@ -13,8 +13,8 @@ from astropy.io import fits
 from astropy.table import Table
 
 from distributed_pz.catalog import read_catalog
-from distributed_pz.evaluate.score import evaluate_catalogues, load_truth, truth_from_arrays
 from distributed_pz.evaluate.cli import add_arguments, evaluate_from_args
+from distributed_pz.evaluate.score import evaluate_catalogues, load_truth, truth_from_arrays
 from distributed_pz.metrics import (
     GaussianMixturePDF,
     GridPDF,

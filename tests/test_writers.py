@@ -7,11 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
+from distributed_pz import catalog as fl
 from distributed_pz.catalog import read_catalog
-from distributed_pz.infer import _flags_tmp as fl
+from distributed_pz.infer._writers_tmp import commit_parts, write_part
 from distributed_pz.infer.stream import catalogue_metadata
 from distributed_pz.models.predictor import PredictOptions
-from distributed_pz.infer._writers_tmp import commit_parts, write_part
 
 
 def columns(n: int, k: int = 4, start: int = 0, grid: int = 0) -> dict[str, np.ndarray]:
@@ -50,7 +50,7 @@ def test_parts_commit_in_order_with_units_and_metadata(tmp_path, fmt):
     assert np.array_equal(table.columns["pdf_means"], expected)
     if fmt == "parquet":
         assert table.meta["bundle_hash"] == "abc123" and table.meta["tile"] == "T0"
-        assert table.meta["flag_bits"][str(fl.NO_PHOTOMETRY)].startswith("NO_PHOTOMETRY")
+        assert table.meta["flag_bits"][str(fl.Flag.NO_PHOTOMETRY)].startswith("NO_PHOTOMETRY")
         schema = pq.read_schema(path)
         assert schema.field("ra").metadata[b"unit"] == b"deg"
         assert schema.field("pdf_weights").type.list_size == 4

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from distributed_pz import __version__
-from distributed_pz.catalog import Z_GRID_KEY, CatalogTable, read_catalog
-from distributed_pz.infer._flags_tmp import NO_ESTIMATE
+from distributed_pz.catalog import NO_ESTIMATE, Z_GRID_KEY, CatalogTable, read_catalog
+from distributed_pz.evaluate.report import write_report
 from distributed_pz.metrics.binned import (
     DEFAULT_COMPLETENESS,
     binned_point_metrics,
@@ -42,7 +42,6 @@ from distributed_pz.metrics.point import (
     interval_coverage,
     point_metrics,
 )
-from distributed_pz.evaluate.report import write_report
 
 DEFAULT_MAG_COLUMN = "mag_r"
 """Truth magnitude column used when present and none is named."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distributed_pz.models.bundle import BundleError
+from distributed_pz.infer._writers_tmp import FORMATS
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
 from distributed_pz.infer.manifest import FAILURES, ManifestError
 from distributed_pz.infer.stream import ON_ERROR, TileFailed, bundle_hash, predict_store
+from distributed_pz.models.bundle import BundleError
 from distributed_pz.models.predictor import PDF_KINDS, PRECISIONS, PredictOptions
-from distributed_pz.infer._writers_tmp import FORMATS
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import absolute_url, open_store
 

@@ -29,14 +29,14 @@ from distributed import Client, as_completed
 from tqdm import tqdm
 
 from distributed_pz import __version__
+from distributed_pz.catalog import FLAG_BITS
+from distributed_pz.infer._writers_tmp import FORMATS, commit_parts, write_part
+from distributed_pz.infer.manifest import RunManifest, utc_now
+from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import BundleError
 from distributed_pz.models.ensemble import MANIFEST as ENSEMBLE_MANIFEST
-from distributed_pz.infer._flags_tmp import FLAG_BITS
-from distributed_pz.infer.manifest import RunManifest, utc_now
-from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.predictor import PredictOptions
-from distributed_pz.infer._writers_tmp import FORMATS, commit_parts, write_part
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import open_store
 from distributed_pz.survey.tiles import TileArrays

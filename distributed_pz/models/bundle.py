@@ -31,8 +31,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from distributed_pz import __version__
-from distributed_pz.models.features import FeatureStats, InputSpec
 from distributed_pz.models.base import PhotoZModel
+from distributed_pz.models.features import FeatureStats, InputSpec
 from distributed_pz.models.registry import ModelConfig, build_model, config_from_dict, config_to_dict
 
 BUNDLE_FORMAT = "distributed_pz.bundle"

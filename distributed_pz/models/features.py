@@ -27,15 +27,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-FLAG_NO_PHOTOMETRY = 1
-"""No catalogue band of the model is measured: the catalogue input is empty."""
-FLAG_NO_REFERENCE = 2
-"""DEEPZ: the reference band is missing or its flux is not positive, so no flux ratio exists."""
-FLAG_NO_IMAGE = 4
-"""An image model got a cutout with no finite pixel in some channel."""
-FLAG_BAD_OUTPUT = 8
-"""The network returned a non-finite value."""
-
 CatalogKind = Literal["mag_colour", "flux_ratio", "none"]
 MAD_TO_SIGMA = 1.4826
 

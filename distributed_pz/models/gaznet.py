@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from distributed_pz.bands import KIDS_VIKING
-from distributed_pz.models.features import InputSpec
 from distributed_pz.models.base import PhotoZModel
+from distributed_pz.models.features import InputSpec
 from distributed_pz.models.heads import ClassHead, MDNHead, PointHead
 from distributed_pz.models.layers import conv_block, fc_stack
 

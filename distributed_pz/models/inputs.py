@@ -15,11 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from distributed_pz.catalog import Flag
 from distributed_pz.models.augment import move_cutouts, random_coadd, random_cutout_moves
 from distributed_pz.models.features import (
-    FLAG_NO_IMAGE,
-    FLAG_NO_PHOTOMETRY,
-    FLAG_NO_REFERENCE,
     FeatureStats,
     InputSpec,
     coadd_exposures,
@@ -122,11 +120,11 @@ def raw_features(
         else:
             flux = batch["flux"]
         reference = flux[:, spec.bands.index(spec.reference_band)]
-        flags |= torch.where(torch.isfinite(reference) & (reference > 0), 0, FLAG_NO_REFERENCE).int()
+        flags |= torch.where(torch.isfinite(reference) & (reference > 0), 0, Flag.NO_REFERENCE).int()
         raw["catalog"] = flux_ratio_features(flux, spec.bands.index(spec.reference_band))
-        flags |= torch.where(torch.isfinite(flux).any(dim=1), 0, FLAG_NO_PHOTOMETRY).int()
+        flags |= torch.where(torch.isfinite(flux).any(dim=1), 0, Flag.NO_PHOTOMETRY).int()
     if spec.catalog == "mag_colour":
-        flags |= torch.where(torch.isfinite(batch["mag"]).any(dim=1), 0, FLAG_NO_PHOTOMETRY).int()
+        flags |= torch.where(torch.isfinite(batch["mag"]).any(dim=1), 0, Flag.NO_PHOTOMETRY).int()
     if spec.image_bands:
         image = batch["cutout"]
         if max_shift is not None:
@@ -134,7 +132,7 @@ def raw_features(
             image = move_cutouts(image, moves["rot"], moves["flip"], moves["shift"])
         raw["image"] = image
         no_pixel = ~torch.isfinite(image).flatten(2).any(dim=2).all(dim=1)  # a channel without data
-        flags |= torch.where(no_pixel, FLAG_NO_IMAGE, 0).int()
+        flags |= torch.where(no_pixel, Flag.NO_IMAGE, 0).int()
     raw["flags"] = flags
     return raw
 

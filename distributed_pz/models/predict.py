@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from distributed_pz.models.bundle import Bundle
-from distributed_pz.models.features import FLAG_BAD_OUTPUT, InputSpec
+from distributed_pz.catalog import Flag
 from distributed_pz.metrics import mixture
+from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.features import InputSpec
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
 from distributed_pz.survey.tiles import TileArrays
 
@@ -136,7 +137,7 @@ def _predict_batch(
     finite = torch.ones(n, dtype=torch.bool, device=device)
     for value in result.values():
         finite &= torch.isfinite(value if value.dim() == 2 else value.unsqueeze(1)).all(dim=1)
-    flags |= torch.where(finite, 0, FLAG_BAD_OUTPUT).int()
+    flags |= torch.where(finite, 0, Flag.BAD_OUTPUT).int()
     bad = flags != 0
     out = {}
     for name, value in result.items():

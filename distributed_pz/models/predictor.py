@@ -19,7 +19,7 @@ column plus ``z_grid`` metadata), bounded in size however large the ensemble.
 Summaries are taken of the pooled mixture (:func:`distributed_pz.infer.mixture.summarise`):
 ``z_phot`` (mode), ``z_mean``, ``z_std``, ``z_lo68``/``z_hi68`` (15.87/84.13 % quantiles) and
 ``odds`` — DEEPZ eq. 7, the probability within ``z_phot ± odds_interval / 2``. Flag bits are in
-:mod:`distributed_pz.infer._flags_tmp`.
+:mod:`distributed_pz.catalog`.
 
 Mixed precision (``precision="bf16"`` or ``"fp16"``) autocasts the forward passes only; the
 pooling and summaries stay in float64. What bf16 may change is stated (and tested on CPU)
@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from distributed_pz import catalog as fl
+from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.ensemble import load_ensemble
-from distributed_pz.infer import _flags_tmp as fl
-from distributed_pz.metrics import mixture
 from distributed_pz.models.predict import forward_members
 from distributed_pz.survey.store import open_store
 from distributed_pz.survey.tiles import TileArrays
@@ -230,11 +230,11 @@ class EnsemblePredictor:
             weights, means, sigmas = mixture.spread_mixture(z, valid, self.options.sigma_floor)
         n_valid = valid.sum(axis=0)
         m = len(outputs)
-        flags |= np.where(usable & (n_valid == 0), fl.BAD_OUTPUT, 0).astype(fl.FLAG_DTYPE)
-        flags |= np.where((n_valid > 0) & (n_valid < m), fl.MEMBER_DROPPED, 0).astype(fl.FLAG_DTYPE)
-        flags |= np.where(partial, fl.PARTIAL_INPUT, 0).astype(fl.FLAG_DTYPE)
+        flags |= np.where(usable & (n_valid == 0), fl.Flag.BAD_OUTPUT, 0).astype(fl.FLAG_DTYPE)
+        flags |= np.where((n_valid > 0) & (n_valid < m), fl.Flag.MEMBER_DROPPED, 0).astype(fl.FLAG_DTYPE)
+        flags |= np.where(partial, fl.Flag.PARTIAL_INPUT, 0).astype(fl.FLAG_DTYPE)
         if not self.has_pdf:
-            flags |= np.where((n_valid > 0) & (n_valid < 2), fl.WIDTH_FLOOR, 0).astype(fl.FLAG_DTYPE)
+            flags |= np.where((n_valid > 0) & (n_valid < 2), fl.Flag.WIDTH_FLOOR, 0).astype(fl.FLAG_DTYPE)
         out = {
             k: v.astype(np.float32)
             for k, v in mixture.summarise(weights, means, sigmas, self.options.odds_interval).items()

@@ -42,7 +42,14 @@ import ray.train
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.models.ensemble import CONFIG, MANIFEST, PRETRAIN, finished_members, write_json, write_manifest
+from distributed_pz.models.ensemble import (
+    CONFIG,
+    MANIFEST,
+    PRETRAIN,
+    finished_members,
+    write_json,
+    write_manifest,
+)
 from distributed_pz.survey.store import open_store
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
