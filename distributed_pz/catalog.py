@@ -1,17 +1,29 @@
-"""Read photo-z catalogues and truth tables (Parquet, FITS, CSV) into numpy arrays.
+"""THE output catalogue: columns, flag bits, Parquet/FITS read and write, PDF columns, qp.
 
-Only reading lives here (the writers belong to the inference layer). A catalogue's grid PDF
-keeps its redshift grid in the file metadata under ``z_grid``: in Parquet a schema-metadata
-key holding a JSON list; in FITS a ``Z_GRID`` extension (image or one-column table) or a
-``Z_GRID`` header keyword holding a JSON list. Fixed-size list columns (Parquet) and
-multi-dimensional columns (FITS) become [N, K] arrays.
+Every catalogue distributed_pz writes — a tile's photo-z (``dpz predict``), an ensemble's
+out-of-fold predictions (``oof.parquet``) — and every one it reads (``dpz evaluate``) goes
+through this module.
+
+Columns (:data:`COLUMNS`): ``object_id, ra, dec, z_phot, z_mean, z_std, z_lo68, z_hi68, odds,
+flags, n_members`` and the PDF — ``pdf_weights, pdf_means, pdf_sigmas`` (Gaussian mixture,
+``K`` components) or ``pdf`` (density on the ``z_grid`` of the metadata). In Parquet the PDF
+columns are fixed-size lists, units and descriptions are field metadata, and the catalogue
+metadata are schema-metadata keys holding JSON. In FITS the PDF columns are ``(N, K)``
+columns of the ``CATALOG`` table, units are ``TUNIT``, metadata are header keywords (see
+:data:`FITS_KEYWORDS`) and a grid PDF's redshifts are the ``Z_GRID`` image extension.
+The ``flags`` column is the OR of the :class:`Flag` bits.
+
+A writer has ``write_chunk`` and ``commit`` (STYLE's streaming contract): chunks go to a
+hidden temporary file beside the target, renamed into place by ``commit``, so a reader never
+sees half a catalogue. Parts are always Parquet.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,33 +34,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from astropy.io import fits
+from astropy.table import Table
 
-FORMATS = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".fits": "fits",
-    ".fit": "fits",
-    ".fits.gz": "fits",
-    ".csv": "csv",
-    ".csv.gz": "csv",
-}
-"""File suffix → format."""
-Z_GRID_KEY = "z_grid"
-"""Metadata key (``Z_GRID`` in FITS) of a grid PDF's redshift grid."""
-_FITS_STRUCTURAL = (
-    "XTENSION",
-    "BITPIX",
-    "NAXIS",
-    "PCOUNT",
-    "GCOUNT",
-    "TFIELDS",
-    "EXTNAME",
-    "SIMPLE",
-    "EXTEND",
-    "COMMENT",
-    "HISTORY",
-)
-_FITS_COLUMN_KEYS = ("TTYPE", "TFORM", "TUNIT", "TDIM", "TZERO", "TSCAL", "TNULL", "TDISP")
+from distributed_pz._files import atomic_path, temporary_beside
+from distributed_pz.metrics.pdf import GaussianMixturePDF, GridPDF, RedshiftPDF, to_qp
 
 
 class Flag(enum.IntFlag):
@@ -98,6 +87,228 @@ def describe(flags: int) -> list[str]:
     return [bit.name for bit in Flag if flags & bit]
 
 
+FORMATS: dict[str, tuple[str, ...]] = {
+    "parquet": (".parquet", ".pq"),
+    "fits": (".fits", ".fit", ".fits.gz"),
+    "csv": (".csv", ".csv.gz"),
+}
+"""Table format -> the file suffixes read as it; the first is the one written."""
+WRITE_FORMATS = ("parquet", "fits")
+"""Formats catalogues are written in."""
+Z_GRID_KEY = "z_grid"
+"""Metadata key (``Z_GRID`` in FITS) of a grid PDF's redshift grid."""
+MIXTURE_COLUMNS = ("pdf_weights", "pdf_means", "pdf_sigmas")
+"""The Gaussian-mixture PDF columns."""
+COLUMNS: dict[str, tuple[str, str]] = {
+    "object_id": ("", "source identifier, as in the survey store"),
+    "ra": ("deg", "right ascension"),
+    "dec": ("deg", "declination"),
+    "tile": ("", "survey tile of the source"),
+    "z_spec": ("", "spectroscopic redshift (out-of-fold catalogues)"),
+    "z_phot": ("", "photometric redshift: mode of p(z)"),
+    "z_mean": ("", "mean of p(z)"),
+    "z_std": ("", "standard deviation of p(z)"),
+    "z_lo68": ("", "15.87 % quantile of p(z)"),
+    "z_hi68": ("", "84.13 % quantile of p(z)"),
+    "odds": ("", "ODDS: probability within z_phot +- odds_interval / 2 (DEEPZ eq. 7)"),
+    "flags": ("", "bit flags, meanings in the flag_bits metadata"),
+    "n_members": ("", "ensemble members pooled into this source's p(z)"),
+    "pdf_weights": ("", "p(z) Gaussian mixture: component weights (sum to 1)"),
+    "pdf_means": ("", "p(z) Gaussian mixture: component means (redshift)"),
+    "pdf_sigmas": ("", "p(z) Gaussian mixture: component standard deviations (redshift)"),
+    "pdf": ("", "p(z) density per unit redshift at the z_grid metadata redshifts"),
+}
+"""Column name -> (unit, description), in file order."""
+
+FITS_KEYWORDS = {
+    "bundle_hash": "BUNDLE",
+    "package_version": "DPZVER",
+    "store": "STORE",
+    "tile": "TILE",
+    "created_utc": "DATE",
+    "pdf_type": "PDFTYPE",
+    "n_members": "NMEMBERS",
+    "odds_interval": "ODDSDZ",
+    "precision": "PRECISN",
+}
+"""Metadata key -> FITS header keyword; flag meanings go to ``FLAGBIT0``, ``FLAGBIT1``, ..."""
+
+
+_FITS_STRUCTURAL = (
+    "XTENSION",
+    "BITPIX",
+    "NAXIS",
+    "PCOUNT",
+    "GCOUNT",
+    "TFIELDS",
+    "EXTNAME",
+    "SIMPLE",
+    "EXTEND",
+    "COMMENT",
+    "HISTORY",
+)
+_FITS_COLUMN_KEYS = ("TTYPE", "TFORM", "TUNIT", "TDIM", "TZERO", "TSCAL", "TNULL", "TDISP")
+
+
+def to_arrow(columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any] | None = None) -> pa.Table:
+    """Catalogue columns as an Arrow table in :data:`COLUMNS` order, with units and metadata."""
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown catalogue columns {sorted(unknown)}")
+    fields, arrays = [], []
+    for name, (unit, description) in COLUMNS.items():
+        if name not in columns:
+            continue
+        values = np.ascontiguousarray(columns[name])
+        array = pa.array(values) if values.ndim == 1 else _fixed_size_list(values)
+        fields.append(
+            pa.field(name, array.type, nullable=False, metadata={"unit": unit, "description": description})
+        )
+        arrays.append(array)
+    schema = pa.schema(fields, metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _fixed_size_list(values: np.ndarray) -> pa.FixedSizeListArray:
+    n, k = values.shape
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(n * k)), k)
+
+
+def from_arrow(table: pa.Table) -> dict[str, np.ndarray]:
+    """Arrow table -> columns, list columns as ``(N, K)`` arrays."""
+    return {name: _arrow_to_numpy(name, table.column(name)) for name in table.column_names}
+
+
+def write_part(path: str | os.PathLike, columns: Mapping[str, np.ndarray]) -> Path:
+    """Write one task's rows as a Parquet part file, atomically (temporary file, then rename)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(to_arrow(columns), tmp)
+    return path
+
+
+def write_table(
+    path: str | os.PathLike, columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
+) -> Path:
+    """Write a whole catalogue (format from the suffix) in one call, atomically."""
+    writer = open_writer(path, table_format(path), metadata)
+    try:
+        writer.write_chunk(columns)
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+class ParquetWriter:
+    """Stream chunks into one Parquet catalogue, renamed into place on :meth:`commit`."""
+
+    def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.metadata = dict(metadata)
+        self._tmp = temporary_beside(self.path)
+        self._writer: pq.ParquetWriter | None = None
+
+    def write_chunk(self, chunk: Mapping[str, np.ndarray] | pa.Table) -> None:
+        """Append rows (columns, or an Arrow table of part-file columns)."""
+        table = to_arrow(from_arrow(chunk) if isinstance(chunk, pa.Table) else chunk, self.metadata)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema)
+        self._writer.write_table(table)
+
+    def commit(self) -> Path:
+        """Close and rename into place."""
+        if self._writer is None:
+            raise ValueError(f"{self.path}: no rows written")
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file."""
+        if self._writer is not None:
+            self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class FitsWriter:
+    """Collect chunks and write one FITS catalogue on :meth:`commit` (FITS is not streamable)."""
+
+    def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.metadata = dict(metadata)
+        self._chunks: list[dict[str, np.ndarray]] = []
+
+    def write_chunk(self, chunk: Mapping[str, np.ndarray] | pa.Table) -> None:
+        """Append rows (columns, or an Arrow table of part-file columns)."""
+        self._chunks.append(from_arrow(chunk) if isinstance(chunk, pa.Table) else dict(chunk))
+
+    def commit(self) -> Path:
+        """Write the table (and the ``Z_GRID`` extension of a grid PDF), then rename into place."""
+        if not self._chunks:
+            raise ValueError(f"{self.path}: no rows written")
+        columns = {k: np.concatenate([c[k] for c in self._chunks]) for k in self._chunks[0]}
+        table = Table()
+        for name, (unit, _) in COLUMNS.items():
+            if name in columns:
+                table[name] = columns[name]
+                table[name].unit = unit or None
+        hdu = fits.table_to_hdu(table)
+        hdu.name = "CATALOG"
+        for key, keyword in FITS_KEYWORDS.items():
+            if key in self.metadata:
+                hdu.header[keyword] = self.metadata[key]
+        for i, (bit, meaning) in enumerate(sorted(self.metadata.get("flag_bits", {}).items(), key=_bit)):
+            hdu.header[f"FLAGBIT{i}"] = f"{bit}: {meaning}"
+        hdus = [fits.PrimaryHDU(), hdu]
+        if "z_grid" in self.metadata:
+            hdus.append(fits.ImageHDU(np.asarray(self.metadata["z_grid"], dtype=np.float64), name="Z_GRID"))
+        with atomic_path(self.path) as tmp:
+            fits.HDUList(hdus).writeto(tmp)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop what was collected."""
+        self._chunks.clear()
+
+
+def _bit(item: tuple[str, str]) -> int:
+    return int(item[0])
+
+
+def open_writer(path: str | os.PathLike, fmt: str, metadata: Mapping[str, Any]) -> ParquetWriter | FitsWriter:
+    """A catalogue writer for ``fmt`` (``"parquet"`` or ``"fits"``)."""
+    if fmt == "parquet":
+        return ParquetWriter(path, metadata)
+    if fmt == "fits":
+        return FitsWriter(path, metadata)
+    raise ValueError(f"format must be one of {list(WRITE_FORMATS)}, not {fmt!r}")
+
+
+def commit_parts(
+    parts: Iterable[str | os.PathLike], path: str | os.PathLike, fmt: str, metadata: Mapping[str, Any]
+) -> int:
+    """Concatenate part files, in the order given, into one catalogue committed atomically.
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    writer = open_writer(path, fmt, metadata)
+    rows = 0
+    try:
+        for part in parts:
+            table = pq.read_table(part)
+            writer.write_chunk(table)
+            rows += table.num_rows
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return rows
+
+
 @dataclass(frozen=True)
 class CatalogTable:
     """A table read from disk.
@@ -124,13 +335,19 @@ class CatalogTable:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
 
-def table_format(path: str | Path) -> str:
+def table_format(path: str | os.PathLike) -> str:
     """The format named by a file's suffix (see :data:`FORMATS`)."""
     name = str(path).lower()
-    for suffix in sorted(FORMATS, key=len, reverse=True):
-        if name.endswith(suffix):
-            return FORMATS[suffix]
-    raise ValueError(f"{path}: unknown table format (expected one of {', '.join(sorted(FORMATS))})")
+    matches = [(len(s), fmt) for fmt, suffixes in FORMATS.items() for s in suffixes if name.endswith(s)]
+    if not matches:
+        known = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
+        raise ValueError(f"{path}: unknown table format (expected one of {known})")
+    return max(matches)[1]
+
+
+def suffix(fmt: str) -> str:
+    """The suffix a catalogue of format ``fmt`` is written with."""
+    return FORMATS[fmt][0]
 
 
 def read_catalog(path: str | Path, columns: Sequence[str] | None = None) -> CatalogTable:
@@ -218,3 +435,35 @@ def _read_fits(path: str, columns: Sequence[str] | None) -> CatalogTable:
                 data[data.columns.names[0]] if isinstance(grid_hdu, fits.BinTableHDU) else data
             ).ravel()
     return CatalogTable(path, "fits", cols, _with_grid(meta, path))
+
+
+def pdf_from_columns(columns: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> RedshiftPDF | None:
+    """The catalogue's PDFs: Gaussian-mixture columns, or a ``pdf`` grid with ``z_grid`` metadata.
+
+    Returns None for a point-only catalogue.
+    """
+    if all(name in columns for name in MIXTURE_COLUMNS):
+        return GaussianMixturePDF(*(columns[name] for name in MIXTURE_COLUMNS))
+    if "pdf" in columns:
+        if Z_GRID_KEY not in meta:
+            raise ValueError(f"catalogue has a 'pdf' column but no '{Z_GRID_KEY}' metadata")
+        return GridPDF(meta[Z_GRID_KEY], columns["pdf"])
+    return None
+
+
+def read_qp(path: str | os.PathLike):
+    """Read a catalogue's PDFs as a ``qp.Ensemble`` (LSST DESC qp; ``pip install qp-prob``).
+
+    The exact calls, for anyone reading a catalogue without this package::
+
+        qp.Ensemble(qp.mixmod, data={"weights": pdf_weights, "means": pdf_means, "stds": pdf_sigmas})
+        qp.Ensemble(qp.interp, data={"xvals": z_grid, "yvals": pdf})   # --pdf grid
+
+    Sources flagged with no estimate have all-zero mixture weights (or an all-zero grid): their
+    ``qp`` PDF is not defined, so select ``flags & NO_ESTIMATE == 0`` first.
+    """
+    table = read_catalog(path, [*MIXTURE_COLUMNS, "pdf"])
+    pdf = pdf_from_columns(table.columns, table.meta)
+    if pdf is None:
+        raise ValueError(f"{path}: no PDF columns (pdf_weights/pdf_means/pdf_sigmas, or pdf with a z grid)")
+    return to_qp(pdf)

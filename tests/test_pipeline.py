@@ -17,7 +17,7 @@ from distributed import Client
 
 from distributed_pz.catalog import read_catalog
 from distributed_pz.infer import cli
-from distributed_pz.infer._writers_tmp import from_arrow
+from distributed_pz.catalog import from_arrow
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING
 from distributed_pz.infer.stream import TileFailed, predict_store

@@ -9,7 +9,7 @@ from astropy.io import fits
 
 from distributed_pz import catalog as fl
 from distributed_pz.catalog import read_catalog
-from distributed_pz.infer._writers_tmp import commit_parts, write_part
+from distributed_pz.catalog import commit_parts, write_part
 from distributed_pz.infer.stream import catalogue_metadata
 from distributed_pz.models.predictor import PredictOptions
 
@@ -78,7 +78,7 @@ def test_a_failed_commit_leaves_no_file(tmp_path):
 
 def test_catalogue_pdf_reads_into_qp(tmp_path):
     qp = pytest.importorskip("qp")
-    from distributed_pz.infer._qp_tmp import read_qp
+    from distributed_pz.catalog import read_qp
 
     data = columns(4, k=3)
     part = write_part(tmp_path / "p.parquet", data)

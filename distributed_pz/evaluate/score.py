@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from distributed_pz import __version__
-from distributed_pz.catalog import NO_ESTIMATE, Z_GRID_KEY, CatalogTable, read_catalog
+from distributed_pz.catalog import NO_ESTIMATE, Z_GRID_KEY, CatalogTable, pdf_from_columns, read_catalog
 from distributed_pz.evaluate.report import write_report
 from distributed_pz.metrics.binned import (
     DEFAULT_COMPLETENESS,
@@ -28,7 +28,6 @@ from distributed_pz.metrics.binned import (
 from distributed_pz.metrics.pdf import (
     ODDS_HALF_WIDTH,
     GaussianMixturePDF,
-    GridPDF,
     RedshiftPDF,
     odds,
     pit,
@@ -58,7 +57,6 @@ CATALOG_COLUMNS = (
     "pdf",
 )
 """Catalogue columns the evaluation reads (those present)."""
-MIXTURE_COLUMNS = ("pdf_weights", "pdf_means", "pdf_sigmas")
 
 TruthSource = str | Path | Mapping[str, np.ndarray] | Callable[[], Mapping[str, np.ndarray]]
 """A truth table path (Parquet/FITS/CSV), its columns, or a loader returning them (e.g. a store tile)."""
@@ -188,20 +186,6 @@ def load_truth(truth: TruthSource, mag_column: str | None = None) -> Truth:
         mag_column=mag_column,
         source=source,
     )
-
-
-def pdf_from_columns(columns: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> RedshiftPDF | None:
-    """The catalogue's PDFs: Gaussian-mixture columns, or a ``pdf`` grid with ``z_grid`` metadata.
-
-    Returns None for a point-only catalogue.
-    """
-    if all(name in columns for name in MIXTURE_COLUMNS):
-        return GaussianMixturePDF(*(columns[name] for name in MIXTURE_COLUMNS))
-    if "pdf" in columns:
-        if Z_GRID_KEY not in meta:
-            raise ValueError(f"catalogue has a 'pdf' column but no '{Z_GRID_KEY}' metadata")
-        return GridPDF(meta[Z_GRID_KEY], columns["pdf"])
-    return None
 
 
 def _unique(ids: np.ndarray, what: str) -> None:

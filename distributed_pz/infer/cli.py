@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distributed_pz.infer._writers_tmp import FORMATS
+from distributed_pz.catalog import WRITE_FORMATS
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
 from distributed_pz.infer.manifest import FAILURES, ManifestError
 from distributed_pz.infer.stream import ON_ERROR, TileFailed, bundle_hash, predict_store
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tile", action="append", help="predict only this tile (repeatable); default: every tile"
     )
-    parser.add_argument("--format", choices=sorted(FORMATS), default="parquet", help="catalogue file format")
+    parser.add_argument("--format", choices=WRITE_FORMATS, default="parquet", help="catalogue file format")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--cluster",

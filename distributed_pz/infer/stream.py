@@ -29,9 +29,9 @@ from distributed import Client, as_completed
 from tqdm import tqdm
 
 from distributed_pz import __version__
-from distributed_pz.catalog import FLAG_BITS
-from distributed_pz.infer._writers_tmp import FORMATS, commit_parts, write_part
-from distributed_pz.infer.manifest import RunManifest, utc_now
+from distributed_pz._files import utc_now
+from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, write_part
+from distributed_pz.infer.manifest import RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import BundleError
@@ -193,7 +193,7 @@ class _Run:
     def commit(self, name: str) -> None:
         tile = self.tiles[name]
         parts = [str(self.part_path(name, a, b)) for a, b in tile.blocks]
-        path = str(self.out / f"{name}{FORMATS[self.fmt]}")
+        path = str(self.out / f"{name}{suffix(self.fmt)}")
         meta = catalogue_metadata(self.digest, self.store_url, name, self.options)
         future = self.client.submit(
             commit_tile,
@@ -247,7 +247,7 @@ class _Run:
         elif rows != value:
             self.fail(name, RuntimeError(f"tile {name!r}: catalogue has {rows} rows, the tile {value}"))
         else:
-            self.manifest.finish_tile(name, f"{name}{FORMATS[self.fmt]}", rows)
+            self.manifest.finish_tile(name, f"{name}{suffix(self.fmt)}", rows)
             shutil.rmtree(self.manifest.staging / name, ignore_errors=True)
             self.summary.committed.append(name)
             bar.set_postfix_str(f"tiles {len(self.summary.committed)}/{len(self.tiles)}")
@@ -294,8 +294,8 @@ def predict_store(
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}, not {fmt!r}")
+    if fmt not in WRITE_FORMATS:
+        raise ValueError(f"format must be one of {list(WRITE_FORMATS)}, not {fmt!r}")
     options = options or PredictOptions()
     store_url = _absolute(store_url)
     bundle_path = str(Path(bundle_path).resolve())

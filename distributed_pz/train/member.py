@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from distributed_pz._files import atomic_path
 from distributed_pz.models.base import PhotoZModel
 from distributed_pz.models.bundle import Bundle, make_bundle
 from distributed_pz.models.features import FeatureStats, InputSpec
@@ -210,9 +211,8 @@ def train_member(
 
 def save_train_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
     """Write a resume state (tensors, numbers, strings, lists, dicts) atomically with ``torch.save``."""
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
 
 
 def load_train_state(path: str | os.PathLike) -> dict[str, Any]:

@@ -10,17 +10,15 @@ evaluated without leakage.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from distributed_pz._files import atomic_path
+from distributed_pz.catalog import MIXTURE_COLUMNS, write_table
 from distributed_pz.metrics import mixture as mixture_tools
 
-PDF_COLUMNS = ("pdf_weights", "pdf_means", "pdf_sigmas")
 OOF_CATALOG = "oof.parquet"
 
 
@@ -28,10 +26,9 @@ def save_part(path: str | Path, rows: np.ndarray, prediction: Mapping[str, np.nd
     """Write one member's test-fold predictions atomically (``.npz``, no pickle)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = {k: np.asarray(prediction[k]) for k in ("z_phot", *PDF_COLUMNS) if k in prediction}
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-    np.savez(tmp, row=np.asarray(rows, np.int64), **columns)
-    tmp.replace(path)
+    columns = {k: np.asarray(prediction[k]) for k in ("z_phot", *MIXTURE_COLUMNS) if k in prediction}
+    with atomic_path(path) as tmp:
+        np.savez(tmp, row=np.asarray(rows, np.int64), **columns)
 
 
 def load_part(path: str | Path) -> dict[str, np.ndarray]:
@@ -65,12 +62,12 @@ def combine_parts(
     if not parts:
         raise ValueError("no member predictions to combine")
     splits = sorted({s for s, _ in parts})
-    has_pdf = all(PDF_COLUMNS[0] in p for _, p in parts)
+    has_pdf = all(MIXTURE_COLUMNS[0] in p for _, p in parts)
     filled = np.zeros((len(splits), n_rows), bool)
     z = np.full((len(splits), n_rows), np.nan)
     if has_pdf:
-        k = parts[0][1][PDF_COLUMNS[0]].shape[1]
-        mixture = [np.zeros((len(splits), n_rows, k)) for _ in PDF_COLUMNS]  # (S, N, K) each
+        k = parts[0][1][MIXTURE_COLUMNS[0]].shape[1]
+        mixture = [np.zeros((len(splits), n_rows, k)) for _ in MIXTURE_COLUMNS]  # (S, N, K) each
     for split, part in parts:
         s, rows = splits.index(split), part["row"]
         if filled[s, rows].any():
@@ -78,7 +75,7 @@ def combine_parts(
         filled[s, rows] = True
         z[s, rows] = part["z_phot"]
         if has_pdf:
-            for array, name in zip(mixture, PDF_COLUMNS, strict=True):
+            for array, name in zip(mixture, MIXTURE_COLUMNS, strict=True):
                 array[s, rows] = part[name]
     valid = filled & np.isfinite(z)
     n_members = valid.sum(axis=0)
@@ -98,19 +95,12 @@ def combine_parts(
 def write_catalog(
     path: str | Path, object_id: np.ndarray, z_spec: np.ndarray, combined: Mapping[str, np.ndarray]
 ) -> Path:
-    """Write the out-of-fold catalogue as Parquet (mixture columns as fixed-size lists), atomically."""
-    path = Path(path)
+    """Write the out-of-fold catalogue (:mod:`distributed_pz.catalog` columns), atomically."""
     columns = {
-        "object_id": pa.array(np.asarray(object_id, np.int64)),
-        "z_spec": pa.array(np.asarray(z_spec, np.float32)),
-        "z_phot": pa.array(np.asarray(combined["z_phot"], np.float32)),
-        "n_members": pa.array(np.asarray(combined["n_members"], np.int16)),
+        "object_id": np.asarray(object_id, np.int64),
+        "z_spec": np.asarray(z_spec, np.float32),
+        "z_phot": np.asarray(combined["z_phot"], np.float32),
+        "n_members": np.asarray(combined["n_members"], np.int16),
     }
-    for name in PDF_COLUMNS:
-        if name in combined:
-            values = np.ascontiguousarray(combined[name], np.float32)
-            columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(pa.table(columns), tmp)
-    tmp.replace(path)
-    return path
+    columns.update({k: np.asarray(combined[k], np.float32) for k in MIXTURE_COLUMNS if k in combined})
+    return write_table(path, columns, {})

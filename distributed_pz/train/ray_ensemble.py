@@ -41,13 +41,13 @@ import ray
 import ray.train
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from distributed_pz._files import write_json
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.ensemble import (
     CONFIG,
     MANIFEST,
     PRETRAIN,
     finished_members,
-    write_json,
     write_manifest,
 )
 from distributed_pz.survey.store import open_store
