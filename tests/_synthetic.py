@@ -15,20 +15,11 @@ from distributed_pz.survey.tiles import TileArrays
 
 WAVELENGTH_UM = np.array([0.355, 0.475, 0.63, 0.77, 0.88, 1.02, 1.25, 1.65, 2.15])
 
-TINY = {
-    "gaznet": {"conv_widths": (4, 4, 8, 8), "catalog_widths": (16,) * 8},
-    "deepz": {"hidden": 16, "n_layers": 4, "latent": 4},
-}
-"""Width overrides that keep each family's layer structure but make it cheap."""
-
 
 def tiny_config(name: str, **overrides):
-    """Registered model ``name`` with tiny widths (layer counts as in the paper)."""
-    config = model_config(name)
-    small = dict(TINY[config.family])
-    if config.family == "gaznet" and config.neck_widths:
-        small["neck_widths"] = (16,) * len(config.neck_widths)
-    return model_config(name, **{**small, **overrides})
+    """Registered model ``name`` with tiny widths (layer counts as in the paper; each family's
+    ``tiny_overrides``)."""
+    return model_config(name, **{**model_config(name).tiny_overrides(), **overrides})
 
 
 def learnable_tile(n: int = 300, seed: int = 0, n_exp: int = 3, z_max: float = 2.0) -> TileArrays:

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from distributed_pz.bands import KIDS_VIKING, SDSS, BandSet
 from distributed_pz.models import (
     DeepZ,
     GaZNet,
@@ -128,3 +129,22 @@ def test_deepz_structure_follows_the_paper():
     assert {m.p for m in model.photoz.modules() if isinstance(m, nn.Dropout)} == {0.01}
     assert model.head.n_components == 10
     assert model.input_spec.n_catalog == 8  # nine fluxes over the i band, i itself left out
+
+
+def test_variants_name_their_bands_by_role_in_the_band_set():
+    assert model_config("gaznet_c9").bands == KIDS_VIKING.bands  # the default band set
+    assert model_config("gaznet_c9", SDSS).bands == SDSS.bands == model_config("deepz", "sdss").bands
+    assert model_config("gaznet_c4").bands == model_config("gaznet_i4").image_bands == KIDS_VIKING.image_bands
+    assert model_config("gaznet_1", SDSS, bands=["g", "r"]).bands == ("g", "r")  # overrides win
+    with pytest.raises(ValueError, match="reference band"):
+        model_config("deepz", BandSet("grz", ("g", "r", "z")))
+    assert model_config("deepz", BandSet("grz", ("g", "r", "z")), reference_band="r").reference_band == "r"
+
+
+def test_extra_loss_is_the_model_s_own():
+    deepz = build_model(tiny_config("deepz"))
+    inputs = tiny_inputs(deepz)
+    assert deepz.extra_loss(inputs, deepz(inputs)).ndim == 0  # the reconstruction error
+    gaznet = build_model(tiny_config("gaznet_c9"))
+    inputs = tiny_inputs(gaznet)
+    assert gaznet.extra_loss(inputs, gaznet(inputs)) is None

@@ -1,13 +1,17 @@
-"""``dpz train`` options and the progress record, without starting Ray."""
+"""``dpz train`` options, the model resolved and checked against the store, and the progress record, without starting Ray."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+import numpy as np
 import pytest
 
+from distributed_pz.bands import KIDS_VIKING
+from distributed_pz.survey.store import open_store
 from distributed_pz.train import cli
+from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.progress import ProgressCallback, new_status, progress_line
 
 
@@ -60,3 +64,58 @@ def test_progress_callback_tracks_members(tmp_path):
 
     callback.after_report(None, [{"phase": "idle", "rank": 0, "finished": ["s00_f0"]}], None)
     assert json.loads(path.read_text())["counts"]["done"] == 2
+
+
+def _catalogue_store(url, bands=("u", "g", "r", "i", "z"), band_set="sdss", n=40):
+    """A catalogue-only store (no cutouts, no exposures) in the band set ``bands``."""
+    rng = np.random.default_rng(0)
+    nb = len(bands)
+    arrays = {
+        "object_id": np.arange(n, dtype=np.int64),
+        "ra": rng.uniform(10, 11, n),
+        "dec": rng.uniform(-1, 0, n),
+        "mag": rng.uniform(18, 24, (n, nb)).astype(np.float32),
+        "mag_err": np.full((n, nb), 0.05, np.float32),
+        "mag_flag": np.zeros((n, nb), np.uint8),
+        "z_spec": rng.uniform(0, 1, n).astype(np.float32),
+    }
+    attrs = {"band_set": band_set, "bands": list(bands), "image_bands": [], "zeropoint": {}}
+    open_store(url, "a").write_tile("t0", arrays, attrs)
+    return url
+
+
+@pytest.mark.parametrize("model", ["gaznet_c9", "deepz"])
+def test_the_model_takes_its_bands_from_the_training_tile(tmp_path, model):
+    url = _catalogue_store(str(tmp_path / "sdss.zarr"))
+    config = EnsembleConfig(store=url, out=str(tmp_path / "ens"), model=model).resolve(open_store(url))
+    assert config.tiles == ("t0",) and config.model_config().bands == ("u", "g", "r", "i", "z")
+    again = EnsembleConfig.from_dict(json.loads(json.dumps(config.to_dict())))  # as a Ray worker sees it
+    assert again.model_config() == config.model_config()
+    assert EnsembleConfig(store=url, out="x", model=model).model_config().bands == KIDS_VIKING.bands
+
+    chosen = EnsembleConfig(store=url, out="x", model=model, model_overrides={"bands": ["g", "r", "i"]})
+    assert chosen.resolve(open_store(url)).model_config().bands == ("g", "r", "i")  # --model-set wins
+
+
+@pytest.mark.parametrize(
+    ("bands", "extra", "message"),
+    [
+        (("u", "g", "r", "i", "z"), ["--model", "gaznet_1"], "no cutout array"),
+        (("u", "g", "r", "i", "z"), ["--model", "gaznet_c4"], "a GaZNet needs catalogue bands"),
+        (("g", "r", "z"), ["--model", "deepz"], "reference band 'i'"),
+        (("u", "g", "r", "i", "z"), ["--model", "gaznet_c9", "--model-set", 'bands=["g", "Ks"]'], "Ks"),
+    ],
+)
+def test_a_model_the_store_cannot_feed_fails_in_one_line_before_ray(tmp_path, capsys, bands, extra, message):
+    url = _catalogue_store(str(tmp_path / "s.zarr"), bands, band_set="test")
+    args = parse("--store", url, "--out", str(tmp_path / "ens"), *extra)
+    assert cli.run(args) == 2
+    out = capsys.readouterr().out
+    assert message in out and "--model" in out and len(out.strip().splitlines()) == 1
+    assert not (tmp_path / "ens").exists()
+
+
+def test_an_override_repairs_what_the_band_set_leaves_invalid(tmp_path):
+    url = _catalogue_store(str(tmp_path / "s.zarr"), ("g", "r", "z"), band_set="test")
+    config = EnsembleConfig(store=url, out="x", model="deepz", model_overrides={"reference_band": "r"})
+    assert config.resolve(open_store(url)).model_config().reference_band == "r"

@@ -14,7 +14,6 @@ from distributed_pz.train.sample import (
     read_sample_rows,
     required_arrays,
     select_sample,
-    store_hash,
 )
 
 from .conftest import make_tile_arrays
@@ -81,6 +80,19 @@ def test_required_arrays_follow_the_model_inputs():
     assert "cutout" in required_arrays(model_config("gaznet_1").input_spec(), available)
     assert "cutout" not in required_arrays(model_config("gaznet_c9").input_spec(), available)
     assert "flux_exp" not in required_arrays(deepz, ["mag", "z_spec"])
+
+
+def test_input_spec_arrays_is_the_one_answer():
+    deepz = model_config("deepz").input_spec()
+    assert deepz.arrays(["mag", "flux_exp", "flux_exp_err"]) == ["mag", "flux_exp", "flux_exp_err"]
+    assert deepz.arrays(["mag"]) == ["mag"]  # no exposures: fluxes from magnitudes
+    assert model_config("deepz", use_exposures=False).input_spec().arrays(["mag", "flux_exp"]) == ["mag"]
+    assert model_config("gaznet_i4").input_spec().arrays(["mag"]) == ["cutout"]  # required, even if absent
+    assert model_config("gaznet_1").input_spec().arrays(["mag", "cutout"]) == ["mag", "cutout"]
+
+
+def store_hash(url, tiles, arrays):
+    return open_store(url).content_hash(tiles, arrays)
 
 
 def test_store_hash_follows_content_not_location(store_url, tmp_path):

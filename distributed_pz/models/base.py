@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 from distributed_pz.models.features import InputSpec
+
+
+class ModelConfig(Protocol):
+    """What every family's (frozen dataclass) config provides."""
+
+    family: ClassVar[str]
+    name: str
+
+    @property
+    def head(self) -> str: ...
+
+    def input_spec(self) -> InputSpec: ...
+
+    def tiny_overrides(self) -> dict[str, Any]:
+        """Field overrides that keep the layer structure but make the model cheap (tests, smoke runs)."""
+        ...
 
 
 class PhotoZModel(nn.Module):
@@ -41,3 +57,13 @@ class PhotoZModel(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.forward_head(self.forward_features(inputs))
+
+    def extra_loss(
+        self, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]
+    ) -> torch.Tensor | None:
+        """The model's own auxiliary loss (scalar), added with ``TrainConfig.reconstruction_weight``.
+
+        ``None`` (the default) when the model has none; DEEPZ returns its autoencoder's
+        reconstruction error.
+        """
+        return None

@@ -5,9 +5,9 @@ Layout::
     ensemble.json        manifest, written last: members and their content hashes, plan,
                          resolved training config, training-store hash, ensemble content hash
     config.json          the resolved training config (written when training starts)
-    plan.json, plan.npz  the split plan (:mod:`distributed_pz.train.plan`)
+    plan.json, plan.npz  the split plan (:class:`SplitPlan`, drawn by :mod:`distributed_pz.train.plan`)
     sample.npz           the training sample: tile index, row, object_id, z_spec of every plan row
-    members/<member_id>/ one model bundle per member (:func:`distributed_pz.bundle.save_bundle`)
+    members/<member_id>/ one model bundle per member (:func:`distributed_pz.models.bundle.save_bundle`)
     pretrain/            the pre-trained bundle members fine-tuned from (when there was one)
     oof.parquet          out-of-fold predictions (:mod:`distributed_pz.train.oof`)
 
@@ -15,6 +15,10 @@ Each member bundle appears atomically (temporary directory, then rename), and th
 renamed into place only after every member, so a directory with ``ensemble.json`` is complete.
 The ensemble content hash covers the members' content hashes, the plan arrays, the config and
 the store hash. A single model bundle directory loads as an ensemble of one.
+
+The plan's format lives here (:class:`SplitPlan`, :class:`MemberSpec`, :func:`load_plan`: plain
+arrays, read without pickle), so reading an ensemble needs nothing from training;
+:mod:`distributed_pz.train.plan` draws plans.
 """
 
 from __future__ import annotations
@@ -24,16 +28,16 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from distributed_pz import __version__
+from distributed_pz._files import utc_now, write_json, write_text
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import Bundle, BundleError, load_bundle
-from distributed_pz.train.plan import SplitPlan, load_plan
 
 ENSEMBLE_FORMAT = "distributed_pz.ensemble"
 ENSEMBLE_VERSION = 1
@@ -43,6 +47,138 @@ MEMBERS = "members"
 PRETRAIN = "pretrain"
 SINGLE_MEMBER_ID = "member"
 """Member id of a plain model bundle loaded as an ensemble."""
+PLAN_JSON = "plan.json"
+PLAN_ARRAYS = "plan.npz"
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One member of the ensemble: its split, its test fold and its training seed."""
+
+    index: int
+    split: int
+    fold: int
+    seed: int
+
+    @property
+    def member_id(self) -> str:
+        """Directory-safe name, sorting in member order (``s03_f1``)."""
+        return f"s{self.split:02d}_f{self.fold}"
+
+
+@dataclass(frozen=True, eq=False)
+class SplitPlan:
+    """Which rows of the training sample each member trains on, validates on and is tested on.
+
+    Parameters
+    ----------
+    test_fold
+        ``[R, N]`` test fold of every row in every split.
+    validation
+        ``[M, N]`` True where a row is in member ``m``'s validation set (``M = R * K``,
+        member ``m`` is split ``m // K``, fold ``m % K``).
+    n_folds
+        ``K``.
+    val_fraction
+        Fraction of each member's training part held out for validation.
+    seed
+        The master seed.
+    member_seeds
+        ``[M]`` training seed of every member, derived from ``seed``.
+    object_id
+        ``[N]`` identifiers of the rows (to match predictions back to sources).
+    """
+
+    test_fold: np.ndarray
+    validation: np.ndarray
+    n_folds: int
+    val_fraction: float
+    seed: int
+    member_seeds: np.ndarray
+    object_id: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.test_fold.shape[1])
+
+    @property
+    def n_splits(self) -> int:
+        return int(self.test_fold.shape[0])
+
+    @property
+    def members(self) -> list[MemberSpec]:
+        """Every member, split-major."""
+        return [
+            MemberSpec(m, m // self.n_folds, m % self.n_folds, int(self.member_seeds[m]))
+            for m in range(self.n_splits * self.n_folds)
+        ]
+
+    def member(self, member_id: str) -> MemberSpec:
+        """The member called ``member_id``."""
+        for spec in self.members:
+            if spec.member_id == member_id:
+                return spec
+        raise KeyError(f"no member {member_id!r} in a {self.n_splits} × {self.n_folds} plan")
+
+    def test_rows(self, member: MemberSpec) -> np.ndarray:
+        """Rows the member never sees: its test fold (sorted)."""
+        return np.flatnonzero(self.test_fold[member.split] == member.fold)
+
+    def validation_rows(self, member: MemberSpec) -> np.ndarray:
+        """Rows of the member's training part held out for validation (sorted)."""
+        return np.flatnonzero(self.validation[member.index])
+
+    def train_rows(self, member: MemberSpec) -> np.ndarray:
+        """Rows the member fits its weights on: neither test nor validation (sorted)."""
+        seen = (self.test_fold[member.split] != member.fold) & ~self.validation[member.index]
+        return np.flatnonzero(seen)
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``plan.json`` and ``plan.npz`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            directory / PLAN_ARRAYS,
+            test_fold=self.test_fold,
+            validation=self.validation,
+            member_seeds=self.member_seeds,
+            object_id=self.object_id,
+        )
+        meta = {
+            "format": PLAN_FORMAT,
+            "n_rows": self.n_rows,
+            "n_splits": self.n_splits,
+            "n_folds": self.n_folds,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "members": [
+                {"member_id": s.member_id, "split": s.split, "fold": s.fold, "seed": s.seed}
+                for s in self.members
+            ],
+        }
+        write_text(directory / PLAN_JSON, json.dumps(meta, indent=1) + "\n")
+
+
+def load_plan(directory: str | Path) -> SplitPlan:
+    """Read a plan written by :meth:`SplitPlan.save`."""
+    directory = Path(directory)
+    meta = json.loads((directory / PLAN_JSON).read_text())
+    if meta.get("format") != PLAN_FORMAT:
+        raise ValueError(f"{directory / PLAN_JSON}: plan format {meta.get('format')} is not {PLAN_FORMAT}")
+    with np.load(directory / PLAN_ARRAYS, allow_pickle=False) as arrays:
+        plan = SplitPlan(
+            test_fold=arrays["test_fold"],
+            validation=arrays["validation"],
+            n_folds=int(meta["n_folds"]),
+            val_fraction=float(meta["val_fraction"]),
+            seed=int(meta["seed"]),
+            member_seeds=arrays["member_seeds"],
+            object_id=arrays["object_id"],
+        )
+    if plan.n_splits != meta["n_splits"] or plan.n_rows != meta["n_rows"]:
+        raise ValueError(f"{directory}: plan.json and plan.npz disagree on the plan's shape")
+    return plan
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +213,7 @@ class Ensemble:
 
     @property
     def bundles(self) -> list[Bundle]:
-        """Member bundles in plan order (what :func:`distributed_pz.predict.predict_arrays` takes)."""
+        """Member bundles in plan order (what :class:`distributed_pz.models.predictor.EnsemblePredictor` takes)."""
         return list(self.members.values())
 
     @property
@@ -171,7 +307,7 @@ def write_manifest(
         "store": dict(store),
         "pretrain": dict(pretrain) if pretrain else None,
         "package_version": __version__,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_utc": utc_now(),
         "content_hash": digest,
     }
     write_json(root / MANIFEST, manifest)
@@ -221,13 +357,6 @@ def load_ensemble(
     return Ensemble(
         root, members, plan, manifest["config"], manifest["store"]["hash"], manifest["content_hash"]
     )
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Write JSON atomically (temporary file beside ``path``, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -57,18 +57,19 @@ def batch_tensors(
     def tensor(x: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
 
+    reads = spec.arrays(a.keys())
     out: dict[str, torch.Tensor] = {}
     if spec.catalog != "none":
         idx = tile.band_indices(spec.bands)
         if spec.catalog == "mag_colour":
             out["mag"] = tensor(a["mag"][rows][:, idx])
-        elif spec.use_exposures and "flux_exp" in a:
+        elif "flux_exp" in reads:
             out["flux_exp"] = tensor(a["flux_exp"][rows][:, idx])
             out["flux_exp_err"] = tensor(a["flux_exp_err"][rows][:, idx])
         else:
             zp = tensor(np.array([tile.zeropoint(b) for b in spec.bands]))
             out["flux"] = mag_to_flux(tensor(a["mag"][rows][:, idx]), zp)
-    if spec.image_bands:
+    if "cutout" in reads:
         out["cutout"] = tensor(a["cutout"][rows][:, tile.image_band_indices(spec.image_bands)])
     if "z_spec" in a:
         out["z"] = tensor(a["z_spec"][rows])

@@ -7,16 +7,19 @@ concurrent writers never share a shard; a tile is marked ``complete`` only when 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import fsspec
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 from zarr.storage import FsspecStore, LocalStore
 
+from distributed_pz.bands import BandSet
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.schema import ARRAY_SPECS, CUTOUT_SIZE, SCHEMA_VERSION
 
@@ -92,6 +95,24 @@ class SurveyStore:
         if not isinstance(group, zarr.Group):
             raise StoreError("not a tile group", store=self.url, tile=name)
         return Tile(store_url=self.url, name=name, group=group)
+
+    def content_hash(self, tiles: Iterable[str], arrays: Iterable[str]) -> str:
+        """sha256 over the bytes of the tiles' metadata and of the named arrays (every file, sorted).
+
+        Two stores with the same hash hold the same data in those tiles and arrays, whatever
+        their URL (the training-store hash of an ensemble).
+        """
+        fs, root = fsspec.core.url_to_fs(self.url)
+        digest = hashlib.sha256()
+        names = sorted(set(arrays))
+        for tile in tiles:
+            paths = [f"{root}/{tile}/zarr.json"]
+            for name in names:
+                paths += sorted(fs.find(f"{root}/{tile}/{name}"))
+            for path in paths:
+                digest.update(path.removeprefix(root).encode() + b"\0")
+                digest.update(fs.cat_file(path))
+        return digest.hexdigest()
 
     def create_tile(
         self,
@@ -197,6 +218,15 @@ class Tile:
     @property
     def image_bands(self) -> tuple[str, ...]:
         return tuple(self.group.attrs.get("image_bands", ()))
+
+    @property
+    def band_set(self) -> BandSet:
+        """The tile's bands and image bands as a band set (named by its ``band_set`` attribute)."""
+        return BandSet(
+            name=str(self.group.attrs.get("band_set", self.name)),
+            bands=self.bands,
+            image_bands=self.image_bands,
+        )
 
     @property
     def complete(self) -> bool:

@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,12 @@ from distributed_pz.models.ensemble import (
     finished_members,
     write_manifest,
 )
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store import SurveyStore, open_store
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
 from distributed_pz.train.plan import SplitPlan, load_plan, make_plan
 from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
-from distributed_pz.train.sample import load_sample, required_arrays, select_sample, store_hash
+from distributed_pz.train.sample import load_sample, required_arrays, select_sample
 from distributed_pz.train.worker import oof_part_path, worker_loop
 
 RAY_RUN = "ray_train"
@@ -126,17 +126,17 @@ def train_ensemble(
     cluster = cluster or ClusterConfig()
     started = time.perf_counter()
     out = Path(config.out).resolve()
-    config = dataclasses.replace(
-        config,
-        out=str(out),
-        tiles=_tiles(config.store, config.tiles),
-        pretrain_tiles=_tiles(config.pretrain_store, config.pretrain_tiles) if config.pretrain_store else (),
-    )
-    out.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.store)  # opened once here; Ray workers open it by URL themselves
+    pretrain_store = open_store(config.pretrain_store) if config.pretrain_store else None
+    config = dataclasses.replace(config.resolve(store, pretrain_store), out=str(out))  # checked before Ray
     spec = config.model_config().input_spec()
-    arrays = required_arrays(spec, open_store(config.store).tile(config.tiles[0]).array_names())
-    digest = store_hash(config.store, config.tiles, arrays)
-    plan = _prepare(out, config, arrays, digest)
+    arrays = required_arrays(spec, store.tile(config.tiles[0]).array_names())
+    pretrain_arrays = []
+    if pretrain_store is not None:
+        pretrain_arrays = required_arrays(spec, pretrain_store.tile(config.pretrain_tiles[0]).array_names())
+    out.mkdir(parents=True, exist_ok=True)
+    digest = store.content_hash(config.tiles, arrays)
+    plan = _prepare(out, config, arrays, digest, store)
     ids = [m.member_id for m in plan.members]
     done_before = finished_members(out)
     pending = [i for i in ids if i not in done_before]
@@ -146,7 +146,8 @@ def train_ensemble(
         echo(
             f"training {len(pending)} of {len(ids)} members ({len(done_before)} already finished) into {out}"
         )
-        workers = _fit(out, config, cluster, arrays, len(pending), new_status(ids, done_before), echo)
+        status = new_status(ids, done_before)
+        workers = _fit(out, config, cluster, arrays, len(pending), status, echo, pretrain_arrays)
     finished = finished_members(out)
     content_hash = None
     if finished >= set(ids):
@@ -163,11 +164,9 @@ def train_ensemble(
     )
 
 
-def _tiles(store_url: str, tiles: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(tiles) or tuple(open_store(store_url).tile_names())
-
-
-def _prepare(out: Path, config: EnsembleConfig, arrays: list[str], digest: str) -> SplitPlan:
+def _prepare(
+    out: Path, config: EnsembleConfig, arrays: list[str], digest: str, store: SurveyStore
+) -> SplitPlan:
     """Draw the plan on a fresh output; on an existing one check it is the same run and reuse it."""
     resolved = json.loads(json.dumps(config.result_fields()))
     if (out / CONFIG).is_file():
@@ -184,7 +183,7 @@ def _prepare(out: Path, config: EnsembleConfig, arrays: list[str], digest: str) 
         if recorded != digest:
             raise ValueError(f"{out}: the training store's content changed since this ensemble was started")
         return load_plan(out)
-    sample = select_sample(config.store, config.tiles)
+    sample = select_sample(store, config.tiles)
     sample.save(out)
     write_json(
         out / SAMPLE_JSON,
@@ -210,6 +209,7 @@ def _fit(
     n_pending: int,
     status: dict[str, Any],
     echo: Callable[[str], None],
+    pretrain_arrays: Sequence[str] = (),
 ) -> int:
     """Run the one TorchTrainer; returns its number of workers."""
     own_ray = not ray.is_initialized()
@@ -228,17 +228,13 @@ def _fit(
             n_workers = int(resources.get("CPU", 1) // cluster.cpus_per_worker)
         n_workers = max(1, min(n_workers, max(n_pending, 1)))
         per_worker = {"CPU": cluster.cpus_per_worker, **({"GPU": gpus} if gpus > 0 else {})}
-        pretrain_arrays = []
-        if config.pretrain_store:
-            available = open_store(config.pretrain_store).tile(config.pretrain_tiles[0]).array_names()
-            pretrain_arrays = required_arrays(config.model_config().input_spec(), available)
         echo(f"Ray Train: {n_workers} workers × {per_worker}, members dealt out by rank")
         trainer = TorchTrainer(
             worker_loop,
             train_loop_config={
                 "config": config.to_dict(),
                 "arrays": arrays,
-                "pretrain_arrays": pretrain_arrays,
+                "pretrain_arrays": list(pretrain_arrays),
                 "threads": cluster.cpus_per_worker,
             },
             scaling_config=ray.train.ScalingConfig(
