@@ -3,7 +3,7 @@
 For DEEPZ and GaZNet-1 (paper-size networks, freshly initialised: throughput does not depend
 on training) on one simulated KiDS+VIKING tile, sources per second of
 
-- the plain loop: :func:`~distributed_pz.infer.predictor.predict_tile_local` in this process
+- the plain loop: :func:`~distributed_pz.infer.local.predict_tile_local` in this process
   (1 and 2 threads for torch and BLAS);
 - the pipeline: :func:`~distributed_pz.infer.pipeline.predict_store` on a ``LocalCluster`` of
   1 and 2 single-threaded workers, reading from Zarr and writing the Parquet catalogue; the
@@ -34,11 +34,12 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
 from distributed_pz.infer.cluster import connect
+from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.stream import predict_store
 from distributed_pz.models import create_model
 from distributed_pz.models.bundle import make_bundle, save_bundle
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
-from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions, predict_tile_local
+from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.simulate import SimulationConfig
 from distributed_pz.survey.simulate_cli import write_simulated_tile
 from distributed_pz.survey.store import open_store

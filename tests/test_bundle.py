@@ -14,7 +14,7 @@ from distributed_pz.models import build_model, list_models
 from distributed_pz.models.bundle import MANIFEST, WEIGHTS, BundleError, load_bundle, make_bundle
 from distributed_pz.models.features import FeatureStats
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
-from distributed_pz.models.predict import predict_arrays
+from distributed_pz.models.predictor import EnsemblePredictor
 from tests._synthetic import learnable_tile, tiny_config
 
 torch.set_num_threads(1)
@@ -38,10 +38,10 @@ def fresh_bundle(name: str, seed: int = 0):
 @pytest.mark.parametrize("name", list_models())
 def test_round_trip_gives_identical_predictions(tmp_path, name):
     bundle, tile = fresh_bundle(name)
-    before = predict_arrays(bundle, tile)
+    before = EnsemblePredictor(bundle, device="cpu")(tile)
     bundle.save(tmp_path / "b")
     loaded = load_bundle(tmp_path / "b")
-    after = predict_arrays(loaded, tile)
+    after = EnsemblePredictor(loaded, device="cpu")(tile)
     assert before.keys() == after.keys()
     for key in before:
         np.testing.assert_array_equal(before[key], after[key])

@@ -12,6 +12,7 @@ from distributed_pz.metrics import (
     ad_statistic,
     cvm_statistic,
     ks_statistic,
+    mixture,
     odds,
     pit,
     pit_coverage,
@@ -77,8 +78,8 @@ def test_mixture_cdf_moments_quantile_mode_match_numerical_integration():
     np.testing.assert_allclose(m.cdf(np.array([[0.3, 1.1]]))[:, 0], m.cdf(np.full(len(m), 0.3)))
 
 
-def test_mixture_mode_finds_a_narrow_peak_between_grid_points():
-    m = GaussianMixturePDF([[0.3, 0.7]], [[0.8123, 2.0]], [[0.001, 1.5]], n_grid=16)
+def test_mixture_mode_finds_a_narrow_peak_on_a_broad_one():
+    m = GaussianMixturePDF([[0.3, 0.7]], [[0.8123, 2.0]], [[0.001, 1.5]])
     assert m.mode()[0] == pytest.approx(0.8123, abs=1e-5)
 
 
@@ -227,15 +228,16 @@ def test_pit_coverage_equals_the_quantile_interval():
 def test_odds_is_the_probability_around_the_mode():
     mu, sigma = np.array([0.5, 1.5]), np.array([0.01, 0.05])
     m = GaussianMixturePDF(np.ones((2, 1)), mu[:, None], sigma[:, None])
-    np.testing.assert_allclose(odds(m), 2 * stats.norm.cdf(0.0015 / sigma) - 1, rtol=1e-6)
-    scaled = 2 * stats.norm.cdf(0.02 * (1 + mu) / sigma) - 1
-    np.testing.assert_allclose(odds(m, 0.02, scale_with_redshift=True), scaled, rtol=1e-6)
+    np.testing.assert_allclose(odds(m), 2 * stats.norm.cdf(0.03 / sigma) - 1, rtol=1e-6)  # full width 0.06
+    np.testing.assert_allclose(odds(m, 0.003), 2 * stats.norm.cdf(0.0015 / sigma) - 1, rtol=1e-6)
+    w, mu_k, s_k = (np.asarray(a, float) for a in (m.weights, m.means, m.sigmas))
+    np.testing.assert_array_equal(odds(m, 0.05), mixture.odds(m.mode(), 0.05, w, mu_k, s_k))
     g = _grid()
     z0 = g.mode()
     for i in range(len(g)):
         pts = [p for p in g.z_grid if z0[i] - 0.1 < p < z0[i] + 0.1]
         expected = _quad(_one(g, i, "pdf"), z0[i] - 0.1, z0[i] + 0.1, pts)
-        assert odds(g, 0.1)[i] == pytest.approx(expected, abs=1e-10)
+        assert odds(g, 0.2)[i] == pytest.approx(expected, abs=1e-10)
 
 
 def test_to_qp_round_trips_both_representations():

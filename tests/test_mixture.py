@@ -64,3 +64,19 @@ def test_point_members_become_one_gaussian_of_their_spread():
     assert np.allclose(weights[:, 0], [1, 1, 1, 0])
     assert np.allclose(means[:3, 0], [0.6, 1.5, 0.9])
     assert np.allclose(sigmas[:3, 0], [np.std([0.5, 0.7, 0.6], ddof=1), np.std([1.0, 2.0], ddof=1), 1e-3])
+
+
+def test_the_pdf_classes_and_the_catalogue_summaries_are_one_library():
+    from distributed_pz.metrics.pdf import GaussianMixturePDF, odds
+
+    w, mu, sd = random_members(3, 40, 4, seed=3)
+    weights, means, sigmas = mixture.pool_members(w, mu, sd, np.ones((3, 40), bool))
+    out = mixture.summarise(weights, means, sigmas)  # the default interval is the catalogues'
+    pdf = GaussianMixturePDF(weights, means, sigmas)
+    np.testing.assert_allclose(pdf.mode(), out["z_phot"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pdf.quantile(ndtr(-1.0)), out["z_lo68"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(pdf.quantile(ndtr(1.0)), out["z_hi68"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(pdf.mean(), out["z_mean"], rtol=1e-12)
+    np.testing.assert_allclose(pdf.std(), out["z_std"], rtol=1e-12)
+    np.testing.assert_allclose(odds(pdf), out["odds"], rtol=0, atol=1e-12)
+    assert mixture.DEFAULT_ODDS_INTERVAL == 0.06

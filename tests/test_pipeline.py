@@ -15,13 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 from distributed import Client
 
-from distributed_pz.catalog import read_catalog
+from distributed_pz.catalog import from_arrow, read_catalog
 from distributed_pz.infer import cli
-from distributed_pz.catalog import from_arrow
 from distributed_pz.infer.cluster import connect
+from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING
 from distributed_pz.infer.stream import TileFailed, predict_store
-from distributed_pz.models.predictor import EnsemblePredictor, predict_tile_local
+from distributed_pz.models.predictor import EnsemblePredictor
 
 from ._infer_helpers import fresh_members, save_ensemble, write_store
 

@@ -1,4 +1,8 @@
-"""The ensemble predictor on tiny real bundles, without any cluster."""
+"""The ensemble predictor on tiny real bundles, without any cluster.
+
+Also what ``predict_arrays`` (folded in here) was tested for: every registered model, chunk
+independence, unusable rows, plain-dict inputs, empty inputs.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,18 @@ import pytest
 import torch
 
 from distributed_pz import catalog as fl
+from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.metrics import mixture
-from distributed_pz.models.predict import predict_arrays
-from distributed_pz.models.predictor import (
-    BF16_TOLERANCE,
-    EnsemblePredictor,
-    PredictOptions,
-    predict_tile_local,
-)
+from distributed_pz.models import build_model, list_models
+from distributed_pz.models.bundle import make_bundle
+from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
+from distributed_pz.models.predictor import BF16_TOLERANCE, EnsemblePredictor, PredictOptions
 from distributed_pz.survey.tiles import TileArrays
 
 from ._infer_helpers import fresh_members, save_ensemble, trained_members, with_ids, write_store
-from ._synthetic import learnable_tile
+from ._synthetic import learnable_tile, tiny_config
+
+torch.set_num_threads(1)
 
 SUMMARIES = ("z_phot", "z_mean", "z_std", "z_lo68", "z_hi68", "odds")
 
@@ -80,11 +84,6 @@ def test_pooling_equals_manual_pooling_of_members(deepz_members, rows):
     manual = mixture.summarise(weights.astype(float), means.astype(float), sigmas.astype(float), 0.05)
     for column in SUMMARIES:
         assert np.allclose(pooled[column], manual[column], rtol=1e-5, atol=1e-5), column
-    # the model zoo's own ensemble prediction pools the same mixture
-    zoo = predict_arrays(deepz_members, rows)
-    assert np.allclose(pooled["pdf_weights"], zoo["pdf_weights"], atol=1e-6)
-    assert np.allclose(pooled["pdf_means"], zoo["pdf_means"], atol=1e-6)
-    assert np.allclose(pooled["z_mean"], zoo["z_mean"], atol=1e-5)
 
 
 def test_point_members_give_a_gaussian_of_their_spread(point_members, rows):
@@ -151,3 +150,98 @@ def test_local_tile_prediction_reads_the_store(tmp_path, point_members):
     out = predict_tile_local(str(tmp_path / "store"), names[0], predictor, rows_per_chunk=64)
     assert len(out["object_id"]) == 200 and np.all(np.diff(out["object_id"]) == 1)
     assert np.all(np.isfinite(out["z_phot"]))
+
+
+# --- what predict_arrays was tested for, now through the one predictor ---
+
+
+def untrained_bundle(name, seed=0, tile=None):
+    torch.manual_seed(seed)
+    model = build_model(tiny_config(name, classify=True))
+    tile = tile or learnable_tile(40, seed=seed)
+    stats = fit_feature_stats(model.input_spec, batch_tensors(tile, model.input_spec))
+    return make_bundle(model, stats, tile.bands, tile.image_bands)
+
+
+def predict(bundles, rows, **options):
+    return EnsemblePredictor(bundles, device="cpu", options=PredictOptions(**options))(rows)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_shapes_dtypes_and_chunk_independence(name):
+    tile = learnable_tile(23)
+    bundle = untrained_bundle(name)
+    whole = predict(bundle, tile, batch_size=1000)
+    chunked = predict(bundle, tile, batch_size=5)
+    assert whole["z_phot"].shape == (23,) and whole["z_phot"].dtype == np.float32
+    assert whole["flags"].dtype == fl.FLAG_DTYPE and not (whole["flags"] & fl.NO_ESTIMATE).any()
+    k = bundle.config.n_components if bundle.model.has_pdf else 1  # a point member: one Gaussian
+    for key in ("pdf_weights", "pdf_means", "pdf_sigmas"):
+        assert whole[key].shape == (23, k)
+    np.testing.assert_allclose(whole["pdf_weights"].sum(axis=1), 1, rtol=1e-5)
+    assert (whole["z_lo68"] <= whole["z_hi68"]).all() and ((whole["odds"] >= 0) & (whole["odds"] <= 1)).all()
+    if not bundle.model.has_pdf:  # one point member: the floor width, flagged
+        assert (whole["flags"] & fl.Flag.WIDTH_FLOOR).all()
+    for key in whole:
+        np.testing.assert_allclose(whole[key], chunked[key], rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_mixture_is_the_average_of_the_members():
+    tile = learnable_tile(30)
+    members = [untrained_bundle("deepz", seed=s) for s in (0, 1, 2)]
+    alone = [predict(m, tile) for m in members]
+    pooled = predict(members, tile)
+    assert pooled["pdf_weights"].shape == (30, 30)
+    np.testing.assert_allclose(pooled["pdf_weights"].sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(
+        pooled["z_mean"], np.mean([a["z_mean"] for a in alone], axis=0), rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(pooled["pdf_means"][:, 10:20], alone[1]["pdf_means"])
+    mode = mixture.mode(*(pooled[k].astype(np.float64) for k in ("pdf_weights", "pdf_means", "pdf_sigmas")))
+    np.testing.assert_allclose(pooled["z_phot"], mode, atol=1e-5)
+    points = [untrained_bundle("gaznet_c9", seed=s) for s in (0, 1)]
+    np.testing.assert_allclose(
+        predict(points, tile)["z_phot"],
+        np.mean([predict(p, tile)["z_phot"] for p in points], axis=0),
+        rtol=1e-5,
+    )
+
+
+def test_point_and_pdf_members_do_not_mix():
+    with pytest.raises(ValueError, match="all mixture-density models or all point"):
+        predict([untrained_bundle("deepz"), untrained_bundle("gaznet_c9")], learnable_tile(5))
+
+
+def test_unusable_rows_are_flagged_and_nan():
+    tile = learnable_tile(6)
+    tile.arrays["mag"][0] = np.nan
+    tile.arrays["flux_exp"][1, 3] = np.nan
+    g = predict(untrained_bundle("gaznet_1_mdn"), tile)
+    d = predict(untrained_bundle("deepz"), tile)
+    assert g["flags"][0] & fl.Flag.NO_PHOTOMETRY and d["flags"][1] & fl.Flag.NO_REFERENCE
+    assert np.isnan(g["z_phot"][0]) and (g["pdf_weights"][0] == 0).all() and np.isnan(d["z_phot"][1])
+    assert np.isfinite(g["z_phot"][1:]).all() and np.isfinite(np.delete(d["z_phot"], 1)).all()
+
+
+def test_non_finite_network_output_is_flagged():
+    bundle = untrained_bundle("gaznet_c4")
+    with torch.no_grad():
+        bundle.model.head.linear.bias.fill_(float("inf"))
+    out = predict(bundle, learnable_tile(4))
+    assert (out["flags"] & fl.Flag.BAD_OUTPUT).all() and np.isnan(out["z_phot"]).all()
+
+
+def test_plain_dict_uses_the_training_band_axes_and_named_bands_any_order():
+    tile = learnable_tile(12)
+    bundle = untrained_bundle("gaznet_c9i4")
+    reference = predict(bundle, tile)
+    np.testing.assert_array_equal(predict(bundle, dict(tile.arrays))["z_phot"], reference["z_phot"])
+    order = [8, 0, 3, 1, 2, 4, 5, 7, 6]
+    arrays = {**tile.arrays, "mag": tile.arrays["mag"][:, order], "cutout": tile.arrays["cutout"][:, ::-1]}
+    shuffled = TileArrays(arrays, tuple(tile.bands[i] for i in order), tile.image_bands[::-1])
+    np.testing.assert_allclose(predict(bundle, shuffled)["z_phot"], reference["z_phot"], rtol=1e-6)
+
+
+def test_empty_input_gives_empty_columns():
+    out = predict(untrained_bundle("deepz"), learnable_tile(5).take(slice(0, 0)))
+    assert out["z_phot"].shape == (0,) and out["pdf_weights"].shape == (0, 10)

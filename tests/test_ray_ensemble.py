@@ -16,7 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from distributed_pz.models.ensemble import MANIFEST, load_ensemble, member_dir  # noqa: E402
-from distributed_pz.models.predict import predict_arrays  # noqa: E402
+from distributed_pz.models.predictor import EnsemblePredictor  # noqa: E402
 from distributed_pz.survey.simulate import SimulationConfig, simulate_tile  # noqa: E402
 from distributed_pz.survey.store import open_store  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402
@@ -123,7 +123,7 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     data = read_sample_rows(
         load_sample(out, store, ("t0", "t1")), ["flux_exp", "flux_exp_err", "mag", "z_spec"]
     )
-    again = predict_arrays(ensemble.members[spec.member_id], data.take(rows))
+    again = EnsemblePredictor(ensemble.members[spec.member_id], device="cpu")(data.take(rows))
     np.testing.assert_allclose(
         again["z_phot"], load_part(oof_part_path(out, spec.member_id))["z_phot"], rtol=1e-4
     )

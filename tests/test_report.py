@@ -14,7 +14,12 @@ from astropy.table import Table
 
 from distributed_pz.catalog import read_catalog
 from distributed_pz.evaluate.cli import add_arguments, evaluate_from_args
-from distributed_pz.evaluate.score import evaluate_catalogues, load_truth, truth_from_arrays
+from distributed_pz.evaluate.score import (
+    EvaluationSettings,
+    evaluate_catalogues,
+    load_truth,
+    truth_from_arrays,
+)
 from distributed_pz.metrics import (
     GaussianMixturePDF,
     GridPDF,
@@ -262,6 +267,38 @@ def test_odds_column_is_used_without_pdfs(files, sources):
     _assert_rows_equal(o["odds"]["curve"], rows_to_dicts(curve))
 
 
+def test_odds_is_the_catalogues_own_and_a_recomputation_uses_the_same_definition(files, mixture):
+    pdf = GaussianMixturePDF(mixture["pdf_weights"], mixture["pdf_means"], mixture["pdf_sigmas"])
+    columns = {**mixture, "odds": odds(pdf, 0.05, mode=mixture["z_phot"])}
+    write_parquet(files / "odds05.parquet", columns, {"odds_interval": "0.05"})
+    without = {k: v for k, v in columns.items() if k != "odds"}
+    write_parquet(files / "no_odds.parquet", without, {"odds_interval": "0.05"})
+    write_parquet(files / "no_odds_no_meta.parquet", without)
+    truth = files / "truth.parquet"
+
+    def run(path, name, **settings):
+        summary = evaluate_catalogues(
+            {"m": path}, truth, files / name, settings=EvaluationSettings(**settings), plots=False
+        )
+        return summary["catalogues"]["m"]["odds"], (files / name / "report.md").read_text()
+
+    own, md = run(files / "odds05.parquet", "odds_own")
+    assert (own["source"], own["interval"]) == ("column", 0.05)
+    assert "the catalogue's own `odds` column (Δz = 0.05)" in md
+    again, md = run(files / "odds05.parquet", "odds_again", odds_interval=0.05)
+    assert (again["source"], again["interval"]) == (
+        "pdf",
+        0.05,
+    ) and "recomputed from the PDF (Δz = 0.05)" in md
+    _assert_rows_equal(
+        again["curve"], [{k: np.nan if v is None else v for k, v in r.items()} for r in own["curve"]]
+    )
+    from_meta, _ = run(files / "no_odds.parquet", "odds_meta")
+    assert (from_meta["source"], from_meta["interval"]) == ("pdf", 0.05) and from_meta["mean"] == own["mean"]
+    default, _ = run(files / "no_odds_no_meta.parquet", "odds_default")
+    assert (default["source"], default["interval"]) == ("pdf", 0.06)
+
+
 def test_catalog_io_reads_lists_metadata_and_grid_extensions(tmp_path):
     cols = {
         "object_id": np.arange(3),
@@ -308,6 +345,9 @@ def test_cli_arguments_run_the_same_evaluation(files, report):
             "--no-plots",
         ]
     )
+    assert args.odds_interval is None  # the catalogue's own odds column
+    given = parser.parse_args(["--catalog", "x", "--truth", "t", "--odds-interval", "0.1"])
+    assert given.odds_interval == 0.1
     summary = evaluate_from_args(args)
     assert summary["catalogues"]["mix"]["point"] == report["catalogues"]["mixture"]["point"]
     assert (files / "cli" / "report.md").exists() and not (files / "cli" / "density.png").exists()

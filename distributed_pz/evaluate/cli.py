@@ -20,7 +20,7 @@ from distributed_pz.evaluate.score import (
     evaluate_catalogues,
     truth_from_arrays,
 )
-from distributed_pz.metrics.pdf import ODDS_HALF_WIDTH
+from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.metrics.point import OUTLIER_THRESHOLD, STRICT_OUTLIER_THRESHOLD
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import open_store
@@ -88,12 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="|δz| strict outlier cut (default: %(default)s)",
     )
     parser.add_argument(
-        "--odds-half-width",
+        "--odds-interval",
         type=float,
         default=None,
-        help=f"ODDS window half-width, computed from the PDF (default: the catalogue's odds column, else {ODDS_HALF_WIDTH} as DEEPZ)",
+        metavar="DZ",
+        help="recompute ODDS from the PDF as P(|z - z_phot| <= DZ/2), DZ the full width "
+        "(default: the catalogue's own odds column and its metadata odds_interval; without a column, "
+        f"recomputed with that interval, else {DEFAULT_ODDS_INTERVAL})",
     )
-    parser.add_argument("--odds-scale", action="store_true", help="scale the ODDS window by (1 + z_mode)")
     parser.add_argument("--pit-bins", type=int, default=20, help="PIT histogram bins (default: %(default)s)")
     parser.add_argument("--title", default="Photo-z evaluation", help="report title")
     parser.add_argument("--no-plots", action="store_true", help="write only summary.json and report.md")
@@ -107,8 +109,7 @@ def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
     settings = EvaluationSettings(
         outlier_threshold=args.outlier_threshold,
         strict_threshold=args.strict_threshold,
-        odds_half_width=args.odds_half_width,
-        odds_scale_with_redshift=args.odds_scale,
+        odds_interval=args.odds_interval,
         pit_bins=args.pit_bins,
     )
     return evaluate_catalogues(

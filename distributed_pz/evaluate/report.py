@@ -341,17 +341,20 @@ def markdown_report(summary: Mapping[str, Any], figures: Mapping[str, str]) -> s
     lines += ["", "## ODDS quality cut", ""]
     with_odds = {label: c for label, c in cats.items() if c["odds"] is not None}
     if with_odds:
-        scaled = " × (1 + z_mode)" if s["odds_scale_with_redshift"] else ""
-        windows = sorted({c["odds"]["half_width"] for c in with_odds.values()}, key=str)
-        definition = ", ".join(
-            "the catalogue's own `odds` column (its window is in its metadata)"
-            if w is None
-            else f"P(|z − z_mode| ≤ {w:g}{scaled}) from the PDF"
-            for w in windows
-        )
+        definitions = []
+        for label, c in with_odds.items():
+            interval = c["odds"]["interval"]
+            width = "interval not recorded" if interval is None else f"Δz = {interval:g}"
+            how = (
+                "the catalogue's own `odds` column"
+                if c["odds"]["source"] == "column"
+                else "recomputed from the PDF"
+            )
+            definitions.append(f"{label}: {how} ({width})")
         lines += [
-            f"ODDS (DEEPZ eq. 7): {definition}. Metrics of the sources "
-            "with the highest ODDS, keeping a given fraction (completeness):",
+            "ODDS (DEEPZ eq. 7): the probability within z_phot ± Δz/2, Δz the full-width interval; "
+            + "; ".join(definitions)
+            + ". Metrics of the sources with the highest ODDS, keeping a given fraction (completeness):",
             "",
         ]
         rows = []

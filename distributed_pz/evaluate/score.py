@@ -25,8 +25,8 @@ from distributed_pz.metrics.binned import (
     completeness_curve,
     rows_to_dicts,
 )
+from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.metrics.pdf import (
-    ODDS_HALF_WIDTH,
     GaussianMixturePDF,
     RedshiftPDF,
     odds,
@@ -70,9 +70,12 @@ class EvaluationSettings:
     ----------
     outlier_threshold, strict_threshold
         |δz| above which a source is an outlier (GaZNet 0.15) / a strict outlier (DEEPZ 0.02).
-    odds_half_width, odds_scale_with_redshift
-        ODDS window around the mode: ± half_width, times (1 + z_mode) if scaled. None: the
-        catalogue's own ``odds`` column where it has one, else DEEPZ eq. 7's ± 0.0015.
+    odds_interval
+        Full width Δz of the ODDS window ``z_phot ± odds_interval / 2`` (DEEPZ eq. 7), to
+        recompute ODDS from the PDF with. None (default): the catalogue's own ``odds`` column
+        where it has one (its interval is the metadata ``odds_interval``); else recomputed
+        with the catalogue's ``odds_interval``, or
+        :data:`~distributed_pz.metrics.mixture.DEFAULT_ODDS_INTERVAL` if it records none.
     coverage_levels
         Central credible-interval levels whose coverage is measured.
     pit_bins
@@ -87,8 +90,7 @@ class EvaluationSettings:
 
     outlier_threshold: float = OUTLIER_THRESHOLD
     strict_threshold: float = STRICT_OUTLIER_THRESHOLD
-    odds_half_width: float | None = None
-    odds_scale_with_redshift: bool = False
+    odds_interval: float | None = None
     coverage_levels: tuple[float, ...] = (0.68, 0.95)
     pit_bins: int = 20
     z_bin_width: float = 0.2
@@ -320,13 +322,12 @@ def summarise_catalog(
         )
     if cat.pdf is not None:
         summary["pdf"], _ = pdf_summary(cat.pdf, cat.z_spec, settings)
-    quality, source, half_width = _odds(cat, settings)
+    quality, source, interval = _odds(cat, settings)
     if quality is not None and cat.z_spec.size:
         curve = completeness_curve(quality, cat.z_phot, cat.z_spec, settings.completeness, *thresholds)
         summary["odds"] = {
             "source": source,
-            "half_width": half_width,
-            "scale_with_redshift": settings.odds_scale_with_redshift,
+            "interval": interval,
             "mean": float(np.nanmean(quality)),
             "curve": rows_to_dicts(curve),
         }
@@ -336,19 +337,28 @@ def summarise_catalog(
 def _odds(
     cat: PreparedCatalog, settings: EvaluationSettings
 ) -> tuple[np.ndarray | None, str | None, float | None]:
-    """ODDS per source, where it came from, and its half-width (None when taken from the catalogue)."""
+    """ODDS per source, where it came from (``"column"`` or ``"pdf"``) and its full-width interval.
+
+    The catalogue's own column unless the settings name an interval; recomputed from the PDF
+    (around the catalogue's ``z_phot``, as the catalogues do) only without a column or with an
+    interval given. The interval of a column is the catalogue's ``odds_interval`` metadata
+    (None if it records none).
+    """
+    recorded = cat.meta.get("odds_interval")
+    recorded = float(recorded) if type(recorded) in (int, float) else None  # JSON-decoded metadata
     has_column = (
         "odds" in cat.columns and np.isfinite(np.asarray(cat.columns["odds"], dtype=np.float64)).any()
     )
-    if has_column and settings.odds_half_width is None:
-        return np.asarray(cat.columns["odds"], dtype=np.float64), "column", None
+    if has_column and settings.odds_interval is None:
+        return np.asarray(cat.columns["odds"], dtype=np.float64), "column", recorded
     if cat.pdf is None:
         return None, None, None
-    half_width = ODDS_HALF_WIDTH if settings.odds_half_width is None else settings.odds_half_width
+    interval = settings.odds_interval if settings.odds_interval is not None else recorded
+    interval = DEFAULT_ODDS_INTERVAL if interval is None else interval
     valid = np.isfinite(pit(cat.pdf, cat.z_spec))
     quality = np.full(cat.z_spec.size, np.nan)
-    quality[valid] = odds(cat.pdf.subset(valid), half_width, settings.odds_scale_with_redshift)
-    return quality, "pdf", half_width
+    quality[valid] = odds(cat.pdf.subset(valid), interval, mode=cat.z_phot[valid])
+    return quality, "pdf", interval
 
 
 def evaluate_catalogues(

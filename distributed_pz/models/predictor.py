@@ -1,6 +1,9 @@
 """The ensemble predictor: a chunk of tile rows in, catalogue columns out.
 
-:class:`EnsemblePredictor` holds every member of an ensemble, loaded once (once per Dask
+:class:`EnsemblePredictor` is the one way the package turns rows into redshifts: catalogues
+(Dask, :mod:`distributed_pz.infer.stream`; the no-cluster reference run,
+:mod:`distributed_pz.infer.local`), out-of-fold predictions (:mod:`distributed_pz.train.worker`)
+and every benchmark call it. It holds every member of an ensemble, loaded once (once per Dask
 worker, see :mod:`distributed_pz.infer.plugin`), and runs them together on each batch: the
 features a group of members shares are built once, every member does one forward pass, and
 the results are pooled into one PDF per source:
@@ -16,7 +19,11 @@ affordable grid step), as compact as a grid for ensembles up to ~10 members, and
 ``qp.mixmod``. ``pdf="grid"`` instead writes the density on a fixed redshift grid (``pdf``
 column plus ``z_grid`` metadata), bounded in size however large the ensemble.
 
-Summaries are taken of the pooled mixture (:func:`distributed_pz.infer.mixture.summarise`):
+A member whose output for a row is non-finite is dropped from that row's pool
+(``MEMBER_DROPPED``; ``BAD_OUTPUT`` when none is left); rows whose inputs are unusable
+(:data:`distributed_pz.catalog.NO_ESTIMATE` bits) get NaN summaries and an all-zero-weight mixture.
+
+Summaries are taken of the pooled mixture (:func:`distributed_pz.metrics.mixture.summarise`):
 ``z_phot`` (mode), ``z_mean``, ``z_std``, ``z_lo68``/``z_hi68`` (15.87/84.13 % quantiles) and
 ``odds`` — DEEPZ eq. 7, the probability within ``z_phot ± odds_interval / 2``. Flag bits are in
 :mod:`distributed_pz.catalog`.
@@ -29,7 +36,7 @@ depend on how rows are split into chunks or tasks.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,8 +47,8 @@ from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.ensemble import load_ensemble
-from distributed_pz.models.predict import forward_members
-from distributed_pz.survey.store import open_store
+from distributed_pz.models.features import InputSpec
+from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
 from distributed_pz.survey.tiles import TileArrays
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -69,7 +76,8 @@ class PredictOptions:
         (fp16 is for GPUs).
     odds_interval
         Full width ``Δz`` of the ODDS interval around the mode (DEEPZ eq. 7; 0.003 there for
-        40 narrow bands, 0.06 here by default for broad-band photometry).
+        40 narrow bands; :data:`~distributed_pz.metrics.mixture.DEFAULT_ODDS_INTERVAL` = 0.06
+        here by default for broad-band photometry). Recorded in the catalogue metadata.
     pdf
         ``"mixture"`` (default) or ``"grid"``.
     z_grid
@@ -80,7 +88,7 @@ class PredictOptions:
 
     batch_size: int = 4096
     precision: str = "fp32"
-    odds_interval: float = 0.06
+    odds_interval: float = mixture.DEFAULT_ODDS_INTERVAL
     pdf: str = "mixture"
     z_grid: tuple[float, float, int] = (0.0, 4.0, 401)
     sigma_floor: float = 1e-3
@@ -117,22 +125,24 @@ class EnsemblePredictor:
     Parameters
     ----------
     bundles
-        The members (all mixture-density models, or all point-estimate models).
+        The members (all mixture-density models, or all point-estimate models), or one bundle.
     bundle_hash
-        Content hash of the ensemble (written into catalogues).
+        Content hash of the ensemble (written into catalogues); may be empty.
     device
-        Where to run; default: ``cuda`` when torch sees a GPU, else ``cpu``.
+        Where to run; default: ``cuda`` when torch sees a GPU, else ``cpu``. Members elsewhere
+        are copied there once, here.
     options
         Batch size, precision, ODDS interval, PDF representation.
     """
 
     def __init__(
         self,
-        bundles: Sequence[Bundle],
-        bundle_hash: str,
+        bundles: Bundle | Sequence[Bundle],
+        bundle_hash: str = "",
         device: torch.device | str | None = None,
         options: PredictOptions | None = None,
     ) -> None:
+        bundles = [bundles] if isinstance(bundles, Bundle) else list(bundles)
         if not bundles:
             raise ValueError("an ensemble needs at least one member")
         kinds = {b.model.has_pdf for b in bundles}
@@ -143,6 +153,8 @@ class EnsemblePredictor:
         if self.options.precision == "fp16" and self.device.type == "cpu":
             raise ValueError("fp16 autocast is for GPUs; use bf16 on CPU")
         self.members = [b.to(self.device) for b in bundles]
+        for bundle in self.members:
+            bundle.model.eval()
         self.bundle_hash = bundle_hash
         self.has_pdf = kinds.pop()
         self._specs = list(dict.fromkeys(b.input_spec for b in self.members))
@@ -177,16 +189,26 @@ class EnsemblePredictor:
                 names.append("cutout")
         return list(dict.fromkeys(names))
 
-    def predict_chunk(self, rows: TileArrays) -> dict[str, np.ndarray]:
+    def predict_chunk(self, rows: TileArrays | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Catalogue columns for ``rows`` (read with :meth:`input_arrays`).
+
+        Parameters
+        ----------
+        rows
+            A :class:`TileArrays`, or a mapping of schema arrays whose band axes are those the
+            first member was trained on (``data_bands``, ``data_image_bands``).
 
         Returns
         -------
         dict of numpy arrays over the ``N`` rows: ``object_id``, ``ra``, ``dec`` (as read),
         ``z_phot``, ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68``, ``odds`` float32, ``flags``
         int32, ``n_members`` int16, and ``pdf_weights``, ``pdf_means``, ``pdf_sigmas``
-        float32 ``(N, K_total)`` or ``pdf`` float32 ``(N, G)``.
+        float32 ``(N, K_total)`` or ``pdf`` float32 ``(N, G)``. Rows with a
+        :data:`~distributed_pz.catalog.NO_ESTIMATE` bit have NaN summaries and zero weights.
         """
+        if not isinstance(rows, TileArrays):
+            first = self.members[0]
+            rows = TileArrays(dict(rows), first.data_bands, first.data_image_bands)
         step = self.options.batch_size
         parts = [self._predict_batch(rows, slice(s, s + step)) for s in range(0, max(rows.n_rows, 1), step)]
         out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -253,30 +275,26 @@ class EnsemblePredictor:
         return out
 
 
-def predict_tile_local(
-    store_url: str,
-    tile_name: str,
-    predictor: EnsemblePredictor,
-    rows_per_chunk: int | None = None,
-) -> dict[str, np.ndarray]:
-    """Predict a whole tile in this process, chunk by chunk: the reference the pipeline must match.
+def forward_members(
+    members: Sequence[Bundle],
+    tile: TileArrays,
+    rows: slice,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[list[dict[str, torch.Tensor]], dict[InputSpec, dict[str, torch.Tensor]]]:
+    """Every member's raw outputs on ``rows``, and the raw features of each input spec.
 
-    Parameters
-    ----------
-    store_url
-        Survey store URL or path.
-    tile_name
-        Tile to predict.
-    predictor
-        The loaded ensemble.
-    rows_per_chunk
-        Rows read per chunk (a multiple of the tile's chunk rows; default one shard).
+    Members with the same input spec share one band selection and raw-feature computation.
+    ``autocast_dtype`` (bf16/fp16) runs the forward passes under autocast; None = full precision.
     """
-    tile = open_store(store_url).tile(tile_name)
-    names = predictor.input_arrays(tile.array_names())
-    attrs = tile.attrs
-    parts = [
-        predictor.predict_chunk(TileArrays.from_attrs(tile.read(names, start, stop), attrs))
-        for start, stop in tile.row_blocks(rows_per_chunk)
-    ]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    with torch.inference_mode():
+        raws: dict[InputSpec, dict[str, torch.Tensor]] = {}
+        for bundle in members:
+            spec = bundle.input_spec
+            if spec not in raws:
+                raws[spec] = raw_features(spec, batch_tensors(tile, spec, rows, device))
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            outputs = [
+                b.model(model_inputs(b.input_spec, raws[b.input_spec], b.feature_stats)) for b in members
+            ]
+    return outputs, raws
