@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distributed_pz.train.plan import load_plan, make_plan
+from distributed_pz.models.ensemble import load_plan
+from distributed_pz.train.plan import make_plan
 
 IDS = np.arange(5000, 5103, dtype=np.int64)  # 103 rows: folds of unequal size
 

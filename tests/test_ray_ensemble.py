@@ -15,14 +15,18 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from distributed_pz.models.ensemble import MANIFEST, load_ensemble, member_dir  # noqa: E402
+from distributed_pz.models.ensemble import (  # noqa: E402
+    MANIFEST,
+    load_ensemble,
+    load_plan,  # noqa: E402
+    member_dir,
+)
 from distributed_pz.models.predictor import EnsemblePredictor  # noqa: E402
 from distributed_pz.survey.simulate import SimulationConfig, simulate_tile  # noqa: E402
 from distributed_pz.survey.store import open_store  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402
 from distributed_pz.train.member import TrainConfig  # noqa: E402
 from distributed_pz.train.oof import load_part  # noqa: E402
-from distributed_pz.train.plan import load_plan  # noqa: E402
 from distributed_pz.train.progress import STATUS  # noqa: E402
 from distributed_pz.train.ray_ensemble import RAY_RUN, start_ray, train_ensemble  # noqa: E402
 from distributed_pz.train.sample import load_sample, read_sample_rows  # noqa: E402

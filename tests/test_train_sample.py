@@ -73,7 +73,6 @@ def test_required_arrays_follow_the_model_inputs():
         "class",
         "flux_exp",
         "flux_exp_err",
-        "mag",
         "object_id",
         "z_spec",
     ]
@@ -84,7 +83,7 @@ def test_required_arrays_follow_the_model_inputs():
 
 def test_input_spec_arrays_is_the_one_answer():
     deepz = model_config("deepz").input_spec()
-    assert deepz.arrays(["mag", "flux_exp", "flux_exp_err"]) == ["mag", "flux_exp", "flux_exp_err"]
+    assert deepz.arrays(["mag", "flux_exp", "flux_exp_err"]) == ["flux_exp", "flux_exp_err"]
     assert deepz.arrays(["mag"]) == ["mag"]  # no exposures: fluxes from magnitudes
     assert model_config("deepz", use_exposures=False).input_spec().arrays(["mag", "flux_exp"]) == ["mag"]
     assert model_config("gaznet_i4").input_spec().arrays(["mag"]) == ["cutout"]  # required, even if absent

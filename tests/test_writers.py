@@ -8,8 +8,7 @@ import pytest
 from astropy.io import fits
 
 from distributed_pz import catalog as fl
-from distributed_pz.catalog import read_catalog
-from distributed_pz.catalog import commit_parts, write_part
+from distributed_pz.catalog import commit_parts, read_catalog, write_part
 from distributed_pz.infer.stream import catalogue_metadata
 from distributed_pz.models.predictor import PredictOptions
 

@@ -15,8 +15,9 @@ import sys
 from distributed_pz.catalog import WRITE_FORMATS
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
 from distributed_pz.infer.manifest import FAILURES, ManifestError
-from distributed_pz.infer.stream import ON_ERROR, TileFailed, bundle_hash, predict_store
+from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
 from distributed_pz.models.bundle import BundleError
+from distributed_pz.models.ensemble import read_content_hash
 from distributed_pz.models.predictor import PDF_KINDS, PRECISIONS, PredictOptions
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import absolute_url, open_store
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             pdf=args.pdf,
             z_grid=args.z_grid,
         )
-        bundle_hash(args.bundle)  # fail on a wrong path before starting a cluster
+        read_content_hash(args.bundle)  # fail on a wrong path before starting a cluster
         open_store(args.store)
         with connect(
             args.cluster,

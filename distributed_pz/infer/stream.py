@@ -15,7 +15,6 @@ the memory of the client, the scheduler and the workers stays bounded however la
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import uuid
@@ -33,12 +32,10 @@ from distributed_pz._files import utc_now
 from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, write_part
 from distributed_pz.infer.manifest import RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
-from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.models.bundle import BundleError
-from distributed_pz.models.ensemble import MANIFEST as ENSEMBLE_MANIFEST
+from distributed_pz.models.ensemble import read_content_hash
 from distributed_pz.models.predictor import PredictOptions
 from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store import absolute_url, open_store
 from distributed_pz.survey.tiles import TileArrays
 
 ON_ERROR = ("stop", "skip")
@@ -62,17 +59,6 @@ class RunSummary:
     rows_predicted: int = 0
     parts_reused: int = 0
     seconds: float = 0.0
-
-
-def bundle_hash(path: str | Path) -> str:
-    """Content hash of an ensemble or bundle directory, read from its manifest (no weights loaded)."""
-    root = Path(path)
-    for name in (ENSEMBLE_MANIFEST, BUNDLE_MANIFEST):
-        if (root / name).is_file():
-            return json.loads((root / name).read_text())["content_hash"]
-    raise BundleError(
-        f"{str(root)!r} holds neither an ensemble ({ENSEMBLE_MANIFEST}) nor a bundle ({BUNDLE_MANIFEST})"
-    )
 
 
 def catalogue_metadata(
@@ -297,10 +283,10 @@ def predict_store(
     if fmt not in WRITE_FORMATS:
         raise ValueError(f"format must be one of {list(WRITE_FORMATS)}, not {fmt!r}")
     options = options or PredictOptions()
-    store_url = _absolute(store_url)
+    store_url = absolute_url(store_url)
     bundle_path = str(Path(bundle_path).resolve())
     out_dir = Path(out).resolve()
-    digest = bundle_hash(bundle_path)
+    digest = read_content_hash(bundle_path)
     identity = {"bundle_hash": digest, "store": store_url, "format": fmt, **options.output_settings()}
     manifest = RunManifest.open(out_dir, identity)
     started = time.perf_counter()
@@ -327,10 +313,3 @@ def predict_store(
             client.unregister_worker_plugin(name)
     run.summary.seconds = time.perf_counter() - started
     return run.summary
-
-
-def _absolute(url: str) -> str:
-    """A local store path made absolute (workers may run elsewhere); URLs unchanged."""
-    if "://" in url and not url.startswith("file://"):
-        return url
-    return str(Path(url.removeprefix("file://")).resolve())

@@ -329,13 +329,9 @@ def load_ensemble(
         Check every member's and the ensemble's content hash (:class:`BundleError` if one differs).
     """
     root = Path(path)
-    if not (root / MANIFEST).is_file():
-        if (root / BUNDLE_MANIFEST).is_file():
-            bundle = load_bundle(root, device=device, verify=verify)
-            return Ensemble(root, {SINGLE_MEMBER_ID: bundle}, None, {}, None, bundle.content_hash)
-        raise BundleError(
-            f"{str(root)!r} holds neither an ensemble ({MANIFEST}) nor a bundle ({BUNDLE_MANIFEST})"
-        )
+    if _manifest_of(root).name == BUNDLE_MANIFEST:
+        bundle = load_bundle(root, device=device, verify=verify)
+        return Ensemble(root, {SINGLE_MEMBER_ID: bundle}, None, {}, None, bundle.content_hash)
     manifest = _read_json(root / MANIFEST)
     if manifest.get("format") != ENSEMBLE_FORMAT or manifest.get("format_version") != ENSEMBLE_VERSION:
         raise BundleError(
@@ -366,3 +362,18 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise BundleError(f"{str(path)!r} is missing") from None
     except json.JSONDecodeError as exc:
         raise BundleError(f"{str(path)!r} is not JSON ({exc})") from None
+
+
+def _manifest_of(root: Path) -> Path:
+    """``ensemble.json`` of an ensemble directory, else ``bundle.json`` of a bundle directory."""
+    for name in (MANIFEST, BUNDLE_MANIFEST):
+        if (root / name).is_file():
+            return root / name
+    raise BundleError(
+        f"{str(root)!r} holds neither an ensemble ({MANIFEST}) nor a bundle ({BUNDLE_MANIFEST})"
+    )
+
+
+def read_content_hash(path: str | Path) -> str:
+    """Content hash of an ensemble or bundle directory, read from its manifest (no weights loaded)."""
+    return _read_json(_manifest_of(Path(path)))["content_hash"]

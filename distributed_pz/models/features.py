@@ -78,16 +78,16 @@ class InputSpec:
     def arrays(self, available: Collection[str]) -> list[str]:
         """Tile arrays this input reads, for a tile holding the arrays ``available``.
 
-        ``mag`` for a catalogue encoding; ``flux_exp`` and ``flux_exp_err`` too for flux ratios
-        with ``use_exposures`` when the tile has ``flux_exp``; ``cutout`` when there are image
+        ``flux_exp`` and ``flux_exp_err`` for flux ratios with ``use_exposures`` when the tile
+        has ``flux_exp``, else ``mag`` for a catalogue encoding; ``cutout`` when there are image
         bands. Arrays the input cannot do without are listed even when not ``available`` (so a
         caller can say which are missing). The one answer to "which arrays does this model read".
         """
         names = []
-        if self.catalog != "none":
-            names.append("mag")
         if self.catalog == "flux_ratio" and self.use_exposures and "flux_exp" in available:
             names += ["flux_exp", "flux_exp_err"]
+        elif self.catalog != "none":
+            names.append("mag")
         if self.image_bands:
             names.append("cutout")
         return names

@@ -181,12 +181,7 @@ class EnsemblePredictor:
         """Tile arrays to read: the models' inputs (from those ``available``) and the passthrough columns."""
         names = list(PASSTHROUGH)
         for spec in self._specs:
-            if spec.catalog == "flux_ratio" and spec.use_exposures and "flux_exp" in available:
-                names += ["flux_exp", "flux_exp_err"]
-            elif spec.catalog != "none":
-                names.append("mag")
-            if spec.image_bands:
-                names.append("cutout")
+            names += spec.arrays(available)
         return list(dict.fromkeys(names))
 
     def predict_chunk(self, rows: TileArrays | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

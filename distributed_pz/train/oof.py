@@ -22,6 +22,7 @@ import numpy as np
 from distributed_pz._files import atomic_path
 from distributed_pz.catalog import MIXTURE_COLUMNS, write_table
 from distributed_pz.metrics import mixture as mixture_tools
+from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.tiles import TileArrays
@@ -119,14 +120,18 @@ def combine_parts(
 
 
 def write_catalog(
-    path: str | Path, object_id: np.ndarray, z_spec: np.ndarray, combined: Mapping[str, np.ndarray]
+    path: str | Path,
+    object_id: np.ndarray,
+    z_spec: np.ndarray,
+    combined: Mapping[str, np.ndarray],
+    odds_interval: float = DEFAULT_ODDS_INTERVAL,
 ) -> Path:
-    """Write the out-of-fold catalogue (:mod:`distributed_pz.catalog` columns), atomically."""
-    columns = {
-        "object_id": np.asarray(object_id, np.int64),
-        "z_spec": np.asarray(z_spec, np.float32),
-        "z_phot": np.asarray(combined["z_phot"], np.float32),
-        "n_members": np.asarray(combined["n_members"], np.int16),
-    }
-    columns.update({k: np.asarray(combined[k], np.float32) for k in MIXTURE_COLUMNS if k in combined})
-    return write_table(path, columns, {})
+    """Write the out-of-fold catalogue (:mod:`distributed_pz.catalog` columns), atomically.
+
+    Columns ``object_id, z_spec, z_phot, n_members`` and the mixture; ``odds_interval`` (the one
+    :func:`combine_parts` used) goes into the metadata, so ``dpz evaluate`` computes ODDS as the
+    catalogues do.
+    """
+    columns = {"object_id": np.asarray(object_id, np.int64), "z_spec": np.asarray(z_spec, np.float32)}
+    columns.update({k: combined[k] for k in ("z_phot", "n_members", *MIXTURE_COLUMNS) if k in combined})
+    return write_table(path, columns, {"odds_interval": odds_interval})

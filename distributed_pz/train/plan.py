@@ -18,9 +18,7 @@ import hashlib
 
 import numpy as np
 
-from distributed_pz.models.ensemble import MemberSpec, SplitPlan, load_plan
-
-__all__ = ["MemberSpec", "SplitPlan", "derived_seed", "load_plan", "make_plan"]
+from distributed_pz.models.ensemble import SplitPlan
 
 
 def make_plan(

@@ -47,13 +47,15 @@ from distributed_pz.models.ensemble import (
     CONFIG,
     MANIFEST,
     PRETRAIN,
+    SplitPlan,
     finished_members,
+    load_plan,
     write_manifest,
 )
 from distributed_pz.survey.store import SurveyStore, open_store
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
-from distributed_pz.train.plan import SplitPlan, load_plan, make_plan
+from distributed_pz.train.plan import make_plan
 from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
 from distributed_pz.train.sample import load_sample, required_arrays, select_sample
 from distributed_pz.train.worker import oof_part_path, worker_loop

@@ -35,7 +35,14 @@ import torch.distributed as dist
 
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import Bundle, load_bundle, save_bundle
-from distributed_pz.models.ensemble import PRETRAIN, finished_members, member_dir
+from distributed_pz.models.ensemble import (
+    PRETRAIN,
+    MemberSpec,
+    SplitPlan,
+    finished_members,
+    load_plan,
+    member_dir,
+)
 from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import (
@@ -46,7 +53,7 @@ from distributed_pz.train.member import (
     train_member,
 )
 from distributed_pz.train.oof import predict_part, save_part
-from distributed_pz.train.plan import MemberSpec, SplitPlan, derived_seed, load_plan
+from distributed_pz.train.plan import derived_seed
 from distributed_pz.train.sample import load_sample, read_sample_rows, select_sample
 
 STATE_FILE = "state.pt"
