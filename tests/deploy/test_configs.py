@@ -19,7 +19,7 @@ import yaml
 
 from distributed_pz import cli
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 README = DEPLOY / "README.md"
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 SLURM_SCRIPT = DEPLOY / "dask" / "slurm_predict.py"

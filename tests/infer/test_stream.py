@@ -22,8 +22,7 @@ from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING
 from distributed_pz.infer.stream import TileFailed, predict_store
 from distributed_pz.models.predictor import EnsemblePredictor
-
-from ._infer_helpers import fresh_members, save_ensemble, write_store
+from tests.fixtures import fresh_members, save_ensemble, write_store
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 

@@ -11,8 +11,7 @@ import pytest
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import absolute_url, open_store
 from distributed_pz.survey.validate import check_tile, validate_tile
-
-from .conftest import make_tile_arrays
+from tests.fixtures import make_tile_arrays
 
 
 def _write(url, arrays, attrs, **kwargs):

@@ -35,7 +35,7 @@ SMALL = {"chunk_rows": 64, "shard_rows": 128}
 
 
 def _shared_data() -> Path:
-    return Path(os.environ.get("DPZ_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    return Path(os.environ.get("DPZ_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 
 def _kids_table(n: int = 300, seed: int = 0) -> Table:

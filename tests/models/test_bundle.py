@@ -15,7 +15,7 @@ from distributed_pz.models.bundle import MANIFEST, WEIGHTS, BundleError, load_bu
 from distributed_pz.models.features import FeatureStats
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predictor import EnsemblePredictor
-from tests._synthetic import learnable_tile, tiny_config
+from tests.fixtures import learnable_tile, tiny_config
 
 torch.set_num_threads(1)
 

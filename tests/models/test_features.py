@@ -21,7 +21,7 @@ from distributed_pz.models.features import (
 )
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model_inputs, raw_features
 from distributed_pz.survey.tiles import TileArrays
-from tests._synthetic import learnable_tile, tiny_config
+from tests.fixtures import learnable_tile, tiny_config
 
 torch.set_num_threads(1)
 NAN = float("nan")

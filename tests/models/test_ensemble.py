@@ -20,8 +20,7 @@ from distributed_pz.models.ensemble import (
 from distributed_pz.train.member import TrainConfig, train_member
 from distributed_pz.train.oof import combine_parts, load_part, save_part, write_catalog
 from distributed_pz.train.plan import make_plan
-
-from ._synthetic import learnable_tile, tiny_config
+from tests.fixtures import learnable_tile, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from distributed_pz.models import (
     list_models,
     model_config,
 )
-from tests._synthetic import tiny_config
+from tests.fixtures import tiny_config
 
 torch.set_num_threads(1)
 EXPECTED = {"gaznet_i4", "gaznet_c4", "gaznet_c9", "gaznet_1", "gaznet_c9i4", "gaznet_1_mdn", "deepz"}

@@ -19,7 +19,7 @@ from distributed_pz.train import (
     train_member,
 )
 from distributed_pz.train.loss import member_loss
-from tests._synthetic import learnable_tile, tiny_config
+from tests.fixtures import learnable_tile, tiny_config
 
 torch.set_num_threads(1)
 FAST = TrainConfig(epochs=3, batch_size=32, patience=None)

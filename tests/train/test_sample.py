@@ -15,8 +15,7 @@ from distributed_pz.train.sample import (
     required_arrays,
     select_sample,
 )
-
-from .conftest import make_tile_arrays
+from tests.fixtures import make_tile_arrays
 
 
 def _write_store(url, z_nan_every=5, bump=0.0):

@@ -18,9 +18,15 @@ from distributed_pz.models.bundle import make_bundle
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predictor import BF16_TOLERANCE, EnsemblePredictor, PredictOptions
 from distributed_pz.survey.tiles import TileArrays
-
-from ._infer_helpers import fresh_members, save_ensemble, trained_members, with_ids, write_store
-from ._synthetic import learnable_tile, tiny_config
+from tests.fixtures import (
+    fresh_members,
+    learnable_tile,
+    save_ensemble,
+    tiny_config,
+    trained_members,
+    with_ids,
+    write_store,
+)
 
 torch.set_num_threads(1)
 
