@@ -28,7 +28,6 @@ from all of its rows.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,8 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.fixtures import TILE, ensure_bundle, ensure_store, work_paths
 from benchmarks.harness import (
     append_rows,
+    argument_parser,
+    commands_section,
     load_average,
     machine,
     markdown_table,
@@ -47,7 +49,6 @@ from benchmarks.harness import (
     time_runs,
     write_markdown,
 )
-from benchmarks.inference_pipeline import TILE, ensure_bundle, ensure_store
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.stream import predict_store
 from distributed_pz.models import create_model
@@ -72,12 +73,6 @@ class Case:
     model: str
     members: int
     path: str
-
-
-def work_paths(work: str | Path, n: int) -> tuple[str, Path]:
-    """Store URL and bundle directory of an ``n``-source benchmark tile under ``work``."""
-    root = Path(work) / f"n{n}"
-    return str(root / "store"), root / "bundles"
 
 
 def ensure_ensemble(root: Path, base: str, members: int) -> str:
@@ -275,7 +270,6 @@ def write_report() -> str:
     rows = derived(read_rows(NAME), read_rows("bounds"))
     main_rows = [r for r in rows if not r.get("chunk_sweep")]
     sweep = [r for r in rows if r.get("chunk_sweep")]
-    commands = sorted({r["command"] for r in rows})
     machines = sorted(
         {
             f"{m['cpu_count']} CPU cores, {m.get('memory_gib')} GiB, {m['device']}, torch {m['torch']}"
@@ -306,26 +300,16 @@ def write_report() -> str:
         "",
         markdown_table(sweep, COLUMNS),
         "",
-        "Commands:",
-        "",
-        *[f"- `{c}`" for c in commands],
-        "",
+        *commands_section(rows),
     ]
     write_markdown(NAME, "\n".join(text))
     return markdown_table(main_rows, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__, work="dpz_bench_suite")
     parser.add_argument("--quick", action="store_true", help="4k-source tile, short sweeps, one repeat")
     parser.add_argument("--n", type=int, help="sources in the tile (default 20000; 4096 with --quick)")
-    parser.add_argument(
-        "--work",
-        default=str(Path(tempfile.gettempdir()) / "dpz_bench_suite"),
-        help="where the tile and bundles are kept between runs",
-    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="registered model names")
     parser.add_argument("--ensemble-members", type=int, default=5, help="members of the DEEPZ ensemble")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
