@@ -1,49 +1,90 @@
 """THE Gaussian-mixture maths of the package: pooling, density, CDF, moments, mode, quantiles, ODDS.
 
 A batch of mixtures is three arrays ``weights, means, sigmas`` of shape (N, K), one mixture per
-row. Rows whose weights are all zero are "no PDF" rows: every summary of them is NaN.
-Computation is in float64; the mixture is the exact PDF the catalogue stores, untruncated at
-z = 0. Catalogues and out-of-fold predictions (:mod:`distributed_pz.models.predictor`,
-:mod:`distributed_pz.train.oof`), the evaluation (:class:`distributed_pz.metrics.pdf.GaussianMixturePDF`
-delegates here) and the benchmarks all call these functions, so they all measure one estimator.
+row. Rows whose weights are all zero are "no PDF" rows: every summary of them is NaN. The
+mixture is the exact PDF the catalogue stores, untruncated at z = 0.
+
+One implementation, in torch, runs where its inputs are: the predictor
+(:mod:`distributed_pz.models.predictor`) passes the members' outputs as tensors on the model's
+device (GPU or CPU) and moves only the final columns to the host. Every function also takes
+numpy arrays and then returns numpy arrays (computed in float64 on the CPU), which is how
+out-of-fold predictions (:mod:`distributed_pz.train.oof`), the evaluation
+(:class:`distributed_pz.metrics.pdf.GaussianMixturePDF`) and the benchmarks call it, so they all
+measure one estimator. Tensors are computed in float64 (the mode's climb and the quantiles'
+Newton steps need it at 500 components); :func:`pool_members` keeps its inputs' device.
 
 The mode climbs from a few candidates and the quantiles use safeguarded Newton steps, so a
-50-member x 10-component ensemble stays affordable on CPU. ODDS is DEEPZ's eq. 7: the
-probability within ``z_phot ± interval / 2``, a fixed full width
-(:data:`DEFAULT_ODDS_INTERVAL`), recorded in every catalogue's metadata as ``odds_interval``.
+50-member x 10-component ensemble stays affordable. ODDS is DEEPZ's eq. 7: the probability
+within ``z_phot ± interval / 2``, a fixed full width (:data:`DEFAULT_ODDS_INTERVAL`), recorded in
+every catalogue's metadata as ``odds_interval``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+import torch
 
 DEFAULT_ODDS_INTERVAL = 0.06
 """Full width Δz of the ODDS interval around z_phot (DEEPZ eq. 7 uses 0.003 for 40 narrow bands;
 0.06 suits broad-band photometry, whose scatter is ~20 times larger)."""
 
-_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
-_BLOCK_ELEMENTS = 1 << 21
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_BLOCK_ELEMENTS = 1 << 20
 """Largest (rows x points x components) temporary built at once (keeps temporaries in cache)."""
-_MAX_T2 = 1400.0
-"""exp(-t^2 / 2) is evaluated at t^2 <= 1400 (exp(-700) ~ 1e-304): no slow subnormal arithmetic."""
 _MAX_T = 37.0
 """ndtr(t) is evaluated at |t| <= 37 (ndtr(-37) ~ 6e-300), for the same reason."""
+_ONE_SIGMA = (0.15865525393145707, 0.8413447460685429)
+"""ndtr(-1), ndtr(1): the probabilities of ``z_lo68`` and ``z_hi68``."""
 
 
-def _gauss(t: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * np.minimum(t * t, _MAX_T2))
+def _numpy_entry(func: Callable) -> Callable:
+    """Let a torch function take numpy arrays: they go in as float64 CPU tensors, results come back as numpy."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not any(isinstance(a, np.ndarray) for a in args):
+            return func(*args, **kwargs)
+        result = func(*(_tensor(a) if isinstance(a, np.ndarray) else a for a in args), **kwargs)
+        return _to_numpy(result)
+
+    return wrapper
 
 
-def _ndtr(t: np.ndarray) -> np.ndarray:
-    return ndtr(np.clip(t, -_MAX_T, _MAX_T))
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A CPU tensor of ``a`` (float64, or bool for masks), copied only when needed."""
+    arr = np.asarray(a, dtype=bool if a.dtype == bool else np.float64)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+def _to_numpy(result: Any) -> Any:
+    if isinstance(result, torch.Tensor):
+        return result.cpu().numpy()
+    if isinstance(result, tuple):
+        return tuple(_to_numpy(r) for r in result)
+    if isinstance(result, dict):
+        return {k: _to_numpy(v) for k, v in result.items()}
+    return result
+
+
+def _f64(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return tuple(t.to(torch.float64) for t in tensors)
+
+
+def _ndtr(t: torch.Tensor) -> torch.Tensor:
+    return torch.special.ndtr(torch.clamp(t, -_MAX_T, _MAX_T))
 
 
 def pool_members(
-    weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, valid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    weights: np.ndarray | torch.Tensor,
+    means: np.ndarray | torch.Tensor,
+    sigmas: np.ndarray | torch.Tensor,
+    valid: np.ndarray | torch.Tensor,
+) -> tuple[Any, Any, Any]:
     """Pool the members' mixtures into one mixture per row with equal member weights.
 
     Parameters
@@ -56,26 +97,31 @@ def pool_members(
     Returns
     -------
     weights, means, sigmas
-        (N, M*K), member-major (components ``m*K : (m+1)*K`` are member ``m``'s). Component
-        weights are ``w / n_valid``; an invalid member's components get weight 0, mean 0,
-        sigma 1 (placeholders that keep every reader's arithmetic finite).
+        (N, M*K), member-major (components ``m*K : (m+1)*K`` are member ``m``'s), in float64.
+        Component weights are ``w / n_valid``; an invalid member's components get weight 0,
+        mean 0, sigma 1 (placeholders that keep every reader's arithmetic finite).
     """
-    n_members, n_rows, k = weights.shape
-    scale = 1.0 / np.maximum(valid.sum(axis=0), 1)  # (N,)
+    as_numpy = isinstance(weights, np.ndarray)
+    if as_numpy:
+        weights, means, sigmas, valid = (_tensor(a) for a in (weights, means, sigmas, valid))
+    w, mu, sd = _f64(weights, means, sigmas)
+    n_members, n_rows, k = w.shape
+    scale = 1.0 / valid.sum(dim=0).clamp_min(1).to(torch.float64)  # (N,)
     keep = valid[..., None]  # (M, N, 1)
-    w = np.where(keep, weights, 0.0) * scale[None, :, None]
-    mu = np.where(keep, means, 0.0)
-    sd = np.where(keep, sigmas, 1.0)
+    w = torch.where(keep, w, 0.0) * scale[None, :, None]
+    mu = torch.where(keep, mu, 0.0)
+    sd = torch.where(keep, sd, 1.0)
 
-    def flat(a: np.ndarray) -> np.ndarray:
-        return a.transpose(1, 0, 2).reshape(n_rows, n_members * k)  # (N, M*K)
+    def flat(a: torch.Tensor) -> torch.Tensor:
+        return a.transpose(0, 1).reshape(n_rows, n_members * k)  # (N, M*K)
 
-    return flat(w), flat(mu), flat(sd)
+    pooled = flat(w), flat(mu), flat(sd)
+    return _to_numpy(pooled) if as_numpy else pooled
 
 
 def spread_mixture(
-    z: np.ndarray, valid: np.ndarray, sigma_floor: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    z: np.ndarray | torch.Tensor, valid: np.ndarray | torch.Tensor, sigma_floor: float
+) -> tuple[Any, Any, Any]:
     """One Gaussian per row from point estimates: the valid members' mean and spread.
 
     Parameters
@@ -90,50 +136,76 @@ def spread_mixture(
     Returns
     -------
     weights, means, sigmas
-        (N, 1) each; rows with no valid member get weight 0, mean 0, sigma 1.
+        (N, 1) each, float64; rows with no valid member get weight 0, mean 0, sigma 1.
     """
-    n_valid = valid.sum(axis=0)
-    safe = np.where(valid, z, 0.0)
-    mean = safe.sum(axis=0) / np.maximum(n_valid, 1)
-    var = np.where(valid, (safe - mean) ** 2, 0.0).sum(axis=0) / np.maximum(n_valid - 1, 1)
-    sigma = np.where(n_valid >= 2, np.maximum(np.sqrt(var), sigma_floor), sigma_floor)
+    as_numpy = isinstance(z, np.ndarray)
+    if as_numpy:
+        z, valid = _tensor(z), _tensor(valid)
+    (z,) = _f64(z)
+    n_valid = valid.sum(dim=0)
+    safe = torch.where(valid, z, 0.0)
+    mean = safe.sum(dim=0) / n_valid.clamp_min(1)
+    var = torch.where(valid, (safe - mean) ** 2, 0.0).sum(dim=0) / (n_valid - 1).clamp_min(1)
+    floor = torch.full_like(mean, sigma_floor)
+    sigma = torch.where(n_valid >= 2, torch.maximum(var.sqrt(), floor), floor)
     has = n_valid > 0
-    return (
-        has.astype(np.float64)[:, None],
-        np.where(has, mean, 0.0)[:, None],
-        np.where(has, sigma, 1.0)[:, None],
+    out = (
+        has.to(torch.float64)[:, None],
+        torch.where(has, mean, 0.0)[:, None],
+        torch.where(has, sigma, 1.0)[:, None],
     )
+    return _to_numpy(out) if as_numpy else out
 
 
-def pdf(z: np.ndarray, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+def _scaled(weights: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``1 / sigma`` and ``log(w / sigma)`` (``-inf`` for zero weights) of every component."""
+    inv = 1.0 / sigmas
+    return inv, torch.log(weights * inv)
+
+
+def _log_terms(z: torch.Tensor, inv: torch.Tensor, offset: torch.Tensor, log_peak: torch.Tensor) -> torch.Tensor:
+    """``t = (z - mu) / sigma`` and ``log(w / sigma) - t^2 / 2``, floored at -600 (no subnormals), (..., K) each."""
+    t = torch.addcmul(-offset, z, inv)
+    return t, torch.addcmul(log_peak, t, t, value=-0.5).clamp_(min=-600.0)
+
+
+@_numpy_entry
+def pdf(z: Any, weights: Any, means: Any, sigmas: Any) -> Any:
     """Mixture density at points ``z`` (N, Q) -> (N, Q)."""
-    t = (z[:, :, None] - means[:, None, :]) / sigmas[:, None, :]  # (N, Q, K)
-    return np.einsum("nqk,nk->nq", _gauss(t), weights / sigmas) * _INV_SQRT_2PI
+    z, w, mu, sd = _f64(z, weights, means, sigmas)
+    inv, log_peak = _scaled(w, sd)
+    _, log_term = _log_terms(z[:, :, None], inv[:, None, :], (mu * inv)[:, None, :], log_peak[:, None, :])
+    return log_term.exp_().sum(dim=2) * _INV_SQRT_2PI
 
 
-def cdf(z: np.ndarray, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+@_numpy_entry
+def cdf(z: Any, weights: Any, means: Any, sigmas: Any) -> Any:
     """Mixture cumulative distribution at points ``z`` (N, Q) -> (N, Q)."""
-    t = (z[:, :, None] - means[:, None, :]) / sigmas[:, None, :]  # (N, Q, K)
-    return np.einsum("nqk,nk->nq", _ndtr(t), weights)
+    z, w, mu, sd = _f64(z, weights, means, sigmas)
+    t = (z[:, :, None] - mu[:, None, :]) / sd[:, None, :]  # (N, Q, K)
+    return torch.einsum("nqk,nk->nq", _ndtr(t), w)
 
 
-def moments(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@_numpy_entry
+def moments(weights: Any, means: Any, sigmas: Any) -> tuple[Any, Any]:
     """Mean and standard deviation of each row's mixture, (N,) each."""
-    total = weights.sum(axis=1)
-    mean = (weights * means).sum(axis=1) / total
-    second = (weights * (sigmas**2 + means**2)).sum(axis=1) / total
-    return mean, np.sqrt(np.maximum(second - mean**2, 0.0))
+    w, mu, sd = _f64(weights, means, sigmas)
+    total = w.sum(dim=1)
+    mean = (w * mu).sum(dim=1) / total
+    second = (w * (sd * sd + mu * mu)).sum(dim=1) / total
+    return mean, (second - mean * mean).clamp_min(0.0).sqrt()
 
 
+@_numpy_entry
 def mode(
-    weights: np.ndarray,
-    means: np.ndarray,
-    sigmas: np.ndarray,
+    weights: Any,
+    means: Any,
+    sigmas: Any,
     n_starts: int = 16,
     n_climbs: int = 3,
     tol: float = 1e-6,
     max_iter: int = 100,
-) -> np.ndarray:
+) -> Any:
     """Highest mode of each row's mixture, (N,).
 
     Candidate starts are the mixture mean and the means of the ``n_starts`` components with
@@ -144,96 +216,115 @@ def mode(
     ``tol`` (a flat-topped mixture may stop after ``max_iter`` steps short of its mode, where
     the density differs little). The point of highest density among starts and ends is returned.
     """
-    n, k = weights.shape
-    top = np.argsort(-weights / sigmas, axis=1)[:, : min(n_starts, k)]
-    mean, _ = moments(weights, means, sigmas)
-    starts = np.concatenate([mean[:, None], np.take_along_axis(means, top, axis=1)], axis=1)  # (N, S)
-    density = pdf(starts, weights, means, sigmas)
-    order = np.argsort(-density, axis=1)[:, : min(n_climbs, starts.shape[1])]
-    z = np.take_along_axis(starts, order, axis=1).ravel()  # (N * C,) row-major
-    row = np.repeat(np.arange(n), order.shape[1])
-    scaled = weights / sigmas  # (N, K): peak heights up to 1 / sqrt(2 pi)
-    inv_var = 1.0 / sigmas**2
-    active = np.arange(z.size)
+    w, mu, sd = _f64(weights, means, sigmas)
+    n, k = w.shape
+    inv, log_peak = _scaled(w, sd)
+    offset = mu * inv
+    top = torch.topk(log_peak, min(n_starts, k), dim=1).indices
+    mean, _ = moments(w, mu, sd)
+    starts = torch.cat([mean[:, None], torch.gather(mu, 1, top)], dim=1)  # (N, S)
+    density = pdf(starts, w, mu, sd)
+    order = torch.topk(density, min(n_climbs, starts.shape[1]), dim=1).indices
+    n_c = order.shape[1]
+    z = torch.gather(starts, 1, order).reshape(-1, 1)  # (N * C, 1) row-major
+    row = torch.arange(n, device=w.device).repeat_interleave(n_c)
+    inv_c, offset_c, peak_c = (a.repeat_interleave(n_c, dim=0) for a in (inv, offset, log_peak))
+    active = torch.arange(z.shape[0], device=w.device)
     for _ in range(max_iter):
-        r = row[active]
-        d = (means[r] - z[active, None]) * inv_var[r]  # (A, K)
-        e = _gauss(d * sigmas[r]) * scaled[r]
-        slope = (e * d).sum(axis=1)  # p' (up to 1 / sqrt(2 pi))
-        curvature = (e * (d * d - inv_var[r])).sum(axis=1)  # p''
-        shift = slope / np.maximum((e * inv_var[r]).sum(axis=1), 1e-300)  # mean-shift step
-        newton = -slope / np.where(curvature < 0, curvature, -np.inf)
-        step = np.where(curvature < 0, np.clip(newton, -3 * np.abs(shift), 3 * np.abs(shift)), shift)
-        z[active] += step
-        active = active[np.abs(step) > tol]
-        if active.size == 0:
+        if active.numel() < inv_c.shape[0]:
+            inv_c, offset_c, peak_c = inv_c[keep], offset_c[keep], peak_c[keep]
+        t, e = _log_terms(z[active], inv_c, offset_c, peak_c)
+        e = e.exp_().mul_(inv_c)  # w N(z) / sigma (up to 1 / sqrt(2 pi))
+        slope = -(e * t).sum(dim=1)  # sigma-weighted p'
+        e.mul_(inv_c)
+        weight = e.sum(dim=1)  # sum r / s^2
+        curvature = (e * t.mul_(t)).sum(dim=1) - weight  # p''
+        shift = slope / weight.clamp_min(1e-300)  # mean-shift step
+        concave = curvature < 0
+        newton = -slope / torch.where(concave, curvature, -math.inf)
+        cap = 3 * shift.abs()
+        step = torch.where(concave, torch.maximum(torch.minimum(newton, cap), -cap), shift)
+        z[active] += step[:, None]
+        keep = step.abs() > tol
+        active = active[keep]
+        if active.numel() == 0:
             break
-    ends = z.reshape(n, -1)
-    points = np.concatenate([starts, ends], axis=1)
-    best = np.argmax(np.concatenate([density, pdf(ends, weights, means, sigmas)], axis=1), axis=1)
-    return points[np.arange(n), best]
+    ends = z.reshape(n, n_c)
+    points = torch.cat([starts, ends], dim=1)
+    best = torch.argmax(torch.cat([density, pdf(ends, w, mu, sd)], dim=1), dim=1)
+    return points[torch.arange(n, device=w.device), best]
 
 
+@_numpy_entry
 def quantiles(
-    weights: np.ndarray,
-    means: np.ndarray,
-    sigmas: np.ndarray,
+    weights: Any,
+    means: Any,
+    sigmas: Any,
     probs: Sequence[float],
     tol: float = 1e-8,
     max_iter: int = 200,
-) -> np.ndarray:
+) -> Any:
     """Quantiles of each row's mixture, (N, len(probs)).
 
     Safeguarded Newton on the CDF, one (row, quantile) pair at a time: a Newton step that
     leaves the bracket known to hold the root is replaced by bisection; a pair stops once its
     step or bracket is below ``tol``.
     """
-    n, n_probs = weights.shape[0], len(probs)
-    row = np.repeat(np.arange(n), n_probs)  # (P,) pairs, row-major
-    q = np.tile(np.asarray(probs, dtype=np.float64), n)
-    live = weights > 0
-    lo = np.where(live, means - 40 * sigmas, np.inf).min(axis=1)[row]
-    hi = np.where(live, means + 40 * sigmas, -np.inf).max(axis=1)[row]
-    mean, std = moments(weights, means, sigmas)
-    z = np.clip(mean[row] + std[row] * ndtri(q), lo, hi)
-    active = np.arange(z.size)
+    w, mu, sd = _f64(weights, means, sigmas)
+    n, n_probs = w.shape[0], len(probs)
+    device = w.device
+    q = torch.tensor(list(probs), dtype=torch.float64, device=device).repeat(n)
+    live = w > 0
+    lo = torch.where(live, mu - 40 * sd, math.inf).amin(dim=1).repeat_interleave(n_probs)
+    hi = torch.where(live, mu + 40 * sd, -math.inf).amax(dim=1).repeat_interleave(n_probs)
+    mean, std = moments(w, mu, sd)
+    guess = mean.repeat_interleave(n_probs) + std.repeat_interleave(n_probs) * torch.special.ndtri(q)
+    z = torch.minimum(torch.maximum(guess, lo), hi)
+    inv, log_peak = _scaled(w, sd)
+    inv_p, offset_p, peak_p, w_p = (a.repeat_interleave(n_probs, dim=0) for a in (inv, mu * inv, log_peak, w))
+    active = torch.arange(z.numel(), device=device)
     for _ in range(max_iter):
-        r = row[active]
-        t = (z[active, None] - means[r]) / sigmas[r]  # (A, K)
-        f = (_ndtr(t) * weights[r]).sum(axis=1) - q[active]
-        density = (_gauss(t) * (weights[r] / sigmas[r])).sum(axis=1) * _INV_SQRT_2PI
-        lo[active] = np.where(f < 0, z[active], lo[active])
-        hi[active] = np.where(f >= 0, z[active], hi[active])
-        step = z[active] - f / np.maximum(density, 1e-300)
-        inside = (step > lo[active]) & (step < hi[active])
-        new = np.where(inside, step, 0.5 * (lo[active] + hi[active]))
-        moving = (np.abs(new - z[active]) > tol) & (hi[active] - lo[active] > tol)
+        if active.numel() < inv_p.shape[0]:
+            inv_p, offset_p, peak_p, w_p = inv_p[moving], offset_p[moving], peak_p[moving], w_p[moving]
+        za = z[active]
+        t, log_term = _log_terms(za[:, None], inv_p, offset_p, peak_p)
+        f = (_ndtr(t) * w_p).sum(dim=1) - q[active]
+        density = log_term.exp_().sum(dim=1) * _INV_SQRT_2PI
+        below = f < 0
+        lo_a = torch.where(below, za, lo[active])
+        hi_a = torch.where(below, hi[active], za)
+        lo[active], hi[active] = lo_a, hi_a
+        step = za - f / density.clamp_min(1e-300)
+        inside = (step > lo_a) & (step < hi_a)
+        new = torch.where(inside, step, 0.5 * (lo_a + hi_a))
+        moving = ((new - za).abs() > tol) & (hi_a - lo_a > tol)
         z[active] = new
         active = active[moving]
-        if active.size == 0:
+        if active.numel() == 0:
             break
     return z.reshape(n, n_probs)
 
 
-def odds(
-    z0: np.ndarray, interval: float, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray
-) -> np.ndarray:
+@_numpy_entry
+def odds(z0: Any, interval: float, weights: Any, means: Any, sigmas: Any) -> Any:
     """ODDS (Eriksen et al. 2020, eq. 7): probability within ``z0 +- interval / 2``, (N,).
 
     ``interval`` is the full width (:data:`DEFAULT_ODDS_INTERVAL` in the catalogues).
     """
-    edges = np.stack([z0 - interval / 2, z0 + interval / 2], axis=1)
+    (z0,) = _f64(z0)
+    edges = torch.stack([z0 - interval / 2, z0 + interval / 2], dim=1)
     c = cdf(edges, weights, means, sigmas)
-    return np.clip(c[:, 1] - c[:, 0], 0.0, 1.0)
+    return (c[:, 1] - c[:, 0]).clamp(0.0, 1.0)
 
 
+@_numpy_entry
 def summarise(
-    weights: np.ndarray,
-    means: np.ndarray,
-    sigmas: np.ndarray,
+    weights: Any,
+    means: Any,
+    sigmas: Any,
     odds_interval: float = DEFAULT_ODDS_INTERVAL,
-) -> dict[str, np.ndarray]:
-    """Point summaries of each row's mixture.
+) -> dict[str, Any]:
+    """Point summaries of each row's mixture, computed where the mixture is.
 
     Returns
     -------
@@ -241,29 +332,33 @@ def summarise(
         ``z_phot`` (mode), ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68`` (16th and 84th
         percentiles) and ``odds``, each (N,) float64; NaN on rows whose weights are all zero.
     """
+    weights, means, sigmas = _f64(weights, means, sigmas)
     n, k = weights.shape
-    out = {name: np.full(n, np.nan) for name in ("z_phot", "z_mean", "z_std", "z_lo68", "z_hi68", "odds")}
-    rows = np.flatnonzero(weights.sum(axis=1) > 0)
-    step = max(1, _BLOCK_ELEMENTS // (8 * k))
-    for start in range(0, rows.size, step):
+    names = ("z_phot", "z_mean", "z_std", "z_lo68", "z_hi68", "odds")
+    out = {name: torch.full((n,), math.nan, dtype=torch.float64, device=weights.device) for name in names}
+    rows = torch.nonzero(weights.sum(dim=1) > 0).flatten()
+    step = max(1, _BLOCK_ELEMENTS // (17 * k))
+    for start in range(0, rows.numel(), step):
         block = rows[start : start + step]
         w, mu, sd = weights[block], means[block], sigmas[block]
         z_mode = mode(w, mu, sd)
         out["z_phot"][block] = z_mode
         out["z_mean"][block], out["z_std"][block] = moments(w, mu, sd)
-        bounds = quantiles(w, mu, sd, (ndtr(-1.0), ndtr(1.0)))
+        bounds = quantiles(w, mu, sd, _ONE_SIGMA)
         out["z_lo68"][block], out["z_hi68"][block] = bounds[:, 0], bounds[:, 1]
         out["odds"][block] = odds(z_mode, odds_interval, w, mu, sd)
     return out
 
 
-def on_grid(grid: np.ndarray, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+@_numpy_entry
+def on_grid(grid: Any, weights: Any, means: Any, sigmas: Any) -> Any:
     """Mixture density on a fixed redshift grid (G,) -> (N, G), in row blocks of bounded memory."""
+    grid, weights, means, sigmas = _f64(grid, weights, means, sigmas)
     n, k = weights.shape
-    step = max(1, _BLOCK_ELEMENTS // (grid.size * k))
-    out = np.empty((n, grid.size))
+    step = max(1, _BLOCK_ELEMENTS // (grid.numel() * k))
+    out = torch.empty((n, grid.numel()), dtype=torch.float64, device=weights.device)
     for start in range(0, n, step):
         rows = slice(start, start + step)
-        z = np.broadcast_to(grid, (len(weights[rows]), grid.size))
+        z = grid.expand(out[rows].shape[0], grid.numel())
         out[rows] = pdf(z, weights[rows], means[rows], sigmas[rows])
     return out

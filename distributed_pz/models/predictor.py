@@ -49,6 +49,7 @@ from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.ensemble import load_ensemble
 from distributed_pz.models.features import InputSpec
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
+from distributed_pz.models.stacked import StackedDeepZ, stack_members
 from distributed_pz.survey.tiles import TileArrays
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -158,6 +159,7 @@ class EnsemblePredictor:
         self.bundle_hash = bundle_hash
         self.has_pdf = kinds.pop()
         self._specs = list(dict.fromkeys(b.input_spec for b in self.members))
+        self._groups = stack_members([b.model for b in self.members])
 
     @classmethod
     def load(
@@ -211,62 +213,56 @@ class EnsemblePredictor:
 
     __call__ = predict_chunk
 
-    def _forward(
-        self, rows: TileArrays, batch: slice
-    ) -> tuple[list[dict[str, torch.Tensor]], np.ndarray, np.ndarray]:
-        """Every member's raw outputs, the input flags and the partial-input mask of one batch."""
+    def _forward(self, rows: TileArrays, batch: slice) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Every member's raw outputs ``(M, B, ...)``, the input flags and the partial-input mask of one batch."""
         dtype = PRECISIONS[self.options.precision]
-        outputs, raws = forward_members(self.members, rows, batch, self.device, dtype)
-        n = len(next(iter(raws.values()))["flags"])
-        flags = np.zeros(n, dtype=fl.FLAG_DTYPE)
-        partial = np.zeros(n, dtype=bool)
+        outputs, raws = forward_members(self.members, rows, batch, self.device, dtype, self._groups)
+        flags = torch.zeros_like(next(iter(raws.values()))["flags"])
+        partial = torch.zeros(flags.shape, dtype=torch.bool, device=self.device)
         for raw in raws.values():
-            flags |= raw["flags"].cpu().numpy()
+            flags |= raw["flags"]
             for name in ("catalog", "image"):
                 if name in raw:
-                    partial |= (~torch.isfinite(raw[name])).flatten(1).any(dim=1).cpu().numpy()
+                    partial |= (~torch.isfinite(raw[name])).flatten(1).any(dim=1)
         return outputs, flags, partial
 
     def _predict_batch(self, rows: TileArrays, batch: slice) -> dict[str, np.ndarray]:
+        """Pooling and summaries on the device; only the final columns come to the host."""
         outputs, flags, partial = self._forward(rows, batch)
         usable = (flags & fl.NO_ESTIMATE) == 0  # (N,)
-
-        def host(t: torch.Tensor) -> np.ndarray:
-            return t.float().cpu().numpy().astype(np.float64)
-
         if self.has_pdf:
-            w = np.stack([host(torch.softmax(o["logits"].float(), dim=1)) for o in outputs])  # (M, N, K)
-            mu = np.stack([host(o["means"]) for o in outputs])
-            sd = np.stack([host(o["sigmas"]) for o in outputs])
-            valid = np.isfinite(w).all(2) & np.isfinite(mu).all(2) & (np.isfinite(sd) & (sd > 0)).all(2)
+            w = torch.softmax(outputs["logits"].double(), dim=2)  # (M, N, K)
+            mu, sd = outputs["means"].double(), outputs["sigmas"].double()
+            valid = torch.isfinite(w).all(2) & torch.isfinite(mu).all(2) & (torch.isfinite(sd) & (sd > 0)).all(2)
             valid &= usable
             weights, means, sigmas = mixture.pool_members(w, mu, sd, valid)
         else:
-            z = np.stack([host(o["z"]) for o in outputs])  # (M, N)
-            valid = np.isfinite(z) & usable
+            z = outputs["z"].double()  # (M, N)
+            valid = torch.isfinite(z) & usable
             weights, means, sigmas = mixture.spread_mixture(z, valid, self.options.sigma_floor)
-        n_valid = valid.sum(axis=0)
-        m = len(outputs)
-        flags |= np.where(usable & (n_valid == 0), fl.Flag.BAD_OUTPUT, 0).astype(fl.FLAG_DTYPE)
-        flags |= np.where((n_valid > 0) & (n_valid < m), fl.Flag.MEMBER_DROPPED, 0).astype(fl.FLAG_DTYPE)
-        flags |= np.where(partial, fl.Flag.PARTIAL_INPUT, 0).astype(fl.FLAG_DTYPE)
+        n_valid = valid.sum(dim=0)
+        m = valid.shape[0]
+
+        def bit(condition: torch.Tensor, flag: fl.Flag) -> torch.Tensor:
+            return torch.where(condition, int(flag), 0).to(flags.dtype)
+
+        flags |= bit(usable & (n_valid == 0), fl.Flag.BAD_OUTPUT)
+        flags |= bit((n_valid > 0) & (n_valid < m), fl.Flag.MEMBER_DROPPED)
+        flags |= bit(partial, fl.Flag.PARTIAL_INPUT)
         if not self.has_pdf:
-            flags |= np.where((n_valid > 0) & (n_valid < 2), fl.Flag.WIDTH_FLOOR, 0).astype(fl.FLAG_DTYPE)
-        out = {
-            k: v.astype(np.float32)
-            for k, v in mixture.summarise(weights, means, sigmas, self.options.odds_interval).items()
-        }
-        out["flags"] = flags
-        out["n_members"] = n_valid.astype(np.int16)
+            flags |= bit((n_valid > 0) & (n_valid < 2), fl.Flag.WIDTH_FLOOR)
+        columns = mixture.summarise(weights, means, sigmas, self.options.odds_interval)
+        columns = {k: v.float() for k, v in columns.items()}
+        columns["flags"] = flags
+        columns["n_members"] = n_valid.to(torch.int16)
         grid = self.options.grid()
         if grid is None:
-            out.update(
-                pdf_weights=weights.astype(np.float32),
-                pdf_means=means.astype(np.float32),
-                pdf_sigmas=sigmas.astype(np.float32),
-            )
+            columns.update(pdf_weights=weights.float(), pdf_means=means.float(), pdf_sigmas=sigmas.float())
         else:
-            out["pdf"] = mixture.on_grid(grid, weights, means, sigmas).astype(np.float32)
+            z_grid = torch.as_tensor(grid, dtype=torch.float64, device=weights.device)
+            columns["pdf"] = mixture.on_grid(z_grid, weights, means, sigmas).float()
+        out = {k: v.cpu().numpy() for k, v in columns.items()}
+        out["flags"] = out["flags"].astype(fl.FLAG_DTYPE)
         return out
 
 
@@ -276,20 +272,41 @@ def forward_members(
     rows: slice,
     device: torch.device,
     autocast_dtype: torch.dtype | None = None,
-) -> tuple[list[dict[str, torch.Tensor]], dict[InputSpec, dict[str, torch.Tensor]]]:
-    """Every member's raw outputs on ``rows``, and the raw features of each input spec.
+    groups: Sequence[tuple[list[int], StackedDeepZ | None]] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[InputSpec, dict[str, torch.Tensor]]]:
+    """Every member's raw outputs on ``rows``, stacked ``(M, B, ...)`` in member order, and the raw features of each input spec.
 
     Members with the same input spec share one band selection and raw-feature computation.
-    ``autocast_dtype`` (bf16/fp16) runs the forward passes under autocast; None = full precision.
+    ``groups`` (:func:`~distributed_pz.models.stacked.stack_members` of the members' models)
+    runs each stacked group as one batched model; default: every member on its own. Members
+    run ``forward_features`` and ``forward_head`` (no auxiliary outputs such as DEEPZ's
+    reconstruction). ``autocast_dtype`` (bf16/fp16) runs the forward passes under autocast;
+    None = full precision.
     """
+    groups = groups if groups is not None else [([i], None) for i in range(len(members))]
     with torch.inference_mode():
         raws: dict[InputSpec, dict[str, torch.Tensor]] = {}
         for bundle in members:
             spec = bundle.input_spec
             if spec not in raws:
                 raws[spec] = raw_features(spec, batch_tensors(tile, spec, rows, device))
+
+        def inputs(i: int) -> dict[str, torch.Tensor]:
+            b = members[i]
+            return model_inputs(b.input_spec, raws[b.input_spec], b.feature_stats)
+
+        parts: dict[int, dict[str, torch.Tensor]] = {}
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            outputs = [
-                b.model(model_inputs(b.input_spec, raws[b.input_spec], b.feature_stats)) for b in members
-            ]
+            for indices, stacked in groups:
+                if stacked is None:
+                    model = members[indices[0]].model
+                    out = model.forward_head(model.forward_features(inputs(indices[0])))
+                    parts[indices[0]] = {k: v[None] for k, v in out.items()}
+                else:
+                    x = torch.stack([inputs(i)["catalog"] for i in indices])  # (M, B, 2F)
+                    out = stacked(x)
+                    parts.update({i: {k: v[j : j + 1] for k, v in out.items()} for j, i in enumerate(indices)})
+        order = [parts[i] for i in range(len(members))]
+        names = [k for k in order[0] if k in ("logits", "means", "sigmas", "z")]
+        outputs = {k: torch.cat([p[k] for p in order]).float() for k in names}
     return outputs, raws

@@ -73,7 +73,7 @@ def test_the_pdf_classes_and_the_catalogue_summaries_are_one_library():
     weights, means, sigmas = mixture.pool_members(w, mu, sd, np.ones((3, 40), bool))
     out = mixture.summarise(weights, means, sigmas)  # the default interval is the catalogues'
     pdf = GaussianMixturePDF(weights, means, sigmas)
-    np.testing.assert_allclose(pdf.mode(), out["z_phot"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pdf.mode(), out["z_phot"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(pdf.quantile(ndtr(-1.0)), out["z_lo68"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(pdf.quantile(ndtr(1.0)), out["z_hi68"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(pdf.mean(), out["z_mean"], rtol=1e-12)
