@@ -49,9 +49,11 @@ from distributed_pz.train.member import (
     EpochReport,
     TrainConfig,
     load_train_state,
+    TrainResult,
     save_train_state,
     train_member,
 )
+from distributed_pz.train.stacked import MemberJob, stackable, train_stacked
 from distributed_pz.train.oof import predict_part, save_part
 from distributed_pz.train.plan import derived_seed
 from distributed_pz.train.sample import load_sample, read_sample_rows, select_sample
@@ -123,6 +125,10 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
         sample = load_sample(out, config.store, config.tiles)
         data = read_sample_rows(sample, loop_config["arrays"])
         train_config = dataclasses.replace(config.train, device=str(device))
+        fresh = [m for m in mine if m.member_id not in states]
+        if len(fresh) > 1 and stackable(config.model_config()):
+            _train_stacked(config, plan, fresh, data, train_config, init_bundle, step)
+            mine = [m for m in mine if m.member_id in states]
         for member in mine:
             _train(config, plan, member, data, train_config, init_bundle, states.get(member.member_id), step)
     step.drain()
@@ -206,13 +212,54 @@ def _train(
         resume=state,
         callback=_epoch_reporter(name, "member", resumed_from, train_config.epochs, step),
     )
+    _finish(out, plan, member, data, result, {"resumed_from_epoch": resumed_from}, started, step)
+
+
+def _train_stacked(
+    config: EnsembleConfig,
+    plan: SplitPlan,
+    members: list[MemberSpec],
+    data: TileArrays,
+    train_config: TrainConfig,
+    init_bundle: Bundle | None,
+    step: Lockstep,
+) -> None:
+    """Train ``members`` (none resumed) as one stacked model (:func:`~distributed_pz.train.stacked.train_stacked`)."""
+    started = time.perf_counter()
+    jobs = [
+        MemberJob(
+            data.take(plan.train_rows(m)),
+            m.seed,
+            data.take(plan.validation_rows(m)),
+            _epoch_reporter(m.member_id, "member", 0, train_config.epochs, step),
+        )
+        for m in members
+    ]
+    results = train_stacked(config.model_config(), jobs, train_config=train_config, init_bundle=init_bundle)
+    extra = {"resumed_from_epoch": 0, "stacked_members": len(members)}
+    for member, result in zip(members, results, strict=True):
+        _finish(Path(config.out), plan, member, data, result, extra, started, step)
+
+
+def _finish(
+    out: Path,
+    plan: SplitPlan,
+    member: MemberSpec,
+    data: TileArrays,
+    result: TrainResult,
+    extra: Mapping[str, Any],
+    started: float,
+    step: Lockstep,
+) -> None:
+    """A trained member's out-of-fold part, then its bundle (renamed into place last)."""
+    name = member.member_id
     test = plan.test_rows(member)
     save_part(oof_part_path(out, name), test, predict_part(result.bundle, data.take(test)))
     record = {
         "member_id": name,
         "split": member.split,
         "fold": member.fold,
-        "resumed_from_epoch": resumed_from,
+        **extra,
         "seconds_this_attempt": round(time.perf_counter() - started, 3),
         "history": [dataclasses.asdict(r) for r in result.history],
     }
