@@ -11,7 +11,6 @@ import numpy as np
 
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.store import open_store
-from distributed_pz.survey.tiles import TileArrays
 
 
 def predict_tile_local(
@@ -35,9 +34,8 @@ def predict_tile_local(
     """
     tile = open_store(store_url).tile(tile_name)
     names = predictor.input_arrays(tile.array_names())
-    attrs = tile.attrs
     parts = [
-        predictor.predict_chunk(TileArrays.from_attrs(tile.read(names, start, stop), attrs))
+        predictor.predict_chunk(tile.read_rows(names, start, stop, predictor.image_bands))
         for start, stop in tile.row_blocks(rows_per_chunk)
     ]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

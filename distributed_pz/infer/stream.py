@@ -36,7 +36,6 @@ from distributed_pz.models.ensemble import read_content_hash
 from distributed_pz.models.predictor import PredictOptions
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import absolute_url, open_store
-from distributed_pz.survey.tiles import TileArrays
 
 ON_ERROR = ("stop", "skip")
 
@@ -88,8 +87,8 @@ def predict_part(store_url: str, tile_name: str, start: int, stop: int, part: st
     """Worker task: read rows ``[start, stop)`` of a tile, predict, write the part file; returns rows."""
     predictor = worker_predictor(plugin)
     tile = open_store(store_url).tile(tile_name)
-    arrays = tile.read(predictor.input_arrays(tile.array_names()), start, stop)
-    write_part(part, predictor.predict_chunk(TileArrays.from_attrs(arrays, tile.attrs)))
+    rows = tile.read_rows(predictor.input_arrays(tile.array_names()), start, stop, predictor.image_bands)
+    write_part(part, predictor.predict_chunk(rows))
     return stop - start
 
 

@@ -163,7 +163,9 @@ def _scaled(weights: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, 
     return inv, torch.log(weights * inv)
 
 
-def _log_terms(z: torch.Tensor, inv: torch.Tensor, offset: torch.Tensor, log_peak: torch.Tensor) -> torch.Tensor:
+def _log_terms(
+    z: torch.Tensor, inv: torch.Tensor, offset: torch.Tensor, log_peak: torch.Tensor
+) -> torch.Tensor:
     """``t = (z - mu) / sigma`` and ``log(w / sigma) - t^2 / 2``, floored at -600 (no subnormals), (..., K) each."""
     t = torch.addcmul(-offset, z, inv)
     return t, torch.addcmul(log_peak, t, t, value=-0.5).clamp_(min=-600.0)
@@ -227,12 +229,9 @@ def mode(
     order = torch.topk(density, min(n_climbs, starts.shape[1]), dim=1).indices
     n_c = order.shape[1]
     z = torch.gather(starts, 1, order).reshape(-1, 1)  # (N * C, 1) row-major
-    row = torch.arange(n, device=w.device).repeat_interleave(n_c)
     inv_c, offset_c, peak_c = (a.repeat_interleave(n_c, dim=0) for a in (inv, offset, log_peak))
     active = torch.arange(z.shape[0], device=w.device)
     for _ in range(max_iter):
-        if active.numel() < inv_c.shape[0]:
-            inv_c, offset_c, peak_c = inv_c[keep], offset_c[keep], peak_c[keep]
         t, e = _log_terms(z[active], inv_c, offset_c, peak_c)
         e = e.exp_().mul_(inv_c)  # w N(z) / sigma (up to 1 / sqrt(2 pi))
         slope = -(e * t).sum(dim=1)  # sigma-weighted p'
@@ -249,6 +248,8 @@ def mode(
         active = active[keep]
         if active.numel() == 0:
             break
+        if active.numel() < keep.numel():
+            inv_c, offset_c, peak_c = inv_c[keep], offset_c[keep], peak_c[keep]
     ends = z.reshape(n, n_c)
     points = torch.cat([starts, ends], dim=1)
     best = torch.argmax(torch.cat([density, pdf(ends, w, mu, sd)], dim=1), dim=1)
@@ -284,8 +285,6 @@ def quantiles(
     inv_p, offset_p, peak_p, w_p = (a.repeat_interleave(n_probs, dim=0) for a in (inv, mu * inv, log_peak, w))
     active = torch.arange(z.numel(), device=device)
     for _ in range(max_iter):
-        if active.numel() < inv_p.shape[0]:
-            inv_p, offset_p, peak_p, w_p = inv_p[moving], offset_p[moving], peak_p[moving], w_p[moving]
         za = z[active]
         t, log_term = _log_terms(za[:, None], inv_p, offset_p, peak_p)
         f = (_ndtr(t) * w_p).sum(dim=1) - q[active]
@@ -302,6 +301,8 @@ def quantiles(
         active = active[moving]
         if active.numel() == 0:
             break
+        if active.numel() < moving.numel():
+            inv_p, offset_p, peak_p, w_p = inv_p[moving], offset_p[moving], peak_p[moving], w_p[moving]
     return z.reshape(n, n_probs)
 
 

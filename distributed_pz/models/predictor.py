@@ -186,6 +186,11 @@ class EnsemblePredictor:
             names += spec.arrays(available)
         return list(dict.fromkeys(names))
 
+    @property
+    def image_bands(self) -> tuple[str, ...]:
+        """The cutout bands any member reads (a reader need not read the others)."""
+        return tuple(dict.fromkeys(b for spec in self._specs for b in spec.image_bands))
+
     def predict_chunk(self, rows: TileArrays | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Catalogue columns for ``rows`` (read with :meth:`input_arrays`).
 
@@ -213,7 +218,9 @@ class EnsemblePredictor:
 
     __call__ = predict_chunk
 
-    def _forward(self, rows: TileArrays, batch: slice) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, rows: TileArrays, batch: slice
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Every member's raw outputs ``(M, B, ...)``, the input flags and the partial-input mask of one batch."""
         dtype = PRECISIONS[self.options.precision]
         outputs, raws = forward_members(self.members, rows, batch, self.device, dtype, self._groups)
@@ -233,7 +240,9 @@ class EnsemblePredictor:
         if self.has_pdf:
             w = torch.softmax(outputs["logits"].double(), dim=2)  # (M, N, K)
             mu, sd = outputs["means"].double(), outputs["sigmas"].double()
-            valid = torch.isfinite(w).all(2) & torch.isfinite(mu).all(2) & (torch.isfinite(sd) & (sd > 0)).all(2)
+            valid = (
+                torch.isfinite(w).all(2) & torch.isfinite(mu).all(2) & (torch.isfinite(sd) & (sd > 0)).all(2)
+            )
             valid &= usable
             weights, means, sigmas = mixture.pool_members(w, mu, sd, valid)
         else:
@@ -305,7 +314,9 @@ def forward_members(
                 else:
                     x = torch.stack([inputs(i)["catalog"] for i in indices])  # (M, B, 2F)
                     out = stacked(x)
-                    parts.update({i: {k: v[j : j + 1] for k, v in out.items()} for j, i in enumerate(indices)})
+                    parts.update(
+                        {i: {k: v[j : j + 1] for k, v in out.items()} for j, i in enumerate(indices)}
+                    )
         order = [parts[i] for i in range(len(members))]
         names = [k for k in order[0] if k in ("logits", "means", "sigmas", "z")]
         outputs = {k: torch.cat([p[k] for p in order]).float() for k in names}

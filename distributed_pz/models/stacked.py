@@ -53,7 +53,11 @@ def fold_layers(module: nn.Module) -> list[Affine]:
     layers: list[Affine] = []
     for part in _leaves(module):
         if isinstance(part, nn.Linear):
-            bias = part.bias if part.bias is not None else torch.zeros(part.out_features, device=part.weight.device)
+            bias = (
+                part.bias
+                if part.bias is not None
+                else torch.zeros(part.out_features, device=part.weight.device)
+            )
             layers.append(Affine(part.weight.detach().t(), bias.detach(), False))
         elif isinstance(part, nn.BatchNorm1d) and layers and not layers[-1].relu:
             scale = part.weight.detach() / torch.sqrt(part.running_var + part.eps)
@@ -82,7 +86,10 @@ class StackedLayers:
         if len(depths) != 1:
             raise ValueError("stacked members must have the same layers")
         self.weights = [torch.stack([m[i].weight for m in members]).contiguous() for i in range(depths.pop())]
-        self.biases = [torch.stack([m[i].bias for m in members])[:, None, :].contiguous() for i in range(len(self.weights))]
+        self.biases = [
+            torch.stack([m[i].bias for m in members])[:, None, :].contiguous()
+            for i in range(len(self.weights))
+        ]
         self.relu = [members[0][i].relu for i in range(len(self.weights))]
 
     def __call__(self, x: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,6 +22,7 @@ from zarr.storage import FsspecStore, LocalStore
 from distributed_pz.bands import BandSet
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.schema import ARRAY_SPECS, CUTOUT_SIZE, SCHEMA_VERSION
+from distributed_pz.survey.tiles import TileArrays
 
 STORE_MARKER = "distributed_pz"
 DEFAULT_CHUNK_ROWS = 1024
@@ -165,11 +166,13 @@ class SurveyStore:
         )
         for spec in wanted:
             shape = spec.shape(n_rows, dims)
+            # one chunk per cutout channel inside each shard: a reader of one band decodes one band
+            inner = (1, *shape[2:]) if spec.name == "cutout" else shape[1:]
             group.create_array(
                 spec.name,
                 shape=shape,
                 dtype=spec.dtype,
-                chunks=(chunk_rows, *shape[1:]),
+                chunks=(chunk_rows, *inner),
                 shards=(shard_rows, *shape[1:]),
                 compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),
                 fill_value=_fill_value(spec.dtype),
@@ -270,9 +273,38 @@ class Tile:
         stop = self.n_rows if stop is None else stop
         return {name: self._read_one(name, start, stop) for name in names}
 
-    def _read_one(self, name: str, start: int, stop: int) -> np.ndarray:
+    def read_rows(
+        self,
+        names: Iterable[str],
+        start: int = 0,
+        stop: int | None = None,
+        image_bands: Iterable[str] | None = None,
+    ) -> TileArrays:
+        """Rows ``[start, stop)`` of the named arrays as :class:`TileArrays`, ``cutout`` cut to ``image_bands``.
+
+        Only the cutout channels of ``image_bands`` (default: all) are read, in the tile's channel
+        order; with the channel-chunked layout of :meth:`SurveyStore.create_tile` only their bytes
+        are decoded (older stores, chunked over all channels, read as before).
+        """
+        names = list(names)
+        stop = self.n_rows if stop is None else stop
+        attrs = self.attrs
+        wanted = set(self.image_bands if image_bands is None else image_bands)
+        keep = [i for i, b in enumerate(self.image_bands) if b in wanted]
+        arrays = {name: self._read_one(name, start, stop) for name in names if name != "cutout"}
+        if "cutout" in names:
+            arrays["cutout"] = self._read_one("cutout", start, stop, keep)
+        attrs["image_bands"] = [self.image_bands[i] for i in keep]
+        return TileArrays.from_attrs(arrays, attrs)
+
+    def _read_one(self, name: str, start: int, stop: int, channels: list[int] | None = None) -> np.ndarray:
         try:
-            return self.array(name)[start:stop]
+            arr = self.array(name)
+            if channels is None or channels == list(range(arr.shape[1])):
+                return arr[start:stop]
+            if channels == list(range(channels[0], channels[-1] + 1)):
+                return arr[start:stop, channels[0] : channels[-1] + 1]
+            return arr.oindex[start:stop, channels]
         except Exception as exc:  # zarr / codec errors come in many types; locate and re-raise
             located = self.first_bad_chunk(name, start, stop)
             raise located or self.error(

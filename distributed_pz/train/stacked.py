@@ -100,7 +100,9 @@ def train_stacked(
     device = torch.device(tc.device)
     loops = [_member_loop(config, job, tc, device, init_bundle) for job in jobs]
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(int(np.random.SeedSequence([job.seed for job in jobs]).generate_state(1)[0]))  # the dropout masks: a rerun repeats them
+        torch.manual_seed(
+            int(np.random.SeedSequence([job.seed for job in jobs]).generate_state(1)[0])
+        )  # the dropout masks: a rerun repeats them
         return _Stack(loops, [job.callback for job in jobs], tc, device).run()
 
 
@@ -157,14 +159,19 @@ class _Stack:
         tc = self.tc
         lr = learning_rate(self.loops[0].schedule, epoch, tc.epochs, tc.lr)
         live = [i for i, on in enumerate(self.active) if on]
-        orders = {i: torch.randperm(self.loops[i].n_train, generator=self.loops[i].generator, device=self.device) for i in live}
+        orders = {
+            i: torch.randperm(self.loops[i].n_train, generator=self.loops[i].generator, device=self.device)
+            for i in live
+        }
         sums = {i: {} for i in live}
         steps = dict.fromkeys(live, 0)
         longest = max(self.loops[i].n_train for i in live)
         self.base.train()
         for start in range(0, longest, tc.batch_size):
             batches = {i: orders[i][start : start + tc.batch_size] for i in live}
-            stepping = [i for i in live if self.active[i] and len(batches[i]) >= 2]  # batch norm needs two rows
+            stepping = [
+                i for i in live if self.active[i] and len(batches[i]) >= 2
+            ]  # batch norm needs two rows
             if stepping:
                 self._step(stepping, batches, lr, sums, steps)
         for i in live:
@@ -179,7 +186,6 @@ class _Stack:
         sums: dict[int, dict[str, float]],
         steps: dict[int, int],
     ) -> None:
-        tc = self.tc
         groups: dict[int, list[int]] = {}
         for i in members:
             groups.setdefault(len(batches[i]), []).append(i)
@@ -189,7 +195,9 @@ class _Stack:
             losses.update(self._group_losses(group, batches))
         for i, (loss, _) in losses.items():
             if not torch.isfinite(loss):
-                self._diverged(i, f"training loss is {loss.item()} at epoch {self.loops[i].epoch}, step {steps[i]}")
+                self._diverged(
+                    i, f"training loss is {loss.item()} at epoch {self.loops[i].epoch}, step {steps[i]}"
+                )
         stepping = [i for i in members if self.active[i]]
         if not stepping:
             return
@@ -241,7 +249,9 @@ class _Stack:
         for j, i in enumerate(group):
             member_out = {k: v[j] for k, v in outputs.items()}
             usable = raw[i]["flags"] == 0
-            out[i] = member_loss(model, inputs[i], member_out, batch[i], usable, self.loops[i].recon_weight, tc.class_weight)
+            out[i] = member_loss(
+                model, inputs[i], member_out, batch[i], usable, self.loops[i].recon_weight, tc.class_weight
+            )
         return out
 
     def _adam(self, members: list[int], lr: float) -> None:
@@ -264,7 +274,9 @@ class _Stack:
                 keep = mask.view(shape)
                 g = grads[k] + tc.weight_decay * p if tc.weight_decay else grads[k]
                 m = torch.where(keep, self.exp_avg[k] * BETAS[0] + (1 - BETAS[0]) * g, self.exp_avg[k])
-                v = torch.where(keep, self.exp_avg_sq[k] * BETAS[1] + (1 - BETAS[1]) * g * g, self.exp_avg_sq[k])
+                v = torch.where(
+                    keep, self.exp_avg_sq[k] * BETAS[1] + (1 - BETAS[1]) * g * g, self.exp_avg_sq[k]
+                )
                 self.exp_avg[k], self.exp_avg_sq[k] = m, v
                 denom = v.sqrt() / bias2_sqrt.view(shape) + EPS
                 update = (lr / bias1).view(shape) * m / denom
@@ -276,7 +288,9 @@ class _Stack:
         with torch.no_grad():
             self.loops[i].model.load_state_dict(state)
 
-    def _finish_epoch(self, i: int, epoch: int, lr: float, sums: dict[str, float], steps: int, started: float) -> None:
+    def _finish_epoch(
+        self, i: int, epoch: int, lr: float, sums: dict[str, float], steps: int, started: float
+    ) -> None:
         loop, tc = self.loops[i], self.tc
         if steps == 0:
             raise ValueError(f"no training step: {loop.n_train} training rows, batch size {tc.batch_size}")
@@ -316,7 +330,11 @@ class _Stack:
         names = [name for name, _ in self.loops[i].model.named_parameters()]
         step = torch.tensor(float(self.steps[i]))
         state["state"] = {
-            j: {"step": step.clone(), "exp_avg": self.exp_avg[k][i].detach().clone(), "exp_avg_sq": self.exp_avg_sq[k][i].detach().clone()}
+            j: {
+                "step": step.clone(),
+                "exp_avg": self.exp_avg[k][i].detach().clone(),
+                "exp_avg_sq": self.exp_avg_sq[k][i].detach().clone(),
+            }
             for j, k in enumerate(names)
         }
         for group in state["param_groups"]:
@@ -331,4 +349,3 @@ class _Stack:
         if self.tc.on_nan == "raise":
             raise TrainingDiverged(f"member seed {self.loops[i].seed}: {message}")
         self._stop(i, "nan")
-

@@ -48,15 +48,15 @@ from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import (
     EpochReport,
     TrainConfig,
-    load_train_state,
     TrainResult,
+    load_train_state,
     save_train_state,
     train_member,
 )
-from distributed_pz.train.stacked import MemberJob, stackable, train_stacked
 from distributed_pz.train.oof import predict_part, save_part
 from distributed_pz.train.plan import derived_seed
 from distributed_pz.train.sample import load_sample, read_sample_rows, select_sample
+from distributed_pz.train.stacked import MemberJob, stackable, train_stacked
 
 STATE_FILE = "state.pt"
 OOF_PARTS = "oof"

@@ -86,7 +86,9 @@ def test_pooling_equals_manual_pooling_of_members(deepz_members, rows):
     means = np.concatenate([s["pdf_means"] for s in singles], axis=1)
     sigmas = np.concatenate([s["pdf_sigmas"] for s in singles], axis=1)
     assert np.allclose(pooled["pdf_weights"], weights, atol=1e-6)  # stacked members: float rounding only
-    assert np.allclose(pooled["pdf_means"], means, atol=1e-6) and np.allclose(pooled["pdf_sigmas"], sigmas, atol=1e-6)
+    assert np.allclose(pooled["pdf_means"], means, atol=1e-6) and np.allclose(
+        pooled["pdf_sigmas"], sigmas, atol=1e-6
+    )
     manual = mixture.summarise(weights.astype(float), means.astype(float), sigmas.astype(float), 0.05)
     for column in SUMMARIES:
         assert np.allclose(pooled[column], manual[column], rtol=1e-5, atol=1e-5), column

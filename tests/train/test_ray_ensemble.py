@@ -147,7 +147,10 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     assert (member_dir(out, "s00_f0") / "weights.safetensors").stat().st_mtime_ns == kept
     retrained = load_ensemble(out).members["s01_f1"]
     # trained alone now, stacked with its worker's other member before: dropout masks differ
-    assert "stacked_members" not in retrained.metadata and ensemble.members["s01_f1"].metadata["stacked_members"] == 2
+    assert (
+        "stacked_members" not in retrained.metadata
+        and ensemble.members["s01_f1"].metadata["stacked_members"] == 2
+    )
     assert retrained.metadata["epochs_run"] == ensemble.members["s01_f1"].metadata["epochs_run"]
 
     with pytest.raises(ValueError, match="other settings"):

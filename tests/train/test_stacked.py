@@ -21,13 +21,19 @@ def test_stacked_training_equals_the_member_loop(grad_clip):
     config = tiny_config("deepz", **NO_DROPOUT)
     tile = learnable_tile(260, seed=4)
     # unequal row counts: the members' last batches differ in size and the shorter member skips steps
-    jobs = [MemberJob(tile.take(np.arange(0, 200)), 3), MemberJob(tile.take(np.arange(40, 260, 1)), 8), MemberJob(tile.take(np.arange(0, 150)), 11)]
+    jobs = [
+        MemberJob(tile.take(np.arange(0, 200)), 3),
+        MemberJob(tile.take(np.arange(40, 260, 1)), 8),
+        MemberJob(tile.take(np.arange(0, 150)), 11),
+    ]
     tc = TrainConfig(epochs=3, batch_size=32, patience=None, weight_decay=1e-4, grad_clip=grad_clip)
     stacked = train_stacked(config, jobs, train_config=tc)
     for job, result in zip(jobs, stacked, strict=True):
         alone = train_member(config, job.data, job.seed, train_config=tc)
         assert [r.epoch for r in result.history] == [r.epoch for r in alone.history]
-        np.testing.assert_allclose([r.val_loss for r in result.history], [r.val_loss for r in alone.history], rtol=1e-4)
+        np.testing.assert_allclose(
+            [r.val_loss for r in result.history], [r.val_loss for r in alone.history], rtol=1e-4
+        )
         for name, value in alone.bundle.model.state_dict().items():
             torch.testing.assert_close(result.bundle.model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
         assert result.bundle.feature_stats == alone.bundle.feature_stats
@@ -43,14 +49,19 @@ def test_stacked_early_stopping_and_resume_state_match_the_loop():
     alone = train_member(config, tile, 2, train_config=tc)
     assert stacked.stop_reason == alone.stop_reason and stacked.best_epoch == alone.best_epoch
     assert len(stacked.history) == len(alone.history)
-    resumed = train_member(config, tile, 2, train_config=tc, resume=states[0])  # a stacked state resumes in the loop
+    resumed = train_member(
+        config, tile, 2, train_config=tc, resume=states[0]
+    )  # a stacked state resumes in the loop
     assert len(resumed.history) == len(alone.history)
 
 
 def test_stacked_prediction_equals_the_member_loop():
     config = tiny_config("deepz")
     tile = learnable_tile(120, seed=6)
-    members = [train_member(config, tile, s, train_config=TrainConfig(epochs=1, batch_size=32)).bundle for s in (1, 2, 3)]
+    members = [
+        train_member(config, tile, s, train_config=TrainConfig(epochs=1, batch_size=32)).bundle
+        for s in (1, 2, 3)
+    ]
     predictor = EnsemblePredictor(members)
     assert [g for g, stacked in predictor._groups if stacked is not None] == [[0, 1, 2]]
     stacked = predictor(tile)
