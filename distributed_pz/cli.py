@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("distributed_pz.survey.ingest_cli", "ingest a real catalogue (FITS/Parquet/CSV) into a store"),
     "validate": ("distributed_pz.survey.validate_cli", "check every tile of a store against the schema"),
     "train": ("distributed_pz.train.cli", "train an ensemble bundle with Ray Train from a store with spec-z"),
+    "distill": ("distributed_pz.train.distill_cli", "distil an ensemble into one student network (a bundle)"),
     "predict": (
         "distributed_pz.infer.cli",
         "stream every tile of a store through an ensemble into catalogues",

@@ -1,0 +1,129 @@
+"""Distil an ensemble into one student network that reproduces its p(z).
+
+A 50-member ensemble costs 50 forward passes per source; its student costs one. The student
+is trained on the ensemble's own predictions, so it needs no labels: the rows are the
+ensemble's training rows and any unlabeled rows of the survey. For each row the teacher's pooled
+p(z) (:class:`~distributed_pz.models.predictor.EnsemblePredictor`, the mixture the catalogues
+carry, calibrated when the predictor applies a calibration) is sampled ``samples`` times, and
+the student (an ordinary mixture density model, the ensemble's architecture by default) is
+fitted by :func:`~distributed_pz.train.member.train_member` to those draws: minimising
+``-log q(z)`` over draws ``z ~ p`` minimises the cross-entropy of the student ``q`` to the
+teacher ``p``, hence ``KL(p || q)``. Rows the teacher cannot predict are left out.
+
+The student is a plain bundle (:func:`~distributed_pz.models.bundle.save_bundle`): ``dpz predict
+--bundle STUDENT`` runs it exactly as it runs the ensemble, so a user picks ensemble or student at
+predict time. Its metadata names the teacher (``distilled_from``, its content hash).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from distributed_pz import catalog as fl
+from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.predictor import EnsemblePredictor
+from distributed_pz.models.registry import ModelConfig
+from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.train.member import TrainConfig, TrainResult, train_member
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How to distil.
+
+    Parameters
+    ----------
+    samples
+        Draws from the teacher's p(z) per row (each draw is one training row of the student).
+    seed
+        Seeds the draws and the student's training.
+    train
+        The student's training settings (:class:`TrainConfig`).
+    """
+
+    samples: int = 8
+    seed: int = 0
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=30, batch_size=256))
+
+
+def teacher_draws(
+    teacher: EnsemblePredictor, rows: TileArrays, samples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows the teacher predicts, and ``samples`` draws per such row from its pooled p(z).
+
+    Returns
+    -------
+    rows, z
+        Row indices ``(R,)`` into ``rows`` and draws ``(R, samples)`` float32.
+    """
+    if not teacher.has_pdf:
+        raise ValueError("distillation needs a mixture-density ensemble (its members give p(z))")
+    out = teacher(rows)
+    keep = np.flatnonzero(((out["flags"] & fl.NO_ESTIMATE) == 0) & np.isfinite(out["z_phot"]))
+    w = out["pdf_weights"][keep].astype(np.float64)
+    mu, sd = out["pdf_means"][keep], out["pdf_sigmas"][keep]
+    rng = np.random.default_rng(seed)
+    cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+    pick = (rng.random((len(keep), samples, 1)) > cum[:, None, :]).sum(axis=2).clip(max=w.shape[1] - 1)
+    at = np.arange(len(keep))[:, None]
+    z = mu[at, pick] + sd[at, pick] * rng.standard_normal((len(keep), samples))
+    return keep, z.astype(np.float32)
+
+
+def student_rows(rows: TileArrays, keep: np.ndarray, z: np.ndarray) -> TileArrays:
+    """``rows[keep]`` repeated once per draw, with the draws as ``z_spec`` (and no class labels)."""
+    repeated = rows.take(np.repeat(keep, z.shape[1]))
+    arrays = {k: v for k, v in repeated.arrays.items() if k != "class"}
+    arrays["z_spec"] = z.reshape(-1)
+    return TileArrays(arrays, repeated.bands, repeated.image_bands, repeated.zeropoints)
+
+
+def distill(
+    teacher: EnsemblePredictor,
+    rows: TileArrays,
+    student: ModelConfig | None = None,
+    config: DistillConfig | None = None,
+) -> TrainResult:
+    """Train a student on ``rows`` (labelled or not) to reproduce ``teacher``'s p(z).
+
+    Parameters
+    ----------
+    teacher
+        The ensemble (mixture-density members).
+    rows
+        Training and unlabeled survey rows, with the arrays the teacher and the student read.
+    student
+        The student's model config; default: the configuration of the teacher's first member.
+    config
+        Draws per row, seed and training settings.
+
+    Returns
+    -------
+    The student's training result; its bundle's metadata has ``distilled_from`` (the teacher's
+    content hash), ``distill_rows`` and ``distill_samples``.
+    """
+    config = config or DistillConfig()
+    keep, z = teacher_draws(teacher, rows, config.samples, config.seed)
+    order = np.random.default_rng(config.seed).permutation(len(keep))
+    n_val = max(
+        1, round(config.train.val_fraction * len(keep))
+    )  # validation sources: none of their draws train
+    train, val = np.sort(order[n_val:]), np.sort(order[:n_val])
+    result = train_member(
+        student or teacher.members[0].config,
+        student_rows(rows, keep[train], z[train]),
+        config.seed,
+        train_config=config.train,
+        val_data=student_rows(rows, keep[val], z[val]),
+    )
+    metadata = {
+        **result.bundle.metadata,
+        "distilled_from": teacher.bundle_hash,
+        "distill_rows": len(keep),
+        "distill_samples": config.samples,
+    }
+    bundle: Bundle = dataclasses.replace(result.bundle, metadata=metadata)
+    return dataclasses.replace(result, bundle=bundle)

@@ -1,0 +1,70 @@
+"""Distil an ensemble into one student network that reproduces its p(z) (one forward pass per source).
+
+The student trains on draws from the ensemble's pooled p(z) over every row of the tiles named
+(labelled and unlabeled alike) and is written as a plain bundle to --out: `dpz predict --bundle
+OUT` runs it exactly as it runs the ensemble.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dpz distill``."""
+    from distributed_pz.train.distill import DistillConfig
+
+    defaults = DistillConfig()
+    parser.add_argument("--ensemble", required=True, help="the teacher: ensemble (or bundle) directory")
+    parser.add_argument("--store", required=True, help="survey store URL with the rows to distil on")
+    parser.add_argument(
+        "--tile",
+        action="append",
+        default=[],
+        dest="tiles",
+        metavar="NAME",
+        help="tile to use (repeat; none = every tile)",
+    )
+    parser.add_argument("--max-rows", type=int, default=None, help="use at most this many rows per tile")
+    parser.add_argument("--out", required=True, help="student bundle directory (must not exist)")
+    parser.add_argument(
+        "--samples", type=int, default=defaults.samples, help="draws from the teacher's p(z) per row"
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.train.epochs, help="student epochs (at most)")
+    parser.add_argument("--batch-size", type=int, default=defaults.train.batch_size, help="rows per step")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the draws and the student")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read the rows, distil, save the student bundle."""
+    import dataclasses
+
+    import numpy as np
+
+    from distributed_pz.models.bundle import save_bundle
+    from distributed_pz.models.predictor import EnsemblePredictor
+    from distributed_pz.survey.store import open_store
+    from distributed_pz.survey.tiles import TileArrays
+    from distributed_pz.train.distill import DistillConfig, distill
+
+    teacher = EnsemblePredictor.load(args.ensemble)
+    store = open_store(args.store)
+    parts = []
+    for name in args.tiles or store.tile_names():
+        tile = store.tile(name)
+        stop = tile.n_rows if args.max_rows is None else min(args.max_rows, tile.n_rows)
+        names = [*teacher.input_arrays(tile.array_names()), *(["z_spec"] if tile.has("z_spec") else [])]
+        parts.append(tile.read_rows(names, 0, stop, teacher.image_bands))
+    common = set.intersection(*(set(p.arrays) for p in parts))
+    arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in common}
+    rows = TileArrays(arrays, parts[0].bands, parts[0].image_bands, parts[0].zeropoints)
+    defaults = DistillConfig()
+    train = dataclasses.replace(defaults.train, epochs=args.epochs, batch_size=args.batch_size)
+    result = distill(teacher, rows, config=DistillConfig(samples=args.samples, seed=args.seed, train=train))
+    path = save_bundle(args.out, result.bundle)
+    meta = result.bundle.metadata
+    print(
+        f"student of {teacher.n_members} members on {meta['distill_rows']} rows x {meta['distill_samples']} draws, "
+        f"best epoch {result.best_epoch + 1}/{len(result.history)}: {path}"
+    )
+    return 0
