@@ -5,8 +5,10 @@
 :mod:`distributed_pz.infer.local`), out-of-fold predictions (:mod:`distributed_pz.train.worker`)
 and every benchmark call it. It holds every member of an ensemble, loaded once (once per Dask
 worker, see :mod:`distributed_pz.infer.plugin`), and runs them together on each batch: the
-features a group of members shares are built once, every member does one forward pass, and
-the results are pooled into one PDF per source:
+features a group of members shares are built once, members of one architecture run as one
+batched model (:mod:`distributed_pz.models.stacked`; the others one forward pass each), and
+the results are pooled into one PDF per source, on the model's device (GPU or CPU): only the
+final catalogue columns are copied to the host:
 
 - mixture-density members (DEEPZ, GaZNet-1-MDN): the members' Gaussian mixtures with equal
   member weights, ``K_total = members x K`` components (DEEPZ §5.2);
@@ -29,7 +31,8 @@ Summaries are taken of the pooled mixture (:func:`distributed_pz.metrics.mixture
 :mod:`distributed_pz.catalog`.
 
 Mixed precision (``precision="bf16"`` or ``"fp16"``) autocasts the forward passes only; the
-pooling and summaries stay in float64. What bf16 may change is stated (and tested on CPU)
+pooling and summaries stay in float64. A reader needs only the cutout bands of
+:attr:`EnsemblePredictor.image_bands` (:meth:`distributed_pz.survey.store.Tile.read_rows`). What bf16 may change is stated (and tested on CPU)
 in :data:`BF16_TOLERANCE`. Inference draws no random numbers, so the result of a row does not
 depend on how rows are split into chunks or tasks.
 """

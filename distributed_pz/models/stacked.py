@@ -14,7 +14,7 @@ members run one by one (``forward_features`` + ``forward_head``). The outputs eq
 member-by-member ones up to float rounding (``tests/models/test_stacked.py``).
 
 CNN members (GaZNet) are not stacked: on the CPU a ``vmap`` over their convolutions ran slower
-than the loop (``benchmarks/results/stacked.md``).
+than the loop (``benchmarks/results/survey_scale.md``).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class MemberJob:
 
 def stackable(config: ModelConfig) -> bool:
     """Whether members of ``config`` train stacked: models without convolutions (a ``vmap`` over
-    convolutions ran slower than the member loop on the CPU, ``benchmarks/results/stacked.md``)."""
+    convolutions ran slower than the member loop on the CPU, ``benchmarks/results/survey_scale.md``)."""
     with torch.device("meta"):
         model = build_model(config)
     return not any(isinstance(m, torch.nn.Conv2d) for m in model.modules())

@@ -1,0 +1,494 @@
+"""Speed at survey scale (issue 15): stacked members, device summaries, bands read, student, scale.
+
+Stages (``--stages``, default all, in this order; each appends its rows as it finishes):
+
+- ``predict50``: a 50-member DEEPZ ensemble (freshly initialised paper-size members) through
+  ``dpz predict`` on a catalogue-only 20k-source tile, one 1-thread worker, the whole command
+  timed (interpreter, cluster start, plugin, reads, Parquet, commit); bound = 1-thread 1024²
+  fp32 matmul rate measured in the same run / (50 x 3.05 MFLOP per source).
+- ``overhead``: the same tile with one DEEPZ member: ``EnsemblePredictor`` alone on rows in
+  memory (1 thread) vs the ``predict_store`` pipeline (one 1-thread worker, cluster running).
+- ``bytes``: GaZNet-1 through the reference run on a tile with cutouts: bytes the process
+  read (``/proc/self/io`` ``rchar``) per source.
+- ``train``: ``dpz train`` 1 x 2 and 10 x 5 DEEPZ members on the same rows, 6 epochs, and
+  samples/s of ``train_stacked`` vs ``train_member`` for 10 members.
+- ``student``: distil the 10 x 5 ensemble of ``train``; NMAD and PIT KS of ensemble and
+  student on held-out simulated rows; the student through ``dpz predict`` (one 1-thread worker).
+- ``cnn``: GaZNet-1 training steps, ``vmap`` over stacked members vs the member loop.
+- ``scale``: the student through ``dpz predict`` on 1e4, 1e5 and 1e6 sources (10 tiles x 100k),
+  catalogue-only, one 1-thread worker: seconds per source and peak worker memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.harness import (
+    append_rows,
+    argument_parser,
+    commands_section,
+    load_average,
+    machine,
+    markdown_table,
+    read_rows,
+    write_markdown,
+)
+
+NAME = "survey_scale"
+DEEPZ_MFLOP = 3.05
+"""FLOPs per source of one paper-size DEEPZ member's full forward pass (``bounds.md``)."""
+RAIL = {"GPz": 8500, "FlexZBoost": 700}
+"""RAIL's fastest CPU estimators, rows/s per process, as measured here (issue 15)."""
+
+
+def dpz(*args: str, threads: int = 1) -> float:
+    """Run ``dpz ARGS`` in a fresh interpreter; its wall seconds."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "RAY_USAGE_STATS_ENABLED": "0"}
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "distributed_pz.cli", *args], check=True, env=env, stdout=subprocess.DEVNULL
+    )
+    return time.perf_counter() - started
+
+
+def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
+    """Single-thread fp32 matmul FLOP/s (best of ``repeats``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    torch.set_num_threads(threads)
+    return 2 * size**3 / best
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def catalogue_store(url: str, tiles: int, n: int, seed: int = 0, with_cutouts: bool = False) -> str:
+    """A store of ``tiles`` simulated tiles ``S0000...`` of ``n`` sources (catalogue-only unless asked)."""
+    from distributed_pz.survey.simulate import SimulationConfig, simulate_catalogue, tile_attrs
+    from distributed_pz.survey.simulate_cli import write_simulated_tile
+    from distributed_pz.survey.store import open_store
+
+    store = open_store(url, "a")
+    for i in range(tiles):
+        name = f"SIM_{i:04d}"
+        if name in store.tile_names() and store.tile(name).complete:
+            continue
+        config = SimulationConfig(n_sources=n, seed=seed + i, tile=name, object_id_start=i * n)
+        if with_cutouts:
+            write_simulated_tile(store, config)
+        else:
+            store.write_tile(name, simulate_catalogue(config), tile_attrs(config))
+    return url
+
+
+def fresh_ensemble(root: Path, store_url: str, members: int) -> str:
+    """``members`` freshly initialised paper-size DEEPZ members (feature statistics from the tile)."""
+    from benchmarks.inference import ensure_ensemble
+    from distributed_pz.models import create_model
+    from distributed_pz.models.bundle import make_bundle, save_bundle
+    from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
+    from distributed_pz.survey.store import open_store
+
+    base = root / "deepz"
+    if not base.exists():
+        rows = open_store(store_url).tile("SIM_0000").read_rows(["mag", "flux_exp", "flux_exp_err"], 0, 4096)
+        torch.manual_seed(0)
+        model = create_model("deepz")
+        stats = fit_feature_stats(model.input_spec, batch_tensors(rows, model.input_spec))
+        save_bundle(base, make_bundle(model, stats, rows.bands, rows.image_bands))
+    return ensure_ensemble(root, str(base), members)
+
+
+def predict_args(bundle: str, store: str, out: str, *tiles: str) -> list[str]:
+    tile_args = [a for t in tiles for a in ("--tile", t)]
+    return [
+        "predict",
+        "--bundle",
+        bundle,
+        "--store",
+        store,
+        "--out",
+        out,
+        "--workers",
+        "1",
+        "--quiet",
+        *tile_args,
+    ]
+
+
+def stage_predict50(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    store = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
+    ensemble = fresh_ensemble(work / "bundles", store, 50)
+    rate = matmul_rate()
+    with tempfile.TemporaryDirectory() as out:
+        seconds = dpz(*predict_args(ensemble, store, out))
+    bound = rate / (50 * DEEPZ_MFLOP * 1e6)
+    return [
+        {
+            **common,
+            "stage": "predict50",
+            "what": "50-member DEEPZ, dpz predict, 1 worker x 1 thread, 20k sources, start included",
+            "sources": 20_000,
+            "seconds": seconds,
+            "sources_per_s": 20_000 / seconds,
+            "matmul_1t_gflop_s": rate / 1e9,
+            "bound_sources_per_s": bound,
+            "fraction_of_bound": 20_000 / seconds / bound,
+            **load_average(),
+        }
+    ]
+
+
+def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    from distributed import Client, LocalCluster
+
+    from distributed_pz.infer.stream import predict_store
+    from distributed_pz.models.predictor import EnsemblePredictor
+    from distributed_pz.survey.store import open_store
+
+    store = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
+    fresh_ensemble(work / "bundles", store, 50)
+    member = work / "bundles" / "deepz"
+    tile = open_store(store).tile("SIM_0000")
+    torch.set_num_threads(1)
+    predictor = EnsemblePredictor.load(str(member), device="cpu")
+    rows = tile.read_rows(predictor.input_arrays(tile.array_names()))
+    predictor(rows)
+    alone = min(_timed(lambda: predictor(rows)) for _ in range(3))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+
+            def run() -> None:
+                with tempfile.TemporaryDirectory() as out:
+                    predict_store(client, store, str(member), out, progress=False)
+
+            run()
+            pipeline = min(_timed(run) for _ in range(3))
+    return [
+        {
+            **common,
+            "stage": "overhead",
+            "what": "1 DEEPZ member, 20k sources: predictor alone vs predict_store (cluster running)",
+            "sources": tile.n_rows,
+            "predictor_sources_per_s": tile.n_rows / alone,
+            "pipeline_sources_per_s": tile.n_rows / pipeline,
+            "pipeline_over_predictor": alone / pipeline,
+            **load_average(),
+        }
+    ]
+
+
+def stage_bytes(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    from benchmarks.fixtures import ensure_bundle
+    from distributed_pz.infer.local import predict_tile_local
+    from distributed_pz.models.predictor import EnsemblePredictor
+
+    store = catalogue_store(str(work / "img2k.zarr"), 1, 2048, with_cutouts=True)
+    bundle = ensure_bundle(work / "bundles", "gaznet_1", store)
+    predictor = EnsemblePredictor.load(bundle, device="cpu")
+    read_before = _rchar()
+    predict_tile_local(store, "SIM_0000", predictor)
+    read = _rchar() - read_before
+    return [
+        {
+            **common,
+            "stage": "bytes",
+            "what": "GaZNet-1 reference run (infer.local), 2048 sources with 4-band cutouts",
+            "sources": 2048,
+            "image_bands_read": ",".join(predictor.image_bands),
+            "bytes_read_per_source": read / 2048,
+            "one_band_bytes": 40 * 40 * 4,
+            **load_average(),
+        }
+    ]
+
+
+def _rchar() -> int:
+    text = Path("/proc/self/io").read_text()
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("rchar")))
+
+
+def stage_train(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    from distributed_pz.survey.store import open_store
+    from distributed_pz.train.member import TrainConfig, train_member
+    from distributed_pz.train.stacked import MemberJob, train_stacked
+
+    store = catalogue_store(str(work / "train4k.zarr"), 1, 4000, seed=100)
+    rows = []
+    for splits, folds in ((1, 2), (10, 5)):
+        out = work / f"ens_{splits}x{folds}"
+        if (out / "ensemble.json").exists():
+            continue
+        seconds = dpz(
+            "train",
+            "--store",
+            store,
+            "--out",
+            str(out),
+            "--splits",
+            str(splits),
+            "--folds",
+            str(folds),
+            "--epochs",
+            "6",
+            "--batch-size",
+            "100",
+            "--patience",
+            "0",
+        )
+        rows.append(
+            {
+                **common,
+                "stage": "train",
+                "what": f"dpz train {splits} x {folds} DEEPZ, 4000 rows, 6 epochs",
+                "members": splits * folds,
+                "seconds": seconds,
+                **load_average(),
+            }
+        )
+    tile = open_store(store).tile("SIM_0000")
+    data = tile.read_rows(["mag", "flux_exp", "flux_exp_err", "z_spec"])
+    torch.set_num_threads(1)
+    tc = TrainConfig(epochs=1, batch_size=100, patience=None)
+    jobs = [MemberJob(data.take(np.arange(s * 100, s * 100 + 2000)), s) for s in range(10)]
+    stacked = _timed(lambda: train_stacked(_config(), jobs, train_config=tc))
+    loop = _timed(lambda: [train_member(_config(), j.data, j.seed, train_config=tc) for j in jobs])
+    samples = 10 * 1800  # 2000 rows less the 10 % validation split, one epoch, 10 members
+    rows.append(
+        {
+            **common,
+            "stage": "train_rate",
+            "what": "10 DEEPZ members, batch 100, 1 thread, 1 epoch",
+            "stacked_samples_per_s": samples / stacked,
+            "loop_samples_per_s": samples / loop,
+            "speedup": loop / stacked,
+            **load_average(),
+        }
+    )
+    return rows
+
+
+def stage_cnn(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """GaZNet-1 training steps of 4 members, vmap over stacked parameters vs one member after another."""
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from distributed_pz.models import create_model
+
+    torch.set_num_threads(1)
+    models = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        models.append(create_model("gaznet_1").train())
+    n_catalog = models[0].config.input_spec().n_catalog
+    batch = {"catalog": torch.randn(4, 32, 2 * n_catalog), "image": torch.randn(4, 32, 1, 40, 40)}
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def stacked_step() -> None:
+        out = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), randomness="different")(
+            params, buffers, batch
+        )
+        out["z"].sum().backward()
+
+    def loop_step() -> None:
+        for j, model in enumerate(models):
+            model({k: v[j] for k, v in batch.items()})["z"].sum().backward()
+
+    stacked_step()
+    loop_step()
+    stacked = min(_timed(stacked_step) for _ in range(3))
+    loop = min(_timed(loop_step) for _ in range(3))
+    return [
+        {
+            **common,
+            "stage": "cnn",
+            "what": "4 GaZNet-1 members, batch 32, forward + backward, 1 thread",
+            "vmap_s": stacked,
+            "loop_s": loop,
+            "vmap_over_loop": stacked / loop,
+            **load_average(),
+        }
+    ]
+
+
+def _config():
+    from distributed_pz.models.registry import model_config
+
+    return model_config("deepz")
+
+
+def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    from distributed_pz.metrics.pdf import GaussianMixturePDF, ks_statistic, pit
+    from distributed_pz.metrics.point import nmad
+    from distributed_pz.models.predictor import EnsemblePredictor
+    from distributed_pz.survey.store import open_store
+
+    ensemble = str(work / "ens_10x5")
+    train_store = str(work / "train4k.zarr")
+    unlabeled = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
+    student = work / "student"
+    if not student.exists():
+        dpz(
+            "distill",
+            "--ensemble",
+            ensemble,
+            "--store",
+            train_store,
+            "--out",
+            str(student),
+            "--epochs",
+            "30",
+            threads=2,
+        )
+    test_store = catalogue_store(str(work / "test5k.zarr"), 1, 5000, seed=200)
+    tile = open_store(test_store).tile("SIM_0000")
+    scores = {}
+    for name, path in (("ensemble", ensemble), ("student", str(student))):
+        predictor = EnsemblePredictor.load(path, device="cpu")
+        rows = tile.read_rows([*predictor.input_arrays(tile.array_names()), "z_spec"])
+        out = predictor(rows)
+        z = rows.arrays["z_spec"]
+        ok = np.isfinite(out["z_phot"]) & np.isfinite(z)
+        mix = GaussianMixturePDF(
+            *(out[k][ok].astype(np.float64) for k in ("pdf_weights", "pdf_means", "pdf_sigmas"))
+        )
+        scores[name] = {"nmad": nmad(out["z_phot"][ok], z[ok]), "pit_ks": ks_statistic(pit(mix, z[ok]))}
+    with tempfile.TemporaryDirectory() as out:
+        seconds = dpz(*predict_args(str(student), unlabeled, out))
+    return [
+        {
+            **common,
+            "stage": "student",
+            "what": "student of the 10 x 5 ensemble: 5000 held-out rows; dpz predict 20k, 1 worker x 1 thread",
+            "ensemble_nmad": scores["ensemble"]["nmad"],
+            "student_nmad": scores["student"]["nmad"],
+            "nmad_ratio": scores["student"]["nmad"] / scores["ensemble"]["nmad"],
+            "ensemble_pit_ks": scores["ensemble"]["pit_ks"],
+            "student_pit_ks": scores["student"]["pit_ks"],
+            "student_sources_per_s": 20_000 / seconds,
+            "vs_gpz": 20_000 / seconds / RAIL["GPz"],
+            **load_average(),
+        }
+    ]
+
+
+def stage_scale(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    student = str(work / "student")
+    rows = []
+    for n, tiles in ((10_000, 1), (100_000, 1), (100_000, 10)):
+        store = catalogue_store(str(work / f"scale_{n}.zarr"), tiles, n, seed=300)
+        with tempfile.TemporaryDirectory() as out:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            seconds = dpz(*predict_args(student, store, out))
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        sources = n * tiles
+        rows.append(
+            {
+                **common,
+                "stage": "scale",
+                "what": f"student, dpz predict, {tiles} x {n}, 1 worker x 1 thread",
+                "sources": sources,
+                "seconds": seconds,
+                "us_per_source": seconds / sources * 1e6,
+                "peak_rss_mb_children": max(before, peak) / 1024,
+                **load_average(),
+            }
+        )
+    return rows
+
+
+STAGES = {
+    "predict50": stage_predict50,
+    "overhead": stage_overhead,
+    "bytes": stage_bytes,
+    "train": stage_train,
+    "student": stage_student,
+    "scale": stage_scale,
+    "cnn": stage_cnn,
+}
+
+
+def write_report() -> str:
+    rows = read_rows(NAME)
+    lines = ["# Speed at survey scale (issue 15)", "", __doc__.split("\n\n", 1)[1], ""]
+    columns = {
+        "predict50": [
+            "time_utc",
+            "sources_per_s",
+            "matmul_1t_gflop_s",
+            "bound_sources_per_s",
+            "fraction_of_bound",
+            "seconds",
+            "loadavg_1m",
+        ],
+        "overhead": [
+            "time_utc",
+            "predictor_sources_per_s",
+            "pipeline_sources_per_s",
+            "pipeline_over_predictor",
+            "loadavg_1m",
+        ],
+        "bytes": ["time_utc", "image_bands_read", "bytes_read_per_source", "one_band_bytes", "loadavg_1m"],
+        "train": ["time_utc", "what", "members", "seconds", "loadavg_1m"],
+        "train_rate": ["time_utc", "stacked_samples_per_s", "loop_samples_per_s", "speedup", "loadavg_1m"],
+        "student": [
+            "time_utc",
+            "ensemble_nmad",
+            "student_nmad",
+            "nmad_ratio",
+            "ensemble_pit_ks",
+            "student_pit_ks",
+            "student_sources_per_s",
+            "vs_gpz",
+            "loadavg_1m",
+        ],
+        "scale": ["time_utc", "sources", "seconds", "us_per_source", "peak_rss_mb_children", "loadavg_1m"],
+        "cnn": ["time_utc", "vmap_s", "loop_s", "vmap_over_loop", "loadavg_1m"],
+    }
+    for stage, cols in columns.items():
+        chosen = [r for r in rows if r["stage"] == stage]
+        if chosen:
+            lines += [f"## {stage}", "", chosen[-1]["what"], "", markdown_table(chosen, cols), ""]
+    lines += commands_section(rows)
+    return str(write_markdown(NAME, "\n".join(lines)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argument_parser(__doc__, work="dpz_bench_scale")
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    common = {**machine(), "command": "python -m benchmarks.survey_scale " + " ".join(argv or sys.argv[1:])}
+    for stage in args.stages:
+        rows = STAGES[stage](work, common)
+        append_rows(NAME, rows)
+        print(
+            json.dumps([{k: v for k, v in r.items() if k not in common} for r in rows], default=str),
+            flush=True,
+        )
+        write_report()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
