@@ -115,13 +115,18 @@ class ImageModel:
         return np.clip(level, 0, len(self.psf_fwhm_pixels) - 1)
 
 
-def build_image_model(pixel_scale: float, moffat_beta: float, bulge_sersic_n: float = 4.0) -> ImageModel:
-    """Image model for a pixel scale [arcsec]: the PSF bank, the clump profile and the bulge table."""
+def build_image_model(
+    pixel_scale: float,
+    moffat_beta: float,
+    fwhm_range: tuple[float, float] = PSF_FWHM_RANGE_ARCSEC,
+    bulge_sersic_n: float = 4.0,
+) -> ImageModel:
+    """Image model for a pixel scale [arcsec]: the PSF bank over ``fwhm_range`` [arcsec], clump profile, bulge table."""
     kx = np.fft.rfftfreq(FFT_SIZE)
     ky = np.fft.fftfreq(FFT_SIZE)
     k = np.hypot(kx[None, :], ky[:, None])
     pixel = np.sinc(kx)[None, :] * np.sinc(ky)[:, None]
-    lo, hi = PSF_FWHM_RANGE_ARCSEC
+    lo, hi = np.round(np.clip(fwhm_range, *PSF_FWHM_RANGE_ARCSEC), 2)
     fwhms = np.arange(lo, hi + _PSF_STEP_ARCSEC / 2, _PSF_STEP_ARCSEC) / pixel_scale
     psf = np.stack([moffat_fourier(k, fwhm, moffat_beta) * pixel for fwhm in fwhms])
     clump = np.exp(-2.0 * (np.pi * CLUMP_SIGMA_ARCSEC / pixel_scale * k) ** 2)
@@ -274,7 +279,7 @@ def conditioned_noise(
     norm2 = (weights.astype(np.float64) ** 2).sum(axis=(1, 2))[:, None]  # (N, 1)
     sigma_pix = np.nan_to_num(sigma_catalogue * response / np.sqrt(norm2))
     eps = rng.standard_normal((n, c, CUTOUT_SIZE, CUTOUT_SIZE), dtype=np.float32)
-    projection = np.einsum("ncpq,npq->nc", eps, weights, optimize=True)  # (N, C)
+    projection = np.matmul(eps.reshape(n, c, -1), weights.reshape(n, -1, 1))[..., 0]  # (N, C)
     gain = (np.nan_to_num(error) * response - sigma_pix * projection) / norm2  # (N, C)
     eps *= sigma_pix.astype(np.float32)[:, :, None, None]
     eps += gain.astype(np.float32)[:, :, None, None] * weights[:, None]

@@ -368,7 +368,12 @@ class _TileSimulator:
         self.sigma_exp = sigma[:, None] * np.sqrt(self.exposures)[:, None] * self.plan.noise_scale  # (B, E)
         self.sky_flux = flux_from_mag(np.array(self.design.sky_mag_arcsec2), c.zeropoint)  # per arcsec²
         self.image_index = self.band_set.indices(self.band_set.image_bands)
-        self.image_model = images.build_image_model(c.pixel_scale_arcsec, c.moffat_beta) if c.makes_cutouts else None
+        fwhm = self.psf.tile_fwhm[self.image_index]
+        self.image_model = (
+            images.build_image_model(c.pixel_scale_arcsec, c.moffat_beta, (0.69 * fwhm.min(), 1.31 * fwhm.max()))
+            if c.makes_cutouts
+            else None
+        )
 
     @staticmethod
     def tile_psf(config: SimulationConfig) -> PsfField:
