@@ -34,7 +34,12 @@ from benchmarks.real_data import shared_data_dir
 from distributed_pz.bands import BandSet, register_band_set
 from distributed_pz.survey import images
 from distributed_pz.survey.schema import CLASS_GALAXY, FLAG_NOT_DETECTED, FLAG_OK
-from distributed_pz.survey.simulate import SimulationConfig, _TileSimulator, simulate_catalogue, simulate_truth
+from distributed_pz.survey.simulate import (
+    SimulationConfig,
+    _TileSimulator,
+    simulate_catalogue,
+    simulate_truth,
+)
 from distributed_pz.survey.simulate_cli import write_simulated_tile
 from distributed_pz.survey.store import open_store
 from distributed_pz.survey.surveys import SurveyDesign, register_survey_design
@@ -57,7 +62,9 @@ class Sample:
     limit: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> Sample:
-        return Sample(self.mag[rows], self.err[rows], self.z[rows], None if self.limit is None else self.limit[rows])
+        return Sample(
+            self.mag[rows], self.err[rows], self.z[rows], None if self.limit is None else self.limit[rows]
+        )
 
 
 # --- metrics and the forest ------------------------------------------------------------------
@@ -84,7 +91,9 @@ def forest(x_train: np.ndarray, z_train: np.ndarray, seed: int = 0):
     from sklearn.ensemble import RandomForestRegressor
 
     median = np.nanmedian(x_train, axis=0)
-    rf = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, max_features=0.5, n_jobs=2, random_state=seed)
+    rf = RandomForestRegressor(
+        n_estimators=200, min_samples_leaf=2, max_features=0.5, n_jobs=2, random_state=seed
+    )
     rf.fit(np.where(np.isnan(x_train), median, x_train), z_train)
     return lambda x: rf.predict(np.where(np.isnan(x), median, x))
 
@@ -100,8 +109,12 @@ def read_zcosmos(data: Path) -> Sample:
     mag = np.array([[num(r[f"{c}_photzi25"]) for c in ZCOSMOS_COLUMNS] for r in rows])
     err = np.array([[num(r[f"e{c}_photzi25"]) for c in ZCOSMOS_COLUMNS] for r in rows])
     good = (
-        (np.floor(cc % 10) >= 3) & (np.floor(cc % 10) <= 4) & (z > 0.02) & (z < 1.4)
-        & np.all((mag > 0) & (mag < 35) & (err > 0) & (err < 1), axis=1) & (mag[:, 3] < 22.5)
+        (np.floor(cc % 10) >= 3)
+        & (np.floor(cc % 10) <= 4)
+        & (z > 0.02)
+        & (z < 1.4)
+        & np.all((mag > 0) & (mag < 35) & (err > 0) & (err < 1), axis=1)
+        & (mag[:, 3] < 22.5)
     )
     return Sample(mag[good], err[good], z[good])
 
@@ -222,8 +235,12 @@ def cut(s: Sample, band: int, lo: float, hi: float, z_max: float) -> Sample:
 
 # --- the measurements ------------------------------------------------------------------------
 def kids_difficulty(n_train: int, n_test: int) -> dict:
-    train, _ = simulated(SimulationConfig(n_sources=n_train, seed=101, star_fraction=0, qso_fraction=0, cutouts=False))
-    test, _ = simulated(SimulationConfig(n_sources=n_test, seed=102, star_fraction=0, qso_fraction=0, cutouts=False))
+    train, _ = simulated(
+        SimulationConfig(n_sources=n_train, seed=101, star_fraction=0, qso_fraction=0, cutouts=False)
+    )
+    test, _ = simulated(
+        SimulationConfig(n_sources=n_test, seed=102, star_fraction=0, qso_fraction=0, cutouts=False)
+    )
     predict = forest(features(train), train.z)
     z_p = predict(features(test))
     low = test.z < 0.8
@@ -282,11 +299,18 @@ def zcosmos_all(data: Path, n_sim: int) -> tuple[dict, dict]:
     for lo in np.arange(0.0, 1.2, 0.2):
         rows = (real_test.z >= lo) & (real_test.z < lo + 0.2)
         if rows.sum() >= 30:
-            bias.append((float(lo), float(np.median((z_transfer[rows] - real_test.z[rows]) / (1 + real_test.z[rows])))))
+            bias.append(
+                (
+                    float(lo),
+                    float(np.median((z_transfer[rows] - real_test.z[rows]) / (1 + real_test.z[rows]))),
+                )
+            )
     out["transfer_bias_bins"] = bias
     out["transfer_max_abs_bias"] = max(abs(b) for _, b in bias)
     optical = slice(0, 5)
-    opt = lambda s: Sample(s.mag[:, optical], s.err[:, optical], s.z, None if s.limit is None else s.limit[:, optical])  # noqa: E731
+    opt = lambda s: Sample(
+        s.mag[:, optical], s.err[:, optical], s.z, None if s.limit is None else s.limit[:, optical]
+    )  # noqa: E731
     z_opt_real = forest(features(opt(real_train)), real_train.z)(features(opt(real_test)))
     z_opt_transfer = forest(features(opt(sim_train)), sim_train.z)(features(opt(real_test)))
     out["transfer_optical_ratio"] = nmad(z_opt_transfer, real_test.z) / nmad(z_opt_real, real_test.z)
@@ -323,7 +347,10 @@ def colour_table(sim: Sample, real: Sample) -> dict:
     return {
         "colours": rows,
         "colour_max_abs_delta": max(abs(r["delta_median"]) for r in rows),
-        "colour_sigma_ratio_range": (min(r["sigma68_ratio"] for r in rows), max(r["sigma68_ratio"] for r in rows)),
+        "colour_sigma_ratio_range": (
+            min(r["sigma68_ratio"] for r in rows),
+            max(r["sigma68_ratio"] for r in rows),
+        ),
     }
 
 
@@ -348,6 +375,11 @@ def aperture_flux(cutout: np.ndarray, radius_px: float) -> np.ndarray:
     return (cutout * (np.hypot(xx, yy) < radius_px)).sum(axis=(-2, -1))
 
 
+def _no_noise(rng, weights: np.ndarray, response: np.ndarray, *args) -> np.ndarray:
+    """Stand-in for :func:`images.conditioned_noise` that adds nothing."""
+    return np.zeros((*response.shape, *weights.shape[1:]), dtype=np.float32)
+
+
 def tile_with_noiseless(config: SimulationConfig) -> tuple[dict, dict, np.ndarray, np.ndarray]:
     """Arrays, truth, cutouts and the same cutouts without noise (the conditioned noise set to 0)."""
     sim = _TileSimulator(config)
@@ -355,7 +387,7 @@ def tile_with_noiseless(config: SimulationConfig) -> tuple[dict, dict, np.ndarra
     for g in range(config.n_groups):
         arrays, truth = sim.catalogue(g)
         noisy = sim.cutouts(g, arrays, truth)
-        with mock.patch.object(images, "conditioned_noise", lambda rng, w, *a: np.zeros_like(noisy)):
+        with mock.patch.object(images, "conditioned_noise", _no_noise):
             clean = sim.cutouts(g, arrays, truth)
         parts.append((arrays, truth, noisy, clean))
     cat = lambda i: {k: np.concatenate([p[i][k] for p in parts]) for k in parts[0][i]}  # noqa: E731
@@ -418,8 +450,12 @@ def plots(samples: dict, out_dir: Path) -> None:
     real, sim = samples["real"], samples["sim"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for ax, (name, a, b) in zip(axes, (("u-g", 0, 1), ("g-r", 1, 2), ("r-i", 2, 3)), strict=True):
-        ax.scatter(sim.z, sim.mag[:, a] - sim.mag[:, b], s=1, alpha=0.15, c="tab:blue", label="sim (zCOSMOS set-up)")
-        ax.scatter(real.z, real.mag[:, a] - real.mag[:, b], s=1, alpha=0.25, c="tab:red", label="zCOSMOS-bright")
+        ax.scatter(
+            sim.z, sim.mag[:, a] - sim.mag[:, b], s=1, alpha=0.15, c="tab:blue", label="sim (zCOSMOS set-up)"
+        )
+        ax.scatter(
+            real.z, real.mag[:, a] - real.mag[:, b], s=1, alpha=0.25, c="tab:red", label="zCOSMOS-bright"
+        )
         ax.set(xlabel="z_spec", ylabel=name, xlim=(0, 1.3), ylim=(-0.5, 3.0 if name == "u-g" else 2.0))
     axes[0].legend(markerscale=8, loc="upper left")
     fig.tight_layout()
@@ -429,7 +465,14 @@ def plots(samples: dict, out_dir: Path) -> None:
     for ax, (lo, hi) in zip(axes, ((0.2, 0.4), (0.6, 0.8)), strict=True):
         for s, colour, label in ((sim, "tab:blue", "sim"), (real, "tab:red", "zCOSMOS")):
             rows = (s.z >= lo) & (s.z < hi)
-            ax.scatter(s.mag[rows, 2] - s.mag[rows, 3], s.mag[rows, 1] - s.mag[rows, 2], s=1, alpha=0.25, c=colour, label=label)
+            ax.scatter(
+                s.mag[rows, 2] - s.mag[rows, 3],
+                s.mag[rows, 1] - s.mag[rows, 2],
+                s=1,
+                alpha=0.25,
+                c=colour,
+                label=label,
+            )
         ax.set(xlabel="r-i", ylabel="g-r", title=f"{lo} < z < {hi}", xlim=(-0.3, 1.3), ylim=(-0.2, 2.0))
     axes[0].legend(markerscale=8)
     fig.tight_layout()
@@ -441,23 +484,78 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
     """(target, measured, criterion, pass) per issue-13 target."""
     lo_ratio, hi_ratio = r["colour_sigma_ratio_range"]
     return [
-        ("RF NMAD at z<0.8, KiDS+VIKING sim (another tile)", f"{r['kids_nmad_lowz']:.4f} (outliers {100 * r['kids_outliers_lowz']:.2f} %)", "0.013–0.025", 0.013 <= r["kids_nmad_lowz"] <= 0.025),
-        ("SDSS-like sim RF / real SDSS MGS RF", f"{r['sdss_sim_nmad']:.4f} / {r['sdss_real_nmad']:.4f} = {r['sdss_ratio']:.2f}", "0.8–1.25", 0.8 <= r["sdss_ratio"] <= 1.25),
-        ("zCOSMOS-set-up sim RF / real zCOSMOS RF", f"{r['zcosmos_sim_nmad']:.4f} / {r['zcosmos_real_nmad']:.4f} = {r['zcosmos_ratio']:.2f}", "0.8–1.25", 0.8 <= r["zcosmos_ratio"] <= 1.25),
-        ("sim-trained RF on real zCOSMOS / real-trained", f"{r['transfer_nmad']:.4f} / {r['zcosmos_real_nmad']:.4f} = {r['transfer_ratio']:.2f} (ugriz only: {r['transfer_optical_ratio']:.2f})", "≤ 1.3", r["transfer_ratio"] <= 1.3),
-        ("sim-trained RF on real zCOSMOS: max \\|bias\\| per z bin of 0.2", f"{r['transfer_max_abs_bias']:.3f} (" + ", ".join(f"{lo:.1f}: {b:+.3f}" for lo, b in r["transfer_bias_bins"]) + ")", "≤ 0.01", r["transfer_max_abs_bias"] <= 0.01),
-        ("colours g−r, r−i, u−g per z bin: max \\|Δ median\\| vs zCOSMOS", f"{r['colour_max_abs_delta']:.3f}", "≤ 0.05", r["colour_max_abs_delta"] <= 0.05),
-        ("colours: σ68 sim / real, range over bins", f"{lo_ratio:.2f}–{hi_ratio:.2f}", "0.7–1.3", 0.7 <= lo_ratio and hi_ratio <= 1.3),
-        ("corr(catalogue r error, cutout 2″-aperture r error), 21<r<23", f"{r['image_error_correlation_21_23']:.3f} (18<r<21: {r['image_error_correlation_18_21']:.3f})", "≥ 0.8", r["image_error_correlation_21_23"] >= 0.8),
-        ("RF + r-band image moments vs catalogue only, z<0.8", f"{r['image_rf_moments_nmad_lowz']:.4f} vs {r['image_rf_catalogue_nmad_lowz']:.4f} (gain {100 * r['image_rf_gain']:.1f} %)", "measured (no free photometry)", True),
-        ("speed with cutouts, 2 workers", f"{r['speed_sources_per_s']:,.0f} sources/s", "≥ 1 500", r["speed_sources_per_s"] >= 1500),
+        (
+            "RF NMAD at z<0.8, KiDS+VIKING sim (another tile)",
+            f"{r['kids_nmad_lowz']:.4f} (outliers {100 * r['kids_outliers_lowz']:.2f} %)",
+            "0.013–0.025",
+            0.013 <= r["kids_nmad_lowz"] <= 0.025,
+        ),
+        (
+            "SDSS-like sim RF / real SDSS MGS RF",
+            f"{r['sdss_sim_nmad']:.4f} / {r['sdss_real_nmad']:.4f} = {r['sdss_ratio']:.2f}",
+            "0.8–1.25",
+            0.8 <= r["sdss_ratio"] <= 1.25,
+        ),
+        (
+            "zCOSMOS-set-up sim RF / real zCOSMOS RF",
+            f"{r['zcosmos_sim_nmad']:.4f} / {r['zcosmos_real_nmad']:.4f} = {r['zcosmos_ratio']:.2f}",
+            "0.8–1.25",
+            0.8 <= r["zcosmos_ratio"] <= 1.25,
+        ),
+        (
+            "sim-trained RF on real zCOSMOS / real-trained",
+            f"{r['transfer_nmad']:.4f} / {r['zcosmos_real_nmad']:.4f} = {r['transfer_ratio']:.2f} (ugriz only: {r['transfer_optical_ratio']:.2f})",
+            "≤ 1.3",
+            r["transfer_ratio"] <= 1.3,
+        ),
+        (
+            "sim-trained RF on real zCOSMOS: max \\|bias\\| per z bin of 0.2",
+            f"{r['transfer_max_abs_bias']:.3f} ("
+            + ", ".join(f"{lo:.1f}: {b:+.3f}" for lo, b in r["transfer_bias_bins"])
+            + ")",
+            "≤ 0.01",
+            r["transfer_max_abs_bias"] <= 0.01,
+        ),
+        (
+            "colours g−r, r−i, u−g per z bin: max \\|Δ median\\| vs zCOSMOS",
+            f"{r['colour_max_abs_delta']:.3f}",
+            "≤ 0.05",
+            r["colour_max_abs_delta"] <= 0.05,
+        ),
+        (
+            "colours: σ68 sim / real, range over bins",
+            f"{lo_ratio:.2f}–{hi_ratio:.2f}",
+            "0.7–1.3",
+            0.7 <= lo_ratio and hi_ratio <= 1.3,
+        ),
+        (
+            "corr(catalogue r error, cutout 2″-aperture r error), 21<r<23",
+            f"{r['image_error_correlation_21_23']:.3f} (18<r<21: {r['image_error_correlation_18_21']:.3f})",
+            "≥ 0.8",
+            r["image_error_correlation_21_23"] >= 0.8,
+        ),
+        (
+            "RF + r-band image moments vs catalogue only, z<0.8",
+            f"{r['image_rf_moments_nmad_lowz']:.4f} vs {r['image_rf_catalogue_nmad_lowz']:.4f} (gain {100 * r['image_rf_gain']:.1f} %)",
+            "measured (no free photometry)",
+            True,
+        ),
+        (
+            "speed with cutouts, 2 workers",
+            f"{r['speed_sources_per_s']:,.0f} sources/s",
+            "≥ 1 500",
+            r["speed_sources_per_s"] >= 1500,
+        ),
     ]
 
 
 def report(r: dict, command: str) -> str:
     lines = ["| target | measured | criterion | verdict |", "|---|---|---|---|"]
     lines += [f"| {t} | {m} | {c} | {'pass' if ok else '**miss**'} |" for t, m, c, ok in verdicts(r)]
-    colours = ["| z bin | colour | N real | Δ median (sim − real) | σ68 sim / real |", "|---|---|---|---|---|"]
+    colours = [
+        "| z bin | colour | N real | Δ median (sim − real) | σ68 sim / real |",
+        "|---|---|---|---|---|",
+    ]
     colours += [
         f"| {c['z_lo']:.2f}–{c['z_hi']:.2f} | {c['colour']} | {c['n_real']} | {c['delta_median']:+.3f} | {c['sigma68_ratio']:.2f} |"
         for c in r["colours"]
@@ -477,8 +575,12 @@ def report(r: dict, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller samples (a smoke run; results not written)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller samples (a smoke run; results not written)"
+    )
     args = parser.parse_args(argv)
     data = shared_data_dir()
     if not (data / "real/zcosmos_bright").is_dir() or not (data / "real/sdss_mgs").is_dir():

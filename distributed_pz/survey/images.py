@@ -231,8 +231,12 @@ def fourier_sources(
 
 def _phase(model: ImageModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Shift theorem phase ramp for centres (x, y) [pixels], shape ``(N, F, F//2+1)`` complex64."""
-    phase_x = np.exp(-2j * np.pi * model.kx[0] * x.astype(np.float32)[:, None]).astype(np.complex64)  # (N, F/2+1)
-    phase_y = np.exp(-2j * np.pi * model.ky[0, :, 0] * y.astype(np.float32)[:, None]).astype(np.complex64)  # (N, F)
+    phase_x = np.exp(-2j * np.pi * model.kx[0] * x.astype(np.float32)[:, None]).astype(
+        np.complex64
+    )  # (N, F/2+1)
+    phase_y = np.exp(-2j * np.pi * model.ky[0, :, 0] * y.astype(np.float32)[:, None]).astype(
+        np.complex64
+    )  # (N, F)
     return phase_y[:, :, None] * phase_x[:, None, :]
 
 

@@ -210,9 +210,9 @@ def observe(
     flux = signal + sigma * rng.standard_normal((n, n_bands, n_max))
     outlier = rng.random((n, n_bands, n_max)) < outlier_rate
     sign = np.where(rng.random((n, n_bands, n_max)) < 0.7, 1.0, -1.0)
-    amplitude = rng.uniform(3.0, 20.0, outlier.shape) * sigma + rng.uniform(0.05, 0.5, outlier.shape) * np.abs(
-        flux_true[..., None]
-    )
+    amplitude = rng.uniform(3.0, 20.0, outlier.shape) * sigma + rng.uniform(
+        0.05, 0.5, outlier.shape
+    ) * np.abs(flux_true[..., None])
     flux += np.where(outlier, sign * amplitude, 0.0)
     in_gap = (dec[:, None] >= plan.gap_dec[None, :, 0]) & (dec[:, None] < plan.gap_dec[None, :, 1])  # (N, B)
     valid &= ~in_gap[..., None]
@@ -229,7 +229,9 @@ def coadd_signal(signal: np.ndarray, flux_exp_err: np.ndarray) -> np.ndarray:
     ok = np.isfinite(signal) & np.isfinite(e) & (e > 0)
     weight = np.where(ok, 1.0 / np.where(ok, e, 1.0) ** 2, 0.0)
     total = weight.sum(axis=-1)
-    return np.where(total > 0, (weight * np.where(ok, signal, 0.0)).sum(axis=-1) / np.where(total > 0, total, 1), np.nan)
+    return np.where(
+        total > 0, (weight * np.where(ok, signal, 0.0)).sum(axis=-1) / np.where(total > 0, total, 1), np.nan
+    )
 
 
 def coadd(

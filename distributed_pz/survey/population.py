@@ -58,7 +58,7 @@ class Schechter:
         return self.phi_star * (1.0 + z) ** self.phi_evol
 
 
-EARLY = Schechter(m_star=-21.3, alpha=-0.5, phi_star=3.0e-3, q_evol=1.0, phi_evol=-1.5)
+EARLY = Schechter(m_star=-21.3, alpha=-0.5, phi_star=2.2e-3, q_evol=1.0, phi_evol=-1.5)
 LATE = Schechter(m_star=-20.9, alpha=-1.3, phi_star=4.0e-3, q_evol=1.0, phi_evol=0.0)
 _X_GRID = np.linspace(-6.0, 10.0, 1601)
 """M − M* grid of the tabulated luminosity-function CDFs."""
@@ -88,11 +88,11 @@ class GalaxyKnobs:
     """Per-galaxy realism settings (see :class:`~distributed_pz.survey.simulate.SimulationConfig`)."""
 
     selection_softness_mag: float = 0.2
-    colour_luminosity: float = 0.15
-    partner_weight_max: float = 0.6
+    colour_luminosity: float = 0.25
+    partner_weight_max: float = 0.35
     partner_spread: int = 2
-    dust_slope_sigma: float = 0.25
-    colour_scatter_mag: float = 0.04
+    dust_slope_sigma: float = 0.15
+    colour_scatter_mag: float = 0.02
     line_strength: float = 0.6
     line_scatter_dex: float = 0.3
 
@@ -169,7 +169,8 @@ class GalaxyModel:
         n = len(z)
         reps = ((2.5, 0.0), (7.0, 0.1))
         self.k_rep = tuple(
-            -2.5 * np.log10(
+            -2.5
+            * np.log10(
                 sed.galaxy_fluxes(grids, *sed.sequence_mixture(np.full(n, t)), np.full(n, e), z)[:, self.band]
             )
             for t, e in reps
@@ -216,7 +217,9 @@ class GalaxyModel:
         soft = k.selection_softness_mag * np.clip(rng.logistic(0.0, 1.0, n), -5.0, 5.0)
         limits = np.array([s.r_limit for s in self.selections])[which] + soft
         quantile = rng.random(n)
-        k_rep = np.where(early, np.interp(z, self.grids.z, self.k_rep[0]), np.interp(z, self.grids.z, self.k_rep[1]))
+        k_rep = np.where(
+            early, np.interp(z, self.grids.z, self.k_rep[0]), np.interp(z, self.grids.z, self.k_rep[1])
+        )
         dm_guess = self._abs_mag(z, early, 10.0 ** (-0.4 * k_rep), limits, quantile) - self._m_star(z, early)
         sed_index, ebv = self._sample_sed(rng, z, early, dm_guess)
         colour = diversity.sequence_colour(self.grids, sed_index)
@@ -224,7 +227,9 @@ class GalaxyModel:
         partner_weight = k.partner_weight_max * rng.random(n)
         seq_components, seq_weights = sed.sequence_mixture(sed_index)
         components = np.concatenate([seq_components, partner[:, None]], axis=1)
-        weights = np.concatenate([seq_weights * (1.0 - partner_weight)[:, None], partner_weight[:, None]], axis=1)
+        weights = np.concatenate(
+            [seq_weights * (1.0 - partner_weight)[:, None], partner_weight[:, None]], axis=1
+        )
         continuum = sed.galaxy_fluxes(self.grids, components, weights, ebv, z)
         abs_mag = self._abs_mag(z, early, continuum[:, self.band], limits, quantile)
         line_ratios = self._sample_lines(rng, sed_index)
@@ -235,7 +240,9 @@ class GalaxyModel:
         distmod = np.interp(z, self.cosmo.z, self.cosmo.distance_modulus)
         mag = abs_mag[:, None] - 2.5 * np.log10(np.maximum(flux, 1e-300)) + distmod[:, None] + offset
         rest_colour = colour + offset[:, 0] - offset[:, self.grids.r_index]
-        shapes = self._sample_shapes(rng, z, early, sed_index, rest_colour - colour, abs_mag - self._m_star(z, early))
+        shapes = self._sample_shapes(
+            rng, z, early, sed_index, rest_colour - colour, abs_mag - self._m_star(z, early)
+        )
         return {
             "z": z,
             "sed_index": sed_index,

@@ -28,7 +28,6 @@ alone — never of how the rows are later split into blocks, nor of whether cuto
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -186,10 +185,10 @@ class SimulationConfig:
     highz_z_min: float = 0.8
     highz_peak_fraction: float = 0.5
     selection_softness_mag: float = 0.2
-    colour_luminosity: float = 0.15
-    partner_weight_max: float = 0.6
-    dust_slope_sigma: float = 0.25
-    colour_scatter_mag: float = 0.04
+    colour_luminosity: float = 0.25
+    partner_weight_max: float = 0.35
+    dust_slope_sigma: float = 0.15
+    colour_scatter_mag: float = 0.02
     line_strength: float = 0.6
     line_scatter_dex: float = 0.3
     zeropoint: float = 30.0
@@ -245,7 +244,9 @@ class SimulationConfig:
         if not (self.depth_5sigma or band_set.depth_5sigma):
             problems.append(f"band set {band_set.name!r} has no depths: give depth_5sigma")
         if self.selection_band not in band_set.bands or "r" not in band_set.bands:
-            problems.append(f"band set {band_set.name!r} needs an r band and selection_band {self.selection_band!r}")
+            problems.append(
+                f"band set {band_set.name!r} needs an r band and selection_band {self.selection_band!r}"
+            )
         lo, hi = images.PSF_FWHM_RANGE_ARCSEC
         if any(not lo <= f <= hi / 1.5 for f in self.psf_fwhm_arcsec):
             problems.append(f"psf_fwhm_arcsec must lie in [{lo}, {hi / 1.5:.2f}]")
@@ -370,7 +371,9 @@ class _TileSimulator:
         self.image_index = self.band_set.indices(self.band_set.image_bands)
         fwhm = self.psf.tile_fwhm[self.image_index]
         self.image_model = (
-            images.build_image_model(c.pixel_scale_arcsec, c.moffat_beta, (0.69 * fwhm.min(), 1.31 * fwhm.max()))
+            images.build_image_model(
+                c.pixel_scale_arcsec, c.moffat_beta, (0.69 * fwhm.min(), 1.31 * fwhm.max())
+            )
             if c.makes_cutouts
             else None
         )
@@ -380,7 +383,9 @@ class _TileSimulator:
         """The tile's seeing (its own random stream, so attributes need no simulation)."""
         band_set = get_band_set(config.band_set)
         rng = np.random.default_rng([config.seed, _STREAM_PSF])
-        return PsfField.draw(rng, nominal_seeing(config, band_set), config.psf_tile_scatter, config.psf_variation)
+        return PsfField.draw(
+            rng, nominal_seeing(config, band_set), config.psf_tile_scatter, config.psf_variation
+        )
 
     def rows(self, group: int) -> tuple[int, int]:
         start = group * GROUP_ROWS
@@ -411,7 +416,9 @@ class _TileSimulator:
             drawn["mag"],
         )
         half = c.tile_size_deg / 2.0
-        x = np.clip(((ra - c.ra_center + 180.0) % 360.0 - 180.0) * np.cos(np.radians(c.dec_center)) / half, -1, 1)
+        x = np.clip(
+            ((ra - c.ra_center + 180.0) % 360.0 - 180.0) * np.cos(np.radians(c.dec_center)) / half, -1, 1
+        )
         truth["psf_fwhm_arcsec"] = self.psf.fwhm(x, np.clip((dec - c.dec_center) / half, -1, 1))
         truth["sigma_source_arcsec"] = _gaussian_size(truth)
         flux_true = flux_from_mag(truth["mag_true"], c.zeropoint)  # (N, B)
@@ -421,11 +428,20 @@ class _TileSimulator:
             nominal_exposures=self.exposures,
             exposure_loss=np.array(self.design.exposure_loss),
             exposure_gain=np.array(self.design.exposure_gain),
-            norm_ratio=measurement_norm(size, truth["psf_fwhm_arcsec"], c.aperture_min_arcsec) / self.point_norm,
+            norm_ratio=measurement_norm(size, truth["psf_fwhm_arcsec"], c.aperture_min_arcsec)
+            / self.point_norm,
             shot=shot_noise_per_flux(size, truth["psf_fwhm_arcsec"], c.aperture_min_arcsec, self.sky_flux),
         )
         flux_exp, flux_exp_err, signal = observe(
-            rng, flux_true, dec, self.plan, noise, c.n_exp_min, c.n_exp_max, c.zp_jitter_source_mag, c.outlier_rate
+            rng,
+            flux_true,
+            dec,
+            self.plan,
+            noise,
+            c.n_exp_min,
+            c.n_exp_max,
+            c.zp_jitter_source_mag,
+            c.outlier_rate,
         )
         mag, mag_err, mag_flag, _, _ = coadd(flux_exp, flux_exp_err, c.zeropoint)
         truth["flux_signal"] = coadd_signal(signal, flux_exp_err)
@@ -448,9 +464,13 @@ class _TileSimulator:
         c, model, ci = self.config, self.image_model, self.image_index
         n = len(truth["class"])
         rng = np.random.default_rng([c.seed, _STREAM_IMAGES, group])
-        _, _, _, flux_cat, sigma_cat = coadd(arrays["flux_exp"][:, ci], arrays["flux_exp_err"][:, ci], c.zeropoint)
+        _, _, _, flux_cat, sigma_cat = coadd(
+            arrays["flux_exp"][:, ci], arrays["flux_exp_err"][:, ci], c.zeropoint
+        )
         signal = truth["flux_signal"][:, ci]
-        flux = np.where(np.isfinite(signal), signal, flux_from_mag(truth["mag_true"][:, ci], c.zeropoint))  # (N, C)
+        flux = np.where(
+            np.isfinite(signal), signal, flux_from_mag(truth["mag_true"][:, ci], c.zeropoint)
+        )  # (N, C)
         # bulges are redder than discs: B/T per band scales with (λ_pivot / λ_r)^1.5; clumps bluer
         pivot = self.grids.passbands.pivot
         redness = (pivot[ci] / pivot[self.grids.r_index]) ** 1.5  # (C,)

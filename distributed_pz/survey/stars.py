@@ -36,7 +36,11 @@ def blackbody(wave: np.ndarray, temperature: np.ndarray | float) -> np.ndarray:
 
 def molecular_depth(temperature: np.ndarray | float) -> np.ndarray:
     """Depth A(T) [mag] of the M-dwarf molecular-band depression (0 above 4200 K)."""
-    return _BAND_DEPTH_PER_KK * np.clip(_BAND_DEPTH_T0 - np.asarray(temperature, dtype=np.float64), 0, None) / 1000
+    return (
+        _BAND_DEPTH_PER_KK
+        * np.clip(_BAND_DEPTH_T0 - np.asarray(temperature, dtype=np.float64), 0, None)
+        / 1000
+    )
 
 
 def stellar_sed(wave: np.ndarray, temperature: float) -> np.ndarray:
