@@ -9,8 +9,11 @@ error–magnitude relation, the real selection applied to the observed magnitude
 i < 22.5; SDSS MGS 16 < r < 17.77, z < 0.3), and the simulated galaxies resampled to the real
 (z, i) [zCOSMOS] or (z, r) [SDSS] distribution. The random forest is always the same: 200 trees,
 min_samples_leaf 2, max_features 0.5, on magnitudes + adjacent colours (non-detections at their
-1σ limit, missing bands at the training median). Simulated tests use another tile (seed) than
-training. NMAD = 1.4826 median |Δ − median Δ|, Δ = (z_p − z_s)/(1 + z_s); outliers |Δ| > 0.15.
+1σ limit, missing bands at the training median). The KiDS+VIKING and image forests are tested
+on another tile (seed) than they were trained on — tiles have their own zero points, so that is
+the honest split; the real catalogues come from one field each (zCOSMOS, split 80/20) or one
+calibrated survey (SDSS MGS), so their simulated counterparts are trained and tested on
+disjoint halves of one tile. NMAD = 1.4826 median |Δ − median Δ|, Δ = (z_p − z_s)/(1 + z_s); outliers |Δ| > 0.15.
 
 Needs the shared real catalogues (``$DPZ_SHARED_DATA`` or ``../shared/data``); without them it
 says so and exits 0. Results: ``results/simulator_realism.{jsonl,md}`` and two PNGs.
@@ -229,6 +232,12 @@ def sdss_config(depths: tuple[float, ...], n: int, seed: int) -> SimulationConfi
     )
 
 
+def halves(s: Sample) -> tuple[Sample, Sample]:
+    """Disjoint training and test pools of one simulated tile (the real samples come from one field)."""
+    h = len(s.z) // 2
+    return s.take(np.arange(h)), s.take(np.arange(h, len(s.z)))
+
+
 def cut(s: Sample, band: int, lo: float, hi: float, z_max: float) -> Sample:
     return s.take(np.flatnonzero((s.mag[:, band] > lo) & (s.mag[:, band] < hi) & (s.z < z_max)))
 
@@ -257,7 +266,7 @@ def sdss_difficulty(data: Path, n_sim: int) -> dict:
     predict = forest(features(real_train), real_train.z)
     real = nmad(predict(features(real_test)), real_test.z)
     depths = calibrated_depths(lambda d, n, seed: sdss_config(d, n, seed), real_train, 2, 16.0, 17.77, 0.3)
-    pools = [cut(simulated(sdss_config(depths, n_sim, seed))[0], 2, 16.0, 17.77, 0.3) for seed in (201, 202)]
+    pools = halves(cut(simulated(sdss_config(depths, n_sim, 201))[0], 2, 16.0, 17.77, 0.3))
     train = matched(pools[0], real_train, 2, len(real_train.z), 1)
     test = matched(pools[1], real_test, 2, len(real_test.z), 2)
     sim = nmad(forest(features(train), train.z)(features(test)), test.z)
@@ -279,7 +288,7 @@ def zcosmos_all(data: Path, n_sim: int) -> tuple[dict, dict]:
 
     depths = calibrated_depths(make, real, 3, 0.0, 22.5, 1.4)
     out_depths = {"zcosmos_depths": depths}
-    pools = [cut(simulated(make(depths, n_sim, seed))[0], 3, 0.0, 22.5, 1.4) for seed in (301, 302)]
+    pools = halves(cut(simulated(make(depths, n_sim, 301))[0], 3, 0.0, 22.5, 1.4))
     sim_train = matched(pools[0], real_train, 3, len(real_train.z), 3)
     sim_test = matched(pools[1], real_test, 3, len(real_test.z), 4)
     rf_sim = forest(features(sim_train), sim_train.z)
@@ -295,28 +304,56 @@ def zcosmos_all(data: Path, n_sim: int) -> tuple[dict, dict]:
         "transfer_ratio": nmad(z_transfer, real_test.z) / nmad(z_real, real_test.z),
         **out_depths,
     }
-    bias = []
-    for lo in np.arange(0.0, 1.2, 0.2):
-        rows = (real_test.z >= lo) & (real_test.z < lo + 0.2)
-        if rows.sum() >= 30:
-            bias.append(
-                (
-                    float(lo),
-                    float(np.median((z_transfer[rows] - real_test.z[rows]) / (1 + real_test.z[rows]))),
-                )
-            )
+    bias = binned_bias(z_transfer, real_test.z)
     out["transfer_bias_bins"] = bias
     out["transfer_max_abs_bias"] = max(abs(b) for _, b in bias)
-    optical = slice(0, 5)
-    opt = lambda s: Sample(
-        s.mag[:, optical], s.err[:, optical], s.z, None if s.limit is None else s.limit[:, optical]
-    )  # noqa: E731
+    offsets = zero_point_offsets(sim_train, real_train)
+    z_aligned = rf_sim(features(Sample(real_test.mag + offsets, real_test.err, real_test.z)))
+    out["transfer_aligned_ratio"] = nmad(z_aligned, real_test.z) / nmad(z_real, real_test.z)
+    out["transfer_aligned_max_abs_bias"] = max(abs(b) for _, b in binned_bias(z_aligned, real_test.z))
+    out["zero_point_offsets"] = [float(o) for o in offsets]
+    opt = optical_only
     z_opt_real = forest(features(opt(real_train)), real_train.z)(features(opt(real_test)))
     z_opt_transfer = forest(features(opt(sim_train)), sim_train.z)(features(opt(real_test)))
     out["transfer_optical_ratio"] = nmad(z_opt_transfer, real_test.z) / nmad(z_opt_real, real_test.z)
     colour_sim = matched(pools[0], real, 3, 4 * len(real.z), 5)
     out.update(colour_table(colour_sim, real))
     return out, {"real": real, "sim": colour_sim}
+
+
+def optical_only(s: Sample) -> Sample:
+    """The u g r i z columns of a zCOSMOS-set-up sample."""
+    return Sample(s.mag[:, :5], s.err[:, :5], s.z, None if s.limit is None else s.limit[:, :5])
+
+
+def binned_bias(z_phot: np.ndarray, z_spec: np.ndarray) -> list[tuple[float, float]]:
+    """Median Δ = (z_p − z_s)/(1 + z_s) in z_spec bins of 0.2 holding ≥ 30 galaxies."""
+    out = []
+    for lo in np.arange(0.0, 1.2, 0.2):
+        rows = (z_spec >= lo) & (z_spec < lo + 0.2)
+        if rows.sum() >= 30:
+            out.append((float(lo), float(np.median((z_phot[rows] - z_spec[rows]) / (1 + z_spec[rows])))))
+    return out
+
+
+def zero_point_offsets(sim: Sample, real: Sample) -> np.ndarray:
+    """Per-band offsets to add to real magnitudes: median sim − real colour vs i at matched z (i fixed).
+
+    The "systematic offsets" of template-fitting codes (LePhare, Ilbert et al. 2006), learned on
+    the real training set only; they align the zCOSMOS J (≈ 0.3 mag off) and other zero points.
+    """
+    edges = np.arange(0.0, 1.45, 0.1)
+    offsets = np.zeros(sim.mag.shape[1])
+    for b in range(sim.mag.shape[1]):
+        cells = []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            s_in, r_in = (sim.z >= lo) & (sim.z < hi), (real.z >= lo) & (real.z < hi)
+            if s_in.sum() >= 30 and r_in.sum() >= 30:
+                cs = np.nanmedian(sim.mag[s_in, b] - sim.mag[s_in, 3])
+                cells.append((cs - np.median(real.mag[r_in, b] - real.mag[r_in, 3]), r_in.sum()))
+        delta, weight = np.array(cells).T
+        offsets[b] = np.average(delta, weights=weight)
+    return offsets
 
 
 def sigma68(x: np.ndarray) -> float:
@@ -480,8 +517,8 @@ def plots(samples: dict, out_dir: Path) -> None:
     plt.close(fig)
 
 
-def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
-    """(target, measured, criterion, pass) per issue-13 target."""
+def verdicts(r: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(target, measured, criterion, pass) per issue-13 target; pass is None for reported-only rows."""
     lo_ratio, hi_ratio = r["colour_sigma_ratio_range"]
     return [
         (
@@ -507,6 +544,13 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
             f"{r['transfer_nmad']:.4f} / {r['zcosmos_real_nmad']:.4f} = {r['transfer_ratio']:.2f} (ugriz only: {r['transfer_optical_ratio']:.2f})",
             "≤ 1.3",
             r["transfer_ratio"] <= 1.3,
+        ),
+        (
+            "⋯ after per-band zero-point alignment (offsets fitted on the real training set)",
+            f"ratio {r['transfer_aligned_ratio']:.2f}, max \\|bias\\| {r['transfer_aligned_max_abs_bias']:.3f}; offsets "
+            + ", ".join(f"{b} {o:+.2f}" for b, o in zip(ZCOSMOS_BANDS, r["zero_point_offsets"], strict=True)),
+            "context",
+            None,
         ),
         (
             "sim-trained RF on real zCOSMOS: max \\|bias\\| per z bin of 0.2",
@@ -538,7 +582,7 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
             "RF + r-band image moments vs catalogue only, z<0.8",
             f"{r['image_rf_moments_nmad_lowz']:.4f} vs {r['image_rf_catalogue_nmad_lowz']:.4f} (gain {100 * r['image_rf_gain']:.1f} %)",
             "measured (no free photometry)",
-            True,
+            None,
         ),
         (
             "speed with cutouts, 2 workers",
@@ -551,7 +595,10 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
 
 def report(r: dict, command: str) -> str:
     lines = ["| target | measured | criterion | verdict |", "|---|---|---|---|"]
-    lines += [f"| {t} | {m} | {c} | {'pass' if ok else '**miss**'} |" for t, m, c, ok in verdicts(r)]
+    lines += [
+        f"| {t} | {m} | {c} | {'reported' if ok is None else 'pass' if ok else '**miss**'} |"
+        for t, m, c, ok in verdicts(r)
+    ]
     colours = [
         "| z bin | colour | N real | Δ median (sim − real) | σ68 sim / real |",
         "|---|---|---|---|---|",

@@ -15,7 +15,7 @@ Model (per band b; fluxes linear in the tile zero point, ``mag = zp − 2.5 log1
   (:mod:`distributed_pz.survey.surveys`), clamped to [n_min, n_max].
 - The source's own shot noise adds ``F / (S_sky 2π (σ_w²/2 + σ_s²))`` to the relative variance
   (S_sky the sky brightness in flux per arcsec²; the sky-limited variance is 1).
-- Every band of the tile has a zero-point offset (the tile's calibration, σ ≈ 1.5 %), every
+- Every band of the tile has a zero-point offset (the tile's calibration, σ ≈ 1 %, KiDS DR4-like), every
   exposure another (jitter, ~2 %) shared by all its sources, plus a small per-source residual
   (flat field, illumination). Quoted errors do not include these, as in real catalogues, and a
   test on another tile is the honest split.

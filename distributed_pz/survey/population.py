@@ -36,6 +36,10 @@ N_EARLY_TEMPLATES = 5
 """Templates 0–4 (Ell1, Ell3, Ell5, Ell7, S0) are early types; 5–13 (Sa … SB11) late types."""
 _BULGE_FRACTION = np.array([0.95, 0.95, 0.95, 0.95, 0.6, 0.45, 0.3, 0.15, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0])
 """Typical bulge-to-total ratio per template (Hubble type)."""
+_LATE_SPAN = 6.0
+"""Ordinary late types span Sa (5) … SB5 (11) of the sequence."""
+_BURST_FRACTION = 0.04
+"""Share of late types (× (1+z)) that are young starbursts (SB5 … SB11)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class Schechter:
         return self.phi_star * (1.0 + z) ** self.phi_evol
 
 
-EARLY = Schechter(m_star=-21.3, alpha=-0.5, phi_star=2.2e-3, q_evol=1.0, phi_evol=-1.5)
+EARLY = Schechter(m_star=-21.3, alpha=-0.5, phi_star=2.2e-3, q_evol=1.0, phi_evol=-3.0)
 LATE = Schechter(m_star=-20.9, alpha=-1.3, phi_star=4.0e-3, q_evol=1.0, phi_evol=0.0)
 _X_GRID = np.linspace(-6.0, 10.0, 1601)
 """M − M* grid of the tabulated luminosity-function CDFs."""
@@ -88,7 +92,7 @@ class GalaxyKnobs:
     """Per-galaxy realism settings (see :class:`~distributed_pz.survey.simulate.SimulationConfig`)."""
 
     selection_softness_mag: float = 0.2
-    colour_luminosity: float = 0.25
+    colour_luminosity: float = 0.3
     partner_weight_max: float = 0.35
     partner_spread: int = 2
     dust_slope_sigma: float = 0.15
@@ -287,14 +291,15 @@ class GalaxyModel:
 
         Early types: index ``4 − U w(z) − c_L max(dm, 0) · 2`` with w = min(4, 2 + 2z) (the S0/Ell7
         end at low z, towards the younger Ell1 at z ≳ 1 and at low luminosity). Late types:
-        ``5 + 8 U^a`` with ``a = 1.5/(1+z) · 10^(−c_L dm)`` (Sb–Sd typical for L* at z ≈ 0,
-        starbursts towards high z and low luminosity); ``dm = M − M*``, ``c_L`` =
-        ``colour_luminosity``. Dust as Ilbert et al. (2009): E(B−V) exponential with mean 0.15
-        (≤ 0.6) for templates bluer than Sc, ramping in from a third of that at Sa.
+        ``5 + 6 U^a`` (Sa … SB5) with ``a = 1.5/(1+z) · 10^(−c_L dm)`` (Sb–Sd typical for L* at
+        z ≈ 0, bluer towards high z and low luminosity), ``dm = M − M*`` (clipped to [−2, 3]),
+        ``c_L`` = ``colour_luminosity``; a share 0.04 (1+z) of late types are young starbursts
+        (uniform over SB5 … SB11). Dust: E(B−V) exponential with mean 0.08 (≤ 0.6), a third of it
+        at Sa ramping to all of it from Sdm on (Ilbert et al. 2009 redden only blue templates).
         """
         c_l = self.knobs.colour_luminosity
         u = rng.random(len(z))
-        late_power = 1.5 / (1.0 + z) * 10.0 ** (-c_l * np.clip(dm_star, -2.0, 5.0))
+        late_power = 1.5 / (1.0 + z) ** 2 * 10.0 ** (-c_l * np.clip(dm_star, -2.0, 3.0))
         index = np.where(
             early,
             np.clip(
@@ -304,10 +309,14 @@ class GalaxyModel:
                 0.0,
                 N_EARLY_TEMPLATES - 1,
             ),
-            N_EARLY_TEMPLATES + (len(_BULGE_FRACTION) - 1 - N_EARLY_TEMPLATES) * u**late_power,
+            N_EARLY_TEMPLATES + _LATE_SPAN * u**late_power,
+        )
+        burst = ~early & (rng.random(len(z)) < _BURST_FRACTION * (1.0 + z))
+        index = np.where(
+            burst, rng.uniform(N_EARLY_TEMPLATES + _LATE_SPAN, len(_BULGE_FRACTION) - 1, len(z)), index
         )
         ramp = np.clip((index - 5.0) / 5.0, 0.0, 1.0) * (2.0 / 3.0) + np.where(index >= 5.0, 1.0 / 3.0, 0.0)
-        ebv = np.minimum(0.15 * rng.exponential(1.0, len(z)), 0.6) * ramp
+        ebv = np.minimum(0.08 * (1.0 + z) * rng.exponential(1.0, len(z)), 0.6) * ramp
         return index, ebv
 
     def _abs_mag(

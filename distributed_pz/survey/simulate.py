@@ -185,7 +185,7 @@ class SimulationConfig:
     highz_z_min: float = 0.8
     highz_peak_fraction: float = 0.5
     selection_softness_mag: float = 0.2
-    colour_luminosity: float = 0.25
+    colour_luminosity: float = 0.3
     partner_weight_max: float = 0.35
     dust_slope_sigma: float = 0.15
     colour_scatter_mag: float = 0.02
@@ -194,7 +194,7 @@ class SimulationConfig:
     zeropoint: float = 30.0
     n_exp_min: int = 1
     n_exp_max: int = 5
-    zp_tile_mag: float = 0.015
+    zp_tile_mag: float = 0.01
     zp_jitter_mag: float = 0.02
     zp_jitter_source_mag: float = 0.005
     depth_scatter: float = 0.15
