@@ -123,6 +123,8 @@ def test_selection_is_smooth_and_faint_galaxies_are_bluer():
     r = truth["mag_true"][:, R]
     counts = [np.sum((r >= lo) & (r < lo + 0.2)) for lo in (19.6, 19.8, 20.0, 20.2)]
     assert counts[2] > 0.15 * counts[1] and counts[3] > 0.05 * counts[0]  # no ×15 cliff at r = 20
-    low = truth["z"] < 0.4
+    at_z = (truth["z"] > 0.15) & (truth["z"] < 0.3)  # fixed redshift: same K-correction
     g_r = truth["mag_true"][:, 1] - truth["mag_true"][:, 2]
-    assert np.median(g_r[low & (r > 21)]) < np.median(g_r[low & (r < 19)]) - 0.1
+    faint, bright = at_z & (truth["abs_mag_r"] > -19.5), at_z & (truth["abs_mag_r"] < -21.0)
+    assert faint.sum() > 50 and bright.sum() > 50
+    assert np.median(g_r[faint]) < np.median(g_r[bright]) - 0.1

@@ -95,6 +95,7 @@ class GalaxyKnobs:
     colour_luminosity: float = 0.3
     partner_weight_max: float = 0.35
     partner_spread: int = 2
+    dust_slope_mean: float = -0.3
     dust_slope_sigma: float = 0.15
     colour_scatter_mag: float = 0.02
     line_strength: float = 0.6
@@ -238,7 +239,7 @@ class GalaxyModel:
         abs_mag = self._abs_mag(z, early, continuum[:, self.band], limits, quantile)
         line_ratios = self._sample_lines(rng, sed_index)
         flux = sed.galaxy_fluxes(self.grids, components, weights, ebv, z, line_ratios)
-        slope = rng.normal(0.0, k.dust_slope_sigma, n)
+        slope = rng.normal(k.dust_slope_mean, k.dust_slope_sigma, n)
         offset = diversity.dust_slope_offsets(self.grids, z, ebv, slope, self.band)
         offset += diversity.intrinsic_offsets(rng, self.grids, z, k.colour_scatter_mag, self.band)
         distmod = np.interp(z, self.cosmo.z, self.cosmo.distance_modulus)
@@ -299,7 +300,7 @@ class GalaxyModel:
         """
         c_l = self.knobs.colour_luminosity
         u = rng.random(len(z))
-        late_power = 1.5 / (1.0 + z) ** 2 * 10.0 ** (-c_l * np.clip(dm_star, -2.0, 3.0))
+        late_power = 1.5 / (1.0 + z) ** 3 * 10.0 ** (-c_l * np.clip(dm_star, -2.0, 3.0))
         index = np.where(
             early,
             np.clip(

@@ -119,8 +119,9 @@ class SimulationConfig:
         Strength of the colour–luminosity relation (fainter galaxies bluer; 0: none).
     partner_weight_max
         Largest weight of a galaxy's real Brown et al. (2014) SED partner.
-    dust_slope_sigma
-        RMS of the attenuation-curve slope δ, k(λ) (λ/5500 Å)^δ.
+    dust_slope_mean, dust_slope_sigma
+        Mean and RMS of the attenuation-curve slope δ, k(λ) (λ/5500 Å)^δ (Salim et al. 2018:
+        star-forming galaxies have curves steeper than Calzetti, δ ≈ −0.3 on average).
     colour_scatter_mag
         RMS scale of the smooth intrinsic rest-frame colour perturbation [mag].
     line_strength, line_scatter_dex
@@ -187,6 +188,7 @@ class SimulationConfig:
     selection_softness_mag: float = 0.2
     colour_luminosity: float = 0.3
     partner_weight_max: float = 0.35
+    dust_slope_mean: float = -0.3
     dust_slope_sigma: float = 0.15
     colour_scatter_mag: float = 0.02
     line_strength: float = 0.6
@@ -335,6 +337,7 @@ class _TileSimulator:
             selection_softness_mag=c.selection_softness_mag,
             colour_luminosity=c.colour_luminosity,
             partner_weight_max=c.partner_weight_max,
+            dust_slope_mean=c.dust_slope_mean,
             dust_slope_sigma=c.dust_slope_sigma,
             colour_scatter_mag=c.colour_scatter_mag,
             line_strength=c.line_strength,
