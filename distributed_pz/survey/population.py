@@ -1,24 +1,29 @@
 """Who is in a simulated tile: classes, redshifts, luminosities, SED types, dust and shapes.
 
 The galaxy sample mimics the GaZNet spectroscopic sample (Li et al. 2022, §2.2 and Fig. 2):
-three selections, each magnitude-limited in r and drawn from luminosity functions through the
-Planck18 volume element with exact K-corrections,
+three selections, each magnitude-limited in the selection band (r by default) and drawn from
+luminosity functions through the Planck18 volume element with exact K-corrections,
 
 - **wide** (GAMA-like, most of the sample): r < 20, which puts the n(z) peak at z ≈ 0.2;
 - **deep** (zCOSMOS-bright/DEEP2-like): r < 22.5, median z ≈ 0.6;
-- **high-z** (zCOSMOS-deep-like): z uniform in [0.8, z_max] down to the tile's r limit,
+- **high-z** (zCOSMOS-deep-like): z in [0.8, z_max], half flat and half in a peak at z ≈ 2.3,
+  down to the tile's r limit,
 
-so most galaxies have r < 21 and z < 0.8 with a thin, flat tail to z = 3. Two populations,
-early (Ell–S0 templates) and late (Sa–SB), each have a Schechter r-band luminosity function
-(GAMA, Loveday et al. 2012, at h = 0.7: M* = −21.3, α = −0.5 and M* = −20.9, α = −1.3) with
-M* brightening by one magnitude per unit redshift (up to z = 2) and the early-type density
-falling as (1+z)^−1.5. Early types get older templates at low z and a wider age range at high
-z; late types shift towards starburst templates with redshift. Sizes follow size–luminosity
-relations with van der Wel et al. (2014)-like redshift evolution; bulge fractions follow the
-template's Hubble type.
+so most galaxies have r < 21 and z < 0.8 with a thin tail to z = 3. Every limit is smeared by a
+logistic (``selection_softness_mag``), so completeness falls smoothly. Two populations, early
+(Ell–S0 templates) and late (Sa–SB), each have a Schechter r-band luminosity function (GAMA,
+Loveday et al. 2012, at h = 0.7: M* = −21.3, α = −0.5 and M* = −20.9, α = −1.3) with M*
+brightening by one magnitude per unit redshift (up to z = 2) and the early-type density falling
+as (1+z)^−3 (the red fraction of i-selected samples drops with z, as in zCOSMOS). The SED depends
+on luminosity (fainter galaxies are bluer, a colour–luminosity relation) and redshift (late types
+younger at high z); :mod:`~distributed_pz.survey.diversity` adds real-galaxy partners, dust-law
+slopes and intrinsic colour scatter. Sizes follow size–luminosity relations by type with
+van der Wel et al. (2014)-like redshift evolution; bulge fractions follow the Hubble type and
+the colour; star-forming galaxies carry clumps.
 
-Stars have :mod:`~distributed_pz.survey.stars` SEDs with a halo-turn-off / M-dwarf / hot-star temperature mixture and
-shallow number counts; QSOs have z peaking near 1.2–2 and steep counts.
+Stars have :mod:`~distributed_pz.survey.stars` SEDs (blackbodies with M-dwarf molecular bands)
+with a halo-turn-off / M-dwarf / hot-star temperature mixture and shallow number counts; QSOs
+have z peaking near 1.2–2 and steep counts.
 """
 
 from __future__ import annotations
@@ -91,15 +96,15 @@ class Selection:
 class GalaxyKnobs:
     """Per-galaxy realism settings (see :class:`~distributed_pz.survey.simulate.SimulationConfig`)."""
 
-    selection_softness_mag: float = 0.2
-    colour_luminosity: float = 0.3
-    partner_weight_max: float = 0.35
+    selection_softness_mag: float
+    colour_luminosity: float
+    partner_weight_max: float
+    dust_slope_mean: float
+    dust_slope_sigma: float
+    colour_scatter_mag: float
+    line_strength: float
+    line_scatter_dex: float
     partner_spread: int = 2
-    dust_slope_mean: float = -0.3
-    dust_slope_sigma: float = 0.15
-    colour_scatter_mag: float = 0.02
-    line_strength: float = 0.6
-    line_scatter_dex: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -292,10 +297,10 @@ class GalaxyModel:
 
         Early types: index ``4 − U w(z) − c_L max(dm, 0) · 2`` with w = min(4, 2 + 2z) (the S0/Ell7
         end at low z, towards the younger Ell1 at z ≳ 1 and at low luminosity). Late types:
-        ``5 + 6 U^a`` (Sa … SB5) with ``a = 1.5/(1+z) · 10^(−c_L dm)`` (Sb–Sd typical for L* at
+        ``5 + 6 U^a`` (Sa … SB5) with ``a = 1.5/(1+z)³ · 10^(−c_L dm)`` (Sb–Sd typical for L* at
         z ≈ 0, bluer towards high z and low luminosity), ``dm = M − M*`` (clipped to [−2, 3]),
         ``c_L`` = ``colour_luminosity``; a share 0.04 (1+z) of late types are young starbursts
-        (uniform over SB5 … SB11). Dust: E(B−V) exponential with mean 0.08 (≤ 0.6), a third of it
+        (uniform over SB5 … SB11). Dust: E(B−V) exponential with mean 0.08 (1+z) (≤ 0.6), a third of it
         at Sa ramping to all of it from Sdm on (Ilbert et al. 2009 redden only blue templates).
         """
         c_l = self.knobs.colour_luminosity
