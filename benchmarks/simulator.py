@@ -1,6 +1,10 @@
 """Simulator speed (sources/s) and survey-store size (bytes per source, per array).
 
 .venv/bin/python -m benchmarks.simulator --n 100000 --workers 2
+
+Besides wall-clock sources/s, each row records the load average and the process CPU time, whose
+sources per CPU-second times the worker count bounds what idle cores would reach (the cores here
+are shared with other jobs).
 """
 
 from __future__ import annotations
@@ -8,9 +12,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
-from benchmarks.harness import append_rows, markdown_table, read_rows, time_runs
+from benchmarks.harness import append_rows, load_average, markdown_table, read_rows, time_runs
 from distributed_pz.survey.simulate import SimulationConfig
 from distributed_pz.survey.simulate_cli import write_simulated_tile
 from distributed_pz.survey.store import open_store
@@ -43,7 +48,9 @@ def main() -> None:
                 open_store(url, "a"), SimulationConfig(n_sources=args.n), workers=args.workers
             )
 
+        cpu_started = time.process_time()
         timing = time_runs(simulate_once, warmup=0, repeats=args.repeats)
+        cpu_s = (time.process_time() - cpu_started) / args.repeats
         sizes = _bytes_by_array(Path(url) / "SIM_0000")
     total = sum(sizes.values())
     row = {
@@ -51,6 +58,9 @@ def main() -> None:
         "workers": args.workers,
         **timing,
         "sources_per_s": args.n / timing["median_s"],
+        "cpu_s": cpu_s,
+        "sources_per_cpu_s": args.n / cpu_s,
+        **load_average(),
         "bytes_per_source": total / args.n,
         **{f"bytes_per_source_{name}": size / args.n for name, size in sizes.items()},
     }
@@ -63,6 +73,8 @@ def main() -> None:
             "workers",
             "median_s",
             "sources_per_s",
+            "sources_per_cpu_s",
+            "loadavg_1m",
             "bytes_per_source",
             "bytes_per_source_cutout",
             "bytes_per_source_flux_exp",
