@@ -53,13 +53,19 @@ RAIL = {"GPz": 8500, "FlexZBoost": 700}
 
 
 def dpz(*args: str, threads: int = 1) -> float:
-    """Run ``dpz ARGS`` in a fresh interpreter; its wall seconds."""
+    """Run ``dpz ARGS`` in a fresh interpreter; its wall seconds (:func:`children_cpu` gives its CPU seconds)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "distributed_pz.cli", *args], check=True, env=env, stdout=subprocess.DEVNULL
     )
     return time.perf_counter() - started
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far (its own children too)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
@@ -137,8 +143,10 @@ def stage_predict50(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     store = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
     ensemble = fresh_ensemble(work / "bundles", store, 50)
     rate = matmul_rate()
+    cpu = children_cpu()
     with tempfile.TemporaryDirectory() as out:
         seconds = dpz(*predict_args(ensemble, store, out))
+    cpu = children_cpu() - cpu
     bound = rate / (50 * DEEPZ_MFLOP * 1e6)
     return [
         {
@@ -151,6 +159,9 @@ def stage_predict50(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
             "matmul_1t_gflop_s": rate / 1e9,
             "bound_sources_per_s": bound,
             "fraction_of_bound": 20_000 / seconds / bound,
+            "cpu_seconds": cpu,
+            "sources_per_cpu_s": 20_000 / cpu,
+            "cpu_fraction_of_bound": 20_000 / cpu / bound,
             **load_average(),
         }
     ]
