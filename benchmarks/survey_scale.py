@@ -10,13 +10,15 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
   memory (1 thread) vs the ``predict_store`` pipeline (one 1-thread worker, cluster running).
 - ``bytes``: GaZNet-1 through the reference run on a tile with cutouts: bytes the process
   read (``/proc/self/io`` ``rchar``) per source.
-- ``train``: ``dpz train`` 1 x 2 and 10 x 5 DEEPZ members on the same rows, 6 epochs, and
-  samples/s of ``train_stacked`` vs ``train_member`` for 10 members.
-- ``student``: distil the 10 x 5 ensemble of ``train``; NMAD and PIT KS of ensemble and
-  student on held-out simulated rows; the student through ``dpz predict`` (one 1-thread worker).
+- ``train``: ``dpz train`` 1 x 2 and 10 x 5 DEEPZ members on the same rows, 6 epochs.
+- ``train_rate``: samples/s of ``train_stacked`` vs ``train_member`` for 10 members.
+- ``student``: distil the 10 x 5 ensemble of ``train`` (the 1 x 2 one when 10 x 5 is absent);
+  NMAD and PIT KS of ensemble and student on held-out simulated rows; the student through
+  ``dpz predict`` (one 1-thread worker).
 - ``cnn``: GaZNet-1 training steps, ``vmap`` over stacked members vs the member loop.
-- ``scale``: the student through ``dpz predict`` on 1e4, 1e5 and 1e6 sources (10 tiles x 100k),
-  catalogue-only, one 1-thread worker: seconds per source and peak worker memory.
+- ``scale``: the student through ``dpz predict`` on 1e4, 1e5 and ``--scale-tiles`` x 1e5 sources
+  (10 = 1e6; 3 by default, what 2 shared cores afford), catalogue-only, one 1-thread worker:
+  seconds per source and peak memory of the child processes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ NAME = "survey_scale"
 DEEPZ_MFLOP = 3.05
 """FLOPs per source of one paper-size DEEPZ member's full forward pass (``bounds.md``)."""
 RAIL = {"GPz": 8500, "FlexZBoost": 700}
+SCALE = [(10_000, 1), (100_000, 1), (100_000, 3)]
+"""(sources per tile, tiles) of the scale curve; ``--scale-tiles`` sets the last (10 = 1e6 sources)."""
 """RAIL's fastest CPU estimators, rows/s per process, as measured here (issue 15)."""
 
 
@@ -237,9 +241,6 @@ def _rchar() -> int:
 
 
 def stage_train(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
-    from distributed_pz.survey.store import open_store
-    from distributed_pz.train.member import TrainConfig, train_member
-    from distributed_pz.train.stacked import MemberJob, train_stacked
 
     store = catalogue_store(str(work / "train4k.zarr"), 1, 4000, seed=100)
     rows = []
@@ -274,14 +275,24 @@ def stage_train(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
                 **load_average(),
             }
         )
+    return rows
+
+
+def stage_train_rate(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    from distributed_pz.survey.store import open_store
+    from distributed_pz.train.member import TrainConfig, train_member
+    from distributed_pz.train.stacked import MemberJob, train_stacked
+
+    store = catalogue_store(str(work / "train4k.zarr"), 1, 4000, seed=100)
     tile = open_store(store).tile("SIM_0000")
     data = tile.read_rows(["mag", "flux_exp", "flux_exp_err", "z_spec"])
+    rows = []
     torch.set_num_threads(1)
     tc = TrainConfig(epochs=1, batch_size=100, patience=None)
-    jobs = [MemberJob(data.take(np.arange(s * 100, s * 100 + 2000)), s) for s in range(10)]
+    jobs = [MemberJob(data.take(np.arange(s * 100, s * 100 + 1000)), s) for s in range(10)]
     stacked = _timed(lambda: train_stacked(_config(), jobs, train_config=tc))
     loop = _timed(lambda: [train_member(_config(), j.data, j.seed, train_config=tc) for j in jobs])
-    samples = 10 * 1800  # 2000 rows less the 10 % validation split, one epoch, 10 members
+    samples = 10 * 800  # 1000 rows less the 20 % validation split, one epoch, 10 members
     rows.append(
         {
             **common,
@@ -353,7 +364,9 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     from distributed_pz.models.predictor import EnsemblePredictor
     from distributed_pz.survey.store import open_store
 
-    ensemble = str(work / "ens_10x5")
+    ensemble = (
+        str(work / "ens_10x5") if (work / "ens_10x5" / "ensemble.json").exists() else str(work / "ens_1x2")
+    )
     train_store = str(work / "train4k.zarr")
     unlabeled = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
     student = work / "student"
@@ -389,7 +402,7 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
         {
             **common,
             "stage": "student",
-            "what": "student of the 10 x 5 ensemble: 5000 held-out rows; dpz predict 20k, 1 worker x 1 thread",
+            "what": f"student of {Path(ensemble).name}: 5000 held-out rows; dpz predict 20k, 1 worker x 1 thread",
             "ensemble_nmad": scores["ensemble"]["nmad"],
             "student_nmad": scores["student"]["nmad"],
             "nmad_ratio": scores["student"]["nmad"] / scores["ensemble"]["nmad"],
@@ -405,11 +418,13 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
 def stage_scale(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     student = str(work / "student")
     rows = []
-    for n, tiles in ((10_000, 1), (100_000, 1), (100_000, 10)):
-        store = catalogue_store(str(work / f"scale_{n}.zarr"), tiles, n, seed=300)
+    for n, tiles in SCALE:
+        store = catalogue_store(
+            str(work / f"scale_{n}.zarr"), max(t for m, t in SCALE if m == n), n, seed=300
+        )
         with tempfile.TemporaryDirectory() as out:
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            seconds = dpz(*predict_args(student, store, out))
+            seconds = dpz(*predict_args(student, store, out, *[f"SIM_{i:04d}" for i in range(tiles)]))
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         sources = n * tiles
         rows.append(
@@ -432,6 +447,7 @@ STAGES = {
     "overhead": stage_overhead,
     "bytes": stage_bytes,
     "train": stage_train,
+    "train_rate": stage_train_rate,
     "student": stage_student,
     "scale": stage_scale,
     "cnn": stage_cnn,
@@ -486,7 +502,11 @@ def write_report() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argument_parser(__doc__, work="dpz_bench_scale")
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
+    parser.add_argument(
+        "--scale-tiles", type=int, default=3, help="100k-source tiles of the last scale point"
+    )
     args = parser.parse_args(argv)
+    SCALE[-1] = (100_000, args.scale_tiles)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     common = {**machine(), "command": "python -m benchmarks.survey_scale " + " ".join(argv or sys.argv[1:])}

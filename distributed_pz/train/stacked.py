@@ -17,7 +17,9 @@ global generator, seeded from the members' seeds, rather than from each member's
 with the same distribution), so the results are equal up to float rounding when dropout is off
 (``tests/train/test_stacked.py``) and statistically equivalent when it is on; a rerun of the
 same members repeats them, a member retrained alone (the Ray worker's retry of a lost member)
-gets other masks. The per-epoch callback gets an ordinary
+gets other masks. On a CPU the member loop measured faster (10 DEEPZ members at batch 100: 650 vs 1 400
+samples/s, ``benchmarks/results/survey_scale.md``), so the Ray workers stack their members on
+GPUs only. The per-epoch callback gets an ordinary
 :class:`EpochReport`, whose ``state()`` is a ``train_member`` resume state: a restarted member
 continues with :func:`train_member`.
 """

@@ -126,7 +126,7 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
         data = read_sample_rows(sample, loop_config["arrays"])
         train_config = dataclasses.replace(config.train, device=str(device))
         fresh = [m for m in mine if m.member_id not in states]
-        if len(fresh) > 1 and stackable(config.model_config()):
+        if len(fresh) > 1 and device.type == "cuda" and stackable(config.model_config()):
             _train_stacked(config, plan, fresh, data, train_config, init_bundle, step)
             mine = [m for m in mine if m.member_id in states]
         for member in mine:
@@ -224,7 +224,11 @@ def _train_stacked(
     init_bundle: Bundle | None,
     step: Lockstep,
 ) -> None:
-    """Train ``members`` (none resumed) as one stacked model (:func:`~distributed_pz.train.stacked.train_stacked`)."""
+    """Train ``members`` (none resumed) as one stacked model (:func:`~distributed_pz.train.stacked.train_stacked`).
+
+    Used on GPUs only: on a CPU the member loop measured faster (``benchmarks/results/survey_scale.md``,
+    ``train_rate``).
+    """
     started = time.perf_counter()
     jobs = [
         MemberJob(

@@ -145,13 +145,7 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     partial = train_ensemble(settings)
     assert (partial.trained_now, partial.workers, partial.finished) == (1, 1, 4)
     assert (member_dir(out, "s00_f0") / "weights.safetensors").stat().st_mtime_ns == kept
-    retrained = load_ensemble(out).members["s01_f1"]
-    # trained alone now, stacked with its worker's other member before: dropout masks differ
-    assert (
-        "stacked_members" not in retrained.metadata
-        and ensemble.members["s01_f1"].metadata["stacked_members"] == 2
-    )
-    assert retrained.metadata["epochs_run"] == ensemble.members["s01_f1"].metadata["epochs_run"]
+    assert load_ensemble(out).members["s01_f1"].content_hash == ensemble.members["s01_f1"].content_hash
 
     with pytest.raises(ValueError, match="other settings"):
         train_ensemble(config(store, out, epochs=3, pretrain_store=pretrain_store))
