@@ -18,6 +18,14 @@ storage, nothing is staged through the driver (which may be a remote ``ray://`` 
 the object store stays free for Ray. The output directory must therefore be visible to every
 node (local disk on one machine, a shared filesystem on a cluster).
 
+Refusals before any worker starts: a tile not marked complete, and a missing shard or an
+unreadable chunk among the sample's rows (each a one-line :class:`StoreError`; Ray would
+otherwise retry such a deterministic error ``max_failures`` times).
+
+Security: a local Ray started here listens on 127.0.0.1 only (its node address is the loopback
+one, as in Ray's single-machine mode for Windows/macOS) and uses Ray's token authentication
+(``RAY_AUTH_MODE=token``, Ray >= 2.60), so no other machine can submit work to it.
+
 Faults and reruns: every epoch each worker checkpoints its member through ``ray.train.report``;
 ``FailureConfig(max_failures)`` restarts a dead worker group, which resumes every running member
 from its last epoch. A member is finished once its bundle is in ``members/``: a rerun on the
@@ -32,23 +40,32 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 import ray.train
+from ray._private import ray_constants
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.ensemble import CONFIG, MANIFEST, PRETRAIN, finished_members, write_json, write_manifest
+from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import open_store
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
 from distributed_pz.train.plan import SplitPlan, load_plan, make_plan
 from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
-from distributed_pz.train.sample import load_sample, required_arrays, select_sample, store_hash
+from distributed_pz.train.sample import (
+    TrainingSample,
+    load_sample,
+    required_arrays,
+    select_sample,
+    store_hash,
+)
 from distributed_pz.train.worker import oof_part_path, worker_loop
 
 RAY_RUN = "ray_train"
@@ -64,6 +81,8 @@ QUIET_RAY_ENV = {
 }
 """Settings that cut a TorchTrainer start from ~25 s to ~10 s and keep Ray quiet (STACK-NOTES.md);
 the environment wins where it sets them."""
+LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "token", ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
+"""A local Ray: token authentication on, and Ray's single-machine mode (node address 127.0.0.1)."""
 
 
 @dataclass(frozen=True)
@@ -88,15 +107,35 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         os.environ.setdefault(key, value)
     env = {"env_vars": {k: os.environ[k] for k in QUIET_RAY_ENV}}
     if address is None:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="ERROR",
-            runtime_env=env,
-        )
+        os.environ.update(LOCAL_RAY_ENV)
+        with _loopback_only():
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                runtime_env=env,
+            )
     else:
         ray.init(address=address, logging_level="ERROR", runtime_env=env)
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Make a local ``ray.init`` take 127.0.0.1 as the node address, so every Ray server binds it.
+
+    Ray binds its GCS, raylet, worker and runtime-env servers to all interfaces unless the node
+    address is 127.0.0.1, and turns a requested 127.0.0.1 into the machine's address
+    (``_node_ip_address`` cannot ask for it) except in its single-machine mode, which the
+    environment variable ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` selects when set before Ray
+    is imported. Ray is imported already here, so the constant it set is switched for the call.
+    """
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def train_ensemble(
@@ -125,11 +164,15 @@ def train_ensemble(
         tiles=_tiles(config.store, config.tiles),
         pretrain_tiles=_tiles(config.pretrain_store, config.pretrain_tiles) if config.pretrain_store else (),
     )
+    _check_complete(config.store, config.tiles)
+    if config.pretrain_store:
+        _check_complete(config.pretrain_store, config.pretrain_tiles)
     out.mkdir(parents=True, exist_ok=True)
     spec = config.model_config().input_spec()
     arrays = required_arrays(spec, open_store(config.store).tile(config.tiles[0]).array_names())
     digest = store_hash(config.store, config.tiles, arrays)
     plan = _prepare(out, config, arrays, digest)
+    check_sample_chunks(load_sample(out, config.store, config.tiles), arrays)
     ids = [m.member_id for m in plan.members]
     done_before = finished_members(out)
     pending = [i for i in ids if i not in done_before]
@@ -158,6 +201,36 @@ def train_ensemble(
 
 def _tiles(store_url: str, tiles: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(tiles) or tuple(open_store(store_url).tile_names())
+
+
+def _check_complete(store_url: str, tiles: tuple[str, ...]) -> None:
+    store = open_store(store_url)
+    for name in tiles:
+        if not store.tile(name).complete:
+            raise StoreError(
+                "tile is not complete (its writer did not finish); rerun the ingest or simulation",
+                store=store_url,
+                tile=name,
+            )
+
+
+def check_sample_chunks(sample: TrainingSample, arrays: list[str]) -> None:
+    """Raise the first missing shard or unreadable chunk among the rows ``sample`` trains on.
+
+    Decodes each chunk holding sample rows once, one chunk in memory at a time, on the driver:
+    a deterministic store error is then one line before any worker starts.
+    """
+    store = open_store(sample.store_url)
+    for index, name in enumerate(sample.tiles):
+        tile = store.tile(name)
+        rows = sample.row[sample.tile_index == index]
+        for start, stop in tile.row_blocks():
+            if not ((rows >= start) & (rows < stop)).any():
+                continue
+            for array in arrays:
+                bad = tile.missing_shard(array, start, stop) or tile.first_bad_chunk(array, start, stop)
+                if bad:
+                    raise bad
 
 
 def _prepare(out: Path, config: EnsembleConfig, arrays: list[str], digest: str) -> SplitPlan:
@@ -261,7 +334,14 @@ def _finish(out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str
     sample = load_sample(out, config.store, config.tiles)
     parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
     write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, combine_parts(parts, plan.n_rows))
-    store = {"url": config.store, "tiles": list(config.tiles), "arrays": arrays, "hash": digest}
+    band_set = open_store(config.store).tile(config.tiles[0]).attrs.get("band_set")
+    store = {
+        "url": config.store,
+        "tiles": list(config.tiles),
+        "arrays": arrays,
+        "hash": digest,
+        "band_set": band_set,
+    }
     pretrain = None
     if config.pretrain_store:
         bundle = json.loads((out / PRETRAIN / BUNDLE_MANIFEST).read_text())
