@@ -23,8 +23,11 @@ unreadable chunk among the sample's rows (each a one-line :class:`StoreError`; R
 otherwise retry such a deterministic error ``max_failures`` times).
 
 Security: a local Ray started here listens on 127.0.0.1 only (its node address is the loopback
-one, as in Ray's single-machine mode for Windows/macOS) and uses Ray's token authentication
-(``RAY_AUTH_MODE=token``, Ray >= 2.60), so no other machine can submit work to it.
+one, as in Ray's single-machine mode for Windows/macOS), so no other machine can reach it; and
+Ray >= 2.60 turns on its token authentication for every new local cluster (unless
+``RAY_AUTH_MODE=disabled`` is set), so other users of this machine cannot submit work either.
+``RAY_AUTH_MODE`` must not be changed after Ray is imported: the driver would disagree with
+the cluster it starts.
 
 Faults and reruns: every epoch each worker checkpoints its member through ``ray.train.report``;
 ``FailureConfig(max_failures)`` restarts a dead worker group, which resumes every running member
@@ -81,8 +84,8 @@ QUIET_RAY_ENV = {
 }
 """Settings that cut a TorchTrainer start from ~25 s to ~10 s and keep Ray quiet (STACK-NOTES.md);
 the environment wins where it sets them."""
-LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "token", ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
-"""A local Ray: token authentication on, and Ray's single-machine mode (node address 127.0.0.1)."""
+LOCAL_RAY_ENV = {ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
+"""A local Ray: Ray's single-machine mode (node address 127.0.0.1), inherited by its processes."""
 
 
 @dataclass(frozen=True)
