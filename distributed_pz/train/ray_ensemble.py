@@ -42,6 +42,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -323,11 +324,27 @@ def _fit(
             ),
         )
         with StatusWatcher(out / STATUS, echo):
-            trainer.fit()
+            _fit_interruptibly(trainer)
     finally:
         if own_ray:
             ray.shutdown()
     return n_workers
+
+
+def _fit_interruptibly(trainer: TorchTrainer) -> None:
+    """``trainer.fit()``, with Ctrl-C raised as ``KeyboardInterrupt`` and the SIGINT handler restored.
+
+    On SIGINT, Ray Train's own handler (installed by ``fit``) aborts the run and the driver's
+    ``ray.get`` ends in ``SystemExit``, which would end the program with status 1 and no word;
+    checkpoints and finished members are kept, so the caller says "interrupted, rerun".
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit()
+    except SystemExit as exc:
+        raise KeyboardInterrupt("Ray Train was interrupted") from exc
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def _finish(out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str], digest: str) -> str:
