@@ -15,16 +15,21 @@ fixes glibc's mmap threshold, so every large tensor is mapped and unmapped per o
 which halved DEEPZ's throughput here (benchmarks/results/inference_cpu.md). Workers of a
 running cluster keep their own settings: start them with
 ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None`` for the same effect.
+
+Ctrl-C reaches every process of the terminal's process group; the workers of a cluster started
+here ignore it (:class:`IgnoreInterrupts`), so the client alone reacts: it closes the cluster
+and says, in one line, that the run was interrupted.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dask
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 CLUSTERS = ("local", "cuda")
 LOOPBACK = "127.0.0.1"
@@ -34,6 +39,15 @@ WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 
 
 class ClusterError(RuntimeError):
     """The cluster asked for cannot be started or reached (one-line message)."""
+
+
+class IgnoreInterrupts(WorkerPlugin):
+    """Worker plugin: SIGINT is ignored (the client owns Ctrl-C and closes the cluster)."""
+
+    name = "distributed_pz-ignore-sigint"
+
+    def setup(self, worker) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def default_workers() -> int:
@@ -118,4 +132,5 @@ def connect(
                 **_http_kwargs(dashboard_address),
             )
     with cluster, Client(cluster) as client:
+        client.register_plugin(IgnoreInterrupts())
         yield client
