@@ -220,3 +220,31 @@ def test_unsafe_group_name_in_a_store_fails_that_tile_only(client, world, store_
     summary = _skip_run(client, world, store_copy, tmp_path / "out")
     assert list(summary.failed) == ["bad name"] and "not a valid tile name" in summary.failed["bad name"]
     assert_catalogues(tmp_path / "out", world["reference"])
+
+
+def test_f8_a_schema_1_store_still_reads_and_validate_says_it_lacks_checksums(tmp_path, capsys):
+    from zarr.codecs import BloscCodec
+
+    from distributed_pz.survey.schema import ARRAY_SPECS
+
+    url = tmp_path / "old.zarr"
+    arrays, attrs = tile_arrays(2, n_rows=300)
+    root = zarr.open_group(str(url), mode="w")
+    root.attrs["distributed_pz"] = {"schema_version": 1}
+    group = root.create_group("OLD")
+    group.attrs.update({**attrs, "schema_version": 1, "tile": "OLD", "n_rows": 300, "complete": True})
+    for name, values in arrays.items():
+        spec = ARRAY_SPECS[name]
+        arr = group.create_array(
+            name, shape=values.shape, dtype=values.dtype, chunks=(64, *values.shape[1:]),
+            shards=(128, *values.shape[1:]), compressors=BloscCodec(cname="zstd", clevel=3),
+            fill_value=0, dimension_names=("source", *spec.trailing),
+        )  # fmt: skip
+        arr.with_config({"write_empty_chunks": True})[:] = values
+    assert np.array_equal(open_store(str(url)).tile("OLD").read(["mag"])["mag"], arrays["mag"])
+    rc = main(["validate", str(url), "--deep"])
+    err = capsys.readouterr()
+    assert rc == 0 and err.out.startswith("ok: ")
+    (note,) = err.err.strip().splitlines()
+    assert note.startswith("note: store") and "tile 'OLD': arrays ['class', 'dec', 'mag'," in note
+    assert "no chunk checksums (schema version 1)" in note
