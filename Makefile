@@ -22,6 +22,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/dpz demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

@@ -21,22 +21,28 @@ of its rows.
 
 from __future__ import annotations
 
-import argparse
 import math
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.harness import append_rows, load_average, markdown_table, read_rows, time_runs, write_markdown
-from benchmarks.inference import ENSEMBLE_MODEL, INPUT_ARRAYS, MODELS, autocast, forward_inputs, work_paths
-from benchmarks.inference_pipeline import TILE, ensure_bundle, ensure_store
-from distributed_pz.bundle import load_bundle
-from distributed_pz.infer.predictor import PRECISIONS, EnsemblePredictor
+from benchmarks.fixtures import TILE, ensure_bundle, ensure_store, work_paths
+from benchmarks.harness import (
+    append_rows,
+    argument_parser,
+    commands_section,
+    load_average,
+    markdown_table,
+    read_rows,
+    time_runs,
+    write_markdown,
+)
+from benchmarks.inference import ENSEMBLE_MODEL, INPUT_ARRAYS, MODELS, autocast, forward_inputs
+from distributed_pz.models.bundle import load_bundle
+from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 
 NAME = "bounds"
 FLOP_ROWS = 64
@@ -167,25 +173,15 @@ def write_report() -> str:
         "",
         markdown_table(rates, RATE_COLUMNS),
         "",
-        "Commands:",
-        "",
-        *[f"- `{c}`" for c in sorted({r["command"] for r in rows})],
-        "",
+        *commands_section(rows),
     ]
     write_markdown(NAME, "\n".join(text))
     return markdown_table(bounds, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__, work="dpz_bench_suite")
     parser.add_argument("--n", type=int, default=20_000, help="sources in the simulated tile")
-    parser.add_argument(
-        "--work",
-        default=str(Path(tempfile.gettempdir()) / "dpz_bench_suite"),
-        help="where the tile and bundles are kept between runs",
-    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="registered model names")
     parser.add_argument("--ensemble-members", type=int, default=5, help="members of the DEEPZ ensemble")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")

@@ -6,12 +6,14 @@ machine, library versions, the git commit and the command line that produced it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -123,3 +125,24 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def argument_parser(doc: str, work: str | None = None) -> argparse.ArgumentParser:
+    """The parser every benchmark script starts from: its module docstring as the description.
+
+    ``work`` names the default folder (under the system temporary folder) where a script keeps
+    its tile and bundles between runs; it adds a ``--work`` option.
+    """
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if work is not None:
+        parser.add_argument(
+            "--work",
+            default=str(Path(tempfile.gettempdir()) / work),
+            help="where the benchmark tile and bundles are kept between runs",
+        )
+    return parser
+
+
+def commands_section(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Markdown lines naming every command that produced ``rows`` (for a results table's foot)."""
+    return ["Commands:", "", *[f"- `{c}`" for c in sorted({r["command"] for r in rows})], ""]

@@ -5,9 +5,10 @@ For DEEPZ (1 and 5 members), GaZNet-C9, GaZNet-1 and GaZNet-1-MDN, freshly initi
 
 - ``forward``: the raw model forward on in-memory standardised tensors (``torch.inference_mode``),
   over a batch-size sweep;
-- ``predict_arrays``: :func:`~distributed_pz.predict.predict_arrays` on the whole tile, its
-  arrays read from Zarr beforehand (the read time is reported apart, ``read_s``);
-- ``pipeline``: the whole ``dpz predict`` path, :func:`~distributed_pz.infer.pipeline.predict_store`
+- ``predictor``: :class:`~distributed_pz.models.predictor.EnsemblePredictor` on the whole tile,
+  its arrays read from Zarr beforehand (the read time is reported apart, ``read_s``; rows
+  before the one-predictor merge call this stage ``predict_arrays``);
+- ``pipeline``: the whole ``dpz predict`` path, :func:`~distributed_pz.infer.stream.predict_store`
   on a Dask cluster of 1, 2... single-threaded workers (Zarr reads on the workers, Parquet out),
   plus a rows-per-task sweep for one model (DEEPZ by default: little compute per source, so
   the per-task overhead shows).
@@ -27,7 +28,6 @@ from all of its rows.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,8 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.fixtures import TILE, ensure_bundle, ensure_store, work_paths
 from benchmarks.harness import (
     append_rows,
+    argument_parser,
+    commands_section,
     load_average,
     machine,
     markdown_table,
@@ -46,17 +49,15 @@ from benchmarks.harness import (
     time_runs,
     write_markdown,
 )
-from benchmarks.inference_pipeline import TILE, ensure_bundle, ensure_store
-from distributed_pz.bundle import Bundle, load_bundle, make_bundle, save_bundle
-from distributed_pz.ensemble import member_dir, write_manifest
 from distributed_pz.infer.cluster import connect
-from distributed_pz.infer.pipeline import predict_store
-from distributed_pz.infer.predictor import PRECISIONS, EnsemblePredictor, PredictOptions
+from distributed_pz.infer.stream import predict_store
 from distributed_pz.models import create_model
-from distributed_pz.pipeline import batch_tensors, model_inputs, raw_features
-from distributed_pz.predict import predict_arrays
+from distributed_pz.models.bundle import Bundle, load_bundle, make_bundle, save_bundle
+from distributed_pz.models.ensemble import member_dir, write_manifest
+from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
+from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.plan import make_plan
 
 NAME = "inference"
@@ -72,12 +73,6 @@ class Case:
     model: str
     members: int
     path: str
-
-
-def work_paths(work: str | Path, n: int) -> tuple[str, Path]:
-    """Store URL and bundle directory of an ``n``-source benchmark tile under ``work``."""
-    root = Path(work) / f"n{n}"
-    return str(root / "store"), root / "bundles"
 
 
 def ensure_ensemble(root: Path, base: str, members: int) -> str:
@@ -151,18 +146,20 @@ def bench_forward(
     return out
 
 
-def bench_predict_arrays(
+def bench_predictor(
     members: list[Bundle], tile_url: str, device: str, precision: str, batch_size: int, repeats: int
 ) -> dict[str, Any]:
-    """Sources/s of :func:`predict_arrays` on a whole tile read from Zarr (read timed apart)."""
+    """Sources/s of the :class:`EnsemblePredictor` on a whole tile read from Zarr (read timed apart)."""
     tile = open_store(tile_url).tile(TILE)
     started = time.perf_counter()
     arrays = TileArrays.from_attrs(tile.read([a for a in INPUT_ARRAYS if tile.has(a)]), tile.attrs)
     read_s = time.perf_counter() - started
 
+    options = PredictOptions(batch_size=batch_size, precision=precision)
+    predictor = EnsemblePredictor(members, device=device, options=options)
+
     def run() -> None:
-        with autocast(device, precision):
-            predict_arrays(members, arrays, device=device, batch_size=batch_size)
+        predictor(arrays)
 
     timing = time_runs(run, warmup=0, repeats=repeats)  # the forward benchmark warmed the members
     return {
@@ -273,7 +270,6 @@ def write_report() -> str:
     rows = derived(read_rows(NAME), read_rows("bounds"))
     main_rows = [r for r in rows if not r.get("chunk_sweep")]
     sweep = [r for r in rows if r.get("chunk_sweep")]
-    commands = sorted({r["command"] for r in rows})
     machines = sorted(
         {
             f"{m['cpu_count']} CPU cores, {m.get('memory_gib')} GiB, {m['device']}, torch {m['torch']}"
@@ -285,11 +281,12 @@ def write_report() -> str:
         "",
         "Freshly initialised paper-size models on a simulated KiDS+VIKING tile. `forward`: raw model",
         "forward on in-memory tensors (best over the batch sweep is the efficiency reference);",
-        "`predict_arrays`: the whole tile through `predict_arrays` from arrays already read from Zarr;",
+        "`predictor` (`predict_arrays` before the one-predictor merge): the whole tile through the",
+        "`EnsemblePredictor` from arrays already read from Zarr;",
         "`pipeline`: whole `predict_store` calls on a Dask cluster of `workers` single-threaded",
         "workers (Zarr reads, prediction, Parquet parts, commit). sources/s use the best of the",
         "repeats. `efficiency` = sources/s / best forward sources/s of the same run (forward and",
-        "predict_arrays run with `threads` torch threads, 1 by default, like one pipeline worker);",
+        "predictor run with `threads` torch threads, 1 by default, like one pipeline worker);",
         "`scaling` = pipeline at N workers / (N × pipeline at 1 worker); `bound` = min(matmul rate /",
         "FLOPs per source, Zarr read rate / bytes per source) from `bounds.md`, for the whole machine",
         "(all cores; one thread reaches ~2/3 of the two-core matmul rate here). `loadavg_1m`: the",
@@ -303,26 +300,16 @@ def write_report() -> str:
         "",
         markdown_table(sweep, COLUMNS),
         "",
-        "Commands:",
-        "",
-        *[f"- `{c}`" for c in commands],
-        "",
+        *commands_section(rows),
     ]
     write_markdown(NAME, "\n".join(text))
     return markdown_table(main_rows, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__, work="dpz_bench_suite")
     parser.add_argument("--quick", action="store_true", help="4k-source tile, short sweeps, one repeat")
     parser.add_argument("--n", type=int, help="sources in the tile (default 20000; 4096 with --quick)")
-    parser.add_argument(
-        "--work",
-        default=str(Path(tempfile.gettempdir()) / "dpz_bench_suite"),
-        help="where the tile and bundles are kept between runs",
-    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="registered model names")
     parser.add_argument("--ensemble-members", type=int, default=5, help="members of the DEEPZ ensemble")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
@@ -367,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         tag = {"model": case.model, "members": case.members, **common}
         for r in bench_forward(members, rows_in_memory, batch_sizes, args.device, args.precision, repeats):
             rows.append({**tag, "stage": "forward", **r})
-        r = bench_predict_arrays(members, store_url, args.device, args.precision, args.batch_size, repeats)
-        rows.append({**tag, "stage": "predict_arrays", **r})
+        r = bench_predictor(members, store_url, args.device, args.precision, args.batch_size, repeats)
+        rows.append({**tag, "stage": "predictor", **r})
         print(
             case.model, case.members, {r["stage"]: round(r["sources_per_s"]) for r in rows[-2:]}, flush=True
         )

@@ -3,7 +3,7 @@
 For DEEPZ and GaZNet-1 (paper-size networks, freshly initialised: throughput does not depend
 on training) on one simulated KiDS+VIKING tile, sources per second of
 
-- the plain loop: :func:`~distributed_pz.infer.predictor.predict_tile_local` in this process
+- the plain loop: :func:`~distributed_pz.infer.local.predict_tile_local` in this process
   (1 and 2 threads for torch and BLAS);
 - the pipeline: :func:`~distributed_pz.infer.pipeline.predict_store` on a ``LocalCluster`` of
   1 and 2 single-threaded workers, reading from Zarr and writing the Parquet catalogue; the
@@ -20,7 +20,6 @@ rewritten from the rows of this run.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -32,20 +31,22 @@ from pathlib import Path
 import torch
 from threadpoolctl import threadpool_limits
 
-from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
-from distributed_pz.bundle import make_bundle, save_bundle
+from benchmarks.fixtures import TILE, ensure_bundle, ensure_store
+from benchmarks.harness import (
+    RESULTS_DIR,
+    append_rows,
+    argument_parser,
+    machine,
+    markdown_table,
+)
 from distributed_pz.infer.cluster import connect
-from distributed_pz.infer.pipeline import predict_store
-from distributed_pz.infer.predictor import EnsemblePredictor, PredictOptions, predict_tile_local
-from distributed_pz.models import create_model
-from distributed_pz.pipeline import batch_tensors, fit_feature_stats
-from distributed_pz.survey.simulate import SimulationConfig
-from distributed_pz.survey.simulate_cli import write_simulated_tile
+from distributed_pz.infer.local import predict_tile_local
+from distributed_pz.infer.stream import predict_store
+from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 
 NAME = "inference_cpu"
-TILE = "SIM_0000"
 COLUMNS = [
     "model",
     "run",
@@ -56,29 +57,6 @@ COLUMNS = [
     "ratio_vs_loop_1_thread",
     "cluster_start_s",
 ]
-
-
-def ensure_store(url: str, n: int) -> None:
-    """Simulate the benchmark tile once (kept between runs)."""
-    store = open_store(url, "a")
-    if TILE in store.tile_names() and store.tile(TILE).complete and store.tile(TILE).n_rows == n:
-        return
-    write_simulated_tile(store, SimulationConfig(n_sources=n, seed=0, tile=TILE), progress=True)
-
-
-def ensure_bundle(root: Path, model_name: str, store_url: str) -> str:
-    """A freshly initialised, paper-size model with feature statistics fitted on the tile."""
-    path = root / model_name
-    if not path.exists():
-        tile = open_store(store_url).tile(TILE)
-        torch.manual_seed(0)
-        model = create_model(model_name)
-        rows = TileArrays.from_attrs(
-            tile.read(["mag", "cutout", "flux_exp", "flux_exp_err"], 0, 4096), tile.attrs
-        )
-        stats = fit_feature_stats(model.input_spec, batch_tensors(rows, model.input_spec))
-        save_bundle(path, make_bundle(model, stats, rows.bands, rows.image_bands))
-    return str(path)
 
 
 def plain_loop(
@@ -123,15 +101,8 @@ def _import_torch() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__, work="dpz_bench_inference")
     parser.add_argument("--n", type=int, default=20_000, help="sources in the simulated tile")
-    parser.add_argument(
-        "--work",
-        default=str(Path(tempfile.gettempdir()) / "dpz_bench_inference"),
-        help="where the store and bundles are kept between runs",
-    )
     parser.add_argument("--models", nargs="+", default=["deepz", "gaznet_1"], help="registered model names")
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2], help="pipeline cluster sizes")
     parser.add_argument("--rows-per-task", type=int, default=2048, help="rows per task (and per loop chunk)")

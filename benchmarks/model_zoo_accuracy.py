@@ -24,12 +24,14 @@ import torch
 from scipy import stats
 
 from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
+from distributed_pz.catalog import NO_ESTIMATE
+from distributed_pz.metrics.pdf import GaussianMixturePDF, pit
 from distributed_pz.metrics.point import point_metrics
 from distributed_pz.models import list_models, model_config
-from distributed_pz.predict import predict_arrays
+from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.schema import CLASS_GALAXY
 from distributed_pz.survey.simulate import SimulationConfig, simulate_tile
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train import TrainConfig, train_member
 
 NAME = "model_zoo_accuracy"
@@ -78,17 +80,16 @@ def describe(config) -> tuple[str, str]:
     return " + ".join(parts) + (" (p(z))" if config.head == "mdn" else ""), ", ".join(widths)
 
 
-def score(out: dict[str, np.ndarray], z_spec: np.ndarray) -> dict[str, float]:
-    ok = (out["flags"] == 0) & np.isfinite(out["z_phot"])
+def score(out: dict[str, np.ndarray], z_spec: np.ndarray, has_pdf: bool) -> dict[str, float]:
+    ok = ((out["flags"] & NO_ESTIMATE) == 0) & np.isfinite(out["z_phot"])
     zp, zs = out["z_phot"][ok], z_spec[ok]
     row = {k: v for k, v in point_metrics(zp, zs).items() if k in COLUMNS or k == "n"}
     for label, sel in (("z<0.8", zs < 0.8), ("z>0.8", zs >= 0.8)):
         m = point_metrics(zp[sel], zs[sel])
         row[f"nmad_{label}"], row[f"outl_{label}"] = m["nmad"], m["outlier_fraction"]
-    if "pdf_weights" in out:
-        w, mu, s = out["pdf_weights"][ok], out["pdf_means"][ok], out["pdf_sigmas"][ok]
-        pit = (w * stats.norm.cdf(zs[:, None], mu, s)).sum(axis=1)
-        row["pit_ks"] = float(stats.kstest(pit, "uniform").statistic)
+    if has_pdf:  # a point member's one Gaussian has the floor width: no calibrated p(z)
+        pdf = GaussianMixturePDF(out["pdf_weights"][ok], out["pdf_means"][ok], out["pdf_sigmas"][ok])
+        row["pit_ks"] = float(stats.kstest(pit(pdf, zs), "uniform").statistic)
     return row
 
 
@@ -124,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         result = train_member(config, train, seed=args.seed, train_config=tc)
         train_s = time.perf_counter() - t0
-        out = predict_arrays(result.bundle, test)
+        out = EnsemblePredictor(result.bundle, device=result.bundle.device)(test)
         inputs, widths = describe(config)
         row = {"model": name, "inputs": inputs, "widths": widths, "epochs": epochs, "train_s": train_s}
-        row.update(score(out, test.arrays["z_spec"]))
+        row.update(score(out, test.arrays["z_spec"], result.bundle.model.has_pdf))
         row.update(
             best_epoch=result.best_epoch,
             n_train=result.bundle.metadata["n_train"],

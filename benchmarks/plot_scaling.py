@@ -8,7 +8,6 @@ the ideal linear scaling from one worker dashed; written to ``results/scaling.pn
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-from benchmarks.harness import RESULTS_DIR, read_rows  # noqa: E402
+from benchmarks.harness import RESULTS_DIR, argument_parser, read_rows  # noqa: E402
 from benchmarks.inference import NAME  # noqa: E402
 
 
@@ -59,9 +58,7 @@ def plot(out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--out", default=str(RESULTS_DIR / "scaling.png"), help="PNG to write")
     args = parser.parse_args(argv)
     print(plot(Path(args.out)))

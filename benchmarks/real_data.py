@@ -38,9 +38,9 @@ from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
 from distributed_pz.cli import main as dpz_main
 from distributed_pz.metrics import GaussianMixturePDF, pit, pit_uniformity, point_metrics
 from distributed_pz.models import model_config
-from distributed_pz.predict import predict_arrays
+from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train import TrainConfig, train_member
 
 NAME = "real_data"
@@ -241,14 +241,14 @@ def run_catalogue(
         started = time.perf_counter()
         result = train_member(config, fit, seed, train_config=tc, val_data=val)
         train_s = time.perf_counter() - started
-        out = predict_arrays(result.bundle, test)
+        out = EnsemblePredictor(result.bundle, device=result.bundle.device)(test)
         features = (
             f"flux ratios over {config.reference_band}" if config.family == "deepz" else "mags + colours"
         )
         predictions[name] = {
             "z_phot": out["z_phot"],
             "pdf": (out["pdf_weights"], out["pdf_means"], out["pdf_sigmas"])
-            if "pdf_weights" in out
+            if result.bundle.model.has_pdf  # a point member's one Gaussian has the floor width
             else None,
             "features": features,
             "epochs": f"{len(result.history)} (best {result.best_epoch + 1})",

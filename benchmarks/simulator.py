@@ -5,12 +5,17 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import append_rows, markdown_table, read_rows, time_runs
+from benchmarks.harness import (
+    append_rows,
+    argument_parser,
+    markdown_table,
+    read_rows,
+    time_runs,
+)
 from distributed_pz.survey.simulate import SimulationConfig
 from distributed_pz.survey.simulate_cli import write_simulated_tile
 from distributed_pz.survey.store import open_store
@@ -27,9 +32,7 @@ def _bytes_by_array(tile_dir: Path) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--n", type=int, default=100_000, help="sources in the tile")
     parser.add_argument("--workers", type=int, default=2, help="simulator threads")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs (after no warm-up: a run is long)")

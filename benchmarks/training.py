@@ -19,26 +19,24 @@ all of its rows.
 
 from __future__ import annotations
 
-import argparse
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks.fixtures import TILE, ensure_store, work_paths
 from benchmarks.harness import (
     RESULTS_DIR,
     append_rows,
+    argument_parser,
+    commands_section,
     load_average,
     markdown_table,
     read_rows,
     write_markdown,
 )
-from benchmarks.inference import work_paths
-from benchmarks.inference_pipeline import TILE, ensure_store
 from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.member import TrainConfig, train_member
 
 NAME = "training"
@@ -137,19 +135,14 @@ def write_report() -> str:
         markdown_table(rows, COLUMNS),
         "",
         *quoted,
-        "Commands:",
-        "",
-        *[f"- `{c}`" for c in sorted({r["command"] for r in rows})],
-        "",
+        *commands_section(rows),
     ]
     write_markdown(NAME, "\n".join(text))
     return markdown_table(rows, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__, work="dpz_bench_suite")
     parser.add_argument("--quick", action="store_true", help="fewer rows, one epoch")
     parser.add_argument("--n", type=int, help="training rows (default 4000; 1000 with --quick)")
     parser.add_argument("--epochs", type=int, help="epochs (default 2; 1 with --quick)")
@@ -160,11 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         "--sample-rows", type=int, default=20_000, help="training sample of the extrapolation"
     )
     parser.add_argument("--tile-n", type=int, default=20_000, help="sources of the simulated tile read from")
-    parser.add_argument(
-        "--work",
-        default=str(Path(tempfile.gettempdir()) / "dpz_bench_suite"),
-        help="where the tile is kept between runs",
-    )
     args = parser.parse_args(argv)
     n = args.n or (1000 if args.quick else 4000)
     epochs = args.epochs or (1 if args.quick else 2)

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "distributed_pz.infer.cli",
         "stream every tile of a store through an ensemble into catalogues",
     ),
-    "evaluate": ("distributed_pz.evaluate_cli", "metrics, PDF calibration and plots of photo-z catalogues"),
+    "evaluate": ("distributed_pz.evaluate.cli", "metrics, PDF calibration and plots of photo-z catalogues"),
     "demo": ("distributed_pz.demo", "run the main job end to end on a simulated survey"),
 }
 """Subcommand name -> (module defining ``add_arguments(parser)`` and ``run(args) -> int``, help)."""

@@ -1,9 +1,8 @@
 """Inference at survey scale: the ensemble predictor, the Dask pipeline, cluster selection, catalogue writers.
 
-- :mod:`~distributed_pz.infer.predictor` — :class:`EnsemblePredictor` (chunk of rows -> catalogue columns)
-  and :func:`predict_tile_local` (no cluster);
-- :mod:`~distributed_pz.infer.pipeline` — :func:`predict_store` (every tile through a Dask cluster);
+- :mod:`~distributed_pz.models.predictor` — :class:`EnsemblePredictor` (chunk of rows -> catalogue columns);
+- :mod:`~distributed_pz.infer.stream` — :func:`predict_store` (every tile through a Dask cluster);
+- :mod:`~distributed_pz.infer.local` — :func:`predict_tile_local` (one tile in this process, no cluster: the reference);
 - :mod:`~distributed_pz.infer.cluster` — :func:`connect` (local, cuda, or a running cluster);
-- :mod:`~distributed_pz.infer.writers` — Parquet / FITS catalogues, committed atomically;
-- :mod:`~distributed_pz.infer.mixture`, :mod:`~distributed_pz.infer.flags`, :mod:`~distributed_pz.infer.qp_export`.
+- catalogue files, flag bits and qp export are :mod:`distributed_pz.catalog`.
 """

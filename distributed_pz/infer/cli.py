@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distributed_pz.bundle import BundleError
+from distributed_pz.catalog import WRITE_FORMATS
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
 from distributed_pz.infer.compat import check_bands
 from distributed_pz.infer.manifest import FAILURES, ManifestError
-from distributed_pz.infer.pipeline import ON_ERROR, TileFailed, bundle_hash, predict_store
-from distributed_pz.infer.predictor import PDF_KINDS, PRECISIONS, PredictOptions
-from distributed_pz.infer.writers import FORMATS
+from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
+from distributed_pz.models.bundle import BundleError
+from distributed_pz.models.ensemble import read_content_hash
+from distributed_pz.models.predictor import PDF_KINDS, PRECISIONS, PredictOptions
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import absolute_url, open_store
 
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tile", action="append", help="predict only this tile (repeatable); default: every tile"
     )
-    parser.add_argument("--format", choices=sorted(FORMATS), default="parquet", help="catalogue file format")
+    parser.add_argument("--format", choices=WRITE_FORMATS, default="parquet", help="catalogue file format")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--cluster",
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             pdf=args.pdf,
             z_grid=args.z_grid,
         )
-        bundle_hash(args.bundle)  # fail on a wrong path or bands before starting a cluster
+        read_content_hash(args.bundle)  # fail on a wrong path or bands before starting a cluster
         check_bands(args.bundle, open_store(args.store), args.tile)
         with connect(
             args.cluster,

@@ -13,9 +13,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.bundle import BundleError
-from distributed_pz.ensemble import MANIFEST as ENSEMBLE_MANIFEST
+from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.bundle import BundleError
+from distributed_pz.models.ensemble import MANIFEST as ENSEMBLE_MANIFEST
 from distributed_pz.models.registry import config_from_dict
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import SurveyStore

@@ -21,11 +21,11 @@ import fcntl
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from distributed_pz import __version__
+from distributed_pz._files import utc_now, write_json
 
 MANIFEST = "manifest.json"
 FAILURES = "failures.json"
@@ -37,18 +37,6 @@ RUN_VERSION = 2
 
 class ManifestError(ValueError):
     """The output directory holds a run that does not match this one (or an unreadable manifest)."""
-
-
-def utc_now() -> str:
-    """The current UTC time, ISO 8601 to the second."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Write JSON atomically: temporary file beside ``path``, then rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from distributed import WorkerPlugin, get_worker
 
-from distributed_pz.infer.predictor import EnsemblePredictor, PredictOptions
+from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 
 
 def plugin_name(bundle_hash: str, options: PredictOptions) -> str:

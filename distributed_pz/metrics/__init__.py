@@ -7,8 +7,8 @@ from distributed_pz.metrics.binned import (
     completeness_curve,
     rows_to_dicts,
 )
+from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.metrics.pdf import (
-    ODDS_HALF_WIDTH,
     GaussianMixturePDF,
     GridPDF,
     RedshiftPDF,
@@ -38,7 +38,7 @@ from distributed_pz.metrics.point import (
 __all__ = [
     "BINNED_DTYPE",
     "COMPLETENESS_DTYPE",
-    "ODDS_HALF_WIDTH",
+    "DEFAULT_ODDS_INTERVAL",
     "OUTLIER_THRESHOLD",
     "POINT_METRIC_NAMES",
     "STRICT_OUTLIER_THRESHOLD",

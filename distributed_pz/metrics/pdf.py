@@ -3,16 +3,18 @@
 Two representations share one small interface, :class:`RedshiftPDF`:
 
 - :class:`GaussianMixturePDF` — ``weights, means, sigmas`` of shape [N, K] (the MDN output of
-  DEEPZ and of our GaZNet MDN heads). Closed-form CDF and CRPS (Grimit et al. 2006); the
-  mixture lives on the whole real line, so a component may put some mass below z = 0.
+  DEEPZ and of our GaZNet MDN heads). Density, CDF, moments, mode and quantiles are those of
+  :mod:`distributed_pz.metrics.mixture` (the one mixture library, which the catalogues'
+  summaries come from); closed-form CRPS (Grimit et al. 2006). The mixture lives on the whole
+  real line, so a component may put some mass below z = 0.
 - :class:`GridPDF` — densities [N, G] on a fixed, increasing redshift grid [G], taken as
   piecewise linear between grid points and zero outside; CDF, moments, quantiles and CRPS are
   exact for that density.
 
 The metrics are pure functions of a PDF and the spectroscopic redshifts: PIT (DEEPZ eq. 6) with
 its histogram and KS / Cramér–von Mises / Anderson–Darling distances from uniform, CRPS,
-coverage of central credible intervals, and ODDS (DEEPZ eq. 7). :func:`to_qp` exports to the
-optional ``qp`` package.
+coverage of central credible intervals, and ODDS (DEEPZ eq. 7, the probability within
+``z_mode ± interval / 2``, as in the catalogues). :func:`to_qp` exports to the optional ``qp`` package.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtr
 from scipy.stats import kstwo
 
-ODDS_HALF_WIDTH = 0.0015
-"""Half of DEEPZ's fixed ODDS interval Δz = 0.003 around the mode (Eriksen et al. 2020, eq. 7)."""
+from distributed_pz.metrics import mixture
+from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
+
 ROW_BLOCK = 4096
 """Sources processed at once by the memory-hungry methods (``mode``, ``crps``)."""
 PIT_CLIP = 1e-10
@@ -123,11 +126,9 @@ class GaussianMixturePDF(RedshiftPDF):
         weight are ignored (their mean and sigma may be anything, NaN included). A source with
         a non-finite weight, or a non-finite mean or sigma in a weighted component, gets NaN
         results.
-    n_grid
-        Points of the per-source grid searched for the mode (before local refinement).
     """
 
-    def __init__(self, weights: ArrayLike, means: ArrayLike, sigmas: ArrayLike, n_grid: int = 128) -> None:
+    def __init__(self, weights: ArrayLike, means: ArrayLike, sigmas: ArrayLike) -> None:
         w, mu, sig = (np.asarray(a, dtype=np.float64) for a in (weights, means, sigmas))
         if w.ndim != 2 or mu.shape != w.shape or sig.shape != w.shape:
             raise ValueError(
@@ -140,75 +141,58 @@ class GaussianMixturePDF(RedshiftPDF):
             self.weights = w / w.sum(axis=1, keepdims=True)  # (N, K)
         self.means = np.where(unused, 0.0, mu)  # (N, K)
         self.sigmas = np.where(unused, 1.0, sig)  # (N, K)
-        self.n_grid = n_grid
+        self._finite = np.isfinite(self.weights).all(axis=1) & (
+            np.isfinite(self.means) & np.isfinite(self.sigmas)
+        ).all(axis=1)  # (N,): sources with a usable mixture
 
     def __len__(self) -> int:
         return self.weights.shape[0]
 
     def subset(self, index: ArrayLike) -> GaussianMixturePDF:
-        return GaussianMixturePDF(
-            self.weights[index], self.means[index], self.sigmas[index], n_grid=self.n_grid
-        )
+        return GaussianMixturePDF(self.weights[index], self.means[index], self.sigmas[index])
 
-    def _standardised(self, z: ArrayLike) -> tuple[NDArray[np.float64], bool]:
+    @property
+    def mixture(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """``(weights, means, sigmas)`` [N, K], as :mod:`distributed_pz.metrics.mixture` takes them."""
+        return self.weights, self.means, self.sigmas
+
+    def _points(self, z: ArrayLike) -> tuple[NDArray[np.float64], bool]:
         z2, squeeze = self._as_2d(z)
-        x = (z2[:, :, None] - self.means[:, None, :]) / self.sigmas[:, None, :]  # (N, M, K)
-        return x, squeeze
+        return np.broadcast_to(z2, (len(self), z2.shape[1])), squeeze
+
+    def _on_finite(self, fn: Callable[..., NDArray[np.float64]], *args: Any) -> NDArray[np.float64]:
+        """``fn(weights, means, sigmas, *args)`` [N] on the usable sources, NaN on the others."""
+        out = np.full(len(self), np.nan)
+        rows = self._finite
+        if rows.any():
+            out[rows] = fn(self.weights[rows], self.means[rows], self.sigmas[rows], *args)
+        return out
 
     def pdf(self, z: ArrayLike) -> NDArray[np.float64]:
-        x, squeeze = self._standardised(z)
-        out = np.sum(self.weights[:, None, :] * _normal_pdf(x) / self.sigmas[:, None, :], axis=-1)
+        z2, squeeze = self._points(z)
+        out = mixture.pdf(z2, *self.mixture)
         return out[:, 0] if squeeze else out
 
     def cdf(self, z: ArrayLike) -> NDArray[np.float64]:
-        x, squeeze = self._standardised(z)
-        out = np.sum(self.weights[:, None, :] * ndtr(x), axis=-1)
+        z2, squeeze = self._points(z)
+        out = mixture.cdf(z2, *self.mixture)
         return out[:, 0] if squeeze else out
 
-    def _support(self, n_sigma: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        used = self.weights > 0
-        lo = np.min(np.where(used, self.means - n_sigma * self.sigmas, np.inf), axis=1)
-        hi = np.max(np.where(used, self.means + n_sigma * self.sigmas, -np.inf), axis=1)
-        return lo, hi
-
     def quantile(self, q: float) -> NDArray[np.float64]:
-        """Quantile by bisection to machine precision (60 halvings of a ±12σ bracket)."""
+        """Quantile (:func:`distributed_pz.metrics.mixture.quantiles`: safeguarded Newton)."""
         if not 0 <= q <= 1:
             raise ValueError(f"q must lie in [0, 1], not {q}")
-        lo, hi = self._support(12.0)
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            below = self.cdf(mid) < q
-            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-        return 0.5 * (lo + hi)
+        return self._on_finite(lambda w, mu, sd: mixture.quantiles(w, mu, sd, (q,))[:, 0])
 
     def mean(self) -> NDArray[np.float64]:
-        return np.sum(self.weights * self.means, axis=1)
+        return mixture.moments(*self.mixture)[0]
 
     def std(self) -> NDArray[np.float64]:
-        second = np.sum(self.weights * (self.sigmas**2 + self.means**2), axis=1)
-        return np.sqrt(np.maximum(second - self.mean() ** 2, 0.0))
+        return mixture.moments(*self.mixture)[1]
 
     def _mode(self) -> NDArray[np.float64]:
-        """Mode by grid search, then four rounds of local refinement.
-
-        The candidates are ``n_grid`` points spanning each mixture's ±5σ range plus every
-        component mean (so a narrow component between grid points is not missed); the best
-        candidate is refined on a 33-point grid of ± one grid step, four times (each round
-        16 times finer, ending near 1e-7 of the ±5σ range).
-        """
-        lo, hi = self._support(5.0)
-        frac = np.linspace(0.0, 1.0, self.n_grid)
-        grid = lo[:, None] + (hi - lo)[:, None] * frac  # (N, G)
-        candidates = np.concatenate([grid, self.means], axis=1)  # (N, G + K)
-        best = candidates[np.arange(len(self)), np.argmax(self.pdf(candidates), axis=1)]
-        step = (hi - lo) / (self.n_grid - 1)
-        offsets = np.linspace(-1.0, 1.0, 33)
-        for _ in range(4):
-            local = best[:, None] + step[:, None] * offsets  # (N, 33)
-            best = local[np.arange(len(self)), np.argmax(self.pdf(local), axis=1)]
-            step = step / 16.0
-        return best
+        """Highest mode (:func:`distributed_pz.metrics.mixture.mode`, as the catalogues' ``z_phot``)."""
+        return self._on_finite(mixture.mode)
 
     def _crps(self, y: NDArray[np.float64]) -> NDArray[np.float64]:
         """Closed-form CRPS of a Gaussian mixture (Grimit et al. 2006, eq. 5).
@@ -429,33 +413,31 @@ def pit_coverage(pit_values: ArrayLike, level: float) -> float:
 
 
 def odds(
-    pdf: RedshiftPDF,
-    half_width: float = ODDS_HALF_WIDTH,
-    scale_with_redshift: bool = False,
-    mode: ArrayLike | None = None,
+    pdf: RedshiftPDF, interval: float = DEFAULT_ODDS_INTERVAL, mode: ArrayLike | None = None
 ) -> NDArray[np.float64]:
-    """ODDS: probability within a window around the mode (BPZ; DEEPZ eq. 7).
+    """ODDS (DEEPZ eq. 7): probability within ``z_mode ± interval / 2``, as in the catalogues.
 
     Parameters
     ----------
     pdf
         The PDFs.
-    half_width
-        Half the window; the default 0.0015 is DEEPZ's fixed Δz = 0.003 (PAUS narrow bands).
-    scale_with_redshift
-        Window ± ``half_width`` · (1 + z_mode) instead of ± ``half_width`` (BPZ-style, suited to
-        broad-band scatter that grows with redshift).
+    interval
+        Full width Δz of the window (:data:`~distributed_pz.metrics.mixture.DEFAULT_ODDS_INTERVAL`
+        = 0.06 by default, the catalogues' default; DEEPZ uses 0.003 for narrow bands).
     mode
-        The modes, shape [N], if already known; computed from ``pdf`` otherwise.
+        The window centres, shape [N] (a catalogue's ``z_phot``); the PDFs' modes otherwise.
 
     Returns
     -------
     numpy.ndarray
-        ODDS in [0, 1], shape [N].
+        ODDS in [0, 1], shape [N]; for a Gaussian mixture exactly
+        :func:`distributed_pz.metrics.mixture.odds`.
     """
     z0 = pdf.mode() if mode is None else np.asarray(mode, dtype=np.float64)
-    width = half_width * (1.0 + z0) if scale_with_redshift else np.full_like(z0, half_width)
-    return pdf.cdf(z0 + width) - pdf.cdf(z0 - width)
+    if isinstance(pdf, GaussianMixturePDF):
+        return mixture.odds(z0, interval, *pdf.mixture)
+    half = np.full_like(z0, interval / 2)
+    return np.clip(pdf.cdf(z0 + half) - pdf.cdf(z0 - half), 0.0, 1.0)
 
 
 def to_qp(pdf: RedshiftPDF) -> Any:

@@ -11,16 +11,17 @@ The point estimate is the mode of p(z).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from distributed_pz.bands import KIDS_VIKING
-from distributed_pz.features import InputSpec
+from distributed_pz.bands import BandSet
 from distributed_pz.models.base import PhotoZModel
+from distributed_pz.models.features import InputSpec
 from distributed_pz.models.heads import ClassHead, MDNHead
 from distributed_pz.models.layers import fc_stack
+from distributed_pz.models.registry import register_family, register_model
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class DeepZConfig:
     name
         Registry name (stored in bundles).
     bands
-        Bands whose fluxes enter, bluest first; ``reference_band`` divides the others.
+        Bands whose fluxes enter, bluest first; ``reference_band`` divides the others. The
+        registered variant takes them from the band set (:mod:`distributed_pz.models.registry`).
     reference_band
         Denominator of the flux ratios.
     use_exposures
@@ -54,7 +56,7 @@ class DeepZConfig:
     family: ClassVar[str] = "deepz"
 
     name: str = "deepz"
-    bands: tuple[str, ...] = KIDS_VIKING.bands
+    bands: tuple[str, ...] = ()
     reference_band: str = "i"
     use_exposures: bool = True
     hidden: int = 250
@@ -84,6 +86,10 @@ class DeepZConfig:
             reference_band=self.reference_band,
             use_exposures=self.use_exposures,
         )
+
+    def tiny_overrides(self) -> dict[str, Any]:
+        """Narrow and shallow networks (tests and smoke runs)."""
+        return {"hidden": 16, "n_layers": 4, "latent": 4}
 
 
 class DeepZ(PhotoZModel):
@@ -131,6 +137,12 @@ class DeepZ(PhotoZModel):
         out["reconstruction"] = self.decoder(latent)  # (B, F)
         return out
 
+    def extra_loss(
+        self, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]
+    ) -> torch.Tensor | None:
+        """The autoencoder's reconstruction error (DEEPZ pre-training)."""
+        return reconstruction_loss(inputs, outputs) if "reconstruction" in outputs else None
+
 
 def reconstruction_loss(inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean squared error of the decoder over the measured (unmasked) standardised ratios."""
@@ -139,3 +151,12 @@ def reconstruction_loss(inputs: dict[str, torch.Tensor], outputs: dict[str, torc
     observed = 1.0 - x[:, n:]  # (B, F)
     err = (outputs["reconstruction"] - x[:, :n]) ** 2 * observed
     return err.sum() / observed.sum().clamp_min(1.0)
+
+
+register_family("deepz", DeepZConfig, DeepZ)
+
+
+@register_model
+def deepz(band_set: BandSet, **overrides: Any) -> DeepZConfig:
+    """DEEPZ: flux ratios of every catalogue band over i, autoencoder + 10-Gaussian mixture density network."""
+    return DeepZConfig(**{"name": "deepz", "bands": band_set.bands, **overrides})

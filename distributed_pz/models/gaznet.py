@@ -17,16 +17,17 @@ and every width is a config field. Batch norm after each conv / linear layer is 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from distributed_pz.bands import KIDS_VIKING
-from distributed_pz.features import InputSpec
+from distributed_pz.bands import BandSet
 from distributed_pz.models.base import PhotoZModel
+from distributed_pz.models.features import InputSpec
 from distributed_pz.models.heads import ClassHead, MDNHead, PointHead
 from distributed_pz.models.layers import conv_block, fc_stack
+from distributed_pz.models.registry import register_family, register_model
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class GaZNetConfig:
     name
         Registry name of the variant (stored in bundles).
     bands
-        Catalogue bands (magnitudes + adjacent colours); empty = no catalogue path.
+        Catalogue bands (magnitudes + adjacent colours); empty = no catalogue path. The
+        registered variants take them from the band set (:mod:`distributed_pz.models.registry`).
     image_bands
         Cutout channels; empty = no image path.
     conv_widths, conv_depths
@@ -64,8 +66,8 @@ class GaZNetConfig:
     family: ClassVar[str] = "gaznet"
 
     name: str = "gaznet_1"
-    bands: tuple[str, ...] = KIDS_VIKING.bands
-    image_bands: tuple[str, ...] = ("r",)
+    bands: tuple[str, ...] = ()
+    image_bands: tuple[str, ...] = ()
     conv_widths: tuple[int, ...] = (32, 64, 128, 256)
     conv_depths: tuple[int, ...] = (2, 2, 3, 3)
     catalog_widths: tuple[int, ...] = (128, 128, 128, 128, 256, 256, 256, 256)
@@ -97,6 +99,13 @@ class GaZNetConfig:
         return InputSpec(
             catalog="mag_colour" if self.bands else "none", bands=self.bands, image_bands=self.image_bands
         )
+
+    def tiny_overrides(self) -> dict[str, Any]:
+        """Narrow layers, same layer counts (tests and smoke runs)."""
+        tiny: dict[str, Any] = {"conv_widths": (4, 4, 8, 8), "catalog_widths": (16,) * 8}
+        if self.neck_widths:
+            tiny["neck_widths"] = (16,) * len(self.neck_widths)
+        return tiny
 
 
 class GaZNet(PhotoZModel):
@@ -140,3 +149,52 @@ class GaZNet(PhotoZModel):
         if self.class_head is not None:
             out.update(self.class_head(features))
         return out
+
+
+register_family("gaznet", GaZNetConfig, GaZNet)
+
+
+# Variants: bands by role in the band set. ``band_set.bands`` = every catalogue band (KiDS+VIKING:
+# the nine of C9), ``band_set.image_bands`` = the bands with cutouts (KiDS: u,g,r,i).
+
+
+@register_model
+def gaznet_i4(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
+    """GaZNet-I4: cutouts of every imaged band (KiDS: u,g,r,i) only (morpho-z)."""
+    defaults = {"bands": (), "image_bands": band_set.image_bands, "neck_widths": (256, 64)}
+    return GaZNetConfig(**{"name": "gaznet_i4", **defaults, **overrides})
+
+
+@register_model
+def gaznet_c4(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
+    """GaZNet-C4: magnitudes and colours of the imaged bands (KiDS: u,g,r,i)."""
+    defaults = {"bands": band_set.image_bands, "image_bands": (), "neck_widths": ()}
+    return GaZNetConfig(**{"name": "gaznet_c4", **defaults, **overrides})
+
+
+@register_model
+def gaznet_c9(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
+    """GaZNet-C9: magnitudes and colours of every catalogue band (KiDS+VIKING: nine)."""
+    defaults = {"bands": band_set.bands, "image_bands": (), "neck_widths": ()}
+    return GaZNetConfig(**{"name": "gaznet_c9", **defaults, **overrides})
+
+
+@register_model
+def gaznet_1(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
+    """GaZNet-1: r-band cutouts + every catalogue band, fused."""
+    defaults = {"bands": band_set.bands, "image_bands": ("r",)}
+    return GaZNetConfig(**{"name": "gaznet_1", **defaults, **overrides})
+
+
+@register_model
+def gaznet_c9i4(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
+    """GaZNet-C9I4 (paper §4.2): cutouts of every imaged band + every catalogue band."""
+    defaults = {"bands": band_set.bands, "image_bands": band_set.image_bands}
+    return GaZNetConfig(**{"name": "gaznet_c9i4", **defaults, **overrides})
+
+
+@register_model
+def gaznet_1_mdn(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
+    """GaZNet-1 backbone with a mixture density head: p(z) (beyond the paper)."""
+    defaults = {"bands": band_set.bands, "image_bands": ("r",), "head": "mdn"}
+    return GaZNetConfig(**{"name": "gaznet_1_mdn", **defaults, **overrides})

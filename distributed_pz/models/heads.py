@@ -1,11 +1,10 @@
-"""Output heads (point, mixture density, class) and the Gaussian-mixture maths behind p(z).
+"""Output heads (point, mixture density, class) and their training losses.
 
 A mixture density network (Bishop 1994; DEEPZ §2.3) describes p(z) as
 ``sum_k w_k N(z; mu_k, sigma_k)``. The head returns unnormalised log-weights (``logits``), means
-and widths; the functions below turn any mixture ``(weights, means, sigmas)`` of shape
-``(B, K)`` into densities, CDFs, moments, the mode, quantiles and ODDS. An ensemble's p(z) is the
-mixture of its members' components with weights divided by the number of members, so the same
-functions summarise it.
+and widths; the functions below give a mixture's log-density and negative log-likelihood (the
+loss). Summaries of a mixture (mode, quantiles, ODDS) and the pooling of an ensemble's members
+are :mod:`distributed_pz.metrics.mixture`.
 """
 
 from __future__ import annotations

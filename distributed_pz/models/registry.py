@@ -1,62 +1,123 @@
-"""Model registry: names -> default configs -> models (``create_model``, ``list_models``).
+"""Model registry (timm style): families and named variants -> configs -> models.
 
-A registered name is a function returning the variant's default config; ``create_model(name,
-**overrides)`` replaces fields of that config and builds the model. A config alone (as stored in
-a bundle) rebuilds the same model with :func:`build_model`.
+The registry imports no family. Each family's file registers itself and its variants at its
+foot (:func:`register_family`, :func:`register_model`), and :mod:`distributed_pz.models` imports
+the family files, so ``import distributed_pz.models`` registers everything.
+
+A variant is a function of a :class:`~distributed_pz.bands.BandSet` (and field overrides)
+returning its config: it names its bands by role ("every catalogue band", "the bands with cutouts", "the r
+cutout"), so one variant serves every survey. ``model_config(name, band_set, **overrides)``
+resolves the roles against ``band_set`` (KiDS+VIKING when none is given; training passes the
+training tile's band set) and then replaces fields by ``overrides``. A config alone (as stored
+in a bundle) rebuilds the same model with :func:`build_model`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from distributed_pz.bands import KIDS_VIKING
-from distributed_pz.models.base import PhotoZModel
-from distributed_pz.models.deepz import DeepZ, DeepZConfig
-from distributed_pz.models.gaznet import GaZNet, GaZNetConfig
+from distributed_pz.bands import KIDS_VIKING, BandSet, get_band_set
+from distributed_pz.models.base import ModelConfig, PhotoZModel
 
-ModelConfig = GaZNetConfig | DeepZConfig
-_FAMILIES: dict[str, tuple[type, Callable[[Any], PhotoZModel]]] = {
-    "gaznet": (GaZNetConfig, GaZNet),
-    "deepz": (DeepZConfig, DeepZ),
-}
-_REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
-
-OPTICAL = KIDS_VIKING.image_bands
-ALL_BANDS = KIDS_VIKING.bands
+Variant = Callable[..., ModelConfig]
+"""A registered variant: ``(band_set, **overrides) -> config``, its defaults for the band set
+updated by the overrides before the config checks itself (so an override may repair what the
+band set alone leaves invalid, say ``reference_band="r"`` for a DEEPZ on bands without i)."""
+DEFAULT_BAND_SET = KIDS_VIKING
+"""Band set of :func:`model_config` when none is given."""
 
 
-def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
-    """Register ``fn`` (returning a default config) under its function name."""
-    if fn.__name__ in _REGISTRY:
+@dataclass(frozen=True)
+class Family:
+    """A model family: its config class and the module built from such a config."""
+
+    name: str
+    config_cls: type
+    model_cls: Callable[[Any], PhotoZModel]
+
+
+_FAMILIES: dict[str, Family] = {}
+_VARIANTS: dict[str, Variant] = {}
+
+
+def register_family(name: str, config_cls: type, model_cls: Callable[[Any], PhotoZModel]) -> Family:
+    """Make family ``name`` known: configs of ``config_cls`` (whose ``family`` is ``name``) build ``model_cls``."""
+    if getattr(config_cls, "family", None) != name:
+        raise ValueError(f"{config_cls.__name__}.family is not {name!r}")
+    family = Family(name, config_cls, model_cls)
+    if _FAMILIES.get(name, family) != family:
+        raise ValueError(f"model family {name!r} is already registered")
+    _FAMILIES[name] = family
+    return family
+
+
+def register_model(fn: Variant) -> Variant:
+    """Register ``fn`` (``(band_set, **overrides) -> config``) under its function name."""
+    if fn.__name__ in _VARIANTS:
         raise ValueError(f"model {fn.__name__!r} is already registered")
-    _REGISTRY[fn.__name__] = fn
+    _VARIANTS[fn.__name__] = fn
     return fn
 
 
 def list_models() -> list[str]:
     """Names of every registered model, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(_VARIANTS)
 
 
-def model_config(name: str, **overrides: Any) -> ModelConfig:
-    """Default config of ``name`` with ``overrides`` applied (list values become tuples)."""
-    try:
-        config = _REGISTRY[name]()
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {list_models()}") from None
-    return dataclasses.replace(config, **{k: _tuples(v) for k, v in overrides.items()})
+def list_families() -> list[str]:
+    """Names of every registered family, sorted."""
+    return sorted(_FAMILIES)
+
+
+def check_overrides(name: str, overrides: Mapping[str, Any]) -> None:
+    """Check that model ``name`` is registered and has every field ``overrides`` names.
+
+    Raises
+    ------
+    KeyError
+        Unknown model.
+    TypeError
+        A field its config does not have.
+    """
+    default = _variant(name)(DEFAULT_BAND_SET)
+    fields = {f.name for f in dataclasses.fields(default)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"model {name!r} has no config field {', '.join(unknown)}; fields: {sorted(fields)}")
+
+
+def model_config(name: str, band_set: BandSet | str | None = None, **overrides: Any) -> ModelConfig:
+    """Default config of ``name`` for ``band_set`` with ``overrides`` applied (list values become tuples).
+
+    Parameters
+    ----------
+    name
+        A registered model.
+    band_set
+        The bands the variant's band roles resolve against: a :class:`BandSet`, a registered
+        band set's name, or ``None`` for :data:`DEFAULT_BAND_SET` (KiDS+VIKING).
+    overrides
+        Config fields to replace; they win over what the band set gives.
+    """
+    check_overrides(name, overrides)
+    if band_set is None:
+        band_set = DEFAULT_BAND_SET
+    elif isinstance(band_set, str):
+        band_set = get_band_set(band_set)
+    return _variant(name)(band_set, **{k: _tuples(v) for k, v in overrides.items()})
 
 
 def build_model(config: ModelConfig) -> PhotoZModel:
     """The model a config describes (freshly initialised)."""
-    return _FAMILIES[config.family][1](config)
+    return _family(config.family).model_cls(config)
 
 
-def create_model(name: str, **overrides: Any) -> PhotoZModel:
-    """Build the registered model ``name`` with config fields replaced by ``overrides``."""
-    return build_model(model_config(name, **overrides))
+def create_model(name: str, band_set: BandSet | str | None = None, **overrides: Any) -> PhotoZModel:
+    """Build the registered model ``name`` for ``band_set`` with config fields replaced by ``overrides``."""
+    return build_model(model_config(name, band_set, **overrides))
 
 
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:
@@ -67,10 +128,22 @@ def config_to_dict(config: ModelConfig) -> dict[str, Any]:
 def config_from_dict(d: Mapping[str, Any]) -> ModelConfig:
     """Inverse of :func:`config_to_dict`."""
     fields = dict(d)
-    family = fields.pop("family")
-    if family not in _FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; known: {sorted(_FAMILIES)}")
-    return _FAMILIES[family][0](**{k: _tuples(v) for k, v in fields.items()})
+    family = _family(fields.pop("family"))
+    return family.config_cls(**{k: _tuples(v) for k, v in fields.items()})
+
+
+def _variant(name: str) -> Variant:
+    try:
+        return _VARIANTS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {list_models()}") from None
+
+
+def _family(name: str) -> Family:
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown model family {name!r}; known: {list_families()}") from None
 
 
 def _tuples(v: Any) -> Any:
@@ -79,45 +152,3 @@ def _tuples(v: Any) -> Any:
 
 def _lists(v: Any) -> Any:
     return [_lists(x) for x in v] if isinstance(v, list | tuple) else v
-
-
-@register_model
-def gaznet_i4() -> ModelConfig:
-    """GaZNet-I4: u,g,r,i cutouts only (morpho-z)."""
-    return GaZNetConfig(name="gaznet_i4", bands=(), image_bands=OPTICAL, neck_widths=(256, 64))
-
-
-@register_model
-def gaznet_c4() -> ModelConfig:
-    """GaZNet-C4: u,g,r,i magnitudes and colours."""
-    return GaZNetConfig(name="gaznet_c4", bands=OPTICAL, image_bands=(), neck_widths=())
-
-
-@register_model
-def gaznet_c9() -> ModelConfig:
-    """GaZNet-C9: nine-band KiDS+VIKING magnitudes and colours."""
-    return GaZNetConfig(name="gaznet_c9", bands=ALL_BANDS, image_bands=(), neck_widths=())
-
-
-@register_model
-def gaznet_1() -> ModelConfig:
-    """GaZNet-1: r-band cutouts + nine-band catalogue, fused."""
-    return GaZNetConfig(name="gaznet_1", bands=ALL_BANDS, image_bands=("r",))
-
-
-@register_model
-def gaznet_c9i4() -> ModelConfig:
-    """GaZNet-C9I4 (paper §4.2): u,g,r,i cutouts + nine-band catalogue."""
-    return GaZNetConfig(name="gaznet_c9i4", bands=ALL_BANDS, image_bands=OPTICAL)
-
-
-@register_model
-def gaznet_1_mdn() -> ModelConfig:
-    """GaZNet-1 backbone with a mixture density head: p(z) (beyond the paper)."""
-    return GaZNetConfig(name="gaznet_1_mdn", bands=ALL_BANDS, image_bands=("r",), head="mdn")
-
-
-@register_model
-def deepz() -> ModelConfig:
-    """DEEPZ: flux ratios over i, autoencoder + 10-Gaussian mixture density network."""
-    return DeepZConfig(name="deepz", bands=ALL_BANDS)

@@ -19,7 +19,7 @@ from astropy.io import ascii as astropy_ascii
 from astropy.io import fits
 from astropy.table import MaskedColumn
 
-from distributed_pz.survey.columnmap import FORMATS, CatalogFormat
+from distributed_pz.survey.columnmap import INPUT_FORMATS, CatalogFormat
 from distributed_pz.survey.ingest_errors import IngestError
 
 SUFFIXES = {
@@ -45,7 +45,7 @@ def catalog_format(path: Path, declared: str | None) -> str:
         return SUFFIXES[suffixes[-1]]
     raise IngestError(
         f"{path}: cannot tell the catalogue format from the suffix {''.join(path.suffixes)!r} "
-        f"(known: {sorted(SUFFIXES)}); set [catalog] format to one of {list(FORMATS)} in the column map"
+        f"(known: {sorted(SUFFIXES)}); set [catalog] format to one of {list(INPUT_FORMATS)} in the column map"
     )
 
 

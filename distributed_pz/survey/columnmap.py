@@ -40,7 +40,7 @@ from distributed_pz.bands import BandSet, get_band_set, register_band_set
 from distributed_pz.survey.ingest_errors import IngestError
 from distributed_pz.survey.schema import CLASS_NAMES
 
-FORMATS = ("fits", "parquet", "csv", "ascii")
+INPUT_FORMATS = ("fits", "parquet", "csv", "ascii")
 CLASS_CODES = {name: code for code, name in CLASS_NAMES.items()}
 DEFAULT_VALID_RANGE = (-10.0, 50.0)
 
@@ -391,8 +391,8 @@ def _classes(s: _Spec) -> tuple[str | None, dict[str, int], int | None]:
 
 def _catalog(s: _Spec) -> CatalogFormat:
     fmt = s.get("catalog", "format", "text", None)
-    if fmt is not None and fmt not in FORMATS:
-        raise s.error("catalog", f"format {fmt!r} is not one of {list(FORMATS)}")
+    if fmt is not None and fmt not in INPUT_FORMATS:
+        raise s.error("catalog", f"format {fmt!r} is not one of {list(INPUT_FORMATS)}")
     return CatalogFormat(
         format=fmt,
         hdu=s.get("catalog", "hdu", "integer", 1),

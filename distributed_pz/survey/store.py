@@ -14,6 +14,7 @@ tile never hides the others.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import uuid
@@ -28,6 +29,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
+from distributed_pz.bands import BandSet
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.schema import (
     ARRAY_SPECS,
@@ -143,6 +145,25 @@ class SurveyStore:
             raise StoreError("not a tile group", store=self.url, tile=name)
         return Tile(store_url=self.url, name=name, group=group)
 
+    def content_hash(self, tiles: Iterable[str], arrays: Iterable[str]) -> str:
+        """sha256 over the tiles' metadata and the bytes of the named arrays (every file, sorted).
+
+        Two stores with the same hash hold the same data in those tiles and arrays, whatever
+        their URL and however often they were written (the training-store hash of an ensemble):
+        a tile's ``write_id``, which names one write rather than its content, is left out.
+        """
+        fs, root = fsspec.core.url_to_fs(self.url)
+        digest = hashlib.sha256()
+        names = sorted(set(arrays))
+        for tile in tiles:
+            meta = f"{root}/{tile}/zarr.json"
+            digest.update(meta.removeprefix(root).encode() + b"\0")
+            digest.update(_without_write_id(fs.cat_file(meta)))
+            for path in [p for name in names for p in sorted(fs.find(f"{root}/{tile}/{name}"))]:
+                digest.update(path.removeprefix(root).encode() + b"\0")
+                digest.update(fs.cat_file(path))
+        return digest.hexdigest()
+
     def create_tile(
         self,
         name: str,
@@ -222,6 +243,14 @@ class SurveyStore:
         return tile
 
 
+def _without_write_id(metadata: bytes) -> bytes:
+    """A tile's ``zarr.json`` as it hashes: unchanged unless it records a ``write_id``."""
+    doc = json.loads(metadata)
+    if doc.get("attributes", {}).pop("write_id", None) is None:
+        return metadata
+    return json.dumps(doc, sort_keys=True).encode()
+
+
 def _child_nodes(group: zarr.Group) -> list[str]:
     """Names of the children of ``group`` that have a ``zarr.json``, read from a listing only."""
     store, prefix = group.store, group.path
@@ -261,6 +290,15 @@ class Tile:
     @property
     def image_bands(self) -> tuple[str, ...]:
         return tuple(self.group.attrs.get("image_bands", ()))
+
+    @property
+    def band_set(self) -> BandSet:
+        """The tile's bands and image bands as a band set (named by its ``band_set`` attribute)."""
+        return BandSet(
+            name=str(self.group.attrs.get("band_set", self.name)),
+            bands=self.bands,
+            image_bands=self.image_bands,
+        )
 
     @property
     def complete(self) -> bool:

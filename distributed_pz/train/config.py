@@ -4,6 +4,11 @@
 written, resolved, as ``config.json`` beside the ensemble; a rerun on the same output must
 match it. :class:`ClusterConfig` only decides where and how fast (Ray address, workers,
 resources) and may change between reruns.
+
+The model's bands come from the training store: :meth:`EnsembleConfig.resolve` resolves the
+registered variant against the band set of the first training tile (its ``bands`` and
+``image_bands`` attributes), the ``model_overrides`` winning, and checks the result against
+every tile it will read, so a model the store cannot feed fails in one line before Ray starts.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from distributed_pz.models.registry import config_to_dict, model_config
+from distributed_pz.models.base import ModelConfig
+from distributed_pz.models.registry import check_overrides, config_from_dict, config_to_dict, model_config
+from distributed_pz.survey.store import SurveyStore, Tile
 from distributed_pz.train.member import TrainConfig
 
 DEVICE_FIELD = "device"
@@ -32,7 +39,8 @@ class EnsembleConfig:
         Ensemble directory; every Ray node must see it (local disk for a one-node cluster, a
         shared filesystem otherwise).
     model, model_overrides
-        Registered model name and config fields to replace (``create_model(model, **overrides)``).
+        Registered model name and config fields to replace (``create_model(model, **overrides)``);
+        the overrides win over the bands the training tile gives.
     n_splits, n_folds, val_fraction, seed
         Split plan (:func:`distributed_pz.train.plan.make_plan`); ``seed`` is the master seed.
     train
@@ -40,6 +48,10 @@ class EnsembleConfig:
     pretrain_store, pretrain_tiles, pretrain
         Optional pre-training (DEEPZ §3): one model trained on this (simulated) store with these
         settings, from which every member fine-tunes.
+    resolved_model
+        The model config resolved against the training tile's band set (set by :meth:`resolve`,
+        restored by :meth:`from_dict`); ``None`` until then, when :meth:`model_config` resolves
+        against the default band set (KiDS+VIKING).
     """
 
     store: str
@@ -55,21 +67,67 @@ class EnsembleConfig:
     pretrain_store: str | None = None
     pretrain_tiles: tuple[str, ...] = ()
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(on_nan="stop"))
+    resolved_model: ModelConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise ValueError(
                 f"val_fraction must be in (0, 1): members validate on it, not {self.val_fraction}"
             )
-        self.model_config()
+        if self.resolved_model is None:  # the values are checked by resolve(), against the store
+            check_overrides(self.model, self.model_overrides)
 
-    def model_config(self):
-        """The members' model config (registry defaults with the overrides)."""
+    def model_config(self) -> ModelConfig:
+        """The members' model config: the variant for the training tile's bands, with the overrides."""
+        if self.resolved_model is not None:
+            return self.resolved_model
         return model_config(self.model, **dict(self.model_overrides))
+
+    def resolve(self, store: SurveyStore, pretrain_store: SurveyStore | None = None) -> EnsembleConfig:
+        """This config with its tiles listed and its model resolved for, and checked against, the stores.
+
+        ``store`` (and ``pretrain_store``) are the opened :attr:`store` (and :attr:`pretrain_store`).
+
+        Raises
+        ------
+        ValueError
+            One line saying what to change: the training tile's bands cannot make the model
+            (say DEEPZ without its reference band), a tile lacks a band or array the model reads
+            (cutouts, exposures), or the training tiles differ in their bands.
+        """
+        tiles = tuple(self.tiles) or tuple(store.tile_names())
+        pretrain_tiles = ()
+        if pretrain_store is not None:
+            pretrain_tiles = tuple(self.pretrain_tiles) or tuple(pretrain_store.tile_names())
+        if not tiles:
+            raise ValueError(f"store {store.url!r} has no tile to train on")
+        if pretrain_store is not None and not pretrain_tiles:
+            raise ValueError(f"pre-training store {pretrain_store.url!r} has no tile to train on")
+        first = store.tile(tiles[0])
+        band_set = first.band_set
+        try:
+            model = model_config(self.model, band_set, **dict(self.model_overrides))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"model {self.model!r} for the bands {list(band_set.bands)} (images: "
+                f"{list(band_set.image_bands)}) of {_where(first)}: {exc}; choose another --model or set "
+                "its bands with --model-set (bands=[...], image_bands=[...], reference_band=...)"
+            ) from None
+        for name in tiles[1:]:
+            tile = store.tile(name)
+            if (tile.bands, tile.image_bands) != (first.bands, first.image_bands):
+                raise ValueError(
+                    f"{_where(tile)} has other bands than tile {first.name!r}; train on tiles of one band set"
+                )
+        check_tile(model, first)
+        if pretrain_store is not None:
+            check_tile(model, pretrain_store.tile(pretrain_tiles[0]), "pre-training ")
+        return dataclasses.replace(self, tiles=tiles, pretrain_tiles=pretrain_tiles, resolved_model=model)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, resolved: the model config in full, train settings without the device."""
         d = dataclasses.asdict(self)
+        d.pop("resolved_model")
         for name in ("train", "pretrain"):
             d[name].pop(DEVICE_FIELD)
         d["tiles"], d["pretrain_tiles"] = list(self.tiles), list(self.pretrain_tiles)
@@ -79,11 +137,13 @@ class EnsembleConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EnsembleConfig:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (the model config as resolved, whatever the default bands)."""
         fields = {k: v for k, v in d.items() if k != "model_config"}
         for name in ("train", "pretrain"):
             fields[name] = TrainConfig(**fields[name])
         fields["tiles"], fields["pretrain_tiles"] = tuple(d["tiles"]), tuple(d["pretrain_tiles"])
+        if "model_config" in d:
+            fields["resolved_model"] = config_from_dict(d["model_config"])
         return cls(**fields)
 
     def result_fields(self) -> dict[str, Any]:
@@ -91,6 +151,41 @@ class EnsembleConfig:
         ``out``, and minus the pre-training settings when there is no pre-training store."""
         unused = {"out"} if self.pretrain_store else {"out", "pretrain", "pretrain_tiles"}
         return {k: v for k, v in self.to_dict().items() if k not in unused}
+
+
+def check_tile(model: ModelConfig, tile: Tile, role: str = "") -> None:
+    """Raise a one-line ``ValueError`` saying what to change if ``tile`` cannot feed ``model``.
+
+    Checks that the tile has the model's catalogue bands, its image bands and a ``cutout``
+    array when it reads cutouts, and every array it reads (:meth:`InputSpec.arrays`).
+    """
+    spec = model.input_spec()
+    where = f"{role}{_where(tile)}"
+    available = tile.array_names()
+    missing = [b for b in spec.bands if b not in tile.bands]
+    if missing:
+        raise ValueError(
+            f"model {model.name!r} reads the bands {missing}, which {where} does not have (it has "
+            f"{list(tile.bands)}); set --model-set bands=[...] to bands it has"
+        )
+    if spec.image_bands and "cutout" not in available:
+        raise ValueError(
+            f"model {model.name!r} reads {list(spec.image_bands)} cutouts but {where} has no cutout "
+            "array; choose a catalogue-only --model (gaznet_c9, gaznet_c4, deepz) or ingest cutouts"
+        )
+    missing = [b for b in spec.image_bands if b not in tile.image_bands]
+    if missing:
+        raise ValueError(
+            f"model {model.name!r} reads {missing} cutouts, which {where} does not have (it has "
+            f"{list(tile.image_bands)}); set --model-set image_bands=[...] to bands it has"
+        )
+    absent = [a for a in spec.arrays(available) if a not in available]
+    if absent:
+        raise ValueError(f"model {model.name!r} reads the arrays {absent}, which {where} does not have")
+
+
+def _where(tile: Tile) -> str:
+    return f"store {tile.store_url!r}, tile {tile.name!r}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Training losses: the head's redshift loss, plus class cross-entropy and reconstruction terms."""
+"""Training losses: the head's redshift loss, plus class cross-entropy and the model's own extra loss."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from distributed_pz.models.base import PhotoZModel
-from distributed_pz.models.deepz import reconstruction_loss
 from distributed_pz.models.heads import mixture_log_prob
-from distributed_pz.pipeline import IGNORE_CLASS
+from distributed_pz.models.inputs import IGNORE_CLASS
 
 
 def member_loss(
@@ -31,7 +30,8 @@ def member_loss(
     usable
         ``(B,)`` booleans: rows whose inputs are usable (flags 0); the others add nothing.
     reconstruction_weight
-        Weight of the autoencoder's reconstruction error (DEEPZ pre-training).
+        Weight of the model's own extra loss (:meth:`PhotoZModel.extra_loss`; DEEPZ: the
+        autoencoder's reconstruction error while pre-training).
     class_weight
         Weight of the class cross-entropy (when the model has a class head and labels exist).
 
@@ -55,8 +55,8 @@ def member_loss(
             ce = F.cross_entropy(outputs["class_logits"], labels, ignore_index=IGNORE_CLASS)
             total = total + class_weight * ce
             parts["class"] = ce.detach()
-    if reconstruction_weight > 0 and "reconstruction" in outputs:
-        rec = reconstruction_loss(inputs, outputs)
+    rec = model.extra_loss(inputs, outputs) if reconstruction_weight > 0 else None
+    if rec is not None:
         total = total + reconstruction_weight * rec
         parts["reconstruction"] = rec.detach()
     return total, parts

@@ -27,12 +27,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from distributed_pz.bundle import Bundle, make_bundle
-from distributed_pz.features import FeatureStats, InputSpec
+from distributed_pz._files import atomic_path
 from distributed_pz.models.base import PhotoZModel
+from distributed_pz.models.bundle import Bundle, make_bundle
+from distributed_pz.models.features import FeatureStats, InputSpec
+from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model_inputs, raw_features
 from distributed_pz.models.registry import ModelConfig, build_model, config_to_dict, model_config
-from distributed_pz.pipeline import batch_tensors, fit_feature_stats, model_inputs, raw_features
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.loss import member_loss
 from distributed_pz.train.schedule import learning_rate
 
@@ -210,9 +211,8 @@ def train_member(
 
 def save_train_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
     """Write a resume state (tensors, numbers, strings, lists, dicts) atomically with ``torch.save``."""
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
 
 
 def load_train_state(path: str | os.PathLike) -> dict[str, Any]:

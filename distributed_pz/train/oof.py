@@ -1,37 +1,54 @@
 """Out-of-fold predictions: each training galaxy predicted only by the members that never saw it.
 
 Every member predicts its own test fold right after training and leaves a part file
-(``oof/<member_id>.npz``: sample rows and the prediction columns). With R splits a galaxy is in
-exactly one test fold per split, so it gets up to R predictions; they combine with equal weights
-into one mixture of the members' mixtures (MDN models; the point estimate is its mode) or into
-the mean of the members' point estimates. The catalogue ``oof.parquet`` lets the ensemble be
-evaluated without leakage.
+(``oof/<member_id>.npz``: sample rows and the prediction columns), predicted by the same
+:class:`~distributed_pz.models.predictor.EnsemblePredictor` the catalogues come from
+(:func:`predict_part`). With R splits a galaxy is in exactly one test fold per split, so it gets
+up to R predictions; :func:`combine_parts` pools them exactly as the predictor pools an
+ensemble's members (:mod:`distributed_pz.metrics.mixture`): MDN members' mixtures with equal
+weights (``pool_members``), point members into one Gaussian of their mean and spread
+(``spread_mixture``), a member without a finite prediction for a row dropped from it; the
+summaries are those of the pooled mixture (``summarise``: ``z_phot`` is its mode, for point
+members their mean). The catalogue ``oof.parquet`` lets the ensemble be evaluated without leakage.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from distributed_pz.infer import mixture as mixture_tools
+from distributed_pz._files import atomic_path
+from distributed_pz.catalog import MIXTURE_COLUMNS, write_table
+from distributed_pz.metrics import mixture as mixture_tools
+from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
+from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
+from distributed_pz.survey.tiles import TileArrays
 
-PDF_COLUMNS = ("pdf_weights", "pdf_means", "pdf_sigmas")
 OOF_CATALOG = "oof.parquet"
+
+
+def predict_part(bundle: Bundle, rows: TileArrays) -> dict[str, np.ndarray]:
+    """One member's prediction of its test rows, as its part keeps it (on the bundle's device).
+
+    ``z_phot`` (NaN where the member gave no estimate) and, for an MDN member, its mixture. A
+    point member keeps ``z_phot`` only: its one-member Gaussian has the floor width; the spread
+    comes from combining the splits (:func:`combine_parts`).
+    """
+    predictor = EnsemblePredictor(bundle, device=bundle.device)
+    out = predictor(rows)
+    return {k: out[k] for k in (("z_phot", *MIXTURE_COLUMNS) if predictor.has_pdf else ("z_phot",))}
 
 
 def save_part(path: str | Path, rows: np.ndarray, prediction: Mapping[str, np.ndarray]) -> None:
     """Write one member's test-fold predictions atomically (``.npz``, no pickle)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = {k: np.asarray(prediction[k]) for k in ("z_phot", *PDF_COLUMNS) if k in prediction}
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-    np.savez(tmp, row=np.asarray(rows, np.int64), **columns)
-    tmp.replace(path)
+    columns = {k: np.asarray(prediction[k]) for k in ("z_phot", *MIXTURE_COLUMNS) if k in prediction}
+    with atomic_path(path) as tmp:
+        np.savez(tmp, row=np.asarray(rows, np.int64), **columns)
 
 
 def load_part(path: str | Path) -> dict[str, np.ndarray]:
@@ -41,9 +58,11 @@ def load_part(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def combine_parts(
-    parts: Sequence[tuple[int, Mapping[str, np.ndarray]]], n_rows: int
+    parts: Sequence[tuple[int, Mapping[str, np.ndarray]]],
+    n_rows: int,
+    options: PredictOptions | None = None,
 ) -> dict[str, np.ndarray]:
-    """Combine members' test-fold predictions row by row, with equal weights.
+    """Combine members' test-fold predictions row by row, as the predictor pools members.
 
     Parameters
     ----------
@@ -52,25 +71,32 @@ def combine_parts(
         parts' rows must not overlap.
     n_rows
         Rows of the training sample.
+    options
+        ``odds_interval`` and ``sigma_floor`` (default: :class:`PredictOptions` defaults, as
+        the catalogues).
 
     Returns
     -------
     dict
-        ``n_members`` ``[N]`` (members with a finite prediction), ``z_phot`` ``[N]`` (NaN where
-        none) and, when the parts carry mixtures, ``pdf_weights``, ``pdf_means``, ``pdf_sigmas``
-        ``[N, S*K]`` over the ``S`` splits present, pooled by
-        :func:`distributed_pz.infer.mixture.pool_members` (a missing member's components have
-        weight 0); ``z_phot`` is then the mode of the pooled mixture.
+        ``n_members`` ``[N]`` (members with a finite prediction); ``pdf_weights``,
+        ``pdf_means``, ``pdf_sigmas``: the pooled mixture, ``[N, S*K]`` over the ``S`` splits
+        present for MDN parts (:func:`~distributed_pz.metrics.mixture.pool_members`; a missing
+        member's components have weight 0), ``[N, 1]`` for point parts
+        (:func:`~distributed_pz.metrics.mixture.spread_mixture`); and its summaries ``z_phot``
+        (mode), ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68``, ``odds``
+        (:func:`~distributed_pz.metrics.mixture.summarise`), float32, NaN where no member
+        predicted the row.
     """
     if not parts:
         raise ValueError("no member predictions to combine")
+    options = options or PredictOptions()
     splits = sorted({s for s, _ in parts})
-    has_pdf = all(PDF_COLUMNS[0] in p for _, p in parts)
+    has_pdf = all(MIXTURE_COLUMNS[0] in p for _, p in parts)
     filled = np.zeros((len(splits), n_rows), bool)
     z = np.full((len(splits), n_rows), np.nan)
     if has_pdf:
-        k = parts[0][1][PDF_COLUMNS[0]].shape[1]
-        mixture = [np.zeros((len(splits), n_rows, k)) for _ in PDF_COLUMNS]  # (S, N, K) each
+        k = parts[0][1][MIXTURE_COLUMNS[0]].shape[1]
+        mixture = [np.zeros((len(splits), n_rows, k)) for _ in MIXTURE_COLUMNS]  # (S, N, K) each
     for split, part in parts:
         s, rows = splits.index(split), part["row"]
         if filled[s, rows].any():
@@ -78,39 +104,34 @@ def combine_parts(
         filled[s, rows] = True
         z[s, rows] = part["z_phot"]
         if has_pdf:
-            for array, name in zip(mixture, PDF_COLUMNS, strict=True):
+            for array, name in zip(mixture, MIXTURE_COLUMNS, strict=True):
                 array[s, rows] = part[name]
     valid = filled & np.isfinite(z)
-    n_members = valid.sum(axis=0)
-    some = n_members > 0
-    z_phot = np.full(n_rows, np.nan)
-    out: dict[str, np.ndarray] = {"n_members": n_members.astype(np.int16)}
     if has_pdf:
         weights, means, sigmas = mixture_tools.pool_members(*mixture, valid)
-        z_phot[some] = mixture_tools.mode(weights[some], means[some], sigmas[some])
-        out.update(pdf_weights=weights, pdf_means=means, pdf_sigmas=sigmas)
     else:
-        z_phot[some] = np.where(valid, z, 0).sum(axis=0)[some] / n_members[some]
-    out["z_phot"] = z_phot.astype(np.float32)
+        weights, means, sigmas = mixture_tools.spread_mixture(z, valid, options.sigma_floor)
+    summary = mixture_tools.summarise(weights, means, sigmas, options.odds_interval)
+    out: dict[str, np.ndarray] = {k: v.astype(np.float32) for k, v in summary.items()}
+    out.update(
+        n_members=valid.sum(axis=0).astype(np.int16), pdf_weights=weights, pdf_means=means, pdf_sigmas=sigmas
+    )
     return out
 
 
 def write_catalog(
-    path: str | Path, object_id: np.ndarray, z_spec: np.ndarray, combined: Mapping[str, np.ndarray]
+    path: str | Path,
+    object_id: np.ndarray,
+    z_spec: np.ndarray,
+    combined: Mapping[str, np.ndarray],
+    odds_interval: float = DEFAULT_ODDS_INTERVAL,
 ) -> Path:
-    """Write the out-of-fold catalogue as Parquet (mixture columns as fixed-size lists), atomically."""
-    path = Path(path)
-    columns = {
-        "object_id": pa.array(np.asarray(object_id, np.int64)),
-        "z_spec": pa.array(np.asarray(z_spec, np.float32)),
-        "z_phot": pa.array(np.asarray(combined["z_phot"], np.float32)),
-        "n_members": pa.array(np.asarray(combined["n_members"], np.int16)),
-    }
-    for name in PDF_COLUMNS:
-        if name in combined:
-            values = np.ascontiguousarray(combined[name], np.float32)
-            columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(pa.table(columns), tmp)
-    tmp.replace(path)
-    return path
+    """Write the out-of-fold catalogue (:mod:`distributed_pz.catalog` columns), atomically.
+
+    Columns ``object_id, z_spec, z_phot, n_members`` and the mixture; ``odds_interval`` (the one
+    :func:`combine_parts` used) goes into the metadata, so ``dpz evaluate`` computes ODDS as the
+    catalogues do.
+    """
+    columns = {"object_id": np.asarray(object_id, np.int64), "z_spec": np.asarray(z_spec, np.float32)}
+    columns.update({k: combined[k] for k in ("z_phot", "n_members", *MIXTURE_COLUMNS) if k in combined})
+    return write_table(path, columns, {"odds_interval": odds_interval})

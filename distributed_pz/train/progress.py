@@ -17,7 +17,7 @@ from typing import Any
 
 import ray.train
 
-from distributed_pz.ensemble import write_json
+from distributed_pz._files import write_json
 
 STATUS = "status.json"
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"

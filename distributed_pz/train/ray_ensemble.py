@@ -44,7 +44,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,21 +55,24 @@ import ray.train
 from ray._private import ray_constants
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.ensemble import CONFIG, MANIFEST, PRETRAIN, finished_members, write_json, write_manifest
+from distributed_pz._files import write_json
+from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.ensemble import (
+    CONFIG,
+    MANIFEST,
+    PRETRAIN,
+    SplitPlan,
+    finished_members,
+    load_plan,
+    write_manifest,
+)
 from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store import SurveyStore, open_store
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
-from distributed_pz.train.plan import SplitPlan, load_plan, make_plan
+from distributed_pz.train.plan import make_plan
 from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
-from distributed_pz.train.sample import (
-    TrainingSample,
-    load_sample,
-    required_arrays,
-    select_sample,
-    store_hash,
-)
+from distributed_pz.train.sample import TrainingSample, load_sample, required_arrays, select_sample
 from distributed_pz.train.worker import oof_part_path, worker_loop
 
 RAY_RUN = "ray_train"
@@ -162,21 +165,21 @@ def train_ensemble(
     cluster = cluster or ClusterConfig()
     started = time.perf_counter()
     out = Path(config.out).resolve()
-    config = dataclasses.replace(
-        config,
-        out=str(out),
-        tiles=_tiles(config.store, config.tiles),
-        pretrain_tiles=_tiles(config.pretrain_store, config.pretrain_tiles) if config.pretrain_store else (),
-    )
-    _check_complete(config.store, config.tiles)
-    if config.pretrain_store:
-        _check_complete(config.pretrain_store, config.pretrain_tiles)
-    out.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.store)  # opened once here; Ray workers open it by URL themselves
+    pretrain_store = open_store(config.pretrain_store) if config.pretrain_store else None
+    config = dataclasses.replace(config.resolve(store, pretrain_store), out=str(out))  # checked before Ray
+    _check_complete(store, config.tiles)
+    if pretrain_store is not None:
+        _check_complete(pretrain_store, config.pretrain_tiles)
     spec = config.model_config().input_spec()
-    arrays = required_arrays(spec, open_store(config.store).tile(config.tiles[0]).array_names())
-    digest = store_hash(config.store, config.tiles, arrays)
-    plan = _prepare(out, config, arrays, digest)
-    check_sample_chunks(load_sample(out, config.store, config.tiles), arrays)
+    arrays = required_arrays(spec, store.tile(config.tiles[0]).array_names())
+    pretrain_arrays = []
+    if pretrain_store is not None:
+        pretrain_arrays = required_arrays(spec, pretrain_store.tile(config.pretrain_tiles[0]).array_names())
+    out.mkdir(parents=True, exist_ok=True)
+    digest = store.content_hash(config.tiles, arrays)
+    plan = _prepare(out, config, arrays, digest, store)
+    check_sample_chunks(store, load_sample(out, config.store, config.tiles), arrays)
     ids = [m.member_id for m in plan.members]
     done_before = finished_members(out)
     pending = [i for i in ids if i not in done_before]
@@ -186,11 +189,12 @@ def train_ensemble(
         echo(
             f"training {len(pending)} of {len(ids)} members ({len(done_before)} already finished) into {out}"
         )
-        workers = _fit(out, config, cluster, arrays, len(pending), new_status(ids, done_before), echo)
+        status = new_status(ids, done_before)
+        workers = _fit(out, config, cluster, arrays, len(pending), status, echo, pretrain_arrays)
     finished = finished_members(out)
     content_hash = None
     if finished >= set(ids):
-        content_hash = _finish(out, config, plan, arrays, digest)
+        content_hash = _finish(out, config, plan, arrays, digest, store)
         shutil.rmtree(out / RAY_RUN, ignore_errors=True)
     return TrainOutcome(
         path=out,
@@ -203,28 +207,22 @@ def train_ensemble(
     )
 
 
-def _tiles(store_url: str, tiles: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(tiles) or tuple(open_store(store_url).tile_names())
-
-
-def _check_complete(store_url: str, tiles: tuple[str, ...]) -> None:
-    store = open_store(store_url)
+def _check_complete(store: SurveyStore, tiles: Sequence[str]) -> None:
     for name in tiles:
         if not store.tile(name).complete:
             raise StoreError(
                 "tile is not complete (its writer did not finish); rerun the ingest or simulation",
-                store=store_url,
+                store=store.url,
                 tile=name,
             )
 
 
-def check_sample_chunks(sample: TrainingSample, arrays: list[str]) -> None:
+def check_sample_chunks(store: SurveyStore, sample: TrainingSample, arrays: Sequence[str]) -> None:
     """Raise the first missing shard or unreadable chunk among the rows ``sample`` trains on.
 
     Decodes each chunk holding sample rows once, one chunk in memory at a time, on the driver:
     a deterministic store error is then one line before any worker starts.
     """
-    store = open_store(sample.store_url)
     for index, name in enumerate(sample.tiles):
         tile = store.tile(name)
         rows = sample.row[sample.tile_index == index]
@@ -237,7 +235,9 @@ def check_sample_chunks(sample: TrainingSample, arrays: list[str]) -> None:
                     raise bad
 
 
-def _prepare(out: Path, config: EnsembleConfig, arrays: list[str], digest: str) -> SplitPlan:
+def _prepare(
+    out: Path, config: EnsembleConfig, arrays: list[str], digest: str, store: SurveyStore
+) -> SplitPlan:
     """Draw the plan on a fresh output; on an existing one check it is the same run and reuse it."""
     resolved = json.loads(json.dumps(config.result_fields()))
     if (out / CONFIG).is_file():
@@ -254,7 +254,7 @@ def _prepare(out: Path, config: EnsembleConfig, arrays: list[str], digest: str) 
         if recorded != digest:
             raise ValueError(f"{out}: the training store's content changed since this ensemble was started")
         return load_plan(out)
-    sample = select_sample(config.store, config.tiles)
+    sample = select_sample(store, config.tiles)
     sample.save(out)
     write_json(
         out / SAMPLE_JSON,
@@ -280,6 +280,7 @@ def _fit(
     n_pending: int,
     status: dict[str, Any],
     echo: Callable[[str], None],
+    pretrain_arrays: Sequence[str] = (),
 ) -> int:
     """Run the one TorchTrainer; returns its number of workers."""
     own_ray = not ray.is_initialized()
@@ -298,17 +299,13 @@ def _fit(
             n_workers = int(resources.get("CPU", 1) // cluster.cpus_per_worker)
         n_workers = max(1, min(n_workers, max(n_pending, 1)))
         per_worker = {"CPU": cluster.cpus_per_worker, **({"GPU": gpus} if gpus > 0 else {})}
-        pretrain_arrays = []
-        if config.pretrain_store:
-            available = open_store(config.pretrain_store).tile(config.pretrain_tiles[0]).array_names()
-            pretrain_arrays = required_arrays(config.model_config().input_spec(), available)
         echo(f"Ray Train: {n_workers} workers × {per_worker}, members dealt out by rank")
         trainer = TorchTrainer(
             worker_loop,
             train_loop_config={
                 "config": config.to_dict(),
                 "arrays": arrays,
-                "pretrain_arrays": pretrain_arrays,
+                "pretrain_arrays": list(pretrain_arrays),
                 "threads": cluster.cpus_per_worker,
             },
             scaling_config=ray.train.ScalingConfig(
@@ -347,20 +344,21 @@ def _fit_interruptibly(trainer: TorchTrainer) -> None:
         signal.signal(signal.SIGINT, handler)
 
 
-def _finish(out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str], digest: str) -> str:
+def _finish(
+    out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str], digest: str, store: SurveyStore
+) -> str:
     """Pool the out-of-fold parts into ``oof.parquet`` and write the manifest; returns the ensemble hash."""
     if (out / MANIFEST).is_file() and (out / OOF_CATALOG).is_file():
         return json.loads((out / MANIFEST).read_text())["content_hash"]
     sample = load_sample(out, config.store, config.tiles)
     parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
     write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, combine_parts(parts, plan.n_rows))
-    band_set = open_store(config.store).tile(config.tiles[0]).attrs.get("band_set")
-    store = {
+    record = {
         "url": config.store,
         "tiles": list(config.tiles),
         "arrays": arrays,
         "hash": digest,
-        "band_set": band_set,
+        "band_set": store.tile(config.tiles[0]).band_set.name,
     }
     pretrain = None
     if config.pretrain_store:
@@ -371,4 +369,4 @@ def _finish(out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str
             "store": config.pretrain_store,
             "tiles": list(config.pretrain_tiles),
         }
-    return write_manifest(out, plan, config.result_fields(), store, pretrain)
+    return write_manifest(out, plan, config.result_fields(), record, pretrain)

@@ -7,17 +7,15 @@ store URL), shard by shard, so no array larger than the row indices crosses the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import fsspec
 import numpy as np
 
-from distributed_pz.features import InputSpec
-from distributed_pz.survey.store import open_store
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.models.features import InputSpec
+from distributed_pz.survey.store import SurveyStore, open_store
+from distributed_pz.survey.tiles import TileArrays
 
 SAMPLE_ARRAYS = "sample.npz"
 
@@ -67,26 +65,24 @@ def load_sample(directory: str | Path, store_url: str, tiles: Sequence[str]) -> 
 
 
 def required_arrays(spec: InputSpec, available: Sequence[str]) -> list[str]:
-    """Tile arrays a model with input ``spec`` trains from, among those ``available``."""
-    wanted = {"object_id", "z_spec", "class"}
-    if spec.catalog != "none":
-        wanted.add("mag")
-    if spec.catalog == "flux_ratio" and spec.use_exposures:
-        wanted |= {"flux_exp", "flux_exp_err"}
-    if spec.image_bands:
-        wanted.add("cutout")
-    return sorted(wanted & set(available))
+    """Tile arrays a model with input ``spec`` trains from: its inputs (:meth:`InputSpec.arrays`)
+    plus ``object_id``, ``z_spec`` and ``class`` among those ``available``."""
+    targets = {"object_id", "z_spec", "class"} & set(available)
+    return sorted(targets | set(spec.arrays(available)))
 
 
-def select_sample(store_url: str, tiles: Sequence[str] = ()) -> TrainingSample:
+def select_sample(store: SurveyStore | str, tiles: Sequence[str] = ()) -> TrainingSample:
     """Rows with a finite, non-negative ``z_spec`` in ``tiles`` (every tile of the store if empty).
+
+    ``store`` is an open store or its URL.
 
     Raises
     ------
     ValueError
         If a tile has no ``z_spec`` array or the sample is empty.
     """
-    store = open_store(store_url)
+    store = open_store(store) if isinstance(store, str) else store
+    store_url = store.url
     names = tuple(tiles) or tuple(store.tile_names())
     if not names:
         raise ValueError(f"store {store_url} has no tile")
@@ -130,20 +126,3 @@ def read_sample_rows(sample: TrainingSample, arrays: Sequence[str]) -> TileArray
                     out[key] = np.empty((sample.n_rows, *values.shape[1:]), values.dtype)
                 out[key][where[inside]] = values
     return TileArrays.from_attrs(out, first.attrs)
-
-
-def store_hash(store_url: str, tiles: Sequence[str], arrays: Sequence[str]) -> str:
-    """sha256 over the bytes of the tiles' metadata and of the named arrays (every file, sorted).
-
-    Two stores with the same hash hold the same training data, whatever their URL.
-    """
-    fs, root = fsspec.core.url_to_fs(store_url)
-    digest = hashlib.sha256()
-    for tile in tiles:
-        paths = [f"{root}/{tile}/zarr.json"]
-        for name in sorted(set(arrays)):
-            paths += sorted(fs.find(f"{root}/{tile}/{name}"))
-        for path in paths:
-            digest.update(path.removeprefix(root).encode() + b"\0")
-            digest.update(fs.cat_file(path))
-    return digest.hexdigest()

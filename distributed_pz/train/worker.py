@@ -33,11 +33,17 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.bundle import Bundle, load_bundle, save_bundle
-from distributed_pz.ensemble import PRETRAIN, finished_members, member_dir
-from distributed_pz.predict import predict_arrays
-from distributed_pz.tile_arrays import TileArrays
+from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.bundle import Bundle, load_bundle, save_bundle
+from distributed_pz.models.ensemble import (
+    PRETRAIN,
+    MemberSpec,
+    SplitPlan,
+    finished_members,
+    load_plan,
+    member_dir,
+)
+from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import (
     EpochReport,
@@ -46,8 +52,8 @@ from distributed_pz.train.member import (
     save_train_state,
     train_member,
 )
-from distributed_pz.train.oof import save_part
-from distributed_pz.train.plan import MemberSpec, SplitPlan, derived_seed, load_plan
+from distributed_pz.train.oof import predict_part, save_part
+from distributed_pz.train.plan import derived_seed
 from distributed_pz.train.sample import load_sample, read_sample_rows, select_sample
 
 STATE_FILE = "state.pt"
@@ -201,7 +207,7 @@ def _train(
         callback=_epoch_reporter(name, "member", resumed_from, train_config.epochs, step),
     )
     test = plan.test_rows(member)
-    save_part(oof_part_path(out, name), test, predict_arrays(result.bundle, data.take(test)))
+    save_part(oof_part_path(out, name), test, predict_part(result.bundle, data.take(test)))
     record = {
         "member_id": name,
         "split": member.split,

@@ -20,16 +20,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from distributed_pz.bundle import save_bundle
-from distributed_pz.ensemble import member_dir, write_manifest
+from distributed_pz.catalog import from_arrow
 from distributed_pz.infer.cluster import connect
-from distributed_pz.infer.predictor import EnsemblePredictor, predict_tile_local
-from distributed_pz.infer.writers import from_arrow
+from distributed_pz.infer.local import predict_tile_local
+from distributed_pz.models.bundle import save_bundle
+from distributed_pz.models.ensemble import member_dir, write_manifest
+from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.store import open_store
 from distributed_pz.train.plan import make_plan
 
-from .._infer_helpers import fresh_members
-from ..conftest import make_tile_arrays
+from ..fixtures import fresh_members, make_tile_arrays
 
 N_ROWS = 2000
 CHUNK_ROWS = 128

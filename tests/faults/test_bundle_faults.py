@@ -9,11 +9,11 @@ import shutil
 
 import pytest
 
-from distributed_pz.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.bundle import WEIGHTS, BundleError
 from distributed_pz.cli import main
-from distributed_pz.ensemble import MANIFEST, load_ensemble
-from distributed_pz.infer.pipeline import TileFailed, predict_store
+from distributed_pz.infer.stream import TileFailed, predict_store
+from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.bundle import WEIGHTS, BundleError
+from distributed_pz.models.ensemble import MANIFEST, load_ensemble
 from distributed_pz.survey.store import open_store
 
 from .conftest import SHARD_ROWS, tile_arrays

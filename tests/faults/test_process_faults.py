@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING
-from distributed_pz.infer.pipeline import predict_store
+from distributed_pz.infer.stream import predict_store
 
 from .conftest import TILES, assert_catalogues, dpz, group_gone, interrupt, wait_for
 

@@ -15,12 +15,12 @@ import pytest
 import zarr
 
 from distributed_pz.cli import main
+from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING, ManifestError
-from distributed_pz.infer.pipeline import TileFailed, predict_store
-from distributed_pz.infer.predictor import predict_tile_local
+from distributed_pz.infer.stream import TileFailed, predict_store
 from distributed_pz.survey.store import open_store
 
-from ..conftest import make_tile_arrays
+from ..fixtures import make_tile_arrays
 from .conftest import (
     SHARD_ROWS,
     TILES,
@@ -193,7 +193,7 @@ def test_corrupt_run_files_are_named(row, name, client, world, tmp_path):
 
 
 def test_f24_one_larger_tile_parquet_equals_fits_and_ids_are_unique(client, world, tmp_path):
-    from distributed_pz.catalog_io import read_catalog
+    from distributed_pz.catalog import read_catalog
 
     out = tmp_path / "out"
     for fmt in ("parquet", "fits"):

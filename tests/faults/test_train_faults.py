@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distributed_pz.cli import main
-from distributed_pz.ensemble import MANIFEST, load_ensemble
+from distributed_pz.models.ensemble import MANIFEST, load_ensemble
 from distributed_pz.train.oof import OOF_CATALOG
 from distributed_pz.train.progress import STATUS
 from distributed_pz.train.sample import select_sample

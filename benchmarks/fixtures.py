@@ -1,0 +1,50 @@
+"""Benchmark data shared by the scripts: the simulated tile and paper-size bundles, made once.
+
+Kept under a work directory between runs, so a rerun measures rather than re-simulates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from distributed_pz.models import create_model
+from distributed_pz.models.bundle import make_bundle, save_bundle
+from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
+from distributed_pz.survey.simulate import SimulationConfig
+from distributed_pz.survey.simulate_cli import write_simulated_tile
+from distributed_pz.survey.store import open_store
+from distributed_pz.survey.tiles import TileArrays
+
+TILE = "SIM_0000"
+"""The benchmark tile's name."""
+
+
+def work_paths(work: str | Path, n: int) -> tuple[str, Path]:
+    """Store URL and bundle directory of an ``n``-source benchmark tile under ``work``."""
+    root = Path(work) / f"n{n}"
+    return str(root / "store"), root / "bundles"
+
+
+def ensure_store(url: str, n: int) -> None:
+    """Simulate the benchmark tile once (kept between runs)."""
+    store = open_store(url, "a")
+    if TILE in store.tile_names() and store.tile(TILE).complete and store.tile(TILE).n_rows == n:
+        return
+    write_simulated_tile(store, SimulationConfig(n_sources=n, seed=0, tile=TILE), progress=True)
+
+
+def ensure_bundle(root: Path, model_name: str, store_url: str) -> str:
+    """A freshly initialised, paper-size model with feature statistics fitted on the tile."""
+    path = root / model_name
+    if not path.exists():
+        tile = open_store(store_url).tile(TILE)
+        torch.manual_seed(0)
+        model = create_model(model_name)
+        rows = TileArrays.from_attrs(
+            tile.read(["mag", "cutout", "flux_exp", "flux_exp_err"], 0, 4096), tile.attrs
+        )
+        stats = fit_feature_stats(model.input_spec, batch_tensors(rows, model.input_spec))
+        save_bundle(path, make_bundle(model, stats, rows.bands, rows.image_bands))
+    return str(path)

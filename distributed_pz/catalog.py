@@ -1,0 +1,469 @@
+"""THE output catalogue: columns, flag bits, Parquet/FITS read and write, PDF columns, qp.
+
+Every catalogue distributed_pz writes — a tile's photo-z (``dpz predict``), an ensemble's
+out-of-fold predictions (``oof.parquet``) — and every one it reads (``dpz evaluate``) goes
+through this module.
+
+Columns (:data:`COLUMNS`): ``object_id, ra, dec, z_phot, z_mean, z_std, z_lo68, z_hi68, odds,
+flags, n_members`` and the PDF — ``pdf_weights, pdf_means, pdf_sigmas`` (Gaussian mixture,
+``K`` components) or ``pdf`` (density on the ``z_grid`` of the metadata). In Parquet the PDF
+columns are fixed-size lists, units and descriptions are field metadata, and the catalogue
+metadata are schema-metadata keys holding JSON. In FITS the PDF columns are ``(N, K)``
+columns of the ``CATALOG`` table, units are ``TUNIT``, metadata are header keywords (see
+:data:`FITS_KEYWORDS`) and a grid PDF's redshifts are the ``Z_GRID`` image extension.
+The ``flags`` column is the OR of the :class:`Flag` bits.
+
+A writer has ``write_chunk`` and ``commit`` (STYLE's streaming contract): chunks go to a
+hidden temporary file beside the target, renamed into place by ``commit``, so a reader never
+sees half a catalogue. Parts are always Parquet.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from astropy.io import fits
+from astropy.table import Table
+
+from distributed_pz._files import atomic_path, temporary_beside
+from distributed_pz.metrics.pdf import GaussianMixturePDF, GridPDF, RedshiftPDF, to_qp
+
+
+class Flag(enum.IntFlag):
+    """Bits of a catalogue's ``flags`` column: why a photo-z is missing or less trustworthy.
+
+    A source with any bit of :data:`NO_ESTIMATE` has NaN redshift columns and ``n_members`` 0;
+    no other source has a NaN there. The meanings travel in every catalogue's metadata
+    (:data:`FLAG_BITS`).
+    """
+
+    NO_PHOTOMETRY = 1
+    """No catalogue band the models read is measured."""
+    NO_REFERENCE = 2
+    """DEEPZ: the reference band is missing or its flux is not positive (no flux ratios)."""
+    NO_IMAGE = 4
+    """An image model got a cutout with a channel without any finite pixel."""
+    BAD_OUTPUT = 8
+    """The inputs were usable but no ensemble member returned a finite result."""
+    MEMBER_DROPPED = 16
+    """Some (not all) members returned non-finite results; the PDF pools the ``n_members`` others."""
+    PARTIAL_INPUT = 32
+    """Some inputs are missing or non-finite (a band not measured, a NaN pixel): the members saw fill values."""
+    WIDTH_FLOOR = 64
+    """Point-estimate members with fewer than two finite results: the width is the floor, not a spread."""
+
+
+NO_ESTIMATE = Flag.NO_PHOTOMETRY | Flag.NO_REFERENCE | Flag.NO_IMAGE | Flag.BAD_OUTPUT
+"""Bits that mean "no redshift": the redshift columns are NaN."""
+
+FLAG_BITS: dict[int, str] = {
+    Flag.NO_PHOTOMETRY: "NO_PHOTOMETRY: no catalogue band the models read is measured (no estimate)",
+    Flag.NO_REFERENCE: "NO_REFERENCE: reference-band flux missing or not positive (no estimate)",
+    Flag.NO_IMAGE: "NO_IMAGE: a cutout channel has no finite pixel (no estimate)",
+    Flag.BAD_OUTPUT: "BAD_OUTPUT: no ensemble member returned a finite result (no estimate)",
+    Flag.MEMBER_DROPPED: "MEMBER_DROPPED: some members returned non-finite results; pooled over n_members",
+    Flag.PARTIAL_INPUT: "PARTIAL_INPUT: some inputs missing or non-finite; the members saw fill values",
+    Flag.WIDTH_FLOOR: "WIDTH_FLOOR: fewer than two finite point estimates; the PDF width is the floor",
+}
+"""Bit value -> one-line meaning, written into catalogue metadata."""
+
+FLAG_DTYPE = np.dtype("int32")
+"""Dtype of the ``flags`` column."""
+
+
+def describe(flags: int) -> list[str]:
+    """Names of the bits set in ``flags``, e.g. ``["NO_PHOTOMETRY", "PARTIAL_INPUT"]``."""
+    return [bit.name for bit in Flag if flags & bit]
+
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "parquet": (".parquet", ".pq"),
+    "fits": (".fits", ".fit", ".fits.gz"),
+    "csv": (".csv", ".csv.gz"),
+}
+"""Table format -> the file suffixes read as it; the first is the one written."""
+WRITE_FORMATS = ("parquet", "fits")
+"""Formats catalogues are written in."""
+Z_GRID_KEY = "z_grid"
+"""Metadata key (``Z_GRID`` in FITS) of a grid PDF's redshift grid."""
+MIXTURE_COLUMNS = ("pdf_weights", "pdf_means", "pdf_sigmas")
+"""The Gaussian-mixture PDF columns."""
+COLUMNS: dict[str, tuple[str, str]] = {
+    "object_id": ("", "source identifier, as in the survey store"),
+    "ra": ("deg", "right ascension"),
+    "dec": ("deg", "declination"),
+    "tile": ("", "survey tile of the source"),
+    "z_spec": ("", "spectroscopic redshift (out-of-fold catalogues)"),
+    "z_phot": ("", "photometric redshift: mode of p(z)"),
+    "z_mean": ("", "mean of p(z)"),
+    "z_std": ("", "standard deviation of p(z)"),
+    "z_lo68": ("", "15.87 % quantile of p(z)"),
+    "z_hi68": ("", "84.13 % quantile of p(z)"),
+    "odds": ("", "ODDS: probability within z_phot +- odds_interval / 2 (DEEPZ eq. 7)"),
+    "flags": ("", "bit flags, meanings in the flag_bits metadata"),
+    "n_members": ("", "ensemble members pooled into this source's p(z)"),
+    "pdf_weights": ("", "p(z) Gaussian mixture: component weights (sum to 1)"),
+    "pdf_means": ("", "p(z) Gaussian mixture: component means (redshift)"),
+    "pdf_sigmas": ("", "p(z) Gaussian mixture: component standard deviations (redshift)"),
+    "pdf": ("", "p(z) density per unit redshift at the z_grid metadata redshifts"),
+}
+"""Column name -> (unit, description), in file order."""
+
+FITS_KEYWORDS = {
+    "bundle_hash": "BUNDLE",
+    "package_version": "DPZVER",
+    "store": "STORE",
+    "tile": "TILE",
+    "created_utc": "DATE",
+    "pdf_type": "PDFTYPE",
+    "n_members": "NMEMBERS",
+    "odds_interval": "ODDSDZ",
+    "precision": "PRECISN",
+}
+"""Metadata key -> FITS header keyword; flag meanings go to ``FLAGBIT0``, ``FLAGBIT1``, ..."""
+
+
+_FITS_STRUCTURAL = (
+    "XTENSION",
+    "BITPIX",
+    "NAXIS",
+    "PCOUNT",
+    "GCOUNT",
+    "TFIELDS",
+    "EXTNAME",
+    "SIMPLE",
+    "EXTEND",
+    "COMMENT",
+    "HISTORY",
+)
+_FITS_COLUMN_KEYS = ("TTYPE", "TFORM", "TUNIT", "TDIM", "TZERO", "TSCAL", "TNULL", "TDISP")
+
+
+def to_arrow(columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any] | None = None) -> pa.Table:
+    """Catalogue columns as an Arrow table in :data:`COLUMNS` order, with units and metadata."""
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown catalogue columns {sorted(unknown)}")
+    fields, arrays = [], []
+    for name, (unit, description) in COLUMNS.items():
+        if name not in columns:
+            continue
+        values = np.ascontiguousarray(columns[name])
+        array = pa.array(values) if values.ndim == 1 else _fixed_size_list(values)
+        fields.append(
+            pa.field(name, array.type, nullable=False, metadata={"unit": unit, "description": description})
+        )
+        arrays.append(array)
+    schema = pa.schema(fields, metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _fixed_size_list(values: np.ndarray) -> pa.FixedSizeListArray:
+    n, k = values.shape
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(n * k)), k)
+
+
+def from_arrow(table: pa.Table) -> dict[str, np.ndarray]:
+    """Arrow table -> columns, list columns as ``(N, K)`` arrays."""
+    return {name: _arrow_to_numpy(name, table.column(name)) for name in table.column_names}
+
+
+def write_part(path: str | os.PathLike, columns: Mapping[str, np.ndarray]) -> Path:
+    """Write one task's rows as a Parquet part file, atomically (temporary file, then rename)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(to_arrow(columns), tmp)
+    return path
+
+
+def write_table(
+    path: str | os.PathLike, columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
+) -> Path:
+    """Write a whole catalogue (format from the suffix) in one call, atomically."""
+    writer = open_writer(path, table_format(path), metadata)
+    try:
+        writer.write_chunk(columns)
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+class ParquetWriter:
+    """Stream chunks into one Parquet catalogue, renamed into place on :meth:`commit`."""
+
+    def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.metadata = dict(metadata)
+        self._tmp = temporary_beside(self.path)
+        self._writer: pq.ParquetWriter | None = None
+
+    def write_chunk(self, chunk: Mapping[str, np.ndarray] | pa.Table) -> None:
+        """Append rows (columns, or an Arrow table of part-file columns)."""
+        table = to_arrow(from_arrow(chunk) if isinstance(chunk, pa.Table) else chunk, self.metadata)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema)
+        self._writer.write_table(table)
+
+    def commit(self) -> Path:
+        """Close and rename into place."""
+        if self._writer is None:
+            raise ValueError(f"{self.path}: no rows written")
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file."""
+        if self._writer is not None:
+            self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class FitsWriter:
+    """Collect chunks and write one FITS catalogue on :meth:`commit` (FITS is not streamable)."""
+
+    def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.metadata = dict(metadata)
+        self._chunks: list[dict[str, np.ndarray]] = []
+
+    def write_chunk(self, chunk: Mapping[str, np.ndarray] | pa.Table) -> None:
+        """Append rows (columns, or an Arrow table of part-file columns)."""
+        self._chunks.append(from_arrow(chunk) if isinstance(chunk, pa.Table) else dict(chunk))
+
+    def commit(self) -> Path:
+        """Write the table (and the ``Z_GRID`` extension of a grid PDF), then rename into place."""
+        if not self._chunks:
+            raise ValueError(f"{self.path}: no rows written")
+        columns = {k: np.concatenate([c[k] for c in self._chunks]) for k in self._chunks[0]}
+        table = Table()
+        for name, (unit, _) in COLUMNS.items():
+            if name in columns:
+                table[name] = columns[name]
+                table[name].unit = unit or None
+        hdu = fits.table_to_hdu(table)
+        hdu.name = "CATALOG"
+        for key, keyword in FITS_KEYWORDS.items():
+            if key in self.metadata:
+                hdu.header[keyword] = self.metadata[key]
+        for i, (bit, meaning) in enumerate(sorted(self.metadata.get("flag_bits", {}).items(), key=_bit)):
+            hdu.header[f"FLAGBIT{i}"] = f"{bit}: {meaning}"
+        hdus = [fits.PrimaryHDU(), hdu]
+        if "z_grid" in self.metadata:
+            hdus.append(fits.ImageHDU(np.asarray(self.metadata["z_grid"], dtype=np.float64), name="Z_GRID"))
+        with atomic_path(self.path) as tmp:
+            fits.HDUList(hdus).writeto(tmp)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop what was collected."""
+        self._chunks.clear()
+
+
+def _bit(item: tuple[str, str]) -> int:
+    return int(item[0])
+
+
+def open_writer(path: str | os.PathLike, fmt: str, metadata: Mapping[str, Any]) -> ParquetWriter | FitsWriter:
+    """A catalogue writer for ``fmt`` (``"parquet"`` or ``"fits"``)."""
+    if fmt == "parquet":
+        return ParquetWriter(path, metadata)
+    if fmt == "fits":
+        return FitsWriter(path, metadata)
+    raise ValueError(f"format must be one of {list(WRITE_FORMATS)}, not {fmt!r}")
+
+
+def commit_parts(
+    parts: Iterable[str | os.PathLike], path: str | os.PathLike, fmt: str, metadata: Mapping[str, Any]
+) -> int:
+    """Concatenate part files, in the order given, into one catalogue committed atomically.
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    writer = open_writer(path, fmt, metadata)
+    rows = 0
+    try:
+        for part in parts:
+            table = pq.read_table(part)
+            writer.write_chunk(table)
+            rows += table.num_rows
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return rows
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """A table read from disk.
+
+    Attributes
+    ----------
+    path
+        Where it was read from.
+    format
+        ``"parquet"``, ``"fits"`` or ``"csv"``.
+    columns
+        Column name → array of N rows ([N] or [N, K]), native byte order.
+    meta
+        File metadata (Parquet schema metadata or FITS header), values JSON-decoded where
+        possible; ``z_grid``, when present, as a float64 array.
+    """
+
+    path: str
+    format: str
+    columns: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+def table_format(path: str | os.PathLike) -> str:
+    """The format named by a file's suffix (see :data:`FORMATS`)."""
+    name = str(path).lower()
+    matches = [(len(s), fmt) for fmt, suffixes in FORMATS.items() for s in suffixes if name.endswith(s)]
+    if not matches:
+        known = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
+        raise ValueError(f"{path}: unknown table format (expected one of {known})")
+    return max(matches)[1]
+
+
+def suffix(fmt: str) -> str:
+    """The suffix a catalogue of format ``fmt`` is written with."""
+    return FORMATS[fmt][0]
+
+
+def read_catalog(path: str | Path, columns: Sequence[str] | None = None) -> CatalogTable:
+    """Read a catalogue or truth table.
+
+    Parameters
+    ----------
+    path
+        A ``.parquet``/``.pq``, ``.fits``/``.fit``/``.fits.gz`` or ``.csv``/``.csv.gz`` file.
+    columns
+        Columns to read; names absent from the file are skipped. All columns when None.
+
+    Returns
+    -------
+    CatalogTable
+    """
+    fmt = table_format(path)
+    if fmt == "fits":
+        return _read_fits(str(path), columns)
+    if fmt == "parquet":
+        schema = pq.read_schema(path)
+        wanted = None if columns is None else [c for c in columns if c in schema.names]
+        table = pq.read_table(path, columns=wanted)
+    else:
+        table = pa_csv.read_csv(path)
+        if columns is not None:
+            table = table.select([c for c in columns if c in table.column_names])
+    raw = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    raw.pop("ARROW:schema", None)
+    meta = {key: _decode(value) for key, value in raw.items()}
+    cols = {name: _arrow_to_numpy(name, table.column(name)) for name in table.column_names}
+    return CatalogTable(str(path), fmt, cols, _with_grid(meta, path))
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _with_grid(meta: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    if Z_GRID_KEY in meta:
+        grid = np.asarray(meta[Z_GRID_KEY], dtype=np.float64)
+        if grid.ndim != 1:
+            raise ValueError(f"{path}: metadata '{Z_GRID_KEY}' is not a list of redshifts")
+        meta[Z_GRID_KEY] = grid
+    return meta
+
+
+def _arrow_to_numpy(name: str, column: pa.ChunkedArray) -> np.ndarray:
+    array = column.combine_chunks()
+    if pa.types.is_fixed_size_list(array.type) or pa.types.is_list(array.type):
+        lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False)
+        valid = ~np.isnan(lengths.astype(np.float64))
+        width = int(lengths[valid][0]) if valid.any() else 0
+        if np.any(lengths[valid] != width):
+            raise ValueError(f"list column {name!r} has rows of different lengths")
+        filled = pc.fill_null(array, pa.scalar([None] * width, type=array.type))
+        values = pc.list_flatten(filled).to_numpy(zero_copy_only=False)
+        return values.reshape(len(array), width)
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _read_fits(path: str, columns: Sequence[str] | None) -> CatalogTable:
+    with fits.open(path) as hdul:
+        table_hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None)
+        if table_hdu is None:
+            raise ValueError(f"{path}: no table extension")
+        names = table_hdu.columns.names
+        wanted = names if columns is None else [c for c in columns if c in names]
+        cols = {}
+        for name in wanted:
+            data = np.asarray(table_hdu.data[name])
+            cols[name] = data.astype(data.dtype.newbyteorder("="), copy=True)
+        meta = {
+            key.lower(): _decode(value) if isinstance(value, str) else value
+            for key, value in table_hdu.header.items()
+            if key and not key.startswith(_FITS_STRUCTURAL + _FITS_COLUMN_KEYS)
+        }
+        if "Z_GRID" in hdul:
+            grid_hdu = hdul["Z_GRID"]
+            data = grid_hdu.data
+            meta[Z_GRID_KEY] = np.asarray(
+                data[data.columns.names[0]] if isinstance(grid_hdu, fits.BinTableHDU) else data
+            ).ravel()
+    return CatalogTable(path, "fits", cols, _with_grid(meta, path))
+
+
+def pdf_from_columns(columns: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> RedshiftPDF | None:
+    """The catalogue's PDFs: Gaussian-mixture columns, or a ``pdf`` grid with ``z_grid`` metadata.
+
+    Returns None for a point-only catalogue.
+    """
+    if all(name in columns for name in MIXTURE_COLUMNS):
+        return GaussianMixturePDF(*(columns[name] for name in MIXTURE_COLUMNS))
+    if "pdf" in columns:
+        if Z_GRID_KEY not in meta:
+            raise ValueError(f"catalogue has a 'pdf' column but no '{Z_GRID_KEY}' metadata")
+        return GridPDF(meta[Z_GRID_KEY], columns["pdf"])
+    return None
+
+
+def read_qp(path: str | os.PathLike):
+    """Read a catalogue's PDFs as a ``qp.Ensemble`` (LSST DESC qp; ``pip install qp-prob``).
+
+    The exact calls, for anyone reading a catalogue without this package::
+
+        qp.Ensemble(qp.mixmod, data={"weights": pdf_weights, "means": pdf_means, "stds": pdf_sigmas})
+        qp.Ensemble(qp.interp, data={"xvals": z_grid, "yvals": pdf})   # --pdf grid
+
+    Sources flagged with no estimate have all-zero mixture weights (or an all-zero grid): their
+    ``qp`` PDF is not defined, so select ``flags & NO_ESTIMATE == 0`` first.
+    """
+    table = read_catalog(path, [*MIXTURE_COLUMNS, "pdf"])
+    pdf = pdf_from_columns(table.columns, table.meta)
+    if pdf is None:
+        raise ValueError(f"{path}: no PDF columns (pdf_weights/pdf_means/pdf_sigmas, or pdf with a z grid)")
+    return to_qp(pdf)

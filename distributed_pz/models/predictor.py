@@ -1,0 +1,295 @@
+"""The ensemble predictor: a chunk of tile rows in, catalogue columns out.
+
+:class:`EnsemblePredictor` is the one way the package turns rows into redshifts: catalogues
+(Dask, :mod:`distributed_pz.infer.stream`; the no-cluster reference run,
+:mod:`distributed_pz.infer.local`), out-of-fold predictions (:mod:`distributed_pz.train.worker`)
+and every benchmark call it. It holds every member of an ensemble, loaded once (once per Dask
+worker, see :mod:`distributed_pz.infer.plugin`), and runs them together on each batch: the
+features a group of members shares are built once, every member does one forward pass, and
+the results are pooled into one PDF per source:
+
+- mixture-density members (DEEPZ, GaZNet-1-MDN): the members' Gaussian mixtures with equal
+  member weights, ``K_total = members x K`` components (DEEPZ §5.2);
+- point-estimate members (GaZNet Huber): one Gaussian with the members' mean and spread
+  (standard deviation, at least ``sigma_floor``).
+
+The default PDF representation is that mixture itself (``pdf_weights``, ``pdf_means``,
+``pdf_sigmas``): it is exact, resolution-free (a DEEPZ component can be narrower than any
+affordable grid step), as compact as a grid for ensembles up to ~10 members, and readable by
+``qp.mixmod``. ``pdf="grid"`` instead writes the density on a fixed redshift grid (``pdf``
+column plus ``z_grid`` metadata), bounded in size however large the ensemble.
+
+A member whose output for a row is non-finite is dropped from that row's pool
+(``MEMBER_DROPPED``; ``BAD_OUTPUT`` when none is left); rows whose inputs are unusable
+(:data:`distributed_pz.catalog.NO_ESTIMATE` bits) get NaN summaries and an all-zero-weight mixture.
+
+Summaries are taken of the pooled mixture (:func:`distributed_pz.metrics.mixture.summarise`):
+``z_phot`` (mode), ``z_mean``, ``z_std``, ``z_lo68``/``z_hi68`` (15.87/84.13 % quantiles) and
+``odds`` — DEEPZ eq. 7, the probability within ``z_phot ± odds_interval / 2``. Flag bits are in
+:mod:`distributed_pz.catalog`.
+
+Mixed precision (``precision="bf16"`` or ``"fp16"``) autocasts the forward passes only; the
+pooling and summaries stay in float64. What bf16 may change is stated (and tested on CPU)
+in :data:`BF16_TOLERANCE`. Inference draws no random numbers, so the result of a row does not
+depend on how rows are split into chunks or tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from distributed_pz import catalog as fl
+from distributed_pz.metrics import mixture
+from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.ensemble import load_ensemble
+from distributed_pz.models.features import InputSpec
+from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
+from distributed_pz.survey.tiles import TileArrays
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Precision name -> autocast dtype (``None`` = plain float32)."""
+PDF_KINDS = ("mixture", "grid")
+PASSTHROUGH = ("object_id", "ra", "dec")
+"""Tile arrays copied into the catalogue."""
+BF16_TOLERANCE = 0.01
+"""What bf16 autocast may change (tested on CPU): each source's p(z) by at most this in CDF (KS
+distance), ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68`` by at most this times ``1 + z`` and
+``odds`` by at most this. ``z_phot`` (the mode) may move to another peak of a multimodal p(z)
+whose density is within 10 % of the highest, so fp32 stays the default."""
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How the predictor runs and what it writes.
+
+    Parameters
+    ----------
+    batch_size
+        Rows per forward pass.
+    precision
+        ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` autocast of the forward passes
+        (fp16 is for GPUs).
+    odds_interval
+        Full width ``Δz`` of the ODDS interval around the mode (DEEPZ eq. 7; 0.003 there for
+        40 narrow bands; :data:`~distributed_pz.metrics.mixture.DEFAULT_ODDS_INTERVAL` = 0.06
+        here by default for broad-band photometry). Recorded in the catalogue metadata.
+    pdf
+        ``"mixture"`` (default) or ``"grid"``.
+    z_grid
+        ``(start, stop, points)`` of the grid PDF (``pdf="grid"`` only).
+    sigma_floor
+        Smallest width of a point-estimate ensemble's Gaussian.
+    """
+
+    batch_size: int = 4096
+    precision: str = "fp32"
+    odds_interval: float = mixture.DEFAULT_ODDS_INTERVAL
+    pdf: str = "mixture"
+    z_grid: tuple[float, float, int] = (0.0, 4.0, 401)
+    sigma_floor: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {self.precision!r}")
+        if self.pdf not in PDF_KINDS:
+            raise ValueError(f"pdf must be one of {PDF_KINDS}, not {self.pdf!r}")
+        if self.batch_size < 1 or self.odds_interval <= 0 or self.sigma_floor <= 0:
+            raise ValueError("batch_size, odds_interval and sigma_floor must be positive")
+        if self.z_grid[2] < 2 or self.z_grid[1] <= self.z_grid[0]:
+            raise ValueError(f"z_grid must be (start, stop > start, points >= 2), not {self.z_grid}")
+
+    def grid(self) -> np.ndarray | None:
+        """The redshift grid of a grid PDF, else ``None``."""
+        if self.pdf != "grid":
+            return None
+        start, stop, points = self.z_grid
+        return np.linspace(start, stop, int(points))
+
+    def output_settings(self) -> dict[str, Any]:
+        """The options that change catalogue values (recorded in the run manifest)."""
+        settings = asdict(self)
+        del settings["batch_size"]
+        if self.pdf != "grid":
+            del settings["z_grid"]
+        return settings
+
+
+class EnsemblePredictor:
+    """All members of an ensemble on one device; ``predictor(rows)`` predicts a chunk.
+
+    Parameters
+    ----------
+    bundles
+        The members (all mixture-density models, or all point-estimate models), or one bundle.
+    bundle_hash
+        Content hash of the ensemble (written into catalogues); may be empty.
+    device
+        Where to run; default: ``cuda`` when torch sees a GPU, else ``cpu``. Members elsewhere
+        are copied there once, here.
+    options
+        Batch size, precision, ODDS interval, PDF representation.
+    """
+
+    def __init__(
+        self,
+        bundles: Bundle | Sequence[Bundle],
+        bundle_hash: str = "",
+        device: torch.device | str | None = None,
+        options: PredictOptions | None = None,
+    ) -> None:
+        bundles = [bundles] if isinstance(bundles, Bundle) else list(bundles)
+        if not bundles:
+            raise ValueError("an ensemble needs at least one member")
+        kinds = {b.model.has_pdf for b in bundles}
+        if len(kinds) > 1:
+            raise ValueError("an ensemble must be all mixture-density models or all point-estimate models")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.options = options or PredictOptions()
+        if self.options.precision == "fp16" and self.device.type == "cpu":
+            raise ValueError("fp16 autocast is for GPUs; use bf16 on CPU")
+        self.members = [b.to(self.device) for b in bundles]
+        for bundle in self.members:
+            bundle.model.eval()
+        self.bundle_hash = bundle_hash
+        self.has_pdf = kinds.pop()
+        self._specs = list(dict.fromkeys(b.input_spec for b in self.members))
+
+    @classmethod
+    def load(
+        cls, path: str, device: torch.device | str | None = None, options: PredictOptions | None = None
+    ) -> EnsemblePredictor:
+        """Load an ensemble directory (or one bundle directory) with hashes verified."""
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        ensemble = load_ensemble(path, device=device)
+        return cls(ensemble.bundles, ensemble.content_hash, device, options)
+
+    @property
+    def n_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def n_components(self) -> int:
+        """Components of each source's pooled mixture."""
+        return self.n_members * self.members[0].config.n_components if self.has_pdf else 1
+
+    def input_arrays(self, available: Collection[str]) -> list[str]:
+        """Tile arrays to read: the models' inputs (from those ``available``) and the passthrough columns."""
+        names = list(PASSTHROUGH)
+        for spec in self._specs:
+            names += spec.arrays(available)
+        return list(dict.fromkeys(names))
+
+    def predict_chunk(self, rows: TileArrays | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Catalogue columns for ``rows`` (read with :meth:`input_arrays`).
+
+        Parameters
+        ----------
+        rows
+            A :class:`TileArrays`, or a mapping of schema arrays whose band axes are those the
+            first member was trained on (``data_bands``, ``data_image_bands``).
+
+        Returns
+        -------
+        dict of numpy arrays over the ``N`` rows: ``object_id``, ``ra``, ``dec`` (as read),
+        ``z_phot``, ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68``, ``odds`` float32, ``flags``
+        int32, ``n_members`` int16, and ``pdf_weights``, ``pdf_means``, ``pdf_sigmas``
+        float32 ``(N, K_total)`` or ``pdf`` float32 ``(N, G)``. Rows with a
+        :data:`~distributed_pz.catalog.NO_ESTIMATE` bit have NaN summaries and zero weights.
+        """
+        if not isinstance(rows, TileArrays):
+            first = self.members[0]
+            rows = TileArrays(dict(rows), first.data_bands, first.data_image_bands)
+        step = self.options.batch_size
+        parts = [self._predict_batch(rows, slice(s, s + step)) for s in range(0, max(rows.n_rows, 1), step)]
+        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return {**{k: np.asarray(rows.arrays[k]) for k in PASSTHROUGH if k in rows.arrays}, **out}
+
+    __call__ = predict_chunk
+
+    def _forward(
+        self, rows: TileArrays, batch: slice
+    ) -> tuple[list[dict[str, torch.Tensor]], np.ndarray, np.ndarray]:
+        """Every member's raw outputs, the input flags and the partial-input mask of one batch."""
+        dtype = PRECISIONS[self.options.precision]
+        outputs, raws = forward_members(self.members, rows, batch, self.device, dtype)
+        n = len(next(iter(raws.values()))["flags"])
+        flags = np.zeros(n, dtype=fl.FLAG_DTYPE)
+        partial = np.zeros(n, dtype=bool)
+        for raw in raws.values():
+            flags |= raw["flags"].cpu().numpy()
+            for name in ("catalog", "image"):
+                if name in raw:
+                    partial |= (~torch.isfinite(raw[name])).flatten(1).any(dim=1).cpu().numpy()
+        return outputs, flags, partial
+
+    def _predict_batch(self, rows: TileArrays, batch: slice) -> dict[str, np.ndarray]:
+        outputs, flags, partial = self._forward(rows, batch)
+        usable = (flags & fl.NO_ESTIMATE) == 0  # (N,)
+
+        def host(t: torch.Tensor) -> np.ndarray:
+            return t.float().cpu().numpy().astype(np.float64)
+
+        if self.has_pdf:
+            w = np.stack([host(torch.softmax(o["logits"].float(), dim=1)) for o in outputs])  # (M, N, K)
+            mu = np.stack([host(o["means"]) for o in outputs])
+            sd = np.stack([host(o["sigmas"]) for o in outputs])
+            valid = np.isfinite(w).all(2) & np.isfinite(mu).all(2) & (np.isfinite(sd) & (sd > 0)).all(2)
+            valid &= usable
+            weights, means, sigmas = mixture.pool_members(w, mu, sd, valid)
+        else:
+            z = np.stack([host(o["z"]) for o in outputs])  # (M, N)
+            valid = np.isfinite(z) & usable
+            weights, means, sigmas = mixture.spread_mixture(z, valid, self.options.sigma_floor)
+        n_valid = valid.sum(axis=0)
+        m = len(outputs)
+        flags |= np.where(usable & (n_valid == 0), fl.Flag.BAD_OUTPUT, 0).astype(fl.FLAG_DTYPE)
+        flags |= np.where((n_valid > 0) & (n_valid < m), fl.Flag.MEMBER_DROPPED, 0).astype(fl.FLAG_DTYPE)
+        flags |= np.where(partial, fl.Flag.PARTIAL_INPUT, 0).astype(fl.FLAG_DTYPE)
+        if not self.has_pdf:
+            flags |= np.where((n_valid > 0) & (n_valid < 2), fl.Flag.WIDTH_FLOOR, 0).astype(fl.FLAG_DTYPE)
+        out = {
+            k: v.astype(np.float32)
+            for k, v in mixture.summarise(weights, means, sigmas, self.options.odds_interval).items()
+        }
+        out["flags"] = flags
+        out["n_members"] = n_valid.astype(np.int16)
+        grid = self.options.grid()
+        if grid is None:
+            out.update(
+                pdf_weights=weights.astype(np.float32),
+                pdf_means=means.astype(np.float32),
+                pdf_sigmas=sigmas.astype(np.float32),
+            )
+        else:
+            out["pdf"] = mixture.on_grid(grid, weights, means, sigmas).astype(np.float32)
+        return out
+
+
+def forward_members(
+    members: Sequence[Bundle],
+    tile: TileArrays,
+    rows: slice,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[list[dict[str, torch.Tensor]], dict[InputSpec, dict[str, torch.Tensor]]]:
+    """Every member's raw outputs on ``rows``, and the raw features of each input spec.
+
+    Members with the same input spec share one band selection and raw-feature computation.
+    ``autocast_dtype`` (bf16/fp16) runs the forward passes under autocast; None = full precision.
+    """
+    with torch.inference_mode():
+        raws: dict[InputSpec, dict[str, torch.Tensor]] = {}
+        for bundle in members:
+            spec = bundle.input_spec
+            if spec not in raws:
+                raws[spec] = raw_features(spec, batch_tensors(tile, spec, rows, device))
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            outputs = [
+                b.model(model_inputs(b.input_spec, raws[b.input_spec], b.feature_stats)) for b in members
+            ]
+    return outputs, raws

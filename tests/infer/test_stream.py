@@ -1,0 +1,178 @@
+"""The Dask pipeline on real clusters: equality with the local predictor, resume, failures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from distributed import Client
+
+from distributed_pz.catalog import from_arrow, read_catalog
+from distributed_pz.infer import cli
+from distributed_pz.infer.cluster import connect
+from distributed_pz.infer.local import predict_tile_local
+from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING
+from distributed_pz.infer.stream import TileFailed, predict_store
+from distributed_pz.models.predictor import EnsemblePredictor
+from tests.fixtures import fresh_members, save_ensemble, write_store
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
+
+N_ROWS = 640  # five tasks of 128 rows per tile
+BAD_SHARD = 3  # rows 384-511; its first chunk is chunk 6 (rows 384-447)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with connect("local", workers=2) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    save_ensemble(root / "ensemble", fresh_members("deepz", seeds=(1, 2)))
+    tiles = write_store(str(root / "store"), n_tiles=3, n_rows=N_ROWS)
+    predictor = EnsemblePredictor.load(str(root / "ensemble"), device="cpu")
+    reference = {t: predict_tile_local(str(root / "store"), t, predictor) for t in tiles}
+    return root, tiles, reference
+
+
+def assert_same_catalogue(columns: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    assert columns.keys() == expected.keys()
+    assert np.array_equal(columns["object_id"], expected["object_id"])
+    for name, value in expected.items():
+        assert np.allclose(columns[name], value, rtol=1e-6, atol=1e-7, equal_nan=True), name
+
+
+def read_parquet(path) -> dict[str, np.ndarray]:
+    return from_arrow(pq.read_table(path))
+
+
+def corrupt(store, tile: str) -> tuple[os.PathLike, bytes]:
+    shard = store / tile / "object_id" / "c" / str(BAD_SHARD)
+    good = shard.read_bytes()
+    shard.write_bytes(good[:10] + os.urandom(100) + good[110:])
+    return shard, good
+
+
+def test_pipeline_catalogue_equals_local_prediction(client, world, tmp_path):
+    root, tiles, reference = world
+    out = tmp_path / "out"
+    summary = predict_store(
+        client, str(root / "store"), str(root / "ensemble"), str(out), rows_per_task=128, progress=False
+    )
+    assert sorted(summary.committed) == tiles and summary.rows_predicted == 3 * N_ROWS and not summary.failed
+    for tile in tiles:
+        assert_same_catalogue(read_parquet(out / f"{tile}.parquet"), reference[tile])
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert sorted(manifest["tiles"]) == tiles and manifest["in_progress"] == {}
+    assert list((out / STAGING).iterdir()) == []
+    again = predict_store(client, str(root / "store"), str(root / "ensemble"), str(out), progress=False)
+    assert again.already_done == tiles and again.rows_predicted == 0
+
+
+def test_fits_catalogue(client, world, tmp_path):
+    root, _, reference = world
+    predict_store(
+        client,
+        str(root / "store"),
+        str(root / "ensemble"),
+        str(tmp_path),
+        tiles=["T0"],
+        fmt="fits",
+        progress=False,
+    )
+    table = read_catalog(tmp_path / "T0.fits")
+    assert_same_catalogue(table.columns, reference["T0"])
+    assert table.meta["tile"] == "T0" and len(table.meta["bundle"]) == 64  # FITS keywords TILE, BUNDLE
+
+
+def test_interrupted_run_resumes_without_duplicates(client, world, tmp_path):
+    root, tiles, reference = world
+    store = tmp_path / "store"
+    shutil.copytree(root / "store", store)
+    shard, good = corrupt(store, "T1")
+    out = tmp_path / "out"
+    args = (client, str(store), str(root / "ensemble"), str(out))
+    with pytest.raises(TileFailed, match=r"tile 'T1', array 'object_id', chunk 6 \(rows 384-447\)"):
+        predict_store(*args, rows_per_task=128, max_in_flight=1, progress=False)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert list(manifest["tiles"]) == ["T0"] and len(manifest["in_progress"]["T1"]["blocks"]) == 5
+    assert len(list((out / STAGING / "T1").glob("part-*.parquet"))) == BAD_SHARD
+    assert not (out / "T1.parquet").exists()
+    shard.write_bytes(good)
+    resumed = predict_store(*args, rows_per_task=256, progress=False)  # the recorded blocks win
+    assert resumed.already_done == ["T0"] and resumed.committed == ["T1", "T2"]
+    assert resumed.parts_reused == BAD_SHARD and resumed.rows_predicted == N_ROWS - 128 * BAD_SHARD + N_ROWS
+    for tile in tiles:
+        columns = read_parquet(out / f"{tile}.parquet")
+        assert len(np.unique(columns["object_id"])) == N_ROWS
+        assert_same_catalogue(columns, reference[tile])
+    assert json.loads((out / FAILURES).read_text()) == {}
+
+
+def test_skip_records_the_bad_tile_and_finishes_the_others(client, world, tmp_path):
+    root, _, _ = world
+    store = tmp_path / "store"
+    shutil.copytree(root / "store", store)
+    corrupt(store, "T1")
+    out = tmp_path / "out"
+    summary = predict_store(
+        client, str(store), str(root / "ensemble"), str(out), on_error="skip", progress=False
+    )
+    assert sorted(summary.committed) == ["T0", "T2"] and list(summary.failed) == ["T1"]
+    failures = json.loads((out / FAILURES).read_text())
+    assert "tile 'T1', array 'object_id', chunk 6 (rows 384-447): unreadable chunk" in failures["T1"]["error"]
+    assert not (out / "T1.parquet").exists()
+
+
+def _dask(*args: str, log) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_against_a_separately_started_scheduler_and_worker(world, tmp_path):
+    root, _, reference = world
+    scheduler_file = tmp_path / "scheduler.json"
+    log = open(tmp_path / "dask.log", "wb")
+    common = ["--scheduler-file", str(scheduler_file)]
+    processes = [_dask("scheduler", *common, "--host", "127.0.0.1", "--no-dashboard", log=log)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        processes.append(
+            _dask("worker", *common, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", log=log)
+        )
+        with Client(scheduler_file=str(scheduler_file), timeout="30s") as c:
+            c.wait_for_workers(1, timeout=60)
+        parser = argparse.ArgumentParser()
+        cli.add_arguments(parser)
+        argv = [
+            "--store",
+            str(root / "store"),
+            "--bundle",
+            str(root / "ensemble"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        argv += ["--scheduler-file", str(scheduler_file), "--tile", "T2", "--quiet"]
+        assert cli.run(parser.parse_args(argv)) == 0
+        assert_same_catalogue(read_parquet(tmp_path / "out" / "T2.parquet"), reference["T2"])
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()

@@ -1,0 +1,121 @@
+"""``dpz train`` options, the model resolved and checked against the store, and the progress record, without starting Ray."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from distributed_pz.bands import KIDS_VIKING
+from distributed_pz.survey.store import open_store
+from distributed_pz.train import cli
+from distributed_pz.train.config import EnsembleConfig
+from distributed_pz.train.progress import ProgressCallback, new_status, progress_line
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_options_and_defaults():
+    args = parse(
+        "--store", "s.zarr", "--out", "ens", "--tile", "a", "--tile", "b", "--model-set", "hidden=16"
+    )
+    assert (args.splits, args.folds, args.model, args.tiles) == (10, 5, "deepz", ["a", "b"])
+    assert args.address is None and args.num_workers is None and args.gpus_per_worker is None
+    assert cli.parse_overrides(args.model_set) == {"hidden": 16}
+    assert cli.parse_overrides(['bands=["g", "r"]', "reference_band=r"]) == {
+        "bands": ["g", "r"],
+        "reference_band": "r",
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model-set", "width=3"], "width"),
+        (["--val-fraction", "0"], "val_fraction"),
+        (["--model-set", "x"], "FIELD"),
+    ],
+)
+def test_bad_settings_exit_2_before_any_training(tmp_path, capsys, extra, message):
+    args = parse("--store", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "ens"), *extra)
+    assert cli.run(args) == 2
+    assert message in capsys.readouterr().out
+    assert not (tmp_path / "ens").exists()
+
+
+def test_progress_callback_tracks_members(tmp_path):
+    path = tmp_path / "status.json"
+    callback = ProgressCallback(path, new_status(["s00_f0", "s00_f1", "s01_f0"], done=["s01_f0"]))
+    running = {"phase": "member", "member": "s00_f0", "rank": 0, "epoch": 2, "epochs": 5, "train_loss": 1.5}
+    callback.after_report(None, [running, {"phase": "idle", "rank": 1, "finished": []}], None)
+    status = json.loads(path.read_text())
+    assert status["counts"] == {"pending": 1, "running": 1, "done": 1, "failed": 0}
+    assert "s00_f0 epoch 2/5 loss 1.5" in progress_line(status)
+
+    callback.after_exception(None, {0: RuntimeError("worker died")})
+    status = json.loads(path.read_text())
+    assert status["members"]["s00_f0"]["state"] == "failed" and status["worker_failures"] == 1
+
+    callback.after_report(None, [{"phase": "idle", "rank": 0, "finished": ["s00_f0"]}], None)
+    assert json.loads(path.read_text())["counts"]["done"] == 2
+
+
+def _catalogue_store(url, bands=("u", "g", "r", "i", "z"), band_set="sdss", n=40):
+    """A catalogue-only store (no cutouts, no exposures) in the band set ``bands``."""
+    rng = np.random.default_rng(0)
+    nb = len(bands)
+    arrays = {
+        "object_id": np.arange(n, dtype=np.int64),
+        "ra": rng.uniform(10, 11, n),
+        "dec": rng.uniform(-1, 0, n),
+        "mag": rng.uniform(18, 24, (n, nb)).astype(np.float32),
+        "mag_err": np.full((n, nb), 0.05, np.float32),
+        "mag_flag": np.zeros((n, nb), np.uint8),
+        "z_spec": rng.uniform(0, 1, n).astype(np.float32),
+    }
+    attrs = {"band_set": band_set, "bands": list(bands), "image_bands": [], "zeropoint": {}}
+    open_store(url, "a").write_tile("t0", arrays, attrs)
+    return url
+
+
+@pytest.mark.parametrize("model", ["gaznet_c9", "deepz"])
+def test_the_model_takes_its_bands_from_the_training_tile(tmp_path, model):
+    url = _catalogue_store(str(tmp_path / "sdss.zarr"))
+    config = EnsembleConfig(store=url, out=str(tmp_path / "ens"), model=model).resolve(open_store(url))
+    assert config.tiles == ("t0",) and config.model_config().bands == ("u", "g", "r", "i", "z")
+    again = EnsembleConfig.from_dict(json.loads(json.dumps(config.to_dict())))  # as a Ray worker sees it
+    assert again.model_config() == config.model_config()
+    assert EnsembleConfig(store=url, out="x", model=model).model_config().bands == KIDS_VIKING.bands
+
+    chosen = EnsembleConfig(store=url, out="x", model=model, model_overrides={"bands": ["g", "r", "i"]})
+    assert chosen.resolve(open_store(url)).model_config().bands == ("g", "r", "i")  # --model-set wins
+
+
+@pytest.mark.parametrize(
+    ("bands", "extra", "message"),
+    [
+        (("u", "g", "r", "i", "z"), ["--model", "gaznet_1"], "no cutout array"),
+        (("u", "g", "r", "i", "z"), ["--model", "gaznet_c4"], "a GaZNet needs catalogue bands"),
+        (("g", "r", "z"), ["--model", "deepz"], "reference band 'i'"),
+        (("u", "g", "r", "i", "z"), ["--model", "gaznet_c9", "--model-set", 'bands=["g", "Ks"]'], "Ks"),
+    ],
+)
+def test_a_model_the_store_cannot_feed_fails_in_one_line_before_ray(tmp_path, capsys, bands, extra, message):
+    url = _catalogue_store(str(tmp_path / "s.zarr"), bands, band_set="test")
+    args = parse("--store", url, "--out", str(tmp_path / "ens"), *extra)
+    assert cli.run(args) == 2
+    out = capsys.readouterr().out
+    assert message in out and "--model" in out and len(out.strip().splitlines()) == 1
+    assert not (tmp_path / "ens").exists()
+
+
+def test_an_override_repairs_what_the_band_set_leaves_invalid(tmp_path):
+    url = _catalogue_store(str(tmp_path / "s.zarr"), ("g", "r", "z"), band_set="test")
+    config = EnsembleConfig(store=url, out="x", model="deepz", model_overrides={"reference_band": "r"})
+    assert config.resolve(open_store(url)).model_config().reference_band == "r"

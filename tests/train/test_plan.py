@@ -1,0 +1,85 @@
+"""The split plan: R splits × K folds, disjoint parts, reproducible from the master seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distributed_pz.models.ensemble import load_plan
+from distributed_pz.train.plan import make_plan
+
+IDS = np.arange(5000, 5103, dtype=np.int64)  # 103 rows: folds of unequal size
+
+
+@pytest.fixture
+def plan():
+    return make_plan(IDS, n_splits=3, n_folds=5, val_fraction=0.2, seed=7)
+
+
+def test_every_row_in_exactly_one_test_fold_per_split(plan):
+    for r in range(plan.n_splits):
+        members = [m for m in plan.members if m.split == r]
+        counts = np.zeros(plan.n_rows, int)
+        for m in members:
+            counts[plan.test_rows(m)] += 1
+        assert np.all(counts == 1)
+        sizes = [len(plan.test_rows(m)) for m in members]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_member_parts_are_disjoint_and_cover_the_sample(plan):
+    for m in plan.members:
+        train, val, test = plan.train_rows(m), plan.validation_rows(m), plan.test_rows(m)
+        assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+        assert len(train) + len(val) + len(test) == plan.n_rows
+        training_part = np.flatnonzero(plan.test_fold[m.split] != m.fold)
+        assert set(val) <= set(training_part)
+        assert len(val) == round(0.2 * len(training_part))
+
+
+def test_members_ids_and_seeds(plan):
+    members = plan.members
+    assert len(members) == 15
+    assert [m.member_id for m in members] == sorted(m.member_id for m in members)
+    assert members[7].member_id == "s01_f2" and plan.member("s01_f2") == members[7]
+    assert len({m.seed for m in members}) == 15
+    with pytest.raises(KeyError):
+        plan.member("s09_f0")
+
+
+def test_reproducible_from_master_seed(plan):
+    again = make_plan(IDS, n_splits=3, n_folds=5, val_fraction=0.2, seed=7)
+    other = make_plan(IDS, n_splits=3, n_folds=5, val_fraction=0.2, seed=8)
+    assert np.array_equal(plan.test_fold, again.test_fold)
+    assert np.array_equal(plan.validation, again.validation)
+    assert np.array_equal(plan.member_seeds, again.member_seeds)
+    assert not np.array_equal(plan.test_fold, other.test_fold)
+    assert not np.array_equal(plan.test_fold[0], plan.test_fold[1])  # splits differ
+
+
+def test_no_validation(plan):
+    plain = make_plan(IDS, n_splits=1, n_folds=2, val_fraction=0.0)
+    assert all(len(plain.validation_rows(m)) == 0 for m in plain.members)
+
+
+def test_save_load_round_trip(plan, tmp_path):
+    plan.save(tmp_path)
+    back = load_plan(tmp_path)
+    for name in ("test_fold", "validation", "member_seeds", "object_id"):
+        assert np.array_equal(getattr(plan, name), getattr(back, name))
+    assert (back.n_folds, back.val_fraction, back.seed) == (5, 0.2, 7)
+    assert back.members == plan.members
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"n_folds": 1}, "2 folds"), ({"val_fraction": 1.0}, "val_fraction"), ({"n_splits": 0}, "1 split")],
+)
+def test_rejects_bad_plans(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_plan(IDS, **kwargs)
+
+
+def test_rejects_too_few_rows():
+    with pytest.raises(ValueError, match="cannot fill"):
+        make_plan(IDS[:3], n_folds=5)
