@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 import ray.train
 from ray._private import ray_constants
@@ -352,7 +353,10 @@ def _finish(
         return json.loads((out / MANIFEST).read_text())["content_hash"]
     sample = load_sample(out, config.store, config.tiles)
     parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
-    write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, combine_parts(parts, plan.n_rows))
+    tiles = np.asarray(sample.tiles)[sample.tile_index]
+    write_catalog(
+        out / OOF_CATALOG, plan.object_id, sample.z_spec, combine_parts(parts, plan.n_rows), tile=tiles
+    )
     record = {
         "url": config.store,
         "tiles": list(config.tiles),

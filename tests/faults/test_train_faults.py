@@ -113,6 +113,7 @@ def test_f5_f6_killed_worker_then_ctrl_c_then_rerun_is_bit_identical(world, tmp_
     assert hashes[0] == hashes[1]
     oof = [pq.read_table(d / OOF_CATALOG).to_pydict() for d in (tmp_path / "reference", out)]
     assert oof[0] == oof[1] and len(set(oof[0]["object_id"])) == len(oof[0]["object_id"])
+    assert set(oof[0]["tile"]) == {"T2"}  # each row names its tile
     (name,) = killed
     record = load_ensemble(out).members[name].metadata
     assert 0 < record["resumed_from_epoch"] and record["epochs_run"] == epochs
