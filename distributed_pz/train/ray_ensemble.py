@@ -89,8 +89,6 @@ QUIET_RAY_ENV = {
 }
 """Settings that cut a TorchTrainer start from ~25 s to ~10 s and keep Ray quiet (STACK-NOTES.md);
 the environment wins where it sets them."""
-LOCAL_RAY_ENV = {ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR: "0"}
-"""A local Ray: Ray's single-machine mode (node address 127.0.0.1), inherited by its processes."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,6 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         os.environ.setdefault(key, value)
     env = {"env_vars": {k: os.environ[k] for k in QUIET_RAY_ENV}}
     if address is None:
-        os.environ.update(LOCAL_RAY_ENV)
         with _loopback_only():
             ray.init(
                 num_cpus=num_cpus,
@@ -136,14 +133,23 @@ def _loopback_only() -> Iterator[None]:
     address is 127.0.0.1, and turns a requested 127.0.0.1 into the machine's address
     (``_node_ip_address`` cannot ask for it) except in its single-machine mode, which the
     environment variable ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` selects when set before Ray
-    is imported. Ray is imported already here, so the constant it set is switched for the call.
+    is imported. Ray is imported already here, so the constant it set is switched for the call,
+    and the variable is set for the processes the call starts (GCS, raylet, and through the
+    raylet every worker); both are restored afterwards, so no later ``ray start`` of this
+    process's children refuses to join a multi-node cluster.
     """
-    saved = ray_constants.ENABLE_RAY_CLUSTER
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved, saved_env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(name)
     ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[name] = "0"
     try:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
+        if saved_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved_env
 
 
 def train_ensemble(

@@ -43,8 +43,11 @@ def test_s2_a_local_ray_listens_on_loopback_only():
     from distributed_pz.train.ray_ensemble import start_ray
 
     assert not ray.is_initialized()
+    switch = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    before = os.environ.get(switch)
     start_ray(num_cpus=1)
     try:
+        assert os.environ.get(switch) == before  # the single-machine switch does not leak to children
         assert ray.get(ray.remote(lambda: os.getpid()).remote()) != os.getpid()  # a worker process exists
         pids = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
         sockets = _listening(pids)
