@@ -8,6 +8,7 @@ damaged tile and no row is lost or duplicated.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -248,3 +249,10 @@ def test_f8_a_schema_1_store_still_reads_and_validate_says_it_lacks_checksums(tm
     (note,) = err.err.strip().splitlines()
     assert note.startswith("note: store") and "tile 'OLD': arrays ['class', 'dec', 'mag'," in note
     assert "no chunk checksums (schema version 1)" in note
+    tile = open_store(str(url)).tile("OLD")  # resume keys a schema-1 tile by a listing fingerprint
+    before = tile.content_id()
+    assert before.startswith("files:") and tile.content_id() == before
+    path = shard(url, "OLD", "mag", 1)
+    path.write_bytes(path.read_bytes())
+    os.utime(path, ns=(0, 0))
+    assert tile.content_id() != before
