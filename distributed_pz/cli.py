@@ -8,6 +8,10 @@ import sys
 from collections.abc import Iterable
 
 from distributed_pz import __version__
+from distributed_pz.survey.errors import StoreError
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("distributed_pz.survey.simulate_cli", "simulate survey tiles into a store"),
@@ -57,10 +61,21 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; Ctrl-C and a store problem a subcommand left uncaught end in one line."""
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser([chosen] if chosen in COMMANDS else []).parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print(
+            f"dpz {args.command}: interrupted; what was finished is kept, rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    except StoreError as exc:
+        print(f"dpz {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

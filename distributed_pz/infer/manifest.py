@@ -3,15 +3,21 @@
 ``OUT/manifest.json`` is written only by the client, always atomically (temporary file, then
 rename). It records the ensemble's content hash, the input store and the settings that change
 catalogue values; a rerun into the same directory must match them. For every committed tile
-it records the catalogue file and its rows; for a tile under way, its row blocks, so a rerun
-cuts the tile exactly as before and reuses the part files already in ``OUT/_staging/TILE/``
-(each part file is itself written atomically, so one that exists is complete).
+it records the catalogue file, its rows and the tile's content identity (its ``write_id``,
+:meth:`~distributed_pz.survey.store.Tile.content_id`); for a tile under way, its row blocks
+and content identity, so a rerun cuts the tile exactly as before and reuses the part files
+already in ``OUT/_staging/TILE/`` (each part file is itself written atomically, so one that
+exists is complete). A tile rewritten since (another identity) is predicted again from
+scratch: its old parts and catalogue are never mixed with the new rows.
 
 ``OUT/failures.json`` lists the tiles whose last attempt failed, with the error line.
+``OUT/.lock`` is held (``flock``) by the one run using the directory; a second run is refused.
+Every output path is built by :meth:`RunManifest.path`, which refuses one outside ``OUT``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,8 +30,9 @@ from distributed_pz._files import utc_now, write_json
 MANIFEST = "manifest.json"
 FAILURES = "failures.json"
 STAGING = "_staging"
+LOCK = ".lock"
 RUN_FORMAT = "distributed_pz.predict-run"
-RUN_VERSION = 1
+RUN_VERSION = 2
 
 
 class ManifestError(ValueError):
@@ -39,8 +46,9 @@ class RunManifest:
     out: Path
     identity: dict[str, Any]
     tiles: dict[str, dict[str, Any]] = field(default_factory=dict)
-    in_progress: dict[str, list[list[int]]] = field(default_factory=dict)
+    in_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    lock: Any = field(default=None, repr=False)
 
     @classmethod
     def open(cls, out: str | os.PathLike, identity: dict[str, Any]) -> RunManifest:
@@ -53,20 +61,30 @@ class RunManifest:
         identity
             What makes two runs the same: bundle hash, store, format and value-changing settings.
         """
-        out = Path(out)
+        out = Path(out).resolve()
         out.mkdir(parents=True, exist_ok=True)
-        identity = json.loads(json.dumps(identity))  # as it reads back (tuples become lists)
+        lock = _lock(out)
+        try:
+            return cls._read(out, json.loads(json.dumps(identity)), lock)  # tuples become lists
+        except BaseException:
+            lock.close()
+            raise
+
+    @classmethod
+    def _read(cls, out: Path, identity: dict[str, Any], lock: Any) -> RunManifest:
         path = out / MANIFEST
         if not path.exists():
-            manifest = cls(out, identity)
+            manifest = cls(out, identity, lock=lock)
             manifest.save()
             return manifest
-        try:
-            state = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path}: not JSON ({exc})") from None
-        if state.get("format") != RUN_FORMAT or state.get("format_version") != RUN_VERSION:
+        state = _read_json(path)
+        if state.get("format") != RUN_FORMAT:
             raise ManifestError(f"{path}: not a dpz predict manifest (format {state.get('format')!r})")
+        if state.get("format_version") != RUN_VERSION:
+            raise ManifestError(
+                f"{path}: written by another version of dpz predict (run format "
+                f"{state.get('format_version')}, this one reads {RUN_VERSION}); use another --out"
+            )
         if state["identity"] != identity:
             changed = sorted(
                 k
@@ -78,31 +96,46 @@ class RunManifest:
                 f"(recorded: { {k: state['identity'].get(k) for k in changed} }); use another --out"
             )
         failures_path = out / FAILURES
-        failures = json.loads(failures_path.read_text()) if failures_path.exists() else {}
-        return cls(out, identity, state["tiles"], state["in_progress"], failures)
+        failures = _read_json(failures_path) if failures_path.exists() else {}
+        return cls(out, identity, state["tiles"], state["in_progress"], failures, lock)
+
+    def close(self) -> None:
+        """Release ``OUT/.lock`` (the process's exit releases it too)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+    def path(self, *parts: str) -> Path:
+        """``OUT/parts...``, refused (:class:`ManifestError`) unless it lies inside ``OUT``."""
+        path = self.out.joinpath(*parts).resolve()
+        if path == self.out or not path.is_relative_to(self.out):
+            raise ManifestError(f"output path {str(path)!r} is not inside {str(self.out)!r}; refused")
+        return path
 
     @property
     def staging(self) -> Path:
-        return self.out / STAGING
+        return self.path(STAGING)
 
-    def done(self, tile: str) -> bool:
-        """True if the tile's catalogue is committed and still on disk."""
+    def done(self, tile: str, content: str) -> bool:
+        """True if the tile's catalogue is committed from this content and still on disk."""
         entry = self.tiles.get(tile)
-        return entry is not None and (self.out / entry["file"]).is_file()
+        return entry is not None and entry.get("content") == content and self.path(entry["file"]).is_file()
 
-    def blocks(self, tile: str) -> list[tuple[int, int]] | None:
-        """The row blocks a tile under way was cut into, if any."""
-        blocks = self.in_progress.get(tile)
-        return None if blocks is None else [(int(a), int(b)) for a, b in blocks]
+    def blocks(self, tile: str, content: str) -> list[tuple[int, int]] | None:
+        """The row blocks a tile under way was cut into, if it was cut from this content."""
+        entry = self.in_progress.get(tile)
+        if entry is None or entry["content"] != content:
+            return None
+        return [(int(a), int(b)) for a, b in entry["blocks"]]
 
-    def start_tile(self, tile: str, blocks: list[tuple[int, int]]) -> None:
-        """Record the row blocks of a tile about to be predicted."""
-        self.in_progress[tile] = [[a, b] for a, b in blocks]
+    def start_tile(self, tile: str, blocks: list[tuple[int, int]], content: str) -> None:
+        """Record the row blocks and content identity of a tile about to be predicted."""
+        self.in_progress[tile] = {"blocks": [[a, b] for a, b in blocks], "content": content}
         self.save()
 
-    def finish_tile(self, tile: str, file: str, rows: int) -> None:
+    def finish_tile(self, tile: str, file: str, rows: int, content: str) -> None:
         """Record a committed tile (and clear its failure, if any)."""
-        self.tiles[tile] = {"file": file, "rows": rows, "committed_utc": utc_now()}
+        self.tiles[tile] = {"file": file, "rows": rows, "content": content, "committed_utc": utc_now()}
         self.in_progress.pop(tile, None)
         self.save()
         if self.failures.pop(tile, None) is not None:
@@ -129,3 +162,29 @@ class RunManifest:
 
     def save_failures(self) -> None:
         write_json(self.out / FAILURES, self.failures)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not JSON ({exc}); move it away (or use another --out)") from None
+
+
+def _lock(out: Path) -> Any:
+    """Hold ``OUT/.lock`` exclusively, or refuse: another run is writing here."""
+    handle = open(out / LOCK, "a+")  # held for the whole run, closed by RunManifest.close
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ManifestError(
+            f"another dpz predict is using {out} (pid {holder}); wait for it to finish or use another --out"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from distributed_pz import __version__
@@ -216,6 +217,10 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", ver
         state = load_file(str(root / WEIGHTS), device="cpu")
     except FileNotFoundError:
         raise BundleError(f"bundle {str(root)!r}: no {WEIGHTS}") from None
+    except (SafetensorError, OSError, ValueError) as exc:  # a corrupted header or a truncated file
+        raise BundleError(
+            f"bundle {str(root)!r}: {WEIGHTS} is unreadable ({type(exc).__name__}: {exc}); corrupt or edited"
+        ) from None
     if verify:
         digest = content_hash(config, stats, data_bands, data_image_bands, state)
         if digest != manifest["content_hash"]:

@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"dpz train: {exc}")
         return 2
     except TrainingFailedError as exc:
-        print(f"dpz train: training failed; finished members are kept, rerun to resume ({exc})")
+        reason = next((line for line in reversed(str(exc).splitlines()) if line.strip()), "")
+        print(f"dpz train: training failed; finished members are kept, rerun to resume ({reason.strip()})")
         return 1
     print(
         f"dpz train: {outcome.finished}/{outcome.n_members} members ({outcome.trained_now} trained now, "
