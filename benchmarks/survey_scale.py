@@ -51,6 +51,8 @@ NAME = "survey_scale"
 DEEPZ_MFLOP = 3.05
 """FLOPs per source of one paper-size DEEPZ member's full forward pass (``bounds.md``)."""
 RAIL = {"GPz": 8500, "FlexZBoost": 700}
+STUDENT = {"epochs": 30, "samples": 8}
+"""Distillation settings of the ``student`` stage (``--student-epochs``, ``--student-samples``)."""
 SCALE = [(10_000, 1), (100_000, 1), (100_000, 3)]
 """(sources per tile, tiles) of the scale curve; ``--scale-tiles`` sets the last (10 = 1e6 sources)."""
 """RAIL's fastest CPU estimators, rows/s per process, as measured here (issue 15)."""
@@ -507,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     SCALE[-1] = (100_000, args.scale_tiles)
+    STUDENT.update(epochs=args.student_epochs, samples=args.student_samples)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     common = {**machine(), "command": "python -m benchmarks.survey_scale " + " ".join(argv or sys.argv[1:])}
