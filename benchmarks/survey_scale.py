@@ -504,6 +504,8 @@ def write_report() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argument_parser(__doc__, work="dpz_bench_scale")
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
+    parser.add_argument("--student-epochs", type=int, default=STUDENT["epochs"], help="student epochs")
+    parser.add_argument("--student-samples", type=int, default=STUDENT["samples"], help="draws per row")
     parser.add_argument(
         "--scale-tiles", type=int, default=3, help="100k-source tiles of the last scale point"
     )
