@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from distributed_pz import __version__
-from distributed_pz._files import utc_now, write_json
+from distributed_pz._files import exists, is_file, join, makedirs, read_text, utc_now, write_json
 
 MANIFEST = "manifest.json"
 FAILURES = "failures.json"
@@ -36,7 +35,7 @@ class ManifestError(ValueError):
 class RunManifest:
     """A run's state; :meth:`open` reads or starts it, every change is saved at once."""
 
-    out: Path
+    out: str
     identity: dict[str, Any]
     tiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     in_progress: dict[str, list[list[int]]] = field(default_factory=dict)
@@ -49,20 +48,20 @@ class RunManifest:
         Parameters
         ----------
         out
-            Output directory (created if absent).
+            Output directory (created if absent), a local path or an fsspec URL.
         identity
             What makes two runs the same: bundle hash, store, format and value-changing settings.
         """
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = str(out)
+        makedirs(out)
         identity = json.loads(json.dumps(identity))  # as it reads back (tuples become lists)
-        path = out / MANIFEST
-        if not path.exists():
+        path = join(out, MANIFEST)
+        if not exists(path):
             manifest = cls(out, identity)
             manifest.save()
             return manifest
         try:
-            state = json.loads(path.read_text())
+            state = json.loads(read_text(path))
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{path}: not JSON ({exc})") from None
         if state.get("format") != RUN_FORMAT or state.get("format_version") != RUN_VERSION:
@@ -77,18 +76,18 @@ class RunManifest:
                 f"{out} holds a run with different {', '.join(changed)} "
                 f"(recorded: { {k: state['identity'].get(k) for k in changed} }); use another --out"
             )
-        failures_path = out / FAILURES
-        failures = json.loads(failures_path.read_text()) if failures_path.exists() else {}
+        failures_path = join(out, FAILURES)
+        failures = json.loads(read_text(failures_path)) if exists(failures_path) else {}
         return cls(out, identity, state["tiles"], state["in_progress"], failures)
 
     @property
-    def staging(self) -> Path:
-        return self.out / STAGING
+    def staging(self) -> str:
+        return join(self.out, STAGING)
 
     def done(self, tile: str) -> bool:
         """True if the tile's catalogue is committed and still on disk."""
         entry = self.tiles.get(tile)
-        return entry is not None and (self.out / entry["file"]).is_file()
+        return entry is not None and is_file(join(self.out, entry["file"]))
 
     def blocks(self, tile: str) -> list[tuple[int, int]] | None:
         """The row blocks a tile under way was cut into, if any."""
@@ -115,7 +114,7 @@ class RunManifest:
 
     def save(self) -> None:
         write_json(
-            self.out / MANIFEST,
+            join(self.out, MANIFEST),
             {
                 "format": RUN_FORMAT,
                 "format_version": RUN_VERSION,
@@ -128,4 +127,4 @@ class RunManifest:
         )
 
     def save_failures(self) -> None:
-        write_json(self.out / FAILURES, self.failures)
+        write_json(join(self.out, FAILURES), self.failures)

@@ -19,6 +19,9 @@ from distributed_pz.survey.ingest import ingest_catalog
 from distributed_pz.survey.ingest_errors import IngestError
 from distributed_pz.survey.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS
 
+RESOLVED_CONFIG = ("store", "beside")
+"""Where the resolved options go (:mod:`distributed_pz.configfile`)."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``dpz ingest`` to ``parser``."""
