@@ -28,6 +28,8 @@ from __future__ import annotations
 import enum
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -338,8 +340,10 @@ class QpWriter(_CollectingWriter):
     def commit(self) -> str | Path:
         """Build the ensemble, write it, then move it into place."""
         ensemble = qp_ensemble(self._columns(), self.metadata)
-        with atomic_path(self.path) as tmp:
-            ensemble.write_to(str(tmp))
+        with atomic_path(self.path) as tmp, tempfile.TemporaryDirectory() as folder:
+            written = os.path.join(folder, "pdfs.hdf5")  # qp names its file from the suffix: a plain name
+            ensemble.write_to(written)
+            shutil.move(written, tmp)
         return self.path
 
 

@@ -15,7 +15,7 @@ from distributed_pz.evaluate.export import DEFAULT_PIXEL_THRESHOLD, export_hats,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dpz export``."""
-    parser.add_argument("--run", required=True, help="a dpz predict output folder (with manifest.json)")
+    parser.add_argument("--run", dest="run_folder", metavar="FOLDER", required=True, help="a dpz predict output folder (with manifest.json)")
     parser.add_argument(
         "--hats", dest="out", required=True, metavar="OUT", help="HATS catalogue folder to create"
     )
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export; 0 on success, 1 on a run folder that cannot be exported."""
     try:
-        catalogues = run_catalogues(args.run, args.tile)
+        catalogues = run_catalogues(args.run_folder, args.tile)
         result = export_hats(catalogues, args.out, pixel_threshold=args.pixel_threshold, workers=args.workers)
     except (ImportError, ValueError) as exc:
         print(f"dpz export: error: {exc}", file=sys.stderr)
