@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,8 +44,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from astropy.io import fits
 from astropy.table import Table
-
-import fsspec
 
 from distributed_pz._files import atomic_path, commit_file, is_remote, local_path, temporary_beside
 from distributed_pz.metrics.pdf import GaussianMixturePDF, GridPDF, RedshiftPDF, to_qp

@@ -8,7 +8,13 @@ import sys
 from collections.abc import Iterable
 
 from distributed_pz import __version__
-from distributed_pz.configfile import ConfigFileError, add_config_option, apply_config, config_path, write_resolved
+from distributed_pz.configfile import (
+    ConfigFileError,
+    add_config_option,
+    apply_config,
+    config_path,
+    write_resolved,
+)
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("distributed_pz.survey.simulate_cli", "simulate survey tiles into a store"),
@@ -60,7 +66,9 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
         )
         module.add_arguments(command)
         add_config_option(command)
-        command.set_defaults(run=module.run, resolved_config=getattr(module, "RESOLVED_CONFIG", ("out", "inside")))
+        command.set_defaults(
+            run=module.run, resolved_config=getattr(module, "RESOLVED_CONFIG", ("out", "inside"))
+        )
     return parser
 
 

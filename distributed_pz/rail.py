@@ -80,7 +80,9 @@ def tile_arrays(data: Mapping[str, np.ndarray], config: Any, with_redshift: str 
         "dec": np.asarray(data.get("dec", np.zeros(n)), dtype=np.float64),
         "mag": np.where(undetected | unobserved, np.nan, mag).astype(np.float32),
         "mag_err": np.where(unobserved, np.nan, err).astype(np.float32),
-        "mag_flag": np.where(undetected, NOT_DETECTED, np.where(unobserved, NOT_OBSERVED, 0)).astype(np.uint8),
+        "mag_flag": np.where(undetected, NOT_DETECTED, np.where(unobserved, NOT_OBSERVED, 0)).astype(
+            np.uint8
+        ),
     }
     if with_redshift is not None:
         arrays["z_spec"] = np.asarray(data[with_redshift], dtype=np.float32)
@@ -139,7 +141,9 @@ class DistributedPzInformer(CatInformer):
         )
         outcome = train_ensemble(ensemble, ClusterConfig(num_workers=config.num_workers or None))
         if outcome.content_hash is None:
-            raise RuntimeError(f"{out}: {outcome.finished}/{outcome.n_members} members finished; rerun to resume")
+            raise RuntimeError(
+                f"{out}: {outcome.finished}/{outcome.n_members} members finished; rerun to resume"
+            )
         self.model = {"ensemble": _absolute(out), "content_hash": outcome.content_hash}
         self.add_data("model", self.model)
 

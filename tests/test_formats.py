@@ -36,7 +36,12 @@ def test_qp_file_equals_the_parquet_catalogue(run):
         assert ensemble.npdf == len(parquet) == N_ROWS
         assert np.array_equal(ancil["object_id"], cols["object_id"])
         assert np.array_equal(ancil["flags"], cols["flags"])
-        for column, name in [("z_phot", "zmode"), ("z_mean", "zmean"), ("z_lo68", "z_lo68"), ("z_hi68", "z_hi68")]:
+        for column, name in [
+            ("z_phot", "zmode"),
+            ("z_mean", "zmean"),
+            ("z_lo68", "z_lo68"),
+            ("z_hi68", "z_hi68"),
+        ]:
             assert np.array_equal(ancil[name], cols[column], equal_nan=True), name
         ok = (cols["flags"] & NO_ESTIMATE) == 0
         assert ok.sum() > N_ROWS // 2
@@ -73,7 +78,7 @@ def test_predict_config_file_and_its_resolved_copy(run, tmp_path):
     config = tmp_path / "predict.toml"
     config.write_text(
         f'store = "{run / "store"}"\nbundle = "{run / "ensemble"}"\ntile = ["T1"]\n'
-        'batch-size = 64\nodds_interval = 0.1\nworkers = 1\nquiet = true\n'
+        "batch-size = 64\nodds_interval = 0.1\nworkers = 1\nquiet = true\n"
     )
     out = tmp_path / "run"
     assert main(["predict", "--config", str(config), "--out", str(out), "--batch-size", "32"]) == 0
@@ -84,5 +89,6 @@ def test_predict_config_file_and_its_resolved_copy(run, tmp_path):
     again = tmp_path / "again"  # the resolved copy is itself a config file
     assert main(["predict", "--config", str(out / "dpz-predict.toml"), "--out", str(again)]) == 0
     assert np.array_equal(
-        read_catalog(again / "T1.parquet").columns["z_phot"], read_catalog(out / "T1.parquet").columns["z_phot"]
+        read_catalog(again / "T1.parquet").columns["z_phot"],
+        read_catalog(out / "T1.parquet").columns["z_phot"],
     )

@@ -54,12 +54,44 @@ def bucket(monkeypatch, tmp_path):
 def test_demo_chain_on_s3_resumes(bucket, capsys):
     fs, root = bucket
     store, ensemble, run, report = (f"{root}/{name}" for name in ("sim.zarr", "ens", "run", "report"))
-    simulate = ["simulate", "--out", store, "--n", "256", "--tiles", "2", "--chunk-rows", "64", "--shard-rows", "128"]
-    train = ["train", "--store", store, "--tile", "SIM_0000", "--out", ensemble, "--splits", "1", "--folds", "2"]
+    simulate = [
+        "simulate",
+        "--out",
+        store,
+        "--n",
+        "256",
+        "--tiles",
+        "2",
+        "--chunk-rows",
+        "64",
+        "--shard-rows",
+        "128",
+    ]
+    train = [
+        "train",
+        "--store",
+        store,
+        "--tile",
+        "SIM_0000",
+        "--out",
+        ensemble,
+        "--splits",
+        "1",
+        "--folds",
+        "2",
+    ]
     train += ["--epochs", "1", "--num-workers", "1", "--model-set", "hidden=16", "--model-set", "n_layers=4"]
     predict = ["predict", "--store", store, "--bundle", ensemble, "--out", run, "--tile", "SIM_0001"]
     predict += ["--workers", "1", "--quiet"]
-    evaluate = ["evaluate", "--catalog", f"{run}/SIM_0001.parquet", "--truth", store, "--truth-tile", "SIM_0001"]
+    evaluate = [
+        "evaluate",
+        "--catalog",
+        f"{run}/SIM_0001.parquet",
+        "--truth",
+        store,
+        "--truth-tile",
+        "SIM_0001",
+    ]
     evaluate += ["--out", report, "--no-plots"]
     for argv in (simulate, train, predict, evaluate):
         assert main(argv) == 0, argv

@@ -50,7 +50,9 @@ def run_catalogues(run: str, tiles: Sequence[str] | None = None) -> list[str]:
     files = [join(run, committed[t]["file"]) for t in names]
     other = [f for f in files if table_format(f) != "parquet"]
     if other:
-        raise ValueError(f"HATS export reads Parquet catalogues; rerun dpz predict --format parquet ({other[0]})")
+        raise ValueError(
+            f"HATS export reads Parquet catalogues; rerun dpz predict --format parquet ({other[0]})"
+        )
     return files
 
 

@@ -15,7 +15,13 @@ from distributed_pz.evaluate.export import DEFAULT_PIXEL_THRESHOLD, export_hats,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dpz export``."""
-    parser.add_argument("--run", dest="run_folder", metavar="FOLDER", required=True, help="a dpz predict output folder (with manifest.json)")
+    parser.add_argument(
+        "--run",
+        dest="run_folder",
+        metavar="FOLDER",
+        required=True,
+        help="a dpz predict output folder (with manifest.json)",
+    )
     parser.add_argument(
         "--hats", dest="out", required=True, metavar="OUT", help="HATS catalogue folder to create"
     )
