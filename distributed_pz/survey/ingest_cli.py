@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         f"({len(tile.bands)} bands, {len(tile.image_bands)} cutout bands) "
         f"in {seconds:.2f} s ({tile.n_rows / seconds:,.0f} rows/s)"
     )
+    for label, count in tile.attrs["ingest"].get("rows_dropped_by_filter", {}).items():
+        print(f"  filter {label}: dropped {count} rows")
     return 0
 
 
