@@ -7,6 +7,7 @@ import pytest
 
 from distributed_pz.catalog import NO_ESTIMATE, pdf_from_columns, read_catalog
 from distributed_pz.cli import main
+from distributed_pz.infer.cluster import connect
 from tests.fixtures import fresh_members, save_ensemble, write_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -15,14 +16,21 @@ N_ROWS = 256
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def scheduler():
+    """One Dask worker that every ``dpz predict`` of this module joins (one cluster start)."""
+    with connect("local", workers=1) as client:
+        yield client.scheduler.address
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, scheduler):
     """A store of two tiles, an ensemble of two members, and one ``dpz predict`` run per format."""
     root = tmp_path_factory.mktemp("formats")
     save_ensemble(root / "ensemble", fresh_members("deepz", seeds=(1, 2)))
     write_store(str(root / "store"), n_tiles=2, n_rows=N_ROWS)
     for fmt in ("parquet", "qp"):
         argv = ["predict", "--store", str(root / "store"), "--bundle", str(root / "ensemble")]
-        argv += ["--out", str(root / fmt), "--format", fmt, "--workers", "1", "--quiet"]
+        argv += ["--out", str(root / fmt), "--format", fmt, "--scheduler", scheduler, "--quiet"]
         assert main(argv) == 0
     return root
 

@@ -194,7 +194,9 @@ def test_cli_prints_the_rows_each_filter_dropped(tmp_path, capsys):
     path = tmp_path / "sdss_like.parquet"
     pq.write_table(pa.table(columns), path)
     (tmp_path / "map.toml").write_text(SDSS_LIKE_MAP)
-    assert _cli([str(path), "--columns", str(tmp_path / "map.toml"), "--store", str(tmp_path / "s.zarr")]) == 0
+    assert (
+        _cli([str(path), "--columns", str(tmp_path / "map.toml"), "--store", str(tmp_path / "s.zarr")]) == 0
+    )
     dropped = int((columns["zspec"] >= 0.5).sum())
     assert f"  filter zspec < 0.5: dropped {dropped} rows" in capsys.readouterr().out
 
