@@ -18,7 +18,6 @@ when one is given — and ``nonobserved_val`` (-99) or a non-finite value is not
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +29,7 @@ from rail.estimation.informer import CatInformer
 
 from distributed_pz.catalog import qp_ensemble
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store import absolute_url, open_store
 from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.member import TrainConfig
@@ -129,8 +128,8 @@ class DistributedPzInformer(CatInformer):
             TrainConfig(on_nan="stop"), epochs=config.epochs, batch_size=config.batch_size
         )
         ensemble = EnsembleConfig(
-            store=_absolute(store_url),
-            out=_absolute(out),
+            store=absolute_url(store_url),
+            out=absolute_url(out),
             tiles=(RAIL_TILE,),
             model=config.model_name,
             model_overrides={"reference_band": config.ref_band, **config.model_overrides},
@@ -144,7 +143,7 @@ class DistributedPzInformer(CatInformer):
             raise RuntimeError(
                 f"{out}: {outcome.finished}/{outcome.n_members} members finished; rerun to resume"
             )
-        self.model = {"ensemble": _absolute(out), "content_hash": outcome.content_hash}
+        self.model = {"ensemble": absolute_url(out), "content_hash": outcome.content_hash}
         self.add_data("model", self.model)
 
 
@@ -177,7 +176,3 @@ class DistributedPzEstimator(CatEstimator):
         columns = self.predictor.predict_chunk(rows)
         ensemble = qp_ensemble(columns, {})
         self._do_chunk_output(ensemble, start, end, first, data=data)
-
-
-def _absolute(url: str) -> str:
-    return url if "://" in url else os.path.abspath(url)
