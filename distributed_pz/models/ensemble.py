@@ -328,7 +328,7 @@ def load_ensemble(
     verify
         Check every member's and the ensemble's content hash (:class:`BundleError` if one differs).
     """
-    root = _local(path)
+    root = local_directory(path)
     if _manifest_of(root).name == BUNDLE_MANIFEST:
         bundle = load_bundle(root, device=device, verify=verify)
         return Ensemble(root, {SINGLE_MEMBER_ID: bundle}, None, {}, None, bundle.content_hash)
@@ -355,7 +355,7 @@ def load_ensemble(
     )
 
 
-def _local(path: str | os.PathLike) -> Path:
+def local_directory(path: str | os.PathLike) -> Path:
     """The directory itself, or a remote one's local copy (downloaded once into the cache)."""
     try:
         return local_copy(path)
@@ -384,4 +384,4 @@ def _manifest_of(root: Path) -> Path:
 
 def read_content_hash(path: str | Path) -> str:
     """Content hash of an ensemble or bundle directory, read from its manifest (no weights loaded)."""
-    return _read_json(_manifest_of(_local(path)))["content_hash"]
+    return _read_json(_manifest_of(local_directory(path)))["content_hash"]
