@@ -55,7 +55,7 @@ CALIBRATION_NOTE = """
   `SimulationConfig.sed_correction`): fitted on the zCOSMOS-bright **training split only** (80 %,
   permutation seed 0 of `measures.zcosmos_all`) — median sim − real (band − i) colours at matched
   (z, i) in z bins of 0.1 for u g r z Ks, turned into Δm(λ_rest, z) at the bands' rest pivots,
-  two iterations, on a 15 000-source zCOSMOS-set-up tile. The 20 % test split, on which the
+  three iterations (15 000-, 15 000- and 60 000-source zCOSMOS-set-up tiles). The 20 % test split, on which the
   sim-to-real rows are measured, was never used. The colour table above compares with *all*
   zCOSMOS galaxies (80 % of them the calibration set), so its medians are largely in-sample; the
   σ68 ratios were not tuned.
