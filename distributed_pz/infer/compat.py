@@ -16,6 +16,7 @@ from pathlib import Path
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import BundleError
 from distributed_pz.models.ensemble import MANIFEST as ENSEMBLE_MANIFEST
+from distributed_pz.models.ensemble import local_directory
 from distributed_pz.models.registry import config_from_dict
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import SurveyStore
@@ -31,13 +32,13 @@ def check_bands(bundle_path: str | Path, store: SurveyStore, tiles: Sequence[str
     Parameters
     ----------
     bundle_path
-        Ensemble or single-bundle directory.
+        Ensemble or single-bundle directory (local, or a URL: read from its local copy).
     store
         The survey store.
     tiles
         Tiles to predict; default every tile of the store.
     """
-    band_set, bands, image_bands = _trained_on(Path(bundle_path))
+    band_set, bands, image_bands = _trained_on(local_directory(bundle_path))
     for name in tiles or store.tile_names():
         try:
             tile = store.tile(name)

@@ -11,8 +11,10 @@ exists is complete). A tile rewritten since (another identity) is predicted agai
 scratch: its old parts and catalogue are never mixed with the new rows.
 
 ``OUT/failures.json`` lists the tiles whose last attempt failed, with the error line.
-``OUT/.lock`` is held (``flock``) by the one run using the directory; a second run is refused.
-Every output path is built by :meth:`RunManifest.path`, which refuses one outside ``OUT``.
+``OUT/.lock`` is held (``flock``) by the one run using a local directory; a second run is refused
+(object storage has no locks: one run per ``--out`` URL is the user's to keep). Every output
+path is built by :meth:`RunManifest.path`, which refuses one outside ``OUT``. ``OUT`` is a local
+path or an fsspec URL (``s3://``, ``gs://``).
 """
 
 from __future__ import annotations
@@ -20,12 +22,23 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from distributed_pz import __version__
-from distributed_pz._files import utc_now, write_json
+from distributed_pz._files import (
+    exists,
+    is_file,
+    is_remote,
+    join,
+    local_path,
+    makedirs,
+    read_text,
+    utc_now,
+    write_json,
+)
 
 MANIFEST = "manifest.json"
 FAILURES = "failures.json"
@@ -43,7 +56,7 @@ class ManifestError(ValueError):
 class RunManifest:
     """A run's state; :meth:`open` reads or starts it, every change is saved at once."""
 
-    out: Path
+    out: str
     identity: dict[str, Any]
     tiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     in_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -57,23 +70,24 @@ class RunManifest:
         Parameters
         ----------
         out
-            Output directory (created if absent).
+            Output directory (created if absent), a local path or an fsspec URL.
         identity
             What makes two runs the same: bundle hash, store, format and value-changing settings.
         """
-        out = Path(out).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        lock = _lock(out)
+        out = str(out).rstrip("/") if is_remote(out) else str(local_path(out).resolve())
+        makedirs(out)
+        lock = None if is_remote(out) else _lock(Path(out))
         try:
             return cls._read(out, json.loads(json.dumps(identity)), lock)  # tuples become lists
         except BaseException:
-            lock.close()
+            if lock is not None:
+                lock.close()
             raise
 
     @classmethod
-    def _read(cls, out: Path, identity: dict[str, Any], lock: Any) -> RunManifest:
-        path = out / MANIFEST
-        if not path.exists():
+    def _read(cls, out: str, identity: dict[str, Any], lock: Any) -> RunManifest:
+        path = join(out, MANIFEST)
+        if not exists(path):
             manifest = cls(out, identity, lock=lock)
             manifest.save()
             return manifest
@@ -95,8 +109,8 @@ class RunManifest:
                 f"{out} holds a run with different {', '.join(changed)} "
                 f"(recorded: { {k: state['identity'].get(k) for k in changed} }); use another --out"
             )
-        failures_path = out / FAILURES
-        failures = _read_json(failures_path) if failures_path.exists() else {}
+        failures_path = join(out, FAILURES)
+        failures = _read_json(failures_path) if exists(failures_path) else {}
         return cls(out, identity, state["tiles"], state["in_progress"], failures, lock)
 
     def close(self) -> None:
@@ -105,21 +119,29 @@ class RunManifest:
             self.lock.close()
             self.lock = None
 
-    def path(self, *parts: str) -> Path:
+    def path(self, *parts: str) -> str:
         """``OUT/parts...``, refused (:class:`ManifestError`) unless it lies inside ``OUT``."""
-        path = self.out.joinpath(*parts).resolve()
-        if path == self.out or not path.is_relative_to(self.out):
-            raise ManifestError(f"output path {str(path)!r} is not inside {str(self.out)!r}; refused")
+        if is_remote(self.out):
+            inside = posixpath.normpath(posixpath.join("/", *parts))
+            path, ok = (
+                join(self.out, inside.lstrip("/")),
+                inside not in ("/", "") and not any(p.startswith("/") for p in parts),
+            )
+        else:
+            resolved = Path(self.out).joinpath(*parts).resolve()
+            path, ok = str(resolved), resolved != Path(self.out) and resolved.is_relative_to(self.out)
+        if not ok:
+            raise ManifestError(f"output path {'/'.join(parts)!r} is not inside {self.out!r}; refused")
         return path
 
     @property
-    def staging(self) -> Path:
+    def staging(self) -> str:
         return self.path(STAGING)
 
     def done(self, tile: str, content: str) -> bool:
         """True if the tile's catalogue is committed from this content and still on disk."""
         entry = self.tiles.get(tile)
-        return entry is not None and entry.get("content") == content and self.path(entry["file"]).is_file()
+        return entry is not None and entry.get("content") == content and is_file(self.path(entry["file"]))
 
     def blocks(self, tile: str, content: str) -> list[tuple[int, int]] | None:
         """The row blocks a tile under way was cut into, if it was cut from this content."""
@@ -148,7 +170,7 @@ class RunManifest:
 
     def save(self) -> None:
         write_json(
-            self.out / MANIFEST,
+            join(self.out, MANIFEST),
             {
                 "format": RUN_FORMAT,
                 "format_version": RUN_VERSION,
@@ -161,12 +183,12 @@ class RunManifest:
         )
 
     def save_failures(self) -> None:
-        write_json(self.out / FAILURES, self.failures)
+        write_json(join(self.out, FAILURES), self.failures)
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: str) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_text(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: not JSON ({exc}); move it away (or use another --out)") from None
 

@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from distributed_pz import __version__
+from distributed_pz._files import local_copy
 from distributed_pz.models.base import PhotoZModel
 from distributed_pz.models.features import FeatureStats, InputSpec
 from distributed_pz.models.registry import ModelConfig, build_model, config_from_dict, config_to_dict
@@ -198,7 +199,7 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", ver
     verify
         Recompute the content hash and raise :class:`BundleError` if it differs.
     """
-    root = Path(path)
+    root = local_copy(path)
     try:
         manifest = json.loads((root / MANIFEST).read_text())
     except FileNotFoundError:

@@ -15,7 +15,13 @@ galaxies have an intrinsic floor near 0.01):
   Legendre polynomials P1–P3 of ``t = log10(λ_rest / 5500 Å) / 0.5`` with N(0, σ_k)
   coefficients — the residual SED scatter that gives the red sequence its real width.
 
-Both magnitude terms are taken relative to the selection band, so they change colours, not
+- **an empirical mean SED correction** (:func:`calibrated_offsets`): a smooth function of rest
+  wavelength and redshift, ``Δm(λ_rest, z)``, calibrated against zCOSMOS-bright colours (see
+  ``SED_CORRECTION``) — what the template population misses on average (a 4000 Å break too
+  strong at z ≳ 0.6, UV too blue), in the way LePhare-style template optimisation corrects
+  templates, but in the rest frame so it applies to any band set.
+
+All magnitude terms are taken relative to the selection band, so they change colours, not
 the galaxy's selection magnitude.
 """
 
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distributed_pz.survey import sed
+from distributed_pz.survey import package_data, sed
 
 _LEGENDRE_SCALES = np.array([1.0, 0.6, 0.4])  # relative σ of the P1, P2, P3 coefficients
 
@@ -67,4 +73,45 @@ def intrinsic_offsets(
     basis = np.stack([t, 0.5 * (3 * t**2 - 1), 0.5 * (5 * t**3 - 3 * t)], axis=-1)  # (N, B, 3)
     coeff = rng.normal(0.0, 1.0, (len(z), 3)) * (sigma * _LEGENDRE_SCALES)[None, :]
     delta = np.einsum("nbk,nk->nb", basis, coeff)
+    return delta - delta[:, reference : reference + 1]
+
+
+SED_CORRECTION_X = np.round(np.arange(3.15, 4.4501, 0.05), 3)
+"""log10 rest wavelength [Å] of the :data:`SED_CORRECTION` columns (1 413 Å … 28 184 Å)."""
+SED_CORRECTION_Z = np.round(np.arange(0.05, 1.0501, 0.1), 3)
+"""Redshifts of the :data:`SED_CORRECTION` rows (zCOSMOS-bright bins of 0.1)."""
+SED_CORRECTION = package_data.sed_correction()
+"""Mean magnitude correction ``Δm(z, log10 λ_rest)`` added to every galaxy (relative to the selection
+band), ``(11, 27)``; how it was calibrated is in the header of
+``distributed_pz/data/templates/sed_correction_zcosmos.txt``."""
+
+
+def calibrated_offsets(grids: sed.SedGrids, z: np.ndarray, strength: float, reference: int) -> np.ndarray:
+    """Empirical mean SED correction ``(N, B)`` [mag] at each band's rest pivot, relative to band ``reference``.
+
+    Bilinear in (z, log10 λ_rest) on :data:`SED_CORRECTION`, held constant outside the wavelength
+    range and below z = 0.05, and tapered linearly to zero between z = 1.05 and 1.5 (no real
+    colours beyond), times ``strength`` (0 turns it off).
+    """
+    if strength == 0.0:
+        return np.zeros((len(z), len(grids.passbands.pivot)))
+    x = np.clip(
+        np.log10(grids.passbands.pivot[None, :] / (1.0 + z[:, None])),
+        SED_CORRECTION_X[0],
+        SED_CORRECTION_X[-1],
+    )
+    zc = np.clip(z, SED_CORRECTION_Z[0], SED_CORRECTION_Z[-1])
+    fz = np.interp(zc, SED_CORRECTION_Z, np.arange(len(SED_CORRECTION_Z)))
+    iz = np.minimum(fz.astype(int), len(SED_CORRECTION_Z) - 2)
+    tz = (fz - iz)[:, None]
+    fx = np.interp(x, SED_CORRECTION_X, np.arange(len(SED_CORRECTION_X)))
+    ix = np.minimum(fx.astype(int), len(SED_CORRECTION_X) - 2)
+    tx = fx - ix
+    t = SED_CORRECTION
+    rows = iz[:, None]
+    value = (1 - tz) * ((1 - tx) * t[rows, ix] + tx * t[rows, ix + 1]) + tz * (
+        (1 - tx) * t[rows + 1, ix] + tx * t[rows + 1, ix + 1]
+    )
+    taper = np.clip((1.5 - z) / (1.5 - SED_CORRECTION_Z[-1]), 0.0, 1.0)[:, None]
+    delta = strength * taper * value
     return delta - delta[:, reference : reference + 1]

@@ -43,6 +43,7 @@ __all__ = [
     "IngestError",
     "convert_columns",
     "default_object_ids",
+    "filter_rows",
     "ingest_catalog",
     "photometry",
     "selected_rows",
@@ -105,7 +106,7 @@ def ingest_catalog(
     path = Path(catalog_path)
     table = read_catalog(path, cmap.catalog, cmap.columns_needed())
     n_read = len(next(iter(table.values())))
-    rows = selected_rows(table, cmap, path)
+    rows, dropped = filter_rows(table, cmap, path)
     if rows.size == 0:
         raise IngestError(
             f"{path}: no row passes the filters of column map {cmap.source} ({n_read} rows read)"
@@ -121,6 +122,7 @@ def ingest_catalog(
         store = open_store(store_url, "a", storage_options)
         replace = _existing_tile(store, tile_name, overwrite)
         attrs = _tile_attrs(cmap, path, cutout_paths, n_read, len(rows))
+        attrs["ingest"]["rows_dropped_by_filter"] = dropped
         optional = [name for name in ("z_spec", "class") if name in arrays] + (["cutout"] if sources else [])
         tile = store.create_tile(
             tile_name,
@@ -156,17 +158,36 @@ def _existing_tile(store: SurveyStore, tile_name: str, overwrite: bool) -> bool:
 
 def selected_rows(table: Columns, cmap: ColumnMap, path: Path) -> np.ndarray:
     """Indices of the catalogue rows that pass the map's ``[filter]`` (all rows without one)."""
+    return filter_rows(table, cmap, path)[0]
+
+
+def filter_rows(table: Columns, cmap: ColumnMap, path: Path) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows passing the map's ``[filter]``, and how many rows each filter dropped, in order.
+
+    The filters apply one after the other (``z_spec_min``, ``z_spec_max``, then ``column`` in
+    ``ranges``); a row is counted against the first filter that drops it.
+    """
     keep = np.ones(len(next(iter(table.values()))), dtype=bool)
+    dropped: dict[str, int] = {}
+
+    def apply(label: str, passes: np.ndarray) -> None:
+        dropped[label] = int((keep & ~passes).sum())
+        keep[:] &= passes
+
     if cmap.z_spec_min is not None or cmap.z_spec_max is not None:
         z = _numeric(table, cmap.z_spec, None, path)
         if cmap.z_spec_min is not None:
-            keep &= z > cmap.z_spec_min
+            apply(f"{cmap.z_spec} > {cmap.z_spec_min}", z > cmap.z_spec_min)
         if cmap.z_spec_max is not None:
-            keep &= z < cmap.z_spec_max
+            apply(f"{cmap.z_spec} < {cmap.z_spec_max}", z < cmap.z_spec_max)
     if cmap.filter_column is not None:
         value = _numeric(table, cmap.filter_column, None, path)
-        keep &= np.logical_or.reduce([(value >= lo) & (value < hi) for lo, hi in cmap.filter_ranges])
-    return np.flatnonzero(keep)
+        ranges = " or ".join(f"[{lo:g}, {hi:g})" for lo, hi in cmap.filter_ranges)
+        apply(
+            f"{cmap.filter_column} in {ranges}",
+            np.logical_or.reduce([(value >= lo) & (value < hi) for lo, hi in cmap.filter_ranges]),
+        )
+    return np.flatnonzero(keep), dropped
 
 
 def convert_columns(

@@ -22,6 +22,7 @@ _FILTER_FILES = {
 }
 _TEMPLATE_FILE = "templates/cosmos_ilbert09_r250.txt"
 _BROWN_FILE = "templates/brown2014_r250.txt"
+_SED_CORRECTION_FILE = "templates/sed_correction_zcosmos.txt"
 _CALZETTI_FILE = "extinction/calzetti2000.txt"
 
 
@@ -51,6 +52,11 @@ class TemplateSet:
     names: tuple[str, ...]
     wave: np.ndarray
     flux: np.ndarray
+
+
+def sed_correction() -> np.ndarray:
+    """The empirical rest-frame SED correction table ``(z, log10 λ_rest)`` [mag] (see the file header)."""
+    return _read_text(_SED_CORRECTION_FILE)[1]
 
 
 def _read_text(relative: str) -> tuple[list[str], np.ndarray]:

@@ -104,6 +104,7 @@ class GalaxyKnobs:
     colour_scatter_mag: float
     line_strength: float
     line_scatter_dex: float
+    sed_correction: float = 1.0
     partner_spread: int = 2
 
 
@@ -247,6 +248,7 @@ class GalaxyModel:
         slope = rng.normal(k.dust_slope_mean, k.dust_slope_sigma, n)
         offset = diversity.dust_slope_offsets(self.grids, z, ebv, slope, self.band)
         offset += diversity.intrinsic_offsets(rng, self.grids, z, k.colour_scatter_mag, self.band)
+        offset += diversity.calibrated_offsets(self.grids, z, k.sed_correction, self.band)
         distmod = np.interp(z, self.cosmo.z, self.cosmo.distance_modulus)
         mag = abs_mag[:, None] - 2.5 * np.log10(np.maximum(flux, 1e-300)) + distmod[:, None] + offset
         rest_colour = colour + offset[:, 0] - offset[:, self.grids.r_index]

@@ -127,6 +127,9 @@ class SimulationConfig:
     line_strength, line_scatter_dex
         Emission-line luminosity relative to the Kennicutt UV star-formation rate, and its
         log-normal scatter.
+    sed_correction
+        Strength of the empirical mean rest-frame SED correction calibrated on zCOSMOS-bright
+        colours (:func:`~distributed_pz.survey.diversity.calibrated_offsets`; 0: off, 1: as calibrated).
     zeropoint
         AB zero point of every band's fluxes (``mag = zeropoint − 2.5 log10 flux``).
     n_exp_min, n_exp_max
@@ -193,6 +196,7 @@ class SimulationConfig:
     colour_scatter_mag: float = 0.02
     line_strength: float = 0.6
     line_scatter_dex: float = 0.3
+    sed_correction: float = 1.0
     zeropoint: float = 30.0
     n_exp_min: int = 1
     n_exp_max: int = 5
@@ -342,6 +346,7 @@ class _TileSimulator:
             colour_scatter_mag=c.colour_scatter_mag,
             line_strength=c.line_strength,
             line_scatter_dex=c.line_scatter_dex,
+            sed_correction=c.sed_correction,
         )
         self.galaxies = population.GalaxyModel(
             self.grids,

@@ -9,6 +9,9 @@ from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import open_store
 from distributed_pz.survey.validate import check_named_tile, check_store, checksum_notes
 
+RESOLVED_CONFIG = None
+"""Where the resolved options go (:mod:`distributed_pz.configfile`)."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="store URL or path (local path, file://, memory://, s3://, gs://)")

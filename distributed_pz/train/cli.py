@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ray.train import TrainingFailedError
 
+    from distributed_pz._files import join
     from distributed_pz.survey.store import absolute_url
     from distributed_pz.train.config import ClusterConfig, EnsembleConfig
     from distributed_pz.train.member import TrainConfig
@@ -157,5 +158,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if outcome.content_hash is None:
         return 1
-    print(f"ensemble {outcome.content_hash[:16]}…, out-of-fold predictions in {outcome.path / 'oof.parquet'}")
+    oof = join(outcome.path, "oof.parquet")
+    print(f"ensemble {outcome.content_hash[:16]}…, out-of-fold predictions in {oof}")
     return 0

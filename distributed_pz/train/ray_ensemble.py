@@ -56,7 +56,7 @@ import ray.train
 from ray._private import ray_constants
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from distributed_pz._files import write_json
+from distributed_pz._files import is_remote, mirrored, write_json
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.ensemble import (
     CONFIG,
@@ -96,9 +96,10 @@ class TrainOutcome:
     """What a ``train_ensemble`` call did.
 
     ``content_hash`` is ``None`` unless every member is finished (then the manifest is written).
+    ``path`` is the ensemble directory, or its URL when ``--out`` was remote.
     """
 
-    path: Path
+    path: Path | str
     n_members: int
     finished: int
     trained_now: int
@@ -170,6 +171,10 @@ def train_ensemble(
         If workers kept failing beyond ``cluster.max_failures`` (finished members stay on disk).
     """
     cluster = cluster or ClusterConfig()
+    if is_remote(config.out):  # train into a local mirror, uploaded as it ends (the manifest last)
+        with mirrored(config.out, last=(MANIFEST,)) as local:
+            outcome = train_ensemble(dataclasses.replace(config, out=str(local)), cluster, echo)
+        return dataclasses.replace(outcome, path=config.out)
     started = time.perf_counter()
     out = Path(config.out).resolve()
     store = open_store(config.store)  # opened once here; Ray workers open it by URL themselves

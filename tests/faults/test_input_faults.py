@@ -218,7 +218,7 @@ def test_s1_no_output_path_escapes_out(tmp_path):
             check_tile_name(name)
     manifest = RunManifest.open(tmp_path / "out", {"bundle_hash": "x"})
     try:
-        assert manifest.path("_staging", "T0") == (tmp_path / "out" / "_staging" / "T0").resolve()
+        assert manifest.path("_staging", "T0") == str((tmp_path / "out" / "_staging" / "T0").resolve())
         for parts in (("/abs",), ("..", "x"), ("_staging", "../../x"), ("",)):
             with pytest.raises(ManifestError, match="is not inside"):
                 manifest.path(*parts)

@@ -128,3 +128,23 @@ def test_selection_is_smooth_and_faint_galaxies_are_bluer():
     faint, bright = at_z & (truth["abs_mag_r"] > -19.5), at_z & (truth["abs_mag_r"] < -21.0)
     assert faint.sum() > 50 and bright.sum() > 50
     assert np.median(g_r[faint]) < np.median(g_r[bright]) - 0.1
+
+
+def test_sed_correction_changes_colours_not_the_selection_band():
+    from distributed_pz.survey import diversity
+
+    grids = sed.sed_grids(KIDS_VIKING)
+    z = np.array([0.0, 0.1, 0.5, 0.7, 1.05, 1.3, 1.6, 2.5])
+    off = diversity.calibrated_offsets(grids, z, 1.0, R)
+    assert off.shape == (len(z), len(KIDS_VIKING.bands))
+    np.testing.assert_allclose(off[:, R], 0.0)
+    assert np.all(np.abs(off) < 0.5)
+    assert np.abs(off[2:4]).max() > 0.01  # the calibration does something where zCOSMOS has galaxies
+    np.testing.assert_allclose(off[-2:], 0.0)  # and nothing beyond z = 1.5 (no real colours there)
+    np.testing.assert_allclose(diversity.calibrated_offsets(grids, z, 0.0, R), 0.0)
+    base = dict(n_sources=400, seed=3, cutouts=False, star_fraction=0.0, qso_fraction=0.0)
+    on = simulate_truth(SimulationConfig(**base))
+    off_cfg = simulate_truth(SimulationConfig(**base, sed_correction=0.0))
+    np.testing.assert_array_equal(on["z"], off_cfg["z"])
+    d = on["mag_true"] - off_cfg["mag_true"]
+    assert np.nanmax(np.abs(d[:, R])) < 1e-3 and np.nanmax(np.abs(d)) > 0.01
