@@ -13,6 +13,10 @@ the results are pooled into one PDF per source:
 - point-estimate members (GaZNet Huber): one Gaussian with the members' mean and spread
   (standard deviation, at least ``sigma_floor``).
 
+An ensemble directory may hold a :class:`~distributed_pz.models.calibration.Calibration`
+fitted on its out-of-fold predictions; the predictor applies it to every pooled mixture before
+the summaries are taken, and :meth:`EnsemblePredictor.catalogue_metadata` says which one.
+
 The default PDF representation is that mixture itself (``pdf_weights``, ``pdf_means``,
 ``pdf_sigmas``): it is exact, resolution-free (a DEEPZ component can be narrower than any
 affordable grid step), as compact as a grid for ensembles up to ~10 members, and readable by
@@ -46,6 +50,7 @@ import torch
 from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.calibration import Calibration, load_calibration
 from distributed_pz.models.ensemble import load_ensemble
 from distributed_pz.models.features import InputSpec
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
@@ -54,6 +59,8 @@ from distributed_pz.survey.tiles import TileArrays
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Precision name -> autocast dtype (``None`` = plain float32)."""
 PDF_KINDS = ("mixture", "grid")
+GALAXY_CUT = 0.5
+"""A source whose pooled class head gives ``p_galaxy`` below this is flagged ``NOT_GALAXY``."""
 PASSTHROUGH = ("object_id", "ra", "dec")
 """Tile arrays copied into the catalogue."""
 BF16_TOLERANCE = 0.01
@@ -133,6 +140,8 @@ class EnsemblePredictor:
         are copied there once, here.
     options
         Batch size, precision, ODDS interval, PDF representation.
+    calibration
+        Recalibration applied to every pooled mixture (``None``: the raw pool).
     """
 
     def __init__(
@@ -141,6 +150,7 @@ class EnsemblePredictor:
         bundle_hash: str = "",
         device: torch.device | str | None = None,
         options: PredictOptions | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         bundles = [bundles] if isinstance(bundles, Bundle) else list(bundles)
         if not bundles:
@@ -156,6 +166,7 @@ class EnsemblePredictor:
         for bundle in self.members:
             bundle.model.eval()
         self.bundle_hash = bundle_hash
+        self.calibration = calibration
         self.has_pdf = kinds.pop()
         self._specs = list(dict.fromkeys(b.input_spec for b in self.members))
 
@@ -163,10 +174,10 @@ class EnsemblePredictor:
     def load(
         cls, path: str, device: torch.device | str | None = None, options: PredictOptions | None = None
     ) -> EnsemblePredictor:
-        """Load an ensemble directory (or one bundle directory) with hashes verified."""
+        """Load an ensemble directory (or one bundle directory) with hashes verified, and its calibration."""
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         ensemble = load_ensemble(path, device=device)
-        return cls(ensemble.bundles, ensemble.content_hash, device, options)
+        return cls(ensemble.bundles, ensemble.content_hash, device, options, load_calibration(path))
 
     @property
     def n_members(self) -> int:
@@ -176,6 +187,17 @@ class EnsemblePredictor:
     def n_components(self) -> int:
         """Components of each source's pooled mixture."""
         return self.n_members * self.members[0].config.n_components if self.has_pdf else 1
+
+    def catalogue_metadata(self) -> dict[str, str]:
+        """What the catalogue's p(z) is: ``pdf_source``, ``calibration`` and its hash (JSON-ready strings)."""
+        source = "members_mixture" if self.has_pdf else "member_spread"
+        if self.calibration is None:
+            return {"pdf_source": source, "calibration": "none"}
+        return {
+            "pdf_source": source,
+            "calibration": self.calibration.describe(),
+            "calibration_hash": self.calibration.content_hash,
+        }
 
     def input_arrays(self, available: Collection[str]) -> list[str]:
         """Tile arrays to read: the models' inputs (from those ``available``) and the passthrough columns."""
@@ -197,7 +219,7 @@ class EnsemblePredictor:
         -------
         dict of numpy arrays over the ``N`` rows: ``object_id``, ``ra``, ``dec`` (as read),
         ``z_phot``, ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68``, ``odds`` float32, ``flags``
-        int32, ``n_members`` int16, and ``pdf_weights``, ``pdf_means``, ``pdf_sigmas``
+        int32, ``n_members`` int16, ``p_galaxy`` float32 (members with a class head), and ``pdf_weights``, ``pdf_means``, ``pdf_sigmas``
         float32 ``(N, K_total)`` or ``pdf`` float32 ``(N, G)``. Rows with a
         :data:`~distributed_pz.catalog.NO_ESTIMATE` bit have NaN summaries and zero weights.
         """
@@ -245,6 +267,8 @@ class EnsemblePredictor:
             z = np.stack([host(o["z"]) for o in outputs])  # (M, N)
             valid = np.isfinite(z) & usable
             weights, means, sigmas = mixture.spread_mixture(z, valid, self.options.sigma_floor)
+        if self.calibration is not None:
+            weights, means, sigmas = self.calibration.apply(weights, means, sigmas)
         n_valid = valid.sum(axis=0)
         m = len(outputs)
         flags |= np.where(usable & (n_valid == 0), fl.Flag.BAD_OUTPUT, 0).astype(fl.FLAG_DTYPE)
@@ -256,6 +280,10 @@ class EnsemblePredictor:
             k: v.astype(np.float32)
             for k, v in mixture.summarise(weights, means, sigmas, self.options.odds_interval).items()
         }
+        if "class_logits" in outputs[0]:
+            p_galaxy = class_probability(outputs, valid)
+            flags |= np.where(p_galaxy < GALAXY_CUT, fl.Flag.NOT_GALAXY, 0).astype(fl.FLAG_DTYPE)
+            out["p_galaxy"] = p_galaxy.astype(np.float32)
         out["flags"] = flags
         out["n_members"] = n_valid.astype(np.int16)
         grid = self.options.grid()
@@ -268,6 +296,16 @@ class EnsemblePredictor:
         else:
             out["pdf"] = mixture.on_grid(grid, weights, means, sigmas).astype(np.float32)
         return out
+
+
+def class_probability(outputs: Sequence[Mapping[str, torch.Tensor]], valid: np.ndarray) -> np.ndarray:
+    """Mean over the valid members of the class head's galaxy probability, ``(N,)`` (NaN where none is valid).
+
+    Class 0 is a galaxy (:mod:`distributed_pz.survey.schema`).
+    """
+    p = np.stack([torch.softmax(o["class_logits"].float(), dim=1)[:, 0].cpu().numpy() for o in outputs])
+    n = valid.sum(axis=0)
+    return np.where(n > 0, np.where(valid, p, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
 
 
 def forward_members(

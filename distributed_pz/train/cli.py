@@ -29,7 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         dest="tiles",
         metavar="NAME",
-        help="tile to train on (repeat; none = every tile)",
+        help="tile to train on, a name or a glob such as 'KIDS_1*' (repeat; none = every tile)",
+    )
+    data.add_argument(
+        "--exclude-tile",
+        action="append",
+        default=[],
+        dest="exclude_tiles",
+        metavar="NAME",
+        help="tile (name or glob) not to train on, e.g. your evaluation tile (repeat)",
     )
     data.add_argument("--out", required=True, help="ensemble directory; every Ray node must see it")
     model = parser.add_argument_group("model and plan")
@@ -42,7 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a model config field, VALUE in JSON (e.g. hidden=64); repeat",
     )
     model.add_argument("--splits", type=int, default=10, help="random splits R")
-    model.add_argument("--folds", type=int, default=5, help="folds K per split (members = R × K)")
+    model.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="folds K per split (members = R × K); 1 = train on everything (no out-of-fold "
+        "predictions, so no calibration)",
+    )
     model.add_argument(
         "--val-fraction", type=float, default=0.1, help="share of each member's training part for validation"
     )
@@ -125,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             store=absolute_url(args.store),
             out=absolute_url(args.out),
             tiles=tuple(args.tiles),
+            exclude_tiles=tuple(args.exclude_tiles),
             model=args.model,
             model_overrides=parse_overrides(args.model_set),
             n_splits=args.splits,

@@ -43,6 +43,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from distributed_pz._files import write_json
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.calibration import save_calibration
 from distributed_pz.models.ensemble import (
     CONFIG,
     MANIFEST,
@@ -53,6 +54,7 @@ from distributed_pz.models.ensemble import (
     write_manifest,
 )
 from distributed_pz.survey.store import SurveyStore, open_store
+from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
 from distributed_pz.train.plan import make_plan
@@ -153,7 +155,7 @@ def train_ensemble(
     finished = finished_members(out)
     content_hash = None
     if finished >= set(ids):
-        content_hash = _finish(out, config, plan, arrays, digest)
+        content_hash = _finish(out, config, plan, arrays, digest, echo)
         shutil.rmtree(out / RAY_RUN, ignore_errors=True)
     return TrainOutcome(
         path=out,
@@ -259,13 +261,34 @@ def _fit(
     return n_workers
 
 
-def _finish(out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str], digest: str) -> str:
-    """Pool the out-of-fold parts into ``oof.parquet`` and write the manifest; returns the ensemble hash."""
-    if (out / MANIFEST).is_file() and (out / OOF_CATALOG).is_file():
+def _finish(
+    out: Path,
+    config: EnsembleConfig,
+    plan: SplitPlan,
+    arrays: list[str],
+    digest: str,
+    echo: Callable[[str], None] = print,
+) -> str:
+    """Pool the out-of-fold parts into ``oof.parquet``, fit the calibration on them and write the
+    manifest; returns the ensemble hash. Without out-of-fold parts (``--folds 1``) there is no
+    ``oof.parquet`` and no calibration."""
+    if (out / MANIFEST).is_file() and ((out / OOF_CATALOG).is_file() or plan.n_folds == 1):
         return json.loads((out / MANIFEST).read_text())["content_hash"]
-    sample = load_sample(out, config.store, config.tiles)
-    parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
-    write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, combine_parts(parts, plan.n_rows))
+    calibration = None
+    if plan.n_folds > 1:
+        sample = load_sample(out, config.store, config.tiles)
+        parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
+        fitted, oof = calibrate_oof(combine_parts(parts, plan.n_rows), sample.z_spec, config.seed)
+        calibration = save_calibration(out, fitted)
+        meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
+        write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, oof, metadata=meta)
+        after = fitted.after
+        echo(
+            f"calibration: {fitted.describe()}: PIT KS {fitted.before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
+            f"68 % coverage {fitted.before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
+        )
+    else:
+        echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
     store = {"url": config.store, "tiles": list(config.tiles), "arrays": arrays, "hash": digest}
     pretrain = None
     if config.pretrain_store:
@@ -276,4 +299,4 @@ def _finish(out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str
             "store": config.pretrain_store,
             "tiles": list(config.pretrain_tiles),
         }
-    return write_manifest(out, plan, config.result_fields(), store, pretrain)
+    return write_manifest(out, plan, config.result_fields(), store, pretrain, calibration)

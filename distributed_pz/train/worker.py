@@ -207,7 +207,8 @@ def _train(
         callback=_epoch_reporter(name, "member", resumed_from, train_config.epochs, step),
     )
     test = plan.test_rows(member)
-    save_part(oof_part_path(out, name), test, predict_part(result.bundle, data.take(test)))
+    if test.size:  # a one-fold plan has no test rows and no out-of-fold part
+        save_part(oof_part_path(out, name), test, predict_part(result.bundle, data.take(test)))
     record = {
         "member_id": name,
         "split": member.split,
