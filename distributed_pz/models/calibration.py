@@ -4,17 +4,20 @@ An ensemble's raw p(z) is rarely calibrated: mixture-density members are too wid
 widens them further, while a point-estimate ensemble's "p(z)" is only the spread of a few
 members, far too narrow. :class:`Calibration` maps each source's pooled mixture to a calibrated
 one that is still an exact Gaussian mixture (so the catalogue's ``pdf_*`` columns stay exact and
-``qp.mixmod``-readable). With ``m`` the mixture mean and, in the bin of ``m``, temperature ``T``
-and floor ``f``::
+``qp.mixmod``-readable). With ``m`` the mixture mean and, in the bin of ``m``, shift ``s``,
+temperature ``T`` and floor ``f``::
 
-    means'  = m + T (means - m)
+    means'  = m + s (1 + m) + T (means - m)
     sigmas' = sqrt((T sigmas)^2 + (f (1 + m))^2)
 
-``T`` narrows (< 1) or widens (> 1) the whole mixture about its mean — the members' spread and
-their components alike — and ``f`` adds a width in quadrature that a point ensemble's spread of
-two members cannot give. Both are fitted per bin of ``m`` (quantile bins of the fitting rows) on
-a grid, to make the probability integral transform (PIT) of the fitting rows uniform: the
-objective is the PIT's KS distance plus the miss of the 68 % coverage.
+``s`` removes the bin's median bias (it moves the median of the PIT to ½), ``T`` narrows (< 1)
+or widens (> 1) the whole mixture about its mean — the members' spread and their components
+alike — and ``f`` adds a width in quadrature that a point ensemble's spread of two members
+cannot give. They are fitted per bin of ``m`` (quantile bins of the fitting rows): ``s`` as the
+median of ``(z_spec - median of p(z)) / (1 + m)``, then ``T`` and ``f`` on a grid, to make the
+probability integral transform (PIT) of the fitting rows uniform: the objective is the PIT's
+KS distance plus the miss of the 68 % coverage. The shift moves ``z_phot`` with the p(z): a
+bias correction learned out of fold.
 
 :func:`fit_calibration` learns it from out-of-fold predictions (``dpz train``,
 :mod:`distributed_pz.train.calibrate`); the ensemble directory keeps it as
@@ -61,8 +64,8 @@ class Calibration:
     ----------
     edges
         Inner edges of the bins of the mixture mean (``B - 1`` values for ``B`` bins).
-    temperature, floor
-        ``T`` and ``f`` of each bin.
+    shift, temperature, floor
+        ``s``, ``T`` and ``f`` of each bin.
     fitted_on
         What it was fitted on, e.g. ``"out-of-fold predictions"``.
     n_rows
@@ -72,6 +75,7 @@ class Calibration:
     """
 
     edges: tuple[float, ...]
+    shift: tuple[float, ...]
     temperature: tuple[float, ...]
     floor: tuple[float, ...]
     fitted_on: str
@@ -83,27 +87,22 @@ class Calibration:
     def __post_init__(self) -> None:
         if self.method != METHOD:
             raise ValueError(f"unknown calibration method {self.method!r}; known: {METHOD!r}")
-        if not len(self.temperature) == len(self.floor) == len(self.edges) + 1:
-            raise ValueError("a calibration needs one temperature and one floor per bin")
+        if not len(self.shift) == len(self.temperature) == len(self.floor) == len(self.edges) + 1:
+            raise ValueError("a calibration needs one shift, one temperature and one floor per bin")
 
     def apply(
         self, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The calibrated mixtures ``(N, K)`` x 3; rows with all-zero weights are returned as they are."""
-        t, f, m = self._parameters(weights, means, sigmas)
-        return _transform(weights, means, sigmas, m, t, f)
-
-    def _parameters(
-        self, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         live = weights.sum(axis=1) > 0
         m = np.zeros(len(weights))
         if live.any():
             m[live] = mixture.moments(weights[live], means[live], sigmas[live])[0]
         b = np.searchsorted(np.asarray(self.edges), m)
+        s = np.where(live, np.asarray(self.shift)[b], 0.0)
         t = np.where(live, np.asarray(self.temperature)[b], 1.0)
         f = np.where(live, np.asarray(self.floor)[b], 0.0)
-        return t, f, m
+        return _transform(weights, means, sigmas, m, s, t, f)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -111,7 +110,7 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
         fields = dict(d)
-        for name in ("edges", "temperature", "floor"):
+        for name in ("edges", "shift", "temperature", "floor"):
             fields[name] = tuple(float(x) for x in fields[name])
         return cls(**fields)
 
@@ -123,15 +122,24 @@ class Calibration:
     def describe(self) -> str:
         """One line for catalogue metadata and reports."""
         bins = len(self.temperature)
-        return f"{self.method} in {bins} z_mean bin{'s' * (bins > 1)}, fitted on {self.n_rows} {self.fitted_on}"
+        return (
+            f"{self.method} in {bins} z_mean bin{'s' * (bins > 1)}, fitted on {self.n_rows} {self.fitted_on}"
+        )
 
 
 def _transform(
-    weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, m: np.ndarray, t: np.ndarray, f: np.ndarray
+    weights: np.ndarray,
+    means: np.ndarray,
+    sigmas: np.ndarray,
+    m: np.ndarray,
+    s: np.ndarray,
+    t: np.ndarray,
+    f: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``means' = m + t (means - m)``, ``sigmas' = hypot(t sigmas, f (1 + m))`` row-wise."""
-    m, t, f = m[:, None], t[:, None], f[:, None]
-    return weights, m + t * (means - m), np.hypot(t * sigmas, f * (1.0 + np.abs(m)))
+    """``means' = m + s (1 + m) + t (means - m)``, ``sigmas' = hypot(t sigmas, f (1 + m))`` row-wise."""
+    scale = 1.0 + np.abs(m[:, None])
+    m, s, t, f = m[:, None], s[:, None], t[:, None], f[:, None]
+    return weights, m + s * scale + t * (means - m), np.hypot(t * sigmas, f * scale)
 
 
 def pit_scores(pit_values: np.ndarray) -> dict[str, float]:
@@ -154,11 +162,14 @@ def _grid_objective(
     temperatures: np.ndarray,
     floors: np.ndarray,
 ) -> np.ndarray:
-    """KS + |coverage - 0.683| of the PIT for every (temperature, floor) of a grid: ``(T, F)``."""
+    """KS + |coverage - 0.683| of the PIT for every (temperature, floor) of a grid: ``(T, F)``.
+
+    ``m`` is the mixture mean already shifted (``m + s (1 + m)``), ``means`` are unshifted.
+    """
     n = len(z)
-    d = means - m[:, None]  # (N, K)
-    u = (z - m)[:, None]  # (N, 1)
     scale = (1.0 + np.abs(m))[:, None]
+    d = means - mixture.moments(weights, means, sigmas)[0][:, None]  # (N, K)
+    u = (z - m)[:, None]  # (N, 1)
     out = np.empty((temperatures.size, floors.size))
     ranks_hi, ranks_lo = np.arange(1, n + 1) / n, np.arange(n) / n
     for i, t in enumerate(temperatures):
@@ -172,17 +183,21 @@ def _grid_objective(
 
 def _fit_bin(
     weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray, m: np.ndarray
-) -> tuple[float, float]:
-    """``(T, f)`` of one bin: the best of the coarse grid, then of a finer grid around it."""
+) -> tuple[float, float, float]:
+    """``(s, T, f)`` of one bin: the median shift, then the best ``(T, f)`` of the coarse grid and
+    of a finer grid around it."""
+    median = mixture.quantiles(weights, means, sigmas, (0.5,))[:, 0]
+    shift = float(np.median((z - median) / (1.0 + np.abs(m))))
+    shifted = m + shift * (1.0 + np.abs(m))
     t_grid, f_grid = TEMPERATURES, FLOORS
     best = (1.0, 0.0)
     for _ in range(2):
-        score = _grid_objective(weights, means, sigmas, z, m, t_grid, f_grid)
+        score = _grid_objective(weights, means, sigmas, z, shifted, t_grid, f_grid)
         i, j = np.unravel_index(np.argmin(score), score.shape)
         best = (float(t_grid[i]), float(f_grid[j]))
         t_grid = best[0] * FINE_STEPS
         f_grid = np.concatenate([[0.0], (best[1] or FLOORS[1]) * FINE_STEPS])
-    return best
+    return (shift, *best)
 
 
 def fit_calibration(
@@ -221,18 +236,25 @@ def fit_calibration(
     n_bins = int(np.clip(use.size // ROWS_PER_BIN, 1, MAX_BINS))
     edges = np.quantile(m, np.arange(1, n_bins) / n_bins) if n_bins > 1 else np.array([])
     rng = np.random.default_rng(seed)
-    temperature, floor = [], []
+    shift, temperature, floor = [], [], []
     b = np.searchsorted(edges, m)
     for k in range(n_bins):
         rows = np.flatnonzero(b == k)
         if rows.size > MAX_FIT_ROWS:
             rows = np.sort(rng.choice(rows, MAX_FIT_ROWS, replace=False))
-        t, f = _fit_bin(w[rows], mu[rows], sd[rows], z[rows], m[rows])
+        s, t, f = _fit_bin(w[rows], mu[rows], sd[rows], z[rows], m[rows])
+        shift.append(s)
         temperature.append(t)
         floor.append(f)
     before = pit_scores(_pit(w, mu, sd, z))
     calibration = Calibration(
-        tuple(float(e) for e in edges), tuple(temperature), tuple(floor), fitted_on, int(use.size), before
+        tuple(float(e) for e in edges),
+        tuple(shift),
+        tuple(temperature),
+        tuple(floor),
+        fitted_on,
+        int(use.size),
+        before,
     )
     after = pit_scores(_pit(*calibration.apply(w, mu, sd), z))
     return Calibration(**{**asdict(calibration), "after": after})
@@ -265,8 +287,12 @@ def load_calibration(directory: str | Path) -> Calibration | None:
         return None
     path = Path(directory) / entry["path"]
     if not path.is_file():
-        raise ValueError(f"ensemble {str(directory)!r}: the calibration {entry['path']} it records is missing")
+        raise ValueError(
+            f"ensemble {str(directory)!r}: the calibration {entry['path']} it records is missing"
+        )
     calibration = Calibration.from_dict(json.loads(path.read_text()))
     if calibration.content_hash != entry["content_hash"]:
-        raise ValueError(f"ensemble {str(directory)!r}: {entry['path']} is not the calibration recorded (edited?)")
+        raise ValueError(
+            f"ensemble {str(directory)!r}: {entry['path']} is not the calibration recorded (edited?)"
+        )
     return calibration

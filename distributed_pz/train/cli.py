@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dpz train``."""
     from distributed_pz.models.registry import list_models
     from distributed_pz.train.member import TrainConfig
+    from distributed_pz.train.presets import PRESET_NAMES
 
     defaults = TrainConfig()
     data = parser.add_argument_group("data")
@@ -62,11 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--seed", type=int, default=0, help="master seed of the plan and the members")
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs per member (at most)")
     train.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="rows per optimisation step"
+        "--preset",
+        default="auto",
+        choices=PRESET_NAMES,
+        help="epochs, batch size and peak rate: 'paper' (DEEPZ 300 epochs at batch 100, GaZNet 60), "
+        "'cpu' (DEEPZ 30, GaZNet 30); auto = paper on a GPU, else cpu",
     )
-    train.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    train.add_argument("--epochs", type=int, help="epochs per member (at most); default: the preset's")
+    train.add_argument("--batch-size", type=int, help="rows per optimisation step; default: the preset's")
+    train.add_argument("--lr", type=float, help="peak learning rate; default: the preset's")
     train.add_argument(
         "--patience",
         type=int,
@@ -84,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="pre-training tile (repeat; none = every tile)",
     )
-    train.add_argument("--pretrain-epochs", type=int, default=defaults.epochs, help="pre-training epochs")
+    train.add_argument("--pretrain-epochs", type=int, help="pre-training epochs (default: as --epochs)")
     ray_group = parser.add_argument_group("Ray")
     ray_group.add_argument(
         "--address", help="join a Ray cluster: 'auto' or 'ray://host:port' (none = start a local Ray)"
@@ -125,16 +131,19 @@ def run(args: argparse.Namespace) -> int:
 
     from ray.train import TrainingFailedError
 
+    from distributed_pz.models.registry import model_config
     from distributed_pz.survey.store import absolute_url
     from distributed_pz.train.config import ClusterConfig, EnsembleConfig
     from distributed_pz.train.member import TrainConfig
+    from distributed_pz.train.presets import preset_settings
     from distributed_pz.train.ray_ensemble import train_ensemble
 
-    base = TrainConfig(on_nan="stop")
-    member = dataclasses.replace(
-        base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience or None
-    )
     try:
+        family = model_config(args.model).family
+        chosen = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+        settings = {**preset_settings(args.preset, family), **{k: v for k, v in chosen.items() if v}}
+        member = TrainConfig(on_nan="stop", patience=args.patience or None, **settings)
+        pretrain_epochs = args.pretrain_epochs or member.epochs
         config = EnsembleConfig(
             store=absolute_url(args.store),
             out=absolute_url(args.out),
@@ -149,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             train=member,
             pretrain_store=args.pretrain_store and absolute_url(args.pretrain_store),
             pretrain_tiles=tuple(args.pretrain_tiles),
-            pretrain=dataclasses.replace(member, epochs=args.pretrain_epochs),
+            pretrain=dataclasses.replace(member, epochs=pretrain_epochs),
         )
         cluster = ClusterConfig(
             address=args.address,
@@ -171,5 +180,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if outcome.content_hash is None:
         return 1
-    print(f"ensemble {outcome.content_hash[:16]}…, out-of-fold predictions in {outcome.path / 'oof.parquet'}")
+    oof = outcome.path / "oof.parquet"
+    where = f"out-of-fold predictions in {oof}" if oof.is_file() else "no out-of-fold predictions (--folds 1)"
+    print(f"ensemble {outcome.content_hash[:16]}…, {where}")
     return 0

@@ -1,9 +1,10 @@
 """Train an ensemble with Ray Train: one ``TorchTrainer`` run whose workers share out the members.
 
 The driver (:func:`train_ensemble`) selects the training sample, draws (or reuses) the split
-plan, starts ONE Train V2 ``TorchTrainer`` — ~10 s of start-up paid once, not once per member —
-whose workers each train a share of the members (:mod:`distributed_pz.train.worker`), then pools
-the out-of-fold predictions into ``oof.parquet`` and writes the ensemble manifest.
+plan, prints a time estimate (:mod:`distributed_pz.train.estimate`), starts ONE Train V2
+``TorchTrainer`` — ~10 s of start-up paid once, not once per member — whose workers each train a share of the members (:mod:`distributed_pz.train.worker`), then pools
+the out-of-fold predictions into ``oof.parquet``, fits the p(z) calibration on them
+(:mod:`distributed_pz.train.calibrate`) and writes the ensemble manifest.
 
 Packing: a worker takes ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs — 1 GPU each, a
 fraction (0.5 = two members training side by side on one GPU), or none for CPU-only Ray. By
@@ -39,6 +40,7 @@ from typing import Any
 
 import ray
 import ray.train
+import torch
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from distributed_pz._files import write_json
@@ -56,6 +58,7 @@ from distributed_pz.models.ensemble import (
 from distributed_pz.survey.store import SurveyStore, open_store
 from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
+from distributed_pz.train.estimate import estimate_plan
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
 from distributed_pz.train.plan import make_plan
 from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
@@ -150,6 +153,11 @@ def train_ensemble(
         echo(
             f"training {len(pending)} of {len(ids)} members ({len(done_before)} already finished) into {out}"
         )
+        echo(
+            estimate_plan(
+                config, store, arrays, plan.n_rows, len(pending), _expected_workers(cluster, len(pending))
+            ).line()
+        )
         status = new_status(ids, done_before)
         workers = _fit(out, config, cluster, arrays, len(pending), status, echo, pretrain_arrays)
     finished = finished_members(out)
@@ -166,6 +174,14 @@ def train_ensemble(
         seconds=time.perf_counter() - started,
         content_hash=content_hash,
     )
+
+
+def _expected_workers(cluster: ClusterConfig, pending: int) -> int:
+    """Workers the plan will likely get (before Ray starts): as asked, else one per local CPU / GPU."""
+    if cluster.num_workers:
+        return min(cluster.num_workers, pending)
+    local = torch.cuda.device_count() or (os.cpu_count() or 1) // cluster.cpus_per_worker
+    return max(1, min(local, pending))
 
 
 def _prepare(
