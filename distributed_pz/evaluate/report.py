@@ -275,12 +275,13 @@ def _class_cut_lines(cats: Mapping[str, Mapping[str, Any]], s: Mapping[str, Any]
                 _fmt(cut["point"]["outlier_fraction"], percent=True),
                 _fmt(c["point"]["nmad"]),
                 _fmt(cut["point"]["nmad"]),
+                _fmt(cut["pdf"]["pit"].get("ks") if cut.get("pdf") else None),
+                _fmt(cut["pdf"].get("coverage_68") if cut.get("pdf") else None, percent=True),
             ]
         )
     threshold = f"{s['outlier_threshold']:g}"
-    lines += _table(
-        ["catalogue", "cut", "cut %", f"outliers > {threshold}", "after cut", "NMAD", "after cut"], rows
-    )
+    header = ["catalogue", "cut", "cut %", f"outliers > {threshold}", "after cut", "NMAD", "after cut"]
+    lines += _table([*header, "PIT KS after cut", "cov. 68 % after cut"], rows)
     return lines
 
 

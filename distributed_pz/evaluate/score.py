@@ -354,7 +354,11 @@ def summarise_catalog(
             "n_cut": int((~kept).sum()),
             "fraction_cut": float(np.mean(~kept)) if kept.size else np.nan,
             "point": point_metrics(cat.z_phot[kept], cat.z_spec[kept], *thresholds),
+            "pdf": None,
         }
+        if cat.pdf is not None and kept.any():
+            after, _ = pdf_summary(cat.pdf.subset(kept), cat.z_spec[kept], settings)
+            summary["class_cut"]["pdf"] = {k: after[k] for k in ("pit", "coverage_68", "crps") if k in after}
     quality, source, interval = _odds(cat, settings)
     if quality is not None and cat.z_spec.size:
         curve = completeness_curve(quality, cat.z_phot, cat.z_spec, settings.completeness, *thresholds)

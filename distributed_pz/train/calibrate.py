@@ -29,6 +29,7 @@ def calibrate_oof(
     z_spec: np.ndarray,
     seed: int = 0,
     odds_interval: float = DEFAULT_ODDS_INTERVAL,
+    fit_rows: np.ndarray | None = None,
 ) -> tuple[Calibration, dict[str, np.ndarray]]:
     """Fit the ensemble's calibration and calibrate its out-of-fold predictions, cross-fitted.
 
@@ -42,6 +43,10 @@ def calibrate_oof(
         Seeds the halves of the cross-fit and the fits' subsamples.
     odds_interval
         ODDS window of the recomputed summaries.
+    fit_rows
+        ``(N,)`` bool: rows the calibration may be fitted on (default all). ``dpz train`` leaves
+        out the spectroscopic stars and QSOs: a star's z = 0 is a label, not a redshift a
+        galaxy's p(z) should cover. Every row is calibrated.
 
     Returns
     -------
@@ -56,11 +61,15 @@ def calibrate_oof(
     """
     weights, means, sigmas = (np.asarray(combined[k], np.float64) for k in MIXTURE_COLUMNS)
     z_spec = np.asarray(z_spec, np.float64)
-    calibration = fit_calibration(weights, means, sigmas, z_spec, "out-of-fold predictions", seed)
+    usable = np.ones(len(z_spec), bool) if fit_rows is None else np.asarray(fit_rows, bool)
+    described = "out-of-fold predictions" if fit_rows is None else "out-of-fold galaxies"
+    calibration = fit_calibration(
+        weights[usable], means[usable], sigmas[usable], z_spec[usable], described, seed
+    )
     half = np.random.default_rng(seed).permutation(len(z_spec)) % 2 == 0
     out_w, out_mu, out_sd = weights.copy(), means.copy(), sigmas.copy()
     for rows in (half, ~half):
-        other = ~rows
+        other = ~rows & usable
         fit = fit_calibration(
             weights[other], means[other], sigmas[other], z_spec[other], "half of the out-of-fold rows", seed
         )

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 import ray.train
 import torch
@@ -55,6 +56,7 @@ from distributed_pz.models.ensemble import (
     load_plan,
     write_manifest,
 )
+from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.store import SurveyStore, open_store
 from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
@@ -62,7 +64,7 @@ from distributed_pz.train.estimate import estimate_plan
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
 from distributed_pz.train.plan import make_plan
 from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
-from distributed_pz.train.sample import load_sample, required_arrays, select_sample
+from distributed_pz.train.sample import load_sample, read_sample_rows, required_arrays, select_sample
 from distributed_pz.train.worker import oof_part_path, worker_loop
 
 RAY_RUN = "ray_train"
@@ -294,7 +296,12 @@ def _finish(
     if plan.n_folds > 1:
         sample = load_sample(out, config.store, config.tiles)
         parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
-        fitted, oof = calibrate_oof(combine_parts(parts, plan.n_rows), sample.z_spec, config.seed)
+        galaxies = None
+        if "class" in arrays:  # fit on galaxies (and unknowns): a star's z = 0 is a label
+            cls = read_sample_rows(sample, ["class"]).arrays["class"]
+            galaxies = np.isin(cls, (CLASS_GALAXY, CLASS_UNKNOWN))
+        combined = combine_parts(parts, plan.n_rows)
+        fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, fit_rows=galaxies)
         calibration = save_calibration(out, fitted)
         meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
         write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, oof, metadata=meta)
