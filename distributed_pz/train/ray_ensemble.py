@@ -157,7 +157,13 @@ def train_ensemble(
         )
         echo(
             estimate_plan(
-                config, store, arrays, plan.n_rows, len(pending), _expected_workers(cluster, len(pending))
+                config,
+                store,
+                arrays,
+                plan.n_rows,
+                len(pending),
+                _expected_workers(cluster, len(pending)),
+                cluster.cpus_per_worker,
             ).line()
         )
         status = new_status(ids, done_before)
