@@ -4,14 +4,15 @@ An ensemble's raw p(z) is rarely calibrated: mixture-density members are too wid
 widens them further, while a point-estimate ensemble's "p(z)" is only the spread of a few
 members, far too narrow. :class:`Calibration` maps each source's pooled mixture to a calibrated
 one that is still an exact Gaussian mixture (so the catalogue's ``pdf_*`` columns stay exact and
-``qp.mixmod``-readable). With ``m`` the mixture mean and, in the bin of ``m``, shift ``s``,
+``qp.mixmod``-readable). With ``m`` the mixture's mode (``z_phot``) and, in the bin of ``m``, shift ``s``,
 temperature ``T`` and floor ``f``::
 
     means'  = m + s (1 + m) + T (means - m)
     sigmas' = sqrt((T sigmas)^2 + (f (1 + m))^2)
 
 ``s`` removes the bin's median bias (it moves the median of the PIT to ½), ``T`` narrows (< 1)
-or widens (> 1) the whole mixture about its mean — the members' spread and their components
+or widens (> 1) the whole mixture about its mode — so a far, faint component cannot drag the
+peak, and ``z_phot`` moves only by the shift — the members' spread and their components
 alike — and ``f`` adds a width in quadrature that a point ensemble's spread of two members
 cannot give. They are fitted per bin of ``m`` (quantile bins of the fitting rows): ``s`` as the
 median of ``(z_spec - median of p(z)) / (1 + m)``, then ``T`` and ``f`` on a grid, to make the
@@ -63,7 +64,7 @@ class Calibration:
     Parameters
     ----------
     edges
-        Inner edges of the bins of the mixture mean (``B - 1`` values for ``B`` bins).
+        Inner edges of the bins of the mixture mode (``B - 1`` values for ``B`` bins).
     shift, temperature, floor
         ``s``, ``T`` and ``f`` of each bin.
     fitted_on
@@ -97,7 +98,7 @@ class Calibration:
         live = weights.sum(axis=1) > 0
         m = np.zeros(len(weights))
         if live.any():
-            m[live] = mixture.moments(weights[live], means[live], sigmas[live])[0]
+            m[live] = mixture.mode(weights[live], means[live], sigmas[live])
         b = np.searchsorted(np.asarray(self.edges), m)
         s = np.where(live, np.asarray(self.shift)[b], 0.0)
         t = np.where(live, np.asarray(self.temperature)[b], 1.0)
@@ -123,7 +124,7 @@ class Calibration:
         """One line for catalogue metadata and reports."""
         bins = len(self.temperature)
         return (
-            f"{self.method} in {bins} z_mean bin{'s' * (bins > 1)}, fitted on {self.n_rows} {self.fitted_on}"
+            f"{self.method} in {bins} z_phot bin{'s' * (bins > 1)}, fitted on {self.n_rows} {self.fitted_on}"
         )
 
 
@@ -164,11 +165,11 @@ def _grid_objective(
 ) -> np.ndarray:
     """KS + |coverage - 0.683| of the PIT for every (temperature, floor) of a grid: ``(T, F)``.
 
-    ``m`` is the mixture mean already shifted (``m + s (1 + m)``), ``means`` are unshifted.
+    ``m`` is the mixture mode already shifted (``m + s (1 + m)``), ``means`` are unshifted.
     """
     n = len(z)
     scale = (1.0 + np.abs(m))[:, None]
-    d = means - mixture.moments(weights, means, sigmas)[0][:, None]  # (N, K)
+    d = means - mixture.mode(weights, means, sigmas)[:, None]  # (N, K)
     u = (z - m)[:, None]  # (N, 1)
     out = np.empty((temperatures.size, floors.size))
     ranks_hi, ranks_lo = np.arange(1, n + 1) / n, np.arange(n) / n
@@ -232,7 +233,7 @@ def fit_calibration(
     if use.size < 50:
         raise ValueError(f"{use.size} rows with a p(z) and a finite z_spec are too few to calibrate on")
     w, mu, sd, z = weights[use], means[use], sigmas[use], z_spec[use]
-    m = mixture.moments(w, mu, sd)[0]
+    m = mixture.mode(w, mu, sd)
     n_bins = int(np.clip(use.size // ROWS_PER_BIN, 1, MAX_BINS))
     edges = np.quantile(m, np.arange(1, n_bins) / n_bins) if n_bins > 1 else np.array([])
     rng = np.random.default_rng(seed)

@@ -55,7 +55,7 @@ def test_metadata_says_what_the_pdf_is_and_which_calibration(tmp_path):
     assert loaded.calibration == WIDER
     meta = loaded.catalogue_metadata()
     assert meta["pdf_source"] == "members_mixture" and meta["calibration_hash"] == WIDER.content_hash
-    assert meta["calibration"].startswith("width_temperature in 1 z_mean bin")
+    assert meta["calibration"].startswith("width_temperature in 1 z_phot bin")
 
 
 def test_the_class_head_gives_p_galaxy_and_flags_the_rest(rows):
