@@ -1,17 +1,23 @@
 """Simulator speed (sources/s) and survey-store size (bytes per source, per array).
 
 .venv/bin/python -m benchmarks.simulator --n 100000 --workers 2
+
+Besides wall-clock sources/s, each row records the load average and the process CPU time, whose
+sources per CPU-second times the worker count bounds what idle cores would reach (the cores here
+are shared with other jobs).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from benchmarks.harness import (
     append_rows,
     argument_parser,
+    load_average,
     markdown_table,
     read_rows,
     time_runs,
@@ -46,7 +52,9 @@ def main() -> None:
                 open_store(url, "a"), SimulationConfig(n_sources=args.n), workers=args.workers
             )
 
+        cpu_started = time.process_time()
         timing = time_runs(simulate_once, warmup=0, repeats=args.repeats)
+        cpu_s = (time.process_time() - cpu_started) / args.repeats
         sizes = _bytes_by_array(Path(url) / "SIM_0000")
     total = sum(sizes.values())
     row = {
@@ -54,6 +62,9 @@ def main() -> None:
         "workers": args.workers,
         **timing,
         "sources_per_s": args.n / timing["median_s"],
+        "cpu_s": cpu_s,
+        "sources_per_cpu_s": args.n / cpu_s,
+        **load_average(),
         "bytes_per_source": total / args.n,
         **{f"bytes_per_source_{name}": size / args.n for name, size in sizes.items()},
     }
@@ -66,6 +77,8 @@ def main() -> None:
             "workers",
             "median_s",
             "sources_per_s",
+            "sources_per_cpu_s",
+            "loadavg_1m",
             "bytes_per_source",
             "bytes_per_source_cutout",
             "bytes_per_source_flux_exp",

@@ -61,8 +61,8 @@ KIDS_VIKING = BandSet(
 )
 """KiDS DR4 ugri + VIKING ZYJHKs (Kuijken et al. 2019 depths, as in GaZNet §2)."""
 
-SDSS = BandSet(name="sdss", bands=("u", "g", "r", "i", "z"))
-"""SDSS ugriz, catalogue only."""
+SDSS = BandSet(name="sdss", bands=("u", "g", "r", "i", "z"), depth_5sigma=(22.0, 22.2, 22.2, 21.3, 20.5))
+"""SDSS ugriz, catalogue only (imaging-survey 5σ point-source depths, York et al. 2000 / DR7)."""
 
 _REGISTRY: dict[str, BandSet] = {b.name: b for b in (KIDS_VIKING, SDSS)}
 

@@ -1,4 +1,4 @@
-"""Image cutouts: bulge + disc galaxies and point sources, PSF-convolved, with sky noise.
+"""Image cutouts: bulge + disc + clump galaxies and point sources, PSF-convolved, with the catalogue's noise.
 
 Rendering is done in Fourier space, fully vectorised over sources and bands:
 
@@ -6,16 +6,23 @@ Rendering is done in Fourier space, fully vectorised over sources and bands:
   needs only its circular 1-D transform P(s): analytic for the exponential disc
   (``(1 + (2π s h)²)^-3/2``, h = R_e / 1.678) and tabulated once for the de Vaucouleurs
   bulge (n = 4, truncated smoothly between 7 and 8 R_e as in SDSS) by a Hankel transform.
-- The PSF is a Moffat profile (β = 4.765, Trujillo et al. 2001) with a per-band FWHM; its
-  transform is analytic, ``2 (x/2)^ν K_ν(x) / Γ(ν)`` with x = 2π k α, ν = β − 1.
+- Star-forming knots are compact Gaussians (σ = 0.1″) scattered over the disc, bluer than it.
+- The PSF is a Moffat profile (β = 4.765, Trujillo et al. 2001) whose FWHM varies per source
+  and band (:mod:`distributed_pz.survey.psf`); its transform is analytic,
+  ``2 (x/2)^ν K_ν(x) / Γ(ν)`` with x = 2π k α, ν = β − 1, tabulated once per tile on a bank of
+  FWHMs 0.01″ apart.
 - Pixels integrate the light: the product is multiplied by the box-pixel transform
   sinc(k_x) sinc(k_y), and the sub-pixel centre is a phase ramp.
 - One inverse real FFT per source and band on a 64 × 64 grid, cropped to the 40 × 40 cutout
   centred on pixel (20, 20); light within 44 px (8.8″) of the centre never wraps into the crop.
 
 Pixel values are fluxes in the tile's zero point (a noiseless source sums to its flux, less
-what falls outside the cutout); sky noise is white with the per-pixel σ that gives the survey's
-5σ depth in a 2″-diameter aperture.
+what falls outside the cutout). **The cutout and the catalogue are one measurement**
+(:func:`conditioned_noise`): the pixel noise is white with the σ that the catalogue's coadd
+error implies for its GAaP-like Gaussian-weighted estimator, and its projection on that
+estimator *is* the catalogue's error (noise and outliers): measuring the cutout as the
+catalogue does returns the catalogue flux, and a 2″ aperture on the cutout shares its errors.
+Given the catalogue, this is the exact conditional distribution of white noise.
 """
 
 from __future__ import annotations
@@ -35,6 +42,11 @@ _DISC_H_PER_RE = 1.0 / 1.678347  # exponential scale length per half-light radiu
 _SERSIC_S_MAX = 20.0  # cycles per R_e covered by the bulge table (beyond: PSF-suppressed)
 _SERSIC_S_STEP = 0.01
 _LOOKUP_STEP = 0.0025
+PSF_FWHM_RANGE_ARCSEC = (0.3, 2.5)
+"""FWHMs covered by the PSF bank."""
+_PSF_STEP_ARCSEC = 0.01
+CLUMP_SIGMA_ARCSEC = 0.1
+N_CLUMPS = 3
 
 
 def moffat_fourier(k: np.ndarray, fwhm: float, beta: float) -> np.ndarray:
@@ -76,10 +88,12 @@ class ImageModel:
 
     Attributes
     ----------
-    psf_fourier
-        PSF × pixel transform per image band on the rfft grid, shape ``(C, F, F//2+1)``.
-    sky_sigma
-        Per-pixel sky noise per image band, shape ``(C,)``.
+    psf_bank
+        PSF × pixel transform on the rfft grid for FWHMs ``psf_fwhm_pixels``, ``(L, F, F//2+1)``.
+    psf_fwhm_pixels
+        FWHM [pixels] of each bank entry, increasing, shape ``(L,)``.
+    clump_fourier
+        Transform of a clump (circular Gaussian), ``(F, F//2+1)``.
     kx, ky
         Frequencies [cycles/pixel] of the rfft grid, shapes ``(1, 1, F//2+1)`` and ``(1, F, 1)``.
     bulge_table
@@ -87,37 +101,45 @@ class ImageModel:
         (nearest-neighbour lookup), float32.
     """
 
-    psf_fourier: np.ndarray
-    sky_sigma: np.ndarray
+    psf_bank: np.ndarray
+    psf_fwhm_pixels: np.ndarray
+    clump_fourier: np.ndarray
     kx: np.ndarray
     ky: np.ndarray
     bulge_table: np.ndarray
 
+    def psf_level(self, fwhm_pixels: np.ndarray) -> np.ndarray:
+        """Nearest bank entry for each FWHM [pixels] (clamped to the bank)."""
+        step = self.psf_fwhm_pixels[1] - self.psf_fwhm_pixels[0]
+        level = np.rint((np.asarray(fwhm_pixels) - self.psf_fwhm_pixels[0]) / step).astype(np.intp)
+        return np.clip(level, 0, len(self.psf_fwhm_pixels) - 1)
+
 
 def build_image_model(
-    psf_fwhm_pixels: np.ndarray, moffat_beta: float, sky_sigma: np.ndarray, bulge_sersic_n: float = 4.0
+    pixel_scale: float,
+    moffat_beta: float,
+    fwhm_range: tuple[float, float] = PSF_FWHM_RANGE_ARCSEC,
+    bulge_sersic_n: float = 4.0,
 ) -> ImageModel:
-    """Image model for PSF FWHMs [pixels] and per-pixel sky noise, one per image band."""
+    """Image model for a pixel scale [arcsec]: the PSF bank over ``fwhm_range`` [arcsec], clump profile, bulge table."""
     kx = np.fft.rfftfreq(FFT_SIZE)
     ky = np.fft.fftfreq(FFT_SIZE)
     k = np.hypot(kx[None, :], ky[:, None])
     pixel = np.sinc(kx)[None, :] * np.sinc(ky)[:, None]
-    psf = np.stack([moffat_fourier(k, fwhm, moffat_beta) * pixel for fwhm in psf_fwhm_pixels])
+    lo, hi = np.round(np.clip(fwhm_range, *PSF_FWHM_RANGE_ARCSEC), 2)
+    fwhms = np.arange(lo, hi + _PSF_STEP_ARCSEC / 2, _PSF_STEP_ARCSEC) / pixel_scale
+    psf = np.stack([moffat_fourier(k, fwhm, moffat_beta) * pixel for fwhm in fwhms])
+    clump = np.exp(-2.0 * (np.pi * CLUMP_SIGMA_ARCSEC / pixel_scale * k) ** 2)
     table = sersic_fourier_table(bulge_sersic_n)
     fine = np.arange(0.0, _SERSIC_S_MAX + _LOOKUP_STEP, _LOOKUP_STEP)
     return ImageModel(
-        psf_fourier=psf.astype(np.float32),
-        sky_sigma=np.asarray(sky_sigma, dtype=np.float32),
+        psf_bank=psf.astype(np.float32),
+        psf_fwhm_pixels=fwhms,
+        clump_fourier=clump.astype(np.float32),
         kx=kx.astype(np.float32)[None, None, :],
         ky=ky.astype(np.float32)[None, :, None],
         bulge_table=np.interp(fine, np.arange(len(table)) * _SERSIC_S_STEP, table).astype(np.float32),
     )
-
-
-def sky_sigma_per_pixel(depth_5sigma: np.ndarray, zeropoint: float, pixel_scale: float) -> np.ndarray:
-    """Per-pixel white-noise σ whose 2″-diameter aperture sum has S/N = 5 at ``depth_5sigma``."""
-    area = np.pi * (1.0 / pixel_scale) ** 2  # pixels in the aperture
-    return 10.0 ** (-0.4 * (np.asarray(depth_5sigma) - zeropoint)) / 5.0 / np.sqrt(area)
 
 
 def _radius2(model: ImageModel, r_eff: np.ndarray, q: np.ndarray, pa: np.ndarray) -> np.ndarray:
@@ -163,6 +185,10 @@ def fourier_sources(
     pa: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
+    psf_level: np.ndarray,
+    clump_flux: np.ndarray | None = None,
+    clump_x: np.ndarray | None = None,
+    clump_y: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fourier transform of PSF-convolved, pixel-integrated sources, shape ``(N, C, F, F//2+1)`` complex64.
 
@@ -179,7 +205,14 @@ def fourier_sources(
         Axis ratios and position angle [rad, from +x towards +y], shape ``(N,)``.
     x, y
         Source centre [pixels] on the grid (column, row), shape ``(N,)``.
+    psf_level
+        PSF bank entry per source and band, shape ``(N, C)``.
+    clump_flux, clump_x, clump_y
+        Flux of the clumps per band ``(N, C)`` (shared equally by the clumps; part of the total
+        ``flux``, taken from the disc) and clump centres [pixels] ``(N, K)``; ``None``: no clumps.
     """
+    if clump_flux is not None:
+        flux = flux - clump_flux
     disk_flux = (flux * (1.0 - bulge_fraction)).astype(np.float32)[:, :, None, None]  # (N, C, 1, 1)
     profile = disk_flux * _disk(_radius2(model, r_disk, q_disk, pa))[:, None]  # (N, C, F, F/2+1)
     has_bulge = np.flatnonzero(bulge_fraction.max(axis=1) > 0)
@@ -187,16 +220,71 @@ def fourier_sources(
         bulge = _bulge(model, _radius2(model, r_bulge[has_bulge], q_bulge[has_bulge], pa[has_bulge]))
         bulge_flux = (flux * bulge_fraction)[has_bulge].astype(np.float32)[:, :, None, None]
         profile[has_bulge] += bulge_flux * bulge[:, None]
-    profile *= model.psf_fourier[None]
-    phase_x = np.exp(-2j * np.pi * model.kx * x.astype(np.float32)[:, None, None]).astype(
+    out = profile * _phase(model, x, y)[:, None]  # (N, C, F, F/2+1) complex64
+    if clump_flux is not None:
+        phases = sum(_phase(model, clump_x[:, j], clump_y[:, j]) for j in range(clump_x.shape[1]))
+        per_clump = (clump_flux / clump_x.shape[1]).astype(np.float32)[:, :, None, None]
+        out += (per_clump * model.clump_fourier) * phases[:, None]
+    out *= model.psf_bank[psf_level]
+    return out
+
+
+def _phase(model: ImageModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Shift theorem phase ramp for centres (x, y) [pixels], shape ``(N, F, F//2+1)`` complex64."""
+    phase_x = np.exp(-2j * np.pi * model.kx[0] * x.astype(np.float32)[:, None]).astype(
         np.complex64
-    )  # (N, 1, F/2+1)
-    phase_y = np.exp(-2j * np.pi * model.ky * y.astype(np.float32)[:, None, None]).astype(
+    )  # (N, F/2+1)
+    phase_y = np.exp(-2j * np.pi * model.ky[0, :, 0] * y.astype(np.float32)[:, None]).astype(
         np.complex64
-    )  # (N, F, 1)
-    return profile * (phase_y * phase_x)[:, None]
+    )  # (N, F)
+    return phase_y[:, :, None] * phase_x[:, None, :]
 
 
 def to_cutouts(fourier: np.ndarray) -> np.ndarray:
     """Inverse FFT of :func:`fourier_sources` output, cropped to ``(N, C, P, P)`` (a float32 view)."""
     return np.fft.irfft2(fourier, s=(FFT_SIZE, FFT_SIZE))[..., :CUTOUT_SIZE, :CUTOUT_SIZE]
+
+
+def gaussian_weights(x: np.ndarray, y: np.ndarray, sigma_w: np.ndarray) -> np.ndarray:
+    """Peak-1 Gaussian weight images centred on (x, y) with σ ``sigma_w`` [pixels], ``(N, P, P)`` float32."""
+    grid = np.arange(CUTOUT_SIZE, dtype=np.float32)
+    gx = np.exp(-0.5 * ((grid[None, :] - x[:, None]) / sigma_w[:, None]) ** 2).astype(np.float32)  # (N, P)
+    gy = np.exp(-0.5 * ((grid[None, :] - y[:, None]) / sigma_w[:, None]) ** 2).astype(np.float32)
+    return gy[:, :, None] * gx[:, None, :]
+
+
+def conditioned_noise(
+    rng: np.random.Generator,
+    weights: np.ndarray,
+    response: np.ndarray,
+    sigma_catalogue: np.ndarray,
+    error: np.ndarray,
+) -> np.ndarray:
+    """White pixel noise whose catalogue estimator returns the catalogue's own error, ``(N, C, P, P)`` float32.
+
+    The estimator is ``F̂ = Σ w·image / response`` (``response`` = Σ w·profile for unit flux).
+    With σ_pix = σ_cat · response / ‖w‖ and ``n = σ_pix ε + w (error · response − σ_pix w·ε) / ‖w‖²``
+    the estimator of ``n`` is exactly ``error``; when ``error`` ~ N(0, σ_cat²), ``n`` is white
+    noise of σ_pix.
+
+    Parameters
+    ----------
+    weights
+        Gaussian weight images, ``(N, P, P)``.
+    response
+        Estimator response to a unit-flux source, ``(N, C)``.
+    sigma_catalogue
+        Catalogue coadd 1σ error, ``(N, C)`` (NaN where not observed: the noise is then white
+        with σ 0).
+    error
+        Catalogue flux minus the noiseless coadd signal, ``(N, C)``.
+    """
+    n, c = response.shape
+    norm2 = (weights.astype(np.float64) ** 2).sum(axis=(1, 2))[:, None]  # (N, 1)
+    sigma_pix = np.nan_to_num(sigma_catalogue * response / np.sqrt(norm2))
+    eps = rng.standard_normal((n, c, CUTOUT_SIZE, CUTOUT_SIZE), dtype=np.float32)
+    projection = np.matmul(eps.reshape(n, c, -1), weights.reshape(n, -1, 1))[..., 0]  # (N, C)
+    gain = (np.nan_to_num(error) * response - sigma_pix * projection) / norm2  # (N, C)
+    eps *= sigma_pix.astype(np.float32)[:, :, None, None]
+    eps += gain.astype(np.float32)[:, :, None, None] * weights[:, None]
+    return eps

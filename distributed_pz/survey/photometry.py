@@ -2,17 +2,27 @@
 
 Model (per band b; fluxes linear in the tile zero point, ``mag = zp − 2.5 log10 flux``):
 
-- The 5σ depth m5 fixes the coadd flux error at the nominal exposure count
-  n̄ = (n_min + n_max)/2: σ_coadd = 10^(−0.4 (m5 − zp)) / 5, so one exposure has
-  σ_exp = σ_coadd √n̄ (sky-limited; the source's own shot noise is neglected). Each of the
-  tile's exposures scales that by its own factor (seeing and transparency, log-normal), so a
-  source's depth depends on which exposures cover it and how many (uniform in [n_min, n_max]);
-  the factors are rescaled so that the tile as a whole reaches the nominal depth.
-- Every exposure of the tile has a zero-point offset (calibration jitter, ~1–3 %) shared by all
-  its sources, plus a small per-source residual (flat field, illumination). Quoted errors do
-  not include these, as in real catalogues.
-- Rare photometric outliers (DEEPZ §5: scattered light, cross-talk, reduction glitches) add
-  5–50 σ plus 20–100 % of the flux, positive 70 % of the time; quoted errors are unchanged.
+- Fluxes are measured GAaP-like (Kuijken et al. 2015): a Gaussian weight of σ_w² = σ_min² +
+  σ_src² (σ_min = 0.7″, σ_src the source's intrinsic Gaussian-equivalent size) on the image,
+  normalised to total flux. For a Gaussian-like PSF-convolved profile of σ_s² = σ_PSF² + σ_src²
+  the sky noise of that estimator is σ_pix √π (σ_w² + σ_s²) / σ_w (:func:`measurement_norm`),
+  so errors grow with the source's size and with the seeing.
+- The 5σ depth m5 fixes the coadd flux error of a point source at the nominal seeing and
+  exposure count n̄ of the band: σ_coadd = 10^(−0.4 (m5 − zp)) / 5, so one exposure has
+  σ_exp = σ_coadd √n̄. Each of the tile's exposures scales that by its own factor (seeing and
+  transparency, log-normal), rescaled so that the tile as a whole reaches the nominal depth.
+  A source has n̄ exposures, one fewer or one more with the survey's per-band probabilities
+  (:mod:`distributed_pz.survey.surveys`), clamped to [n_min, n_max].
+- The source's own shot noise adds ``F / (S_sky 2π (σ_w²/2 + σ_s²))`` to the relative variance
+  (S_sky the sky brightness in flux per arcsec²; the sky-limited variance is 1).
+- Every band of the tile has a zero-point offset (the tile's calibration, σ ≈ 1 %, KiDS DR4-like), every
+  exposure another (jitter, ~2 %) shared by all its sources, plus a small per-source residual
+  (flat field, illumination). Quoted errors do not include these, as in real catalogues, and a
+  test on another tile is the honest split.
+- Rare photometric outliers (DEEPZ §5: scattered light, cross-talk, reduction glitches) hit an
+  exposure with probability ``outlier_rate`` (0.2 %: about 1 % of sources in a band, 7 % in at
+  least one of 9 bands) and add 3–20 σ plus 5–50 % of the flux, positive 70 % of the time;
+  quoted errors are unchanged.
 - A band can be missing over a strip of the tile (VIKING coverage gaps): no exposures there.
 - Catalogue magnitudes are the inverse-variance coadd of the exposures; a coadd with S/N < 1
   or flux ≤ 0 is a non-detection (mag NaN, ``mag_err`` = the 1σ limiting magnitude).
@@ -34,6 +44,32 @@ def flux_from_mag(mag: np.ndarray, zeropoint: float | np.ndarray) -> np.ndarray:
     return 10.0 ** (-0.4 * (np.asarray(mag) - zeropoint))
 
 
+def measurement_norm(sigma_source: np.ndarray, seeing_fwhm: np.ndarray, aperture_min: float) -> np.ndarray:
+    """Sky-noise norm of the GAaP-like flux estimator, √π (σ_w² + σ_s²) / σ_w, in units of a pixel σ per arcsec.
+
+    Parameters
+    ----------
+    sigma_source
+        Intrinsic Gaussian-equivalent size σ_src [arcsec], broadcastable with ``seeing_fwhm``.
+    seeing_fwhm
+        PSF FWHM [arcsec].
+    aperture_min
+        Minimum Gaussian aperture σ_min [arcsec].
+    """
+    sigma_w2 = aperture_min**2 + np.asarray(sigma_source) ** 2
+    sigma_s2 = (np.asarray(seeing_fwhm) / 2.3548) ** 2 + np.asarray(sigma_source) ** 2
+    return np.sqrt(np.pi) * (sigma_w2 + sigma_s2) / np.sqrt(sigma_w2)
+
+
+def shot_noise_per_flux(
+    sigma_source: np.ndarray, seeing_fwhm: np.ndarray, aperture_min: float, sky_flux_arcsec2: np.ndarray
+) -> np.ndarray:
+    """Relative variance added by the source's own photons, per unit flux: 1 / (S_sky 2π (σ_w²/2 + σ_s²))."""
+    sigma_w2 = aperture_min**2 + np.asarray(sigma_source) ** 2
+    sigma_s2 = (np.asarray(seeing_fwhm) / 2.3548) ** 2 + np.asarray(sigma_source) ** 2
+    return 1.0 / (sky_flux_arcsec2 * 2.0 * np.pi * (0.5 * sigma_w2 + sigma_s2))
+
+
 def coadd_sigma(depth_5sigma: np.ndarray, zeropoint: float | np.ndarray) -> np.ndarray:
     """1σ coadd flux error at the 5σ limiting magnitude ``depth_5sigma``, shape ``(B,)``."""
     return flux_from_mag(np.asarray(depth_5sigma, dtype=np.float64), zeropoint) / 5.0
@@ -46,7 +82,8 @@ class ExposurePlan:
     Attributes
     ----------
     zp_offset
-        Zero-point offset [mag] of each exposure, shape ``(B, E)``.
+        Zero-point offset [mag] of each exposure (the tile's offset of the band included),
+        shape ``(B, E)``.
     noise_scale
         Noise of each exposure relative to nominal, shape ``(B, E)``.
     gap_dec
@@ -61,6 +98,7 @@ class ExposurePlan:
 def plan_exposures(
     rng: np.random.Generator,
     n_exposures: int,
+    zp_tile_mag: float,
     zp_jitter_mag: float,
     depth_scatter: float,
     gap_bands: np.ndarray,
@@ -73,6 +111,8 @@ def plan_exposures(
     ----------
     n_exposures
         Most exposures a source can have per band (E).
+    zp_tile_mag
+        RMS zero-point offset of the tile per band [mag].
     zp_jitter_mag
         RMS zero-point offset of an exposure [mag].
     depth_scatter
@@ -88,6 +128,7 @@ def plan_exposures(
     """
     n_bands = len(gap_bands)
     zp_offset = rng.normal(0.0, zp_jitter_mag, (n_bands, n_exposures))
+    zp_offset += rng.normal(0.0, zp_tile_mag, (n_bands, 1))
     noise_scale = np.exp(rng.normal(0.0, depth_scatter, (n_bands, n_exposures)))
     noise_scale *= np.sqrt(np.mean(noise_scale**-2, axis=1, keepdims=True))  # tile depth = nominal depth
     lo, hi = dec_range
@@ -98,18 +139,44 @@ def plan_exposures(
     return ExposurePlan(zp_offset=zp_offset, noise_scale=noise_scale, gap_dec=gap)
 
 
+@dataclass(frozen=True)
+class SourceNoise:
+    """What sets each source's measurement errors, per band.
+
+    Attributes
+    ----------
+    sigma_exp
+        Per-exposure 1σ flux error of a point source at nominal seeing, shape ``(B, E)``.
+    nominal_exposures
+        Exposures covering a typical source, shape ``(B,)``.
+    exposure_loss, exposure_gain
+        Probability of one exposure fewer / more, shape ``(B,)``.
+    norm_ratio
+        :func:`measurement_norm` of each source relative to a nominal point source, ``(N, B)``.
+    shot
+        :func:`shot_noise_per_flux` of each source, ``(N, B)``.
+    """
+
+    sigma_exp: np.ndarray
+    nominal_exposures: np.ndarray
+    exposure_loss: np.ndarray
+    exposure_gain: np.ndarray
+    norm_ratio: np.ndarray
+    shot: np.ndarray
+
+
 def observe(
     rng: np.random.Generator,
     flux_true: np.ndarray,
     dec: np.ndarray,
     plan: ExposurePlan,
-    sigma_coadd: np.ndarray,
+    noise: SourceNoise,
     n_exp_min: int,
     n_exp_max: int,
     zp_jitter_source_mag: float,
     outlier_rate: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Individual-exposure fluxes and quoted errors, NaN-padded, each shape ``(N, B, E)`` float32.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Individual-exposure fluxes, quoted errors and noiseless signals, NaN-padded, each ``(N, B, E)``.
 
     Parameters
     ----------
@@ -117,32 +184,53 @@ def observe(
         Noiseless flux, shape ``(N, B)``.
     dec
         Declination [deg], shape ``(N,)`` (for coverage gaps).
-    sigma_coadd
-        Coadd 1σ flux error at the nominal exposure count, shape ``(B,)``.
+    noise
+        Per-source error model.
+
+    Returns
+    -------
+    flux, flux_err, signal
+        float32 measured fluxes and quoted errors, and the float64 noiseless flux of each
+        exposure (calibration offsets applied, no noise and no outliers).
     """
     n, n_bands = flux_true.shape
     n_max = plan.zp_offset.shape[1]
-    sigma_exp = sigma_coadd[:, None] * np.sqrt(0.5 * (n_exp_min + n_exp_max)) * plan.noise_scale  # (B, E)
-    n_exp = rng.integers(n_exp_min, n_exp_max + 1, (n, n_bands))  # (N, B)
+    u = rng.random((n, n_bands))
+    change = np.where(u < noise.exposure_loss, -1, np.where(u > 1.0 - noise.exposure_gain, 1, 0))
+    n_exp = np.clip(noise.nominal_exposures[None, :] + change, n_exp_min, n_exp_max)  # (N, B)
     rank = np.argsort(np.argsort(rng.random((n, n_bands, n_max)), axis=-1), axis=-1)
     covered = rank < n_exp[..., None]  # a random subset of the tile's exposures
     exposure = np.argsort(~covered, axis=-1, kind="stable")  # covered ids first, ascending
     valid = np.arange(n_max) < n_exp[..., None]  # (N, B, E)
     band = np.arange(n_bands)[None, :, None]
     zp = plan.zp_offset[band, exposure] + rng.normal(0.0, zp_jitter_source_mag, (n, n_bands, n_max))
-    sigma = sigma_exp[band, exposure]
-    flux = flux_true[..., None] * 10.0 ** (-0.4 * zp) + sigma * rng.standard_normal((n, n_bands, n_max))
+    relative = noise.norm_ratio * np.sqrt(1.0 + noise.shot * np.clip(flux_true, 0.0, None))  # (N, B)
+    sigma = noise.sigma_exp[band, exposure] * relative[..., None]
+    signal = flux_true[..., None] * 10.0 ** (-0.4 * zp)
+    flux = signal + sigma * rng.standard_normal((n, n_bands, n_max))
     outlier = rng.random((n, n_bands, n_max)) < outlier_rate
     sign = np.where(rng.random((n, n_bands, n_max)) < 0.7, 1.0, -1.0)
-    amplitude = rng.uniform(5.0, 50.0, outlier.shape) * sigma + rng.uniform(0.2, 1.0, outlier.shape) * np.abs(
-        flux_true[..., None]
-    )
+    amplitude = rng.uniform(3.0, 20.0, outlier.shape) * sigma + rng.uniform(
+        0.05, 0.5, outlier.shape
+    ) * np.abs(flux_true[..., None])
     flux += np.where(outlier, sign * amplitude, 0.0)
     in_gap = (dec[:, None] >= plan.gap_dec[None, :, 0]) & (dec[:, None] < plan.gap_dec[None, :, 1])  # (N, B)
     valid &= ~in_gap[..., None]
     return (
         np.where(valid, flux, np.nan).astype(np.float32),
         np.where(valid, sigma, np.nan).astype(np.float32),
+        np.where(valid, signal, np.nan),
+    )
+
+
+def coadd_signal(signal: np.ndarray, flux_exp_err: np.ndarray) -> np.ndarray:
+    """Inverse-variance coadd ``(N, B)`` of noiseless exposure ``signal`` with the weights of the exposures' errors."""
+    e = np.asarray(flux_exp_err, dtype=np.float64)
+    ok = np.isfinite(signal) & np.isfinite(e) & (e > 0)
+    weight = np.where(ok, 1.0 / np.where(ok, e, 1.0) ** 2, 0.0)
+    total = weight.sum(axis=-1)
+    return np.where(
+        total > 0, (weight * np.where(ok, signal, 0.0)).sum(axis=-1) / np.where(total > 0, total, 1), np.nan
     )
 
 

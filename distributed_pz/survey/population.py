@@ -1,24 +1,29 @@
 """Who is in a simulated tile: classes, redshifts, luminosities, SED types, dust and shapes.
 
 The galaxy sample mimics the GaZNet spectroscopic sample (Li et al. 2022, §2.2 and Fig. 2):
-three selections, each magnitude-limited in r and drawn from luminosity functions through the
-Planck18 volume element with exact K-corrections,
+three selections, each magnitude-limited in the selection band (r by default) and drawn from
+luminosity functions through the Planck18 volume element with exact K-corrections,
 
 - **wide** (GAMA-like, most of the sample): r < 20, which puts the n(z) peak at z ≈ 0.2;
 - **deep** (zCOSMOS-bright/DEEP2-like): r < 22.5, median z ≈ 0.6;
-- **high-z** (zCOSMOS-deep-like): z uniform in [0.8, z_max] down to the tile's r limit,
+- **high-z** (zCOSMOS-deep-like): z in [0.8, z_max], half flat and half in a peak at z ≈ 2.3,
+  down to the tile's r limit,
 
-so most galaxies have r < 21 and z < 0.8 with a thin, flat tail to z = 3. Two populations,
-early (Ell–S0 templates) and late (Sa–SB), each have a Schechter r-band luminosity function
-(GAMA, Loveday et al. 2012, at h = 0.7: M* = −21.3, α = −0.5 and M* = −20.9, α = −1.3) with
-M* brightening by one magnitude per unit redshift (up to z = 2) and the early-type density
-falling as (1+z)^−1.5. Early types get older templates at low z and a wider age range at high
-z; late types shift towards starburst templates with redshift. Sizes follow size–luminosity
-relations with van der Wel et al. (2014)-like redshift evolution; bulge fractions follow the
-template's Hubble type.
+so most galaxies have r < 21 and z < 0.8 with a thin tail to z = 3. Every limit is smeared by a
+logistic (``selection_softness_mag``), so completeness falls smoothly. Two populations, early
+(Ell–S0 templates) and late (Sa–SB), each have a Schechter r-band luminosity function (GAMA,
+Loveday et al. 2012, at h = 0.7: M* = −21.3, α = −0.5 and M* = −20.9, α = −1.3) with M*
+brightening by one magnitude per unit redshift (up to z = 2) and the early-type density falling
+as (1+z)^−3 (the red fraction of i-selected samples drops with z, as in zCOSMOS). The SED depends
+on luminosity (fainter galaxies are bluer, a colour–luminosity relation) and redshift (late types
+younger at high z); :mod:`~distributed_pz.survey.diversity` adds real-galaxy partners, dust-law
+slopes and intrinsic colour scatter. Sizes follow size–luminosity relations by type with
+van der Wel et al. (2014)-like redshift evolution; bulge fractions follow the Hubble type and
+the colour; star-forming galaxies carry clumps.
 
-Stars have blackbody SEDs with a halo-turn-off / M-dwarf / hot-star temperature mixture and
-shallow number counts; QSOs have z peaking near 1.2–2 and steep counts.
+Stars have :mod:`~distributed_pz.survey.stars` SEDs (blackbodies with M-dwarf molecular bands)
+with a halo-turn-off / M-dwarf / hot-star temperature mixture and shallow number counts; QSOs
+have z peaking near 1.2–2 and steep counts.
 """
 
 from __future__ import annotations
@@ -29,13 +34,17 @@ from functools import cache
 import numpy as np
 from astropy.cosmology import Planck18
 
-from distributed_pz.survey import sed
+from distributed_pz.survey import diversity, sed
 from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_QSO, CLASS_STAR
 
 N_EARLY_TEMPLATES = 5
 """Templates 0–4 (Ell1, Ell3, Ell5, Ell7, S0) are early types; 5–13 (Sa … SB11) late types."""
 _BULGE_FRACTION = np.array([0.95, 0.95, 0.95, 0.95, 0.6, 0.45, 0.3, 0.15, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0])
 """Typical bulge-to-total ratio per template (Hubble type)."""
+_LATE_SPAN = 6.0
+"""Ordinary late types span Sa (5) … SB5 (11) of the sequence."""
+_BURST_FRACTION = 0.04
+"""Share of late types (× (1+z)) that are young starbursts (SB5 … SB11)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class Schechter:
         return self.phi_star * (1.0 + z) ** self.phi_evol
 
 
-EARLY = Schechter(m_star=-21.3, alpha=-0.5, phi_star=3.0e-3, q_evol=1.0, phi_evol=-1.5)
+EARLY = Schechter(m_star=-21.3, alpha=-0.5, phi_star=2.2e-3, q_evol=1.0, phi_evol=-3.0)
 LATE = Schechter(m_star=-20.9, alpha=-1.3, phi_star=4.0e-3, q_evol=1.0, phi_evol=0.0)
 _X_GRID = np.linspace(-6.0, 10.0, 1601)
 """M − M* grid of the tabulated luminosity-function CDFs."""
@@ -66,13 +75,36 @@ _X_GRID = np.linspace(-6.0, 10.0, 1601)
 
 @dataclass(frozen=True)
 class Selection:
-    """One magnitude-limited galaxy selection: its share of galaxies, r limit and z range."""
+    """One magnitude-limited galaxy selection: its share of galaxies, limit in the selection band and z range.
+
+    ``peak_fraction`` of a ``uniform_z`` selection is drawn instead from a Gaussian in z at
+    ``peak_z`` (σ ``peak_width``), clipped to the range: the z ≈ 2.3 peak of zCOSMOS-deep-like
+    samples.
+    """
 
     fraction: float
     r_limit: float
     z_lo: float
     z_hi: float
     uniform_z: bool
+    peak_fraction: float = 0.0
+    peak_z: float = 2.3
+    peak_width: float = 0.35
+
+
+@dataclass(frozen=True)
+class GalaxyKnobs:
+    """Per-galaxy realism settings (see :class:`~distributed_pz.survey.simulate.SimulationConfig`)."""
+
+    selection_softness_mag: float
+    colour_luminosity: float
+    partner_weight_max: float
+    dust_slope_mean: float
+    dust_slope_sigma: float
+    colour_scatter_mag: float
+    line_strength: float
+    line_scatter_dex: float
+    partner_spread: int = 2
 
 
 @dataclass(frozen=True)
@@ -120,12 +152,25 @@ class GalaxyModel:
         The magnitude-limited selections (fractions sum to 1).
     r_bright
         Bright magnitude limit of every selection.
+    selection_band
+        Band index of the selection magnitude (r for KiDS and SDSS, i for zCOSMOS).
+    knobs
+        Realism settings.
     """
 
-    def __init__(self, grids: sed.SedGrids, selections: tuple[Selection, ...], r_bright: float) -> None:
+    def __init__(
+        self,
+        grids: sed.SedGrids,
+        selections: tuple[Selection, ...],
+        r_bright: float,
+        selection_band: int,
+        knobs: GalaxyKnobs,
+    ) -> None:
         self.grids = grids
         self.selections = selections
         self.r_bright = r_bright
+        self.band = selection_band
+        self.knobs = knobs
         z = grids.z
         self.cosmo = cosmology((float(z[0]), float(z[-1]), len(z)))
         self.lfs = (EARLY, LATE)
@@ -134,7 +179,10 @@ class GalaxyModel:
         n = len(z)
         reps = ((2.5, 0.0), (7.0, 0.1))
         self.k_rep = tuple(
-            -2.5 * np.log10(sed.galaxy_fluxes(grids, np.full(n, t), np.full(n, e), z)[:, grids.r_index])
+            -2.5
+            * np.log10(
+                sed.galaxy_fluxes(grids, *sed.sequence_mixture(np.full(n, t)), np.full(n, e), z)[:, self.band]
+            )
             for t, e in reps
         )
         self.density = tuple(self._density(s) for s in selections)  # each (2, Z)
@@ -152,15 +200,23 @@ class GalaxyModel:
         return np.array(out)
 
     def sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-        """Draw ``n`` galaxies: redshift, SED, dust, luminosity, lines, size and shape.
+        """Draw ``n`` galaxies: redshift, luminosity, SED, dust, lines, size and shape.
+
+        The luminosity quantile is drawn first and gives a provisional M − M* (with a
+        representative K-correction), on which the SED depends (fainter galaxies are bluer);
+        the final M_r then comes from the same quantile with the galaxy's exact K-correction.
+        Each galaxy's magnitude limit is its selection's, smeared by a logistic of scale
+        ``selection_softness_mag`` (clipped at ±5 scales): completeness falls smoothly.
 
         Returns
         -------
         dict
-            ``z``, ``sed_index``, ``ebv``, ``abs_mag_r``, ``early`` (bool), ``line_ratios``
-            ``(n, J)``, ``flux`` (g_b, ``(n, B)``), ``mag`` ``(n, B)``, ``r_eff_arcsec``,
-            ``bulge_fraction``, ``bulge_r_eff_arcsec``, ``q_disk``, ``q_bulge``, ``pa``.
+            ``z``, ``sed_index``, ``partner``, ``partner_weight``, ``ebv``, ``dust_slope``,
+            ``abs_mag_r``, ``early`` (bool), ``line_ratios`` ``(n, J)``, ``mag`` ``(n, B)``,
+            ``colour_offset`` ``(n, B)``, ``r_eff_arcsec``, ``bulge_fraction``,
+            ``bulge_r_eff_arcsec``, ``q_disk``, ``q_bulge``, ``pa``, ``clump_fraction``.
         """
+        k = self.knobs
         fractions = np.array([s.fraction for s in self.selections])
         which = rng.choice(len(self.selections), size=n, p=fractions / fractions.sum())
         z = np.empty(n)
@@ -168,32 +224,62 @@ class GalaxyModel:
         for i in range(len(self.selections)):
             rows = np.flatnonzero(which == i)
             z[rows], early[rows] = self._sample_z(rng, i, len(rows))
-        sed_index, ebv = self._sample_sed(rng, z, early)
-        continuum = sed.galaxy_fluxes(self.grids, sed_index, ebv, z)
-        lf_index = np.where(early, 0, 1)
-        limits = np.array([s.r_limit for s in self.selections])[which]
-        abs_mag = self._sample_abs_mag(rng, z, early, continuum[:, self.grids.r_index], limits)
+        soft = k.selection_softness_mag * np.clip(rng.logistic(0.0, 1.0, n), -5.0, 5.0)
+        limits = np.array([s.r_limit for s in self.selections])[which] + soft
+        quantile = rng.random(n)
+        k_rep = np.where(
+            early, np.interp(z, self.grids.z, self.k_rep[0]), np.interp(z, self.grids.z, self.k_rep[1])
+        )
+        dm_guess = self._abs_mag(z, early, 10.0 ** (-0.4 * k_rep), limits, quantile) - self._m_star(z, early)
+        sed_index, ebv = self._sample_sed(rng, z, early, dm_guess)
+        colour = diversity.sequence_colour(self.grids, sed_index)
+        partner = diversity.brown_partners(rng, self.grids, colour, k.partner_spread)
+        partner_weight = k.partner_weight_max * rng.random(n)
+        seq_components, seq_weights = sed.sequence_mixture(sed_index)
+        components = np.concatenate([seq_components, partner[:, None]], axis=1)
+        weights = np.concatenate(
+            [seq_weights * (1.0 - partner_weight)[:, None], partner_weight[:, None]], axis=1
+        )
+        continuum = sed.galaxy_fluxes(self.grids, components, weights, ebv, z)
+        abs_mag = self._abs_mag(z, early, continuum[:, self.band], limits, quantile)
         line_ratios = self._sample_lines(rng, sed_index)
-        flux = sed.galaxy_fluxes(self.grids, sed_index, ebv, z, line_ratios)
+        flux = sed.galaxy_fluxes(self.grids, components, weights, ebv, z, line_ratios)
+        slope = rng.normal(k.dust_slope_mean, k.dust_slope_sigma, n)
+        offset = diversity.dust_slope_offsets(self.grids, z, ebv, slope, self.band)
+        offset += diversity.intrinsic_offsets(rng, self.grids, z, k.colour_scatter_mag, self.band)
         distmod = np.interp(z, self.cosmo.z, self.cosmo.distance_modulus)
-        mag = abs_mag[:, None] - 2.5 * np.log10(np.maximum(flux, 1e-300)) + distmod[:, None]
-        m_star = np.where(lf_index == 0, EARLY.m_star_at(z), LATE.m_star_at(z))
-        shapes = self._sample_shapes(rng, z, early, sed_index, abs_mag - m_star)
+        mag = abs_mag[:, None] - 2.5 * np.log10(np.maximum(flux, 1e-300)) + distmod[:, None] + offset
+        rest_colour = colour + offset[:, 0] - offset[:, self.grids.r_index]
+        shapes = self._sample_shapes(
+            rng, z, early, sed_index, rest_colour - colour, abs_mag - self._m_star(z, early)
+        )
         return {
             "z": z,
             "sed_index": sed_index,
+            "partner": partner.astype(np.float64),
+            "partner_weight": partner_weight,
             "ebv": ebv,
+            "dust_slope": slope,
             "abs_mag_r": abs_mag,
             "early": early,
             "line_ratios": line_ratios,
             "mag": mag,
+            "colour_offset": offset,
             **shapes,
         }
+
+    def _m_star(self, z: np.ndarray, early: np.ndarray) -> np.ndarray:
+        return np.where(early, EARLY.m_star_at(z), LATE.m_star_at(z))
 
     def _sample_z(self, rng: np.random.Generator, i: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         sel, density, z = self.selections[i], self.density[i], self.grids.z
         if sel.uniform_z:
-            zs = rng.uniform(sel.z_lo, sel.z_hi, n)
+            peaked = rng.random(n) < sel.peak_fraction
+            zs = np.where(
+                peaked,
+                np.clip(rng.normal(sel.peak_z, sel.peak_width, n), sel.z_lo, sel.z_hi),
+                rng.uniform(sel.z_lo, sel.z_hi, n),
+            )
             at = np.stack([np.interp(zs, z, d) for d in density])  # (2, n)
             early = rng.random(n) * at.sum(axis=0) < at[0]
             return zs, early
@@ -204,56 +290,69 @@ class GalaxyModel:
         zs = np.clip(z[iz] + rng.random(n) * (z[1] - z[0]), sel.z_lo, sel.z_hi)
         return zs, pop == 0
 
-    @staticmethod
     def _sample_sed(
-        rng: np.random.Generator, z: np.ndarray, early: np.ndarray
+        self, rng: np.random.Generator, z: np.ndarray, early: np.ndarray, dm_star: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Continuous template index and E(B−V).
+        """Continuous COSMOS-sequence position and E(B−V), bluer for fainter galaxies.
 
-        Early types: index uniform in [4 − w(z), 4] with w = min(4, 2 + 2z) (S0/Ell7/Ell5 at low
-        z, down to the younger Ell1 at z ≳ 1). Late types: index 5 + 8 U^(1.5/(1+z)) (Sb–Sd
-        typical at z ≈ 0, starbursts towards high z). As in Ilbert et al. (2009), only templates
-        bluer than Sc get dust: E(B−V) exponential with mean 0.15 (≤ 0.6), ramping in from Sc
-        (index 7) to SB2 (index 10).
+        Early types: index ``4 − U w(z) − c_L max(dm, 0) · 2`` with w = min(4, 2 + 2z) (the S0/Ell7
+        end at low z, towards the younger Ell1 at z ≳ 1 and at low luminosity). Late types:
+        ``5 + 6 U^a`` (Sa … SB5) with ``a = 1.5/(1+z)³ · 10^(−c_L dm)`` (Sb–Sd typical for L* at
+        z ≈ 0, bluer towards high z and low luminosity), ``dm = M − M*`` (clipped to [−2, 3]),
+        ``c_L`` = ``colour_luminosity``; a share 0.04 (1+z) of late types are young starbursts
+        (uniform over SB5 … SB11). Dust: E(B−V) exponential with mean 0.08 (1+z) (≤ 0.6), a third of it
+        at Sa ramping to all of it from Sdm on (Ilbert et al. 2009 redden only blue templates).
         """
+        c_l = self.knobs.colour_luminosity
         u = rng.random(len(z))
+        late_power = 1.5 / (1.0 + z) ** 3 * 10.0 ** (-c_l * np.clip(dm_star, -2.0, 3.0))
         index = np.where(
             early,
-            (N_EARLY_TEMPLATES - 1) - u * np.minimum(N_EARLY_TEMPLATES - 1, 2.0 + 2.0 * z),
-            N_EARLY_TEMPLATES + (len(_BULGE_FRACTION) - 1 - N_EARLY_TEMPLATES) * u ** (1.5 / (1.0 + z)),
+            np.clip(
+                (N_EARLY_TEMPLATES - 1)
+                - u * np.minimum(N_EARLY_TEMPLATES - 1, 2.0 + 2.0 * z)
+                - 2.0 * c_l * np.clip(dm_star, 0.0, 5.0),
+                0.0,
+                N_EARLY_TEMPLATES - 1,
+            ),
+            N_EARLY_TEMPLATES + _LATE_SPAN * u**late_power,
         )
-        ramp = np.clip((index - 7.0) / 3.0, 0.0, 1.0)
-        ebv = np.minimum(0.15 * rng.exponential(1.0, len(z)), 0.6) * ramp
+        burst = ~early & (rng.random(len(z)) < _BURST_FRACTION * (1.0 + z))
+        index = np.where(
+            burst, rng.uniform(N_EARLY_TEMPLATES + _LATE_SPAN, len(_BULGE_FRACTION) - 1, len(z)), index
+        )
+        ramp = np.clip((index - 5.0) / 5.0, 0.0, 1.0) * (2.0 / 3.0) + np.where(index >= 5.0, 1.0 / 3.0, 0.0)
+        ebv = np.minimum(0.08 * (1.0 + z) * rng.exponential(1.0, len(z)), 0.6) * ramp
         return index, ebv
 
-    def _sample_abs_mag(
+    def _abs_mag(
         self,
-        rng: np.random.Generator,
         z: np.ndarray,
         early: np.ndarray,
-        g_r: np.ndarray,
-        r_limit: np.ndarray,
+        g_band: np.ndarray,
+        limit: np.ndarray,
+        quantile: np.ndarray,
     ) -> np.ndarray:
-        """M_r from the truncated luminosity function so that r_bright ≤ m_r (continuum) ≤ r_limit."""
-        shift = np.interp(z, self.cosmo.z, self.cosmo.distance_modulus) - 2.5 * np.log10(g_r)
+        """M_r at luminosity-function ``quantile`` truncated so that r_bright ≤ m (continuum) ≤ ``limit``."""
+        shift = np.interp(z, self.cosmo.z, self.cosmo.distance_modulus) - 2.5 * np.log10(g_band)
         out = np.empty(len(z))
         for pop, (lf, cdf) in enumerate(zip(self.lfs, self.cdfs, strict=True)):
             rows = np.flatnonzero(early == (pop == 0))
             m_star = lf.m_star_at(z[rows])
             lo = _interp_table(self.r_bright - shift[rows] - m_star, _X_GRID, cdf)
-            hi = _interp_table(r_limit[rows] - shift[rows] - m_star, _X_GRID, cdf)
-            u = lo + rng.random(len(rows)) * (hi - lo)
-            x = np.interp(u, cdf, _X_GRID)
-            out[rows] = np.minimum(m_star + x, r_limit[rows] - shift[rows])
+            hi = _interp_table(limit[rows] - shift[rows] - m_star, _X_GRID, cdf)
+            x = np.interp(lo + quantile[rows] * (hi - lo), cdf, _X_GRID)
+            out[rows] = np.minimum(m_star + x, limit[rows] - shift[rows])
         return out
 
-    @staticmethod
-    def _sample_lines(rng: np.random.Generator, sed_index: np.ndarray) -> np.ndarray:
+    def _sample_lines(self, rng: np.random.Generator, sed_index: np.ndarray) -> np.ndarray:
         """Line luminosities relative to the template's Hα, ``(n, J)``.
 
-        Starburstiness s = 0 (Sa) … 1 (SB11) sets log [O III]/Hβ = −0.4 + s (±0.15 dex),
-        [N II]/Hα = 0.45 − 0.35 s and a Lyα escape fraction up to 0.2 s; the whole line set
-        scatters by 0.2 dex (star-formation rate at fixed continuum).
+        The Hα luminosity is the star-formation rate of the template's UV (Kennicutt 1998) times
+        ``line_strength`` (UV-to-Hα ratios of real galaxies scatter below the Case-B value:
+        bursty histories, escape of ionising photons) with a log-normal scatter of
+        ``line_scatter_dex``. Starburstiness s = 0 (Sa) … 1 (SB11) sets log [O III]/Hβ =
+        −0.4 + s (±0.15 dex), [N II]/Hα = 0.45 − 0.35 s and a Lyα escape fraction up to 0.2 s.
         """
         n = len(sed_index)
         s = np.clip((sed_index - N_EARLY_TEMPLATES) / (len(_BULGE_FRACTION) - 1 - N_EARLY_TEMPLATES), 0, 1)
@@ -262,7 +361,8 @@ class GalaxyModel:
             n2_ha=(0.45 - 0.35 * s) * 10.0 ** rng.normal(0.0, 0.1, n),
             lya_escape=0.2 * s * rng.random(n),
         )
-        return ratios * 10.0 ** rng.normal(0.0, 0.2, n)[:, None]
+        scale = self.knobs.line_strength * 10.0 ** rng.normal(0.0, self.knobs.line_scatter_dex, n)
+        return ratios * scale[:, None]
 
     def _sample_shapes(
         self,
@@ -270,16 +370,20 @@ class GalaxyModel:
         z: np.ndarray,
         early: np.ndarray,
         sed_index: np.ndarray,
+        redder: np.ndarray,
         dm_star: np.ndarray,
     ) -> dict[str, np.ndarray]:
-        """Half-light radii and bulge/disc shapes.
+        """Half-light radii, bulge/disc shapes and star-forming clumps.
 
         R_e = R0 (L/L*)^β (1+z)^−γ with scatter σ (dex): early R0 = 4 kpc, β = 0.6, γ = 1.3,
         σ = 0.15; late R0 = 5 kpc, β = 0.3, γ = 0.75, σ = 0.2 (Shen et al. 2003 slopes,
         van der Wel et al. 2014 evolution), converted to arcsec with the Planck18 D_A and
-        clipped to [0.05″, 8″]. The bulge fraction follows the template (±0.08); the bulge
-        radius is (0.25 + 0.75 B/T) R_e; discs are thick (q₀ = 0.2) and randomly inclined,
-        bulges have q ~ N(0.75, 0.15); one position angle for both.
+        clipped to [0.05″, 8″]. The bulge fraction follows the template's Hubble type and the
+        galaxy's colour: +0.8 per magnitude the rest u − r is redder than its template (±0.08);
+        the bulge radius is (0.25 + 0.75 B/T) R_e; discs are thick (q₀ = 0.2) and randomly
+        inclined, bulges have q ~ N(0.75, 0.15); one position angle for both. Late types put
+        ``clump_fraction`` of their r light into compact star-forming knots: up to 0.25 s
+        (starburstiness s) at z = 0, growing as (1+z) (clumpy discs at z ~ 2, capped at 0.5).
         """
         n = len(z)
         lum = 10.0 ** (-0.4 * dm_star)
@@ -290,10 +394,14 @@ class GalaxyModel:
         d_a = np.interp(z, self.cosmo.z, self.cosmo.angular_diameter_kpc)
         r_eff = np.clip(r_kpc / d_a * 206264.806, 0.05, 8.0)
         bt = np.clip(
-            np.interp(sed_index, np.arange(len(_BULGE_FRACTION)), _BULGE_FRACTION) + rng.normal(0, 0.08, n),
+            np.interp(sed_index, np.arange(len(_BULGE_FRACTION)), _BULGE_FRACTION)
+            + 0.8 * redder
+            + rng.normal(0, 0.08, n),
             0,
             1,
         )
+        s = np.clip((sed_index - N_EARLY_TEMPLATES) / (len(_BULGE_FRACTION) - 1 - N_EARLY_TEMPLATES), 0, 1)
+        clumps = np.where(early, 0.0, np.minimum(0.25 * s * (1.0 + z) * rng.random(n), 0.5))
         cos_i = rng.random(n)
         return {
             "r_eff_arcsec": r_eff,
@@ -302,6 +410,7 @@ class GalaxyModel:
             "q_disk": np.sqrt(cos_i**2 * (1 - 0.2**2) + 0.2**2),
             "q_bulge": np.clip(rng.normal(0.75, 0.15, n), 0.4, 1.0),
             "pa": rng.uniform(0.0, np.pi, n),
+            "clump_fraction": clumps,
         }
 
 

@@ -2,19 +2,21 @@
 
 Physics, in the order light meets it:
 
-- **Galaxies**: the 14 shipped COSMOS templates (Ilbert et al. 2009), red to blue
+- **Galaxies**: a mixture of the 14 shipped COSMOS templates (Ilbert et al. 2009), red to blue
   (Ell1, Ell3, Ell5, Ell7, S0, Sa, Sb, Sc, Sd, Sdm, SB2, SB5, SB8, SB11), mixed linearly between
-  neighbours of the sequence; **Calzetti et al. (2000)** dust on the stellar continuum with
+  neighbours of the sequence, and 32 real galaxy spectra of the Brown et al. (2014) atlas
+  (:func:`galaxy_fluxes` takes any K components and weights per source); **Calzetti et al. (2000)** dust on the stellar continuum with
   E(B−V)_star and on the nebular lines with E(B−V)_gas = E(B−V)_star / 0.44; **emission lines**
   whose Hα luminosity follows the template's own unreddened UV continuum through the
   Kennicutt (1998) star-formation calibrations (UV: SFR = 1.4e-28 L_ν, Hα: SFR = 7.9e-42 L),
   and the other lines from Case-B / typical nebular ratios (Lyα with a small escape fraction,
-  [O II], Hγ, Hβ, [O III], [N II], [S II], Paβ, Paα). Early-type templates (Ell*, S0) get no lines.
+  [O II], Hγ, Hβ, [O III], [N II], [S II], Paβ, Paα). Early-type templates (Ell*, S0) get no lines;
+  the Brown spectra carry their own.
 - **QSOs**: a broken power law, f_ν ∝ ν^α blueward of 5000 Å (α ≈ −0.44 in the Vanden Berk
   et al. 2001 composite) and ν^(α−1) redward, a milder turn-up than the composite's −2.45
   (dominated by host light of low-luminosity QSOs) that keeps i − Ks ≈ 1–1.5 as for survey
   QSOs; plus broad and narrow lines with the composite's equivalent widths.
-- **Stars**: blackbodies (a smooth stand-in for stellar SEDs; no molecular bands).
+- **Stars**: blackbodies with analytic M-dwarf molecular bands (:mod:`distributed_pz.survey.stars`).
 - **IGM**: Madau (1995) Lyman-series line blanketing (Lyα–Lyδ plus the metal-line term) and
   photoelectric absorption (the analytic approximation of Madau's footnote), for galaxies
   and QSOs.
@@ -36,7 +38,14 @@ from functools import lru_cache
 import numpy as np
 
 from distributed_pz.bands import BandSet
-from distributed_pz.survey.package_data import FilterCurve, load_calzetti, load_filters, load_templates
+from distributed_pz.survey.package_data import (
+    FilterCurve,
+    load_brown_templates,
+    load_calzetti,
+    load_filters,
+    load_templates,
+)
+from distributed_pz.survey.stars import stellar_sed
 
 # --- IGM (Madau 1995) -------------------------------------------------------------------------
 _LYMAN_SERIES = ((1215.67, 3.6e-3), (1025.72, 1.7e-3), (972.54, 1.2e-3), (949.74, 9.3e-4))
@@ -75,12 +84,6 @@ def calzetti_k(wave_rest: np.ndarray) -> np.ndarray:
     """Calzetti et al. (2000) k(λ) = A_λ / E(B−V) at rest wavelength [Å] (0 redward of 2.8 µm)."""
     wave, k = load_calzetti()
     return np.interp(wave_rest, wave, k, left=k[0], right=0.0)
-
-
-def blackbody(wave: np.ndarray, temperature: np.ndarray | float) -> np.ndarray:
-    """Planck f_λ (arbitrary units) at wavelength [Å] and temperature [K]; arrays broadcast."""
-    x = 1.438777e8 / (np.asarray(wave, dtype=np.float64) * np.asarray(temperature, dtype=np.float64))
-    return (wave / 5000.0) ** -5 / np.expm1(np.clip(x, None, 700.0))
 
 
 # --- emission lines --------------------------------------------------------------------------
@@ -165,8 +168,9 @@ class Passbands:
     pivot: np.ndarray
 
     @classmethod
-    def from_band_set(cls, band_set: BandSet) -> Passbands:
-        curves = load_filters(band_set)
+    def from_band_set(cls, band_set: BandSet, filter_files: tuple[str, ...] = ()) -> Passbands:
+        """Passbands of ``band_set``: its shipped curves, or the user's ``filter_files`` (one per band)."""
+        curves = load_filters(band_set, filter_files)
         norm = np.array([np.trapezoid(c.trans / c.wave, c.wave) for c in curves])
         pivot = np.sqrt(np.array([np.trapezoid(c.trans * c.wave, c.wave) for c in curves]) / norm)
         return cls(bands=band_set.bands, curves=curves, norm=norm, pivot=pivot)
@@ -229,7 +233,11 @@ class SedGrids:
     z
         Redshift grid, shape ``(Z,)``, uniform with step :data:`Z_STEP` from 0.
     template_names
-        Galaxy templates, red to blue, shape ``(T,)``.
+        Galaxy templates: the :data:`N_SEQUENCE` COSMOS sequence (red to blue), then the Brown
+        et al. (2014) spectra (red to blue), shape ``(T,)``.
+    template_colour
+        Rest-frame colour proxy of each template, −2.5 log10 of the f_ν ratio of 3400–3800 Å to
+        6000–6600 Å (≈ u − r), shape ``(T,)``.
     galaxy_log_flux
         ln g_b per template and E(B−V) (:data:`EBV_GRID`), shape ``(T, E, Z, B)``, each (T, E)
         normalised to g_r(0) = 1 (so M_r is the dust-attenuated absolute magnitude).
@@ -241,12 +249,14 @@ class SedGrids:
         ln g_b of the QSO continuum per slope (:data:`QSO_ALPHA_GRID`), ``(A, Z, B)``, in the
         units of :func:`qso_continuum`.
     star_colour
-        m_b − m_r of blackbodies per log10 T (:data:`STAR_LOG_T_GRID`), ``(S, B)``.
+        m_b − m_r of :func:`~distributed_pz.survey.stars.stellar_sed` per log10 T
+        (:data:`STAR_LOG_T_GRID`), ``(S, B)``.
     """
 
     passbands: Passbands
     z: np.ndarray
     template_names: tuple[str, ...]
+    template_colour: np.ndarray
     galaxy_log_flux: np.ndarray
     galaxy_halpha: np.ndarray
     galaxy_line_weights: np.ndarray
@@ -265,32 +275,57 @@ def qso_continuum(wave_rest: np.ndarray, alpha: np.ndarray | float) -> np.ndarra
     return (wave_rest / _QSO_BREAK) ** slope
 
 
+N_SEQUENCE = 14
+"""The first 14 templates of :class:`SedGrids` are the COSMOS sequence; the rest are Brown et al. (2014)."""
+
+
+def all_templates() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Names, rest wavelength ``(L,)`` and f_λ ``(T, L)`` of the COSMOS sequence then the Brown spectra."""
+    cosmos, brown = load_templates(), load_brown_templates()
+    if not np.array_equal(cosmos.wave, brown.wave):
+        raise ValueError("shipped template files must share one wavelength grid")
+    return cosmos.names + brown.names, cosmos.wave, np.concatenate([cosmos.flux, brown.flux])
+
+
 def attenuated_templates(ebv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Template f_λ with Calzetti dust for every template and E(B−V): wave ``(L,)`` and ``(T, E, L)``."""
-    templates = load_templates()
-    dust = 10.0 ** (-0.4 * calzetti_k(templates.wave)[None, :] * ebv[:, None])  # (E, L)
-    return templates.wave, templates.flux[:, None, :] * dust[None, :, :]
+    _, wave, flux = all_templates()
+    dust = 10.0 ** (-0.4 * calzetti_k(wave)[None, :] * ebv[:, None])  # (E, L)
+    return wave, flux[:, None, :] * dust[None, :, :]
+
+
+def template_colour(wave: np.ndarray, flux: np.ndarray) -> np.ndarray:
+    """Rest-frame ≈ u − r of each template ``(T, L)``: f_ν ratio of 3400–3800 Å to 6000–6600 Å, in mag."""
+    blue = flux[:, (wave > 3400.0) & (wave < 3800.0)].mean(axis=1) * 3600.0**2
+    red = flux[:, (wave > 6000.0) & (wave < 6600.0)].mean(axis=1) * 6300.0**2
+    return -2.5 * np.log10(blue / red)
 
 
 def template_halpha(wave: np.ndarray, flux: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """Kennicutt (1998) Hα luminosity of each unreddened template ``flux`` ``(T, L)`` → ``(T,)``.
 
-    ``L(Hα) = (1.4e-28 / 7.9e-42) <L_ν>_{1500–2800 Å}``; early types (Ell*, S0), whose UV comes
-    from old stars, get none.
+    ``L(Hα) = (1.4e-28 / 7.9e-42) <L_ν>_{1500–2800 Å}`` for the star-forming COSMOS templates;
+    early types (Ell*, S0), whose UV comes from old stars, get none, and neither do the Brown
+    spectra (their own lines are in the spectrum).
     """
     uv = (wave >= 1500.0) & (wave <= 2800.0)
     l_nu = (flux[:, uv] * wave[uv] ** 2 / _C_ANGSTROM).mean(axis=1)
-    forming = np.array([not (n.startswith("Ell") or n.startswith("S0")) for n in names])
+    forming = np.array(
+        [i < N_SEQUENCE and not (n.startswith("Ell") or n.startswith("S0")) for i, n in enumerate(names)]
+    )
     return _KENNICUTT_HA_PER_UV_NU * l_nu * forming
 
 
 @lru_cache(maxsize=4)
-def sed_grids(band_set: BandSet) -> SedGrids:
-    """Tabulate continuum photometry for ``band_set`` (about a second; cached per process)."""
-    passbands = Passbands.from_band_set(band_set)
+def sed_grids(band_set: BandSet, filter_files: tuple[str, ...] = ()) -> SedGrids:
+    """Tabulate continuum photometry for ``band_set`` (a few seconds; cached per process).
+
+    ``filter_files`` replace the shipped curves (one per band, as :func:`load_filters`).
+    """
+    passbands = Passbands.from_band_set(band_set, filter_files)
     r = passbands.bands.index("r")
     z = np.arange(0.0, Z_GRID_MAX + Z_STEP / 2, Z_STEP)
-    templates = load_templates()
+    names, _, unreddened = all_templates()
     wave, sed = attenuated_templates(EBV_GRID)  # (T, E, L)
     n_t, n_e, _ = sed.shape
     qso = qso_continuum(wave[None, :], QSO_ALPHA_GRID[:, None])  # (A, L)
@@ -303,14 +338,16 @@ def sed_grids(band_set: BandSet) -> SedGrids:
     tiny = np.finfo(np.float64).tiny
     galaxy = flux[: n_t * n_e].reshape(n_t, n_e, len(z), -1)
     norm = galaxy[:, :, :1, r : r + 1]  # (T, E, 1, 1): g_r(0)
-    halpha = template_halpha(wave, templates.flux, templates.names)[:, None] / norm[:, :, 0, 0]
+    halpha = template_halpha(wave, unreddened, names)[:, None] / norm[:, :, 0, 0]
+    star_wave = np.exp(np.linspace(np.log(900.0), np.log(60000.0), 4000))
     stars = np.stack(
-        [passbands.synthetic_flux(wave, blackbody(wave, 10.0**lt), 0.0) for lt in STAR_LOG_T_GRID]
+        [passbands.synthetic_flux(star_wave, stellar_sed(star_wave, 10.0**lt), 0.0) for lt in STAR_LOG_T_GRID]
     )
     return SedGrids(
         passbands=passbands,
         z=z,
-        template_names=templates.names,
+        template_names=names,
+        template_colour=template_colour(wave, unreddened),
         galaxy_log_flux=np.log(np.maximum(galaxy / norm, tiny)),
         galaxy_halpha=halpha,
         galaxy_line_weights=passbands.line_weights(GALAXY_LINE_WAVE, z),
@@ -335,9 +372,17 @@ def _lerp_z(table: np.ndarray, grids: SedGrids, z: np.ndarray) -> np.ndarray:
     return (1 - fz) * table[iz] + fz * table[iz + 1]
 
 
+def sequence_mixture(sed_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Components and weights ``(N, 2)`` of a continuous position ``0 … N_SEQUENCE−1`` in the COSMOS sequence."""
+    it = np.clip(np.floor(sed_index).astype(np.intp), 0, N_SEQUENCE - 2)
+    ft = np.clip(sed_index - it, 0.0, 1.0)
+    return np.stack([it, it + 1], axis=1), np.stack([1.0 - ft, ft], axis=1)
+
+
 def galaxy_fluxes(
     grids: SedGrids,
-    sed_index: np.ndarray,
+    components: np.ndarray,
+    weights: np.ndarray,
     ebv: np.ndarray,
     z: np.ndarray,
     line_ratios: np.ndarray | None = None,
@@ -346,9 +391,9 @@ def galaxy_fluxes(
 
     Parameters
     ----------
-    sed_index
-        Continuous position in the template sequence, ``0 … T−1``, shape ``(N,)``; neighbouring
-        templates are mixed linearly (their normalised f_λ, and their Hα).
+    components, weights
+        Template indices into ``grids.template_names`` and their weights, shape ``(N, K)``:
+        the galaxy's f_λ is the weighted sum of the normalised template f_λ (and of their Hα).
     ebv
         Stellar E(B−V), shape ``(N,)``; interpolated linearly in magnitude between grid values.
     z
@@ -357,15 +402,11 @@ def galaxy_fluxes(
         Emission-line luminosities relative to the template's Hα, shape ``(N, J)``
         (:func:`galaxy_line_ratios`, times any per-source scaling); ``None`` for the continuum only.
     """
-    n_t = len(grids.template_names)
-    it = np.clip(np.floor(sed_index).astype(np.intp), 0, n_t - 2)
-    ft = np.clip(sed_index - it, 0.0, 1.0)
     ie, fe = _grid_position(ebv, EBV_GRID)
     iz, fz = _grid_position(z, grids.z)
     flux = np.zeros((len(z), len(grids.passbands.bands)))  # (N, B)
     halpha = np.zeros(len(z))
-    for dt, weight in ((0, 1.0 - ft), (1, ft)):
-        t = it + dt
+    for t, weight in zip(components.T, weights.T, strict=True):
         log_flux = np.zeros_like(flux)
         for de, we in ((0, 1.0 - fe), (1, fe)):
             for dz, wz in ((0, 1.0 - fz), (1, fz)):
@@ -404,6 +445,6 @@ def qso_fluxes(grids: SedGrids, alpha: np.ndarray, z: np.ndarray, line_scale: np
 
 
 def star_colours(grids: SedGrids, temperature: np.ndarray) -> np.ndarray:
-    """Blackbody colours m_b − m_r at effective ``temperature`` [K], shape ``(N, B)``."""
+    """Stellar colours m_b − m_r at effective ``temperature`` [K], shape ``(N, B)``."""
     it, ft = _grid_position(np.log10(temperature), STAR_LOG_T_GRID)
     return (1 - ft)[:, None] * grids.star_colour[it] + ft[:, None] * grids.star_colour[it + 1]

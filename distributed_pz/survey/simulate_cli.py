@@ -1,7 +1,10 @@
-"""Simulate KiDS+VIKING survey tiles (photometry, exposures, cutouts, truth) into a store.
+"""Simulate survey tiles (photometry, exposures, cutouts, truth) into a store.
 
-Every simulator setting has a default; change any with ``--set NAME=VALUE`` (see the list
-below). Tile ``i`` of ``--tiles K`` uses seed ``seed + i``, so tiles are independent and a
+KiDS+VIKING by default; ``--set band_set=sdss`` starts from that survey's defaults (depths,
+exposures, selection), ``--set filter_files=a.res,b.res,...`` uses your own filter curves and
+``--set depth_5sigma=...`` your depths; ``--no-cutouts`` writes fast catalogue-only tiles (the
+catalogue is identical). Every simulator setting has a default; change any with
+``--set NAME=VALUE`` (see the list below). Tile ``i`` of ``--tiles K`` uses seed ``seed + i``, so tiles are independent and a
 rerun reproduces them exactly. Complete tiles already in the store are kept unless
 ``--overwrite``; an interrupted tile is written again.
 """
@@ -31,11 +34,12 @@ def write_simulated_tile(
     workers: int = 1,
 ) -> Tile:
     """Simulate ``config`` block by block (one shard of rows at a time) into a new tile."""
+    arrays = [a for a in SIMULATED_ARRAYS if a != "cutout" or config.makes_cutouts]
     tile = store.create_tile(
         config.tile,
         config.n_sources,
         tile_attrs(config),
-        arrays=SIMULATED_ARRAYS,
+        arrays=arrays,
         n_exposures=config.n_exp_max,
         chunk_rows=chunk_rows,
         shard_rows=shard_rows,
@@ -51,21 +55,22 @@ def write_simulated_tile(
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``["z_max=2.5", ...]`` -> ``{"z_max": 2.5}``, typed from :class:`SimulationConfig`'s defaults."""
-    defaults = {f.name: getattr(SimulationConfig(), f.name) for f in dataclasses.fields(SimulationConfig)}
+    types = {f.name: str(f.type) for f in dataclasses.fields(SimulationConfig)}
     overrides: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        if not sep or name not in defaults:
+        if not sep or name not in types:
             raise SystemExit(
-                f"dpz simulate: --set {pair!r}: expected NAME=VALUE with NAME one of {sorted(defaults)}"
+                f"dpz simulate: --set {pair!r}: expected NAME=VALUE with NAME one of {sorted(types)}"
             )
-        default = defaults[name]
-        if isinstance(default, bool):
+        kind = types[name]
+        if kind == "bool":
             overrides[name] = text.lower() in ("1", "true", "yes")
-        elif isinstance(default, tuple):
-            overrides[name] = tuple(type(default[0])(v) for v in text.split(","))
+        elif kind.startswith("tuple["):
+            item = {"str": str, "float": float, "int": int}[kind[len("tuple[") :].split(",")[0]]
+            overrides[name] = tuple(item(v) for v in text.split(",") if v)
         else:
-            overrides[name] = type(default)(text)
+            overrides[name] = {"str": str, "float": float, "int": int}[kind](text)
     return overrides
 
 
@@ -95,6 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="threads rendering cutouts in parallel")
     parser.add_argument("--overwrite", action="store_true", help="rewrite tiles that are already complete")
+    parser.add_argument(
+        "--no-cutouts", action="store_true", help="catalogue-only tiles (no cutout array; much faster)"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=_settings_help())
 
 
@@ -108,14 +116,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: already complete in {args.out}, kept (use --overwrite to rewrite)")
             continue
         first_id = overrides.get("object_id_start", 0) + index * args.n  # ids unique across tiles
-        config = SimulationConfig(
+        config = SimulationConfig.for_survey(
+            overrides.get("band_set", SimulationConfig().band_set),
             **{
                 **overrides,
+                **({"cutouts": False} if args.no_cutouts else {}),
                 "n_sources": args.n,
                 "seed": args.seed + index,
                 "tile": name,
                 "object_id_start": first_id,
-            }
+            },
         )
         started = time.perf_counter()
         write_simulated_tile(
