@@ -13,9 +13,14 @@ columns of the ``CATALOG`` table, units are ``TUNIT``, metadata are header keywo
 :data:`FITS_KEYWORDS`) and a grid PDF's redshifts are the ``Z_GRID`` image extension.
 The ``flags`` column is the OR of the :class:`Flag` bits.
 
+A third format, ``qp`` (``.hdf5``), is LSST DESC qp's own file: ``qp.read(path)`` gives a
+``qp.Ensemble`` of the PDFs (``qp.mixmod``, or ``qp.interp`` for a grid PDF) with the point
+estimates in its ancil table under RAIL's names (:data:`QP_ANCIL`).
+
 A writer has ``write_chunk`` and ``commit`` (STYLE's streaming contract): chunks go to a
-hidden temporary file beside the target, renamed into place by ``commit``, so a reader never
-sees half a catalogue. Parts are always Parquet.
+hidden temporary file, moved onto the target by ``commit`` (a rename on a local disk, one
+upload to the final key on an object store, :mod:`distributed_pz._files`), so a reader never
+sees half a catalogue. Paths may be fsspec URLs (``s3://``, ``gs://``). Parts are always Parquet.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from __future__ import annotations
 import enum
 import json
 import os
+import shutil
+import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,7 +45,7 @@ import pyarrow.parquet as pq
 from astropy.io import fits
 from astropy.table import Table
 
-from distributed_pz._files import atomic_path, temporary_beside
+from distributed_pz._files import atomic_path, commit_file, is_remote, local_path, temporary_beside
 from distributed_pz.metrics.pdf import GaussianMixturePDF, GridPDF, RedshiftPDF, to_qp
 
 
@@ -94,9 +103,10 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".pq"),
     "fits": (".fits", ".fit", ".fits.gz"),
     "csv": (".csv", ".csv.gz"),
+    "qp": (".hdf5",),
 }
 """Table format -> the file suffixes read as it; the first is the one written."""
-WRITE_FORMATS = ("parquet", "fits")
+WRITE_FORMATS = ("parquet", "fits", "qp")
 """Formats catalogues are written in."""
 Z_GRID_KEY = "z_grid"
 """Metadata key (``Z_GRID`` in FITS) of a grid PDF's redshift grid."""
@@ -186,9 +196,14 @@ def from_arrow(table: pa.Table) -> dict[str, np.ndarray]:
     return {name: _arrow_to_numpy(name, table.column(name)) for name in table.column_names}
 
 
-def write_part(path: str | os.PathLike, columns: Mapping[str, np.ndarray]) -> Path:
+def _target(path: str | os.PathLike) -> str | Path:
+    """A local path as a :class:`Path`, a URL kept as the string."""
+    return str(path) if is_remote(path) else local_path(path)
+
+
+def write_part(path: str | os.PathLike, columns: Mapping[str, np.ndarray]) -> str | Path:
     """Write one task's rows as a Parquet part file, atomically (temporary file, then rename)."""
-    path = Path(path)
+    path = _target(path)
     with atomic_path(path) as tmp:
         pq.write_table(to_arrow(columns), tmp)
     return path
@@ -196,7 +211,7 @@ def write_part(path: str | os.PathLike, columns: Mapping[str, np.ndarray]) -> Pa
 
 def write_table(
     path: str | os.PathLike, columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
-) -> Path:
+) -> str | Path:
     """Write a whole catalogue (format from the suffix) in one call, atomically."""
     writer = open_writer(path, table_format(path), metadata)
     try:
@@ -211,7 +226,7 @@ class ParquetWriter:
     """Stream chunks into one Parquet catalogue, renamed into place on :meth:`commit`."""
 
     def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any]) -> None:
-        self.path = Path(path)
+        self.path = _target(path)
         self.metadata = dict(metadata)
         self._tmp = temporary_beside(self.path)
         self._writer: pq.ParquetWriter | None = None
@@ -223,12 +238,12 @@ class ParquetWriter:
             self._writer = pq.ParquetWriter(self._tmp, table.schema)
         self._writer.write_table(table)
 
-    def commit(self) -> Path:
-        """Close and rename into place."""
+    def commit(self) -> str | Path:
+        """Close and move into place."""
         if self._writer is None:
             raise ValueError(f"{self.path}: no rows written")
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        commit_file(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
@@ -238,11 +253,11 @@ class ParquetWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-class FitsWriter:
-    """Collect chunks and write one FITS catalogue on :meth:`commit` (FITS is not streamable)."""
+class _CollectingWriter:
+    """Collect chunks and write the whole file on :meth:`commit` (formats that do not stream)."""
 
     def __init__(self, path: str | os.PathLike, metadata: Mapping[str, Any]) -> None:
-        self.path = Path(path)
+        self.path = _target(path)
         self.metadata = dict(metadata)
         self._chunks: list[dict[str, np.ndarray]] = []
 
@@ -250,11 +265,22 @@ class FitsWriter:
         """Append rows (columns, or an Arrow table of part-file columns)."""
         self._chunks.append(from_arrow(chunk) if isinstance(chunk, pa.Table) else dict(chunk))
 
-    def commit(self) -> Path:
-        """Write the table (and the ``Z_GRID`` extension of a grid PDF), then rename into place."""
+    def abort(self) -> None:
+        """Drop what was collected."""
+        self._chunks.clear()
+
+    def _columns(self) -> dict[str, np.ndarray]:
         if not self._chunks:
             raise ValueError(f"{self.path}: no rows written")
-        columns = {k: np.concatenate([c[k] for c in self._chunks]) for k in self._chunks[0]}
+        return {k: np.concatenate([c[k] for c in self._chunks]) for k in self._chunks[0]}
+
+
+class FitsWriter(_CollectingWriter):
+    """Write one FITS catalogue on :meth:`commit` (FITS is not streamable)."""
+
+    def commit(self) -> str | Path:
+        """Write the table (and the ``Z_GRID`` extension of a grid PDF), then move into place."""
+        columns = self._columns()
         table = Table()
         for name, (unit, _) in COLUMNS.items():
             if name in columns:
@@ -274,21 +300,73 @@ class FitsWriter:
             fits.HDUList(hdus).writeto(tmp)
         return self.path
 
-    def abort(self) -> None:
-        """Drop what was collected."""
-        self._chunks.clear()
+
+QP_ANCIL = {
+    "object_id": "object_id",
+    "ra": "ra",
+    "dec": "dec",
+    "z_phot": "zmode",
+    "z_mean": "zmean",
+    "z_std": "zstd",
+    "z_lo68": "z_lo68",
+    "z_hi68": "z_hi68",
+    "odds": "odds",
+    "flags": "flags",
+    "n_members": "n_members",
+}
+"""Catalogue column -> its name in a qp file's ancil table; ``zmedian`` (the 50 % quantile) is added."""
+
+
+def qp_ensemble(columns: Mapping[str, np.ndarray], meta: Mapping[str, Any]):
+    """Catalogue columns as a ``qp.Ensemble`` with the point estimates in ancil (:data:`QP_ANCIL`).
+
+    Sources flagged with no estimate have all-zero mixture weights, which qp normalises to NaN;
+    their ancil ``flags`` say why (select ``flags & NO_ESTIMATE == 0``).
+    """
+    pdf = pdf_from_columns(columns, meta)
+    if pdf is None:
+        raise ValueError("no PDF columns (pdf_weights/pdf_means/pdf_sigmas, or pdf with a z grid)")
+    ancil = {name: np.asarray(columns[col]) for col, name in QP_ANCIL.items() if col in columns}
+    usable = np.isfinite(columns["z_phot"]) if "z_phot" in columns else np.ones(len(pdf), bool)
+    median = np.full(len(pdf), np.nan)
+    if usable.any():
+        median[usable] = pdf.subset(usable).quantile(0.5)
+    ancil["zmedian"] = median.astype(np.float32)
+    with warnings.catch_warnings():  # qp warns about the all-zero weights of no-estimate rows
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="There are non-finite values")
+        ensemble = to_qp(pdf)
+    ensemble.set_ancil(ancil)
+    return ensemble
+
+
+class QpWriter(_CollectingWriter):
+    """Write one qp file (HDF5) on :meth:`commit`: ``qp.read`` gives the PDFs with ancil."""
+
+    def commit(self) -> str | Path:
+        """Build the ensemble, write it, then move it into place."""
+        ensemble = qp_ensemble(self._columns(), self.metadata)
+        with atomic_path(self.path) as tmp, tempfile.TemporaryDirectory() as folder:
+            written = os.path.join(folder, "pdfs.hdf5")  # qp names its file from the suffix: a plain name
+            ensemble.write_to(written)
+            shutil.move(written, tmp)
+        return self.path
 
 
 def _bit(item: tuple[str, str]) -> int:
     return int(item[0])
 
 
-def open_writer(path: str | os.PathLike, fmt: str, metadata: Mapping[str, Any]) -> ParquetWriter | FitsWriter:
-    """A catalogue writer for ``fmt`` (``"parquet"`` or ``"fits"``)."""
+def open_writer(
+    path: str | os.PathLike, fmt: str, metadata: Mapping[str, Any]
+) -> ParquetWriter | FitsWriter | QpWriter:
+    """A catalogue writer for ``fmt`` (``"parquet"``, ``"fits"`` or ``"qp"``)."""
     if fmt == "parquet":
         return ParquetWriter(path, metadata)
     if fmt == "fits":
         return FitsWriter(path, metadata)
+    if fmt == "qp":
+        return QpWriter(path, metadata)
     raise ValueError(f"format must be one of {list(WRITE_FORMATS)}, not {fmt!r}")
 
 
@@ -306,7 +384,7 @@ def commit_parts(
     rows = 0
     try:
         for part in parts:
-            table = pq.read_table(part)
+            table = _read_parquet(str(part))
             writer.write_chunk(table)
             rows += table.num_rows
         writer.commit()
@@ -372,14 +450,15 @@ def read_catalog(path: str | Path, columns: Sequence[str] | None = None) -> Cata
     CatalogTable
     """
     fmt = table_format(path)
+    if fmt == "qp":
+        raise ValueError(f"{path}: a qp file; read it with qp.read")
     if fmt == "fits":
         return _read_fits(str(path), columns)
     if fmt == "parquet":
-        schema = pq.read_schema(path)
-        wanted = None if columns is None else [c for c in columns if c in schema.names]
-        table = pq.read_table(path, columns=wanted)
+        table = _read_parquet(str(path), columns)
     else:
-        table = pa_csv.read_csv(path)
+        with fsspec.open(str(path), "rb", compression="infer") as handle:
+            table = pa_csv.read_csv(handle)
         if columns is not None:
             table = table.select([c for c in columns if c in table.column_names])
     raw = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
@@ -387,6 +466,14 @@ def read_catalog(path: str | Path, columns: Sequence[str] | None = None) -> Cata
     meta = {key: _decode(value) for key, value in raw.items()}
     cols = {name: _arrow_to_numpy(name, table.column(name)) for name in table.column_names}
     return CatalogTable(str(path), fmt, cols, _with_grid(meta, path))
+
+
+def _read_parquet(url: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """A Parquet file (local or fsspec URL), only the ``columns`` it has (all when None)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    schema = pq.read_schema(path, filesystem=fs)
+    wanted = None if columns is None else [c for c in columns if c in schema.names]
+    return pq.read_table(path, columns=wanted, filesystem=fs)
 
 
 def _decode(value: str) -> Any:
@@ -420,7 +507,7 @@ def _arrow_to_numpy(name: str, column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _read_fits(path: str, columns: Sequence[str] | None) -> CatalogTable:
-    with fits.open(path) as hdul:
+    with fits.open(path, use_fsspec=is_remote(path)) as hdul:
         table_hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None)
         if table_hdu is None:
             raise ValueError(f"{path}: no table extension")

@@ -8,6 +8,17 @@ import sys
 from collections.abc import Iterable
 
 from distributed_pz import __version__
+from distributed_pz.configfile import (
+    ConfigFileError,
+    add_config_option,
+    apply_config,
+    config_path,
+    write_resolved,
+)
+from distributed_pz.survey.errors import StoreError
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("distributed_pz.survey.simulate_cli", "simulate survey tiles into a store"),
@@ -19,9 +30,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "stream every tile of a store through an ensemble into catalogues",
     ),
     "evaluate": ("distributed_pz.evaluate.cli", "metrics, PDF calibration and plots of photo-z catalogues"),
+    "export": ("distributed_pz.evaluate.export_cli", "turn a run's catalogues into a HATS catalogue"),
     "demo": ("distributed_pz.demo", "run the main job end to end on a simulated survey"),
 }
-"""Subcommand name -> (module defining ``add_arguments(parser)`` and ``run(args) -> int``, help)."""
+"""Subcommand name -> (module defining ``add_arguments(parser)`` and ``run(args) -> int``, help).
+
+A module may say where its resolved options go in ``RESOLVED_CONFIG = (option, placement)``:
+the option naming its output and ``"inside"`` that folder or ``"beside"`` it (a survey store);
+default ``("out", "inside")``, ``None`` for a command that writes nothing
+(:mod:`distributed_pz.configfile`).
+"""
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -51,15 +69,49 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
             name, help=help_text, description=module.__doc__, formatter_class=_HelpFormatter
         )
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        add_config_option(command)
+        command.set_defaults(
+            run=module.run, resolved_config=getattr(module, "RESOLVED_CONFIG", ("out", "inside"))
+        )
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``dpz COMMAND [options]``: options from ``--config FILE.toml``, then the command line.
+
+    Ctrl-C and a store problem a subcommand left uncaught end in one line.
+    """
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser([chosen] if chosen in COMMANDS else []).parse_args(argv)
-    return int(args.run(args))
+    parser = build_parser([chosen] if chosen in COMMANDS else [])
+    config = config_path(argv) if chosen in COMMANDS else None
+    if config is not None:
+        try:
+            apply_config(_subparser(parser, chosen), config)
+        except ConfigFileError as exc:
+            parser.exit(2, f"dpz {chosen}: error: {exc}\n")
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print(
+            f"dpz {args.command}: interrupted; what was finished is kept, rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    except StoreError as exc:
+        print(f"dpz {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        option, placement = args.resolved_config or (None, None)
+        where = getattr(args, option or "", None)
+        if where:
+            write_resolved(args.command, _subparser(parser, args.command), args, str(where), placement)
 
 
 if __name__ == "__main__":

@@ -12,18 +12,28 @@ the jobs are cancelled.
            --out $SCRATCH/catalogues/deepz-10x5
 
 ``--dry-run`` prints the job script and the ``dpz`` command without submitting anything.
-Needs ``pip install 'dask-jobqueue>=0.8.2'`` (for ``worker_command``) in the environment
-that runs this script; the workers need the same environment (``--prologue``).
+Needs ``pip install 'distributed_pz[slurm]'`` (dask-jobqueue >= 0.8.2 for ``worker_command``,
+cryptography for TLS) in the environment that runs this script; the workers need the same
+environment (``--prologue``).
+
+Security: scheduler, workers and the ``dpz predict`` client talk TLS with a temporary
+self-signed certificate made for this run (``distributed.Security.temporary()``), so nobody
+else on the cluster's network can connect and submit tasks (Dask tasks are pickled code). The
+workers read the certificate from ``--shared-temp-directory`` (files readable by you only); the
+client gets it through its environment. The dashboard listens on 127.0.0.1 unless asked:
+view it with ``ssh -L 8787:127.0.0.1:8787 LOGIN-NODE``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # Connection options of `dpz predict` that this script sets itself.
 RESERVED_PREDICT_OPTIONS = ("--scheduler", "--scheduler-file", "--cluster", "--workers")
@@ -70,7 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dask = parser.add_argument_group("Dask")
     dask.add_argument("--interface", help="network interface the scheduler and workers use (e.g. ib0)")
-    dask.add_argument("--dashboard-address", default=":8787", help="scheduler dashboard (ssh -L to view it)")
+    dask.add_argument(
+        "--dashboard-address",
+        default="127.0.0.1:8787",
+        help="scheduler dashboard (ssh -L 8787:127.0.0.1:8787 to view it; ':8787' serves every interface)",
+    )
+    dask.add_argument(
+        "--shared-temp-directory",
+        default="dask-logs",
+        help="directory every job sees, where the run's temporary TLS certificate is written (mode 600)",
+    )
     dask.add_argument(
         "--scheduler-file", type=Path, help="write the scheduler file here (default: a temp file)"
     )
@@ -131,16 +150,35 @@ def cluster_kwargs(args: argparse.Namespace) -> dict:
     }
 
 
+def client_tls_environment(security: Any, directory: Path) -> dict[str, str]:
+    """Dask settings (environment variables) that make a client use ``security``'s TLS.
+
+    The certificate and key are written to ``directory`` (which must be private) as files.
+    """
+    config = security.get_tls_config_for_role("client")
+    env = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+    for key, name in (("ca_file", "CA_FILE"), ("cert", "CLIENT__CERT"), ("key", "CLIENT__KEY")):
+        path = directory / f"client-{key}.pem"
+        path.write_text(config[key])
+        path.chmod(0o600)
+        env[f"DASK_DISTRIBUTED__COMM__TLS__{name}"] = str(path)
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Imported here so that --help and the checks above work without dask-jobqueue.
     from dask_jobqueue import SLURMCluster
-    from distributed import Client
+    from distributed import Client, Security
 
+    security = Security.temporary()
+    Path(args.shared_temp_directory).mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory(prefix="dpz-slurm-") as tmp,
-        SLURMCluster(**cluster_kwargs(args)) as cluster,
-        Client(cluster) as client,
+        SLURMCluster(
+            **cluster_kwargs(args), security=security, shared_temp_directory=args.shared_temp_directory
+        ) as cluster,
+        Client(cluster, security=security) as client,
     ):
         scheduler_file = args.scheduler_file or Path(tmp) / "scheduler.json"
         command = [sys.executable, "-m", "distributed_pz.cli", *predict_argv(args, scheduler_file)]
@@ -153,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         client.wait_for_workers(args.min_workers, timeout=args.wait_timeout)
         client.write_scheduler_file(str(scheduler_file))
         print("running:", shlex.join(command), flush=True)
-        return subprocess.run(command, check=False).returncode
+        env = {**os.environ, **client_tls_environment(security, Path(tmp))}
+        return subprocess.run(command, check=False, env=env).returncode
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from distributed_pz._files import join, mirrored
 from distributed_pz.evaluate.score import (
     DEFAULT_MAG_COLUMN,
     EvaluationSettings,
@@ -38,15 +39,22 @@ def truth_from_store(url: str, tiles: list[str] | None = None, band: str = "r") 
 
 
 def _truth(args: argparse.Namespace):
+    """The truth table path, or for a survey store a loader named after the store and its tiles."""
     try:
-        return truth_from_store(args.truth, args.truth_tile, args.truth_band)
+        tiles = args.truth_tile or open_store(args.truth).tile_names()
     except StoreError:
         return args.truth
+
+    def loader() -> dict[str, np.ndarray]:
+        return truth_from_store(args.truth, tiles, args.truth_band)
+
+    loader.__name__ = f"store {args.truth} (tile{'s' * (len(tiles) > 1)} {', '.join(tiles)})"
+    return loader
 
 
 def _catalog_arg(value: str) -> tuple[str, str]:
     label, sep, path = value.partition("=")
-    if sep and label and "/" not in label:
+    if sep and label and "/" not in label and ":" not in label:
         return label, path
     return Path(value).name.split(".")[0], value
 
@@ -112,15 +120,18 @@ def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
         odds_interval=args.odds_interval,
         pit_bins=args.pit_bins,
     )
-    return evaluate_catalogues(
-        catalogs,
-        _truth(args),
-        args.out,
-        mag_column=args.mag_column,
-        settings=settings,
-        title=args.title,
-        plots=not args.no_plots,
-    )
+    with mirrored(args.out) as local:  # a remote --out: written here, then uploaded
+        summary = evaluate_catalogues(
+            catalogs,
+            _truth(args),
+            str(local),
+            mag_column=args.mag_column,
+            settings=settings,
+            title=args.title,
+            plots=not args.no_plots,
+        )
+    summary["files"] = {name: join(args.out, Path(path).name) for name, path in summary["files"].items()}
+    return summary
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import sys
 
 from distributed_pz.catalog import WRITE_FORMATS
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
+from distributed_pz.infer.compat import check_bands
 from distributed_pz.infer.manifest import FAILURES, ManifestError
 from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
 from distributed_pz.models.bundle import BundleError
@@ -116,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
             pdf=args.pdf,
             z_grid=args.z_grid,
         )
-        read_content_hash(args.bundle)  # fail on a wrong path before starting a cluster
-        open_store(args.store)
+        read_content_hash(args.bundle)  # fail on a wrong path or bands before starting a cluster
+        check_bands(args.bundle, open_store(args.store), args.tile)
         with connect(
             args.cluster,
             workers=args.workers,

@@ -15,25 +15,51 @@ fixes glibc's mmap threshold, so every large tensor is mapped and unmapped per o
 which halved DEEPZ's throughput here (benchmarks/results/inference_cpu.md). Workers of a
 running cluster keep their own settings: start them with
 ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None`` for the same effect.
+
+Ctrl-C reaches every process of the terminal's process group; the workers of a cluster started
+here ignore it (:class:`IgnoreInterrupts`), so the client alone reacts: it closes the cluster
+and says, in one line, that the run was interrupted. Closing waits up to
+:data:`WORKER_CLOSE_TIMEOUT_S` for each worker process to exit (:class:`PatientNanny`): Dask's
+4 s are too short on a loaded machine, where a worker with torch loaded takes longer to end and
+the nanny killed it with a "Worker process still alive ... killing" warning after every run.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dask
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, Nanny, WorkerPlugin
 
 CLUSTERS = ("local", "cuda")
 LOOPBACK = "127.0.0.1"
+WORKER_CLOSE_TIMEOUT_S = 30.0
+"""How long closing a cluster started here waits for a worker process to exit before killing it."""
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 """Dask config for the workers of clusters started here (``None`` unsets a variable)."""
 
 
 class ClusterError(RuntimeError):
     """The cluster asked for cannot be started or reached (one-line message)."""
+
+
+class PatientNanny(Nanny):
+    """A nanny that gives its worker process :data:`WORKER_CLOSE_TIMEOUT_S` to exit when closed."""
+
+    async def close(self, timeout: float = WORKER_CLOSE_TIMEOUT_S, reason: str = "nanny-close"):
+        return await super().close(timeout=timeout, reason=reason)
+
+
+class IgnoreInterrupts(WorkerPlugin):
+    """Worker plugin: SIGINT is ignored (the client owns Ctrl-C and closes the cluster)."""
+
+    name = "distributed_pz-ignore-sigint"
+
+    def setup(self, worker) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def default_workers() -> int:
@@ -54,7 +80,12 @@ def _cuda_cluster(workers: int | None, dashboard_address: str | None):
             "install the 'gpu' extra (cuda-bindings) or use --cluster local"
         ) from None
     try:
-        return LocalCUDACluster(n_workers=workers, threads_per_worker=1, **_http_kwargs(dashboard_address))
+        return LocalCUDACluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            worker_class=PatientNanny,
+            **_http_kwargs(dashboard_address),
+        )
     except Exception as exc:  # NVML errors and friends
         raise ClusterError(f"--cluster cuda: could not start ({type(exc).__name__}: {exc})") from None
 
@@ -115,7 +146,9 @@ def connect(
                 n_workers=workers or default_workers(),
                 threads_per_worker=1,
                 processes=True,
+                worker_class=PatientNanny,
                 **_http_kwargs(dashboard_address),
             )
     with cluster, Client(cluster) as client:
+        client.register_plugin(IgnoreInterrupts())
         yield client

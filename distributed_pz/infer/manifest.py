@@ -3,29 +3,49 @@
 ``OUT/manifest.json`` is written only by the client, always atomically (temporary file, then
 rename). It records the ensemble's content hash, the input store and the settings that change
 catalogue values; a rerun into the same directory must match them. For every committed tile
-it records the catalogue file and its rows; for a tile under way, its row blocks, so a rerun
-cuts the tile exactly as before and reuses the part files already in ``OUT/_staging/TILE/``
-(each part file is itself written atomically, so one that exists is complete).
+it records the catalogue file, its rows and the tile's content identity (its ``write_id``,
+:meth:`~distributed_pz.survey.store.Tile.content_id`); for a tile under way, its row blocks
+and content identity, so a rerun cuts the tile exactly as before and reuses the part files
+already in ``OUT/_staging/TILE/`` (each part file is itself written atomically, so one that
+exists is complete). A tile rewritten since (another identity) is predicted again from
+scratch: its old parts and catalogue are never mixed with the new rows.
 
 ``OUT/failures.json`` lists the tiles whose last attempt failed, with the error line.
+``OUT/.lock`` is held (``flock``) by the one run using a local directory; a second run is refused
+(object storage has no locks: one run per ``--out`` URL is the user's to keep). Every output
+path is built by :meth:`RunManifest.path`, which refuses one outside ``OUT``. ``OUT`` is a local
+path or an fsspec URL (``s3://``, ``gs://``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from distributed_pz import __version__
-from distributed_pz._files import utc_now, write_json
+from distributed_pz._files import (
+    exists,
+    is_file,
+    is_remote,
+    join,
+    local_path,
+    makedirs,
+    read_text,
+    utc_now,
+    write_json,
+)
 
 MANIFEST = "manifest.json"
 FAILURES = "failures.json"
 STAGING = "_staging"
+LOCK = ".lock"
 RUN_FORMAT = "distributed_pz.predict-run"
-RUN_VERSION = 1
+RUN_VERSION = 2
 
 
 class ManifestError(ValueError):
@@ -36,11 +56,12 @@ class ManifestError(ValueError):
 class RunManifest:
     """A run's state; :meth:`open` reads or starts it, every change is saved at once."""
 
-    out: Path
+    out: str
     identity: dict[str, Any]
     tiles: dict[str, dict[str, Any]] = field(default_factory=dict)
-    in_progress: dict[str, list[list[int]]] = field(default_factory=dict)
+    in_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    lock: Any = field(default=None, repr=False)
 
     @classmethod
     def open(cls, out: str | os.PathLike, identity: dict[str, Any]) -> RunManifest:
@@ -49,24 +70,35 @@ class RunManifest:
         Parameters
         ----------
         out
-            Output directory (created if absent).
+            Output directory (created if absent), a local path or an fsspec URL.
         identity
             What makes two runs the same: bundle hash, store, format and value-changing settings.
         """
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        identity = json.loads(json.dumps(identity))  # as it reads back (tuples become lists)
-        path = out / MANIFEST
-        if not path.exists():
-            manifest = cls(out, identity)
+        out = str(out).rstrip("/") if is_remote(out) else str(local_path(out).resolve())
+        makedirs(out)
+        lock = None if is_remote(out) else _lock(Path(out))
+        try:
+            return cls._read(out, json.loads(json.dumps(identity)), lock)  # tuples become lists
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
+
+    @classmethod
+    def _read(cls, out: str, identity: dict[str, Any], lock: Any) -> RunManifest:
+        path = join(out, MANIFEST)
+        if not exists(path):
+            manifest = cls(out, identity, lock=lock)
             manifest.save()
             return manifest
-        try:
-            state = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path}: not JSON ({exc})") from None
-        if state.get("format") != RUN_FORMAT or state.get("format_version") != RUN_VERSION:
+        state = _read_json(path)
+        if state.get("format") != RUN_FORMAT:
             raise ManifestError(f"{path}: not a dpz predict manifest (format {state.get('format')!r})")
+        if state.get("format_version") != RUN_VERSION:
+            raise ManifestError(
+                f"{path}: written by another version of dpz predict (run format "
+                f"{state.get('format_version')}, this one reads {RUN_VERSION}); use another --out"
+            )
         if state["identity"] != identity:
             changed = sorted(
                 k
@@ -77,32 +109,55 @@ class RunManifest:
                 f"{out} holds a run with different {', '.join(changed)} "
                 f"(recorded: { {k: state['identity'].get(k) for k in changed} }); use another --out"
             )
-        failures_path = out / FAILURES
-        failures = json.loads(failures_path.read_text()) if failures_path.exists() else {}
-        return cls(out, identity, state["tiles"], state["in_progress"], failures)
+        failures_path = join(out, FAILURES)
+        failures = _read_json(failures_path) if exists(failures_path) else {}
+        return cls(out, identity, state["tiles"], state["in_progress"], failures, lock)
+
+    def close(self) -> None:
+        """Release ``OUT/.lock`` (the process's exit releases it too)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+    def path(self, *parts: str) -> str:
+        """``OUT/parts...``, refused (:class:`ManifestError`) unless it lies inside ``OUT``."""
+        if is_remote(self.out):
+            inside = posixpath.normpath(posixpath.join("/", *parts))
+            path, ok = (
+                join(self.out, inside.lstrip("/")),
+                inside not in ("/", "") and not any(p.startswith("/") for p in parts),
+            )
+        else:
+            resolved = Path(self.out).joinpath(*parts).resolve()
+            path, ok = str(resolved), resolved != Path(self.out) and resolved.is_relative_to(self.out)
+        if not ok:
+            raise ManifestError(f"output path {'/'.join(parts)!r} is not inside {self.out!r}; refused")
+        return path
 
     @property
-    def staging(self) -> Path:
-        return self.out / STAGING
+    def staging(self) -> str:
+        return self.path(STAGING)
 
-    def done(self, tile: str) -> bool:
-        """True if the tile's catalogue is committed and still on disk."""
+    def done(self, tile: str, content: str) -> bool:
+        """True if the tile's catalogue is committed from this content and still on disk."""
         entry = self.tiles.get(tile)
-        return entry is not None and (self.out / entry["file"]).is_file()
+        return entry is not None and entry.get("content") == content and is_file(self.path(entry["file"]))
 
-    def blocks(self, tile: str) -> list[tuple[int, int]] | None:
-        """The row blocks a tile under way was cut into, if any."""
-        blocks = self.in_progress.get(tile)
-        return None if blocks is None else [(int(a), int(b)) for a, b in blocks]
+    def blocks(self, tile: str, content: str) -> list[tuple[int, int]] | None:
+        """The row blocks a tile under way was cut into, if it was cut from this content."""
+        entry = self.in_progress.get(tile)
+        if entry is None or entry["content"] != content:
+            return None
+        return [(int(a), int(b)) for a, b in entry["blocks"]]
 
-    def start_tile(self, tile: str, blocks: list[tuple[int, int]]) -> None:
-        """Record the row blocks of a tile about to be predicted."""
-        self.in_progress[tile] = [[a, b] for a, b in blocks]
+    def start_tile(self, tile: str, blocks: list[tuple[int, int]], content: str) -> None:
+        """Record the row blocks and content identity of a tile about to be predicted."""
+        self.in_progress[tile] = {"blocks": [[a, b] for a, b in blocks], "content": content}
         self.save()
 
-    def finish_tile(self, tile: str, file: str, rows: int) -> None:
+    def finish_tile(self, tile: str, file: str, rows: int, content: str) -> None:
         """Record a committed tile (and clear its failure, if any)."""
-        self.tiles[tile] = {"file": file, "rows": rows, "committed_utc": utc_now()}
+        self.tiles[tile] = {"file": file, "rows": rows, "content": content, "committed_utc": utc_now()}
         self.in_progress.pop(tile, None)
         self.save()
         if self.failures.pop(tile, None) is not None:
@@ -115,7 +170,7 @@ class RunManifest:
 
     def save(self) -> None:
         write_json(
-            self.out / MANIFEST,
+            join(self.out, MANIFEST),
             {
                 "format": RUN_FORMAT,
                 "format_version": RUN_VERSION,
@@ -128,4 +183,30 @@ class RunManifest:
         )
 
     def save_failures(self) -> None:
-        write_json(self.out / FAILURES, self.failures)
+        write_json(join(self.out, FAILURES), self.failures)
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not JSON ({exc}); move it away (or use another --out)") from None
+
+
+def _lock(out: Path) -> Any:
+    """Hold ``OUT/.lock`` exclusively, or refuse: another run is writing here."""
+    handle = open(out / LOCK, "a+")  # held for the whole run, closed by RunManifest.close
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ManifestError(
+            f"another dpz predict is using {out} (pid {holder}); wait for it to finish or use another --out"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

@@ -15,22 +15,20 @@ the memory of the client, the scheduler and the workers stays bounded however la
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from distributed import Client, as_completed
 from tqdm import tqdm
 
 from distributed_pz import __version__
-from distributed_pz._files import utc_now
+from distributed_pz._files import is_file, makedirs, remove_tree, utc_now
 from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, write_part
-from distributed_pz.infer.manifest import RunManifest
+from distributed_pz.infer.manifest import STAGING, RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.ensemble import read_content_hash
 from distributed_pz.models.predictor import PredictOptions
@@ -110,6 +108,7 @@ class _Tile:
     n_rows: int
     blocks: list[tuple[int, int]]
     missing: set[tuple[int, int]]
+    content: str
 
 
 class _Run:
@@ -119,7 +118,7 @@ class _Run:
         self,
         client: Client,
         store_url: str,
-        out: Path,
+        out: str,
         fmt: str,
         plugin: str,
         options: PredictOptions,
@@ -137,23 +136,29 @@ class _Run:
         self.kinds: dict[str, tuple[str, str, int]] = {}
         self.failed: set[str] = set()
 
-    def part_path(self, tile: str, start: int, stop: int) -> Path:
-        return self.manifest.staging / tile / f"part-{start:012d}-{stop:012d}.parquet"
+    def part_path(self, tile: str, start: int, stop: int) -> str:
+        return self.manifest.path(STAGING, tile, f"part-{start:012d}-{stop:012d}.parquet")
 
     def plan(self, name: str, rows_per_task: int | None) -> None:
-        """Cut a tile into row blocks (as recorded, if it was under way) and queue the missing ones."""
+        """Cut a tile into row blocks (as recorded, if it was under way from the same content) and
+        queue the missing ones; a tile committed from its current content is already done."""
         tile = open_store(self.store_url).tile(name)
         if not tile.complete:
             raise StoreError("tile is not complete (still being written?)", store=self.store_url, tile=name)
-        blocks = self.manifest.blocks(name)
+        content = tile.content_id()
+        if self.manifest.done(name, content):
+            self.summary.already_done.append(name)
+            return
+        blocks = self.manifest.blocks(name, content)
         if blocks is None or blocks[-1][1] != tile.n_rows:
+            remove_tree(self.manifest.path(STAGING, name))  # parts of other content
             step = rows_per_task or tile.shard_rows
             blocks = tile.row_blocks(max(tile.chunk_rows, step // tile.chunk_rows * tile.chunk_rows))
-            self.manifest.start_tile(name, blocks)
-        (self.manifest.staging / name).mkdir(parents=True, exist_ok=True)
-        missing = {b for b in blocks if not self.part_path(name, *b).is_file()}
+            self.manifest.start_tile(name, blocks, content)
+        makedirs(self.manifest.path(STAGING, name))
+        missing = {b for b in blocks if not is_file(self.part_path(name, *b))}
         self.summary.parts_reused += len(blocks) - len(missing)
-        self.tiles[name] = _Tile(name, tile.n_rows, blocks, missing)
+        self.tiles[name] = _Tile(name, tile.n_rows, blocks, missing, content)
         self.queue.extend((name, a, b) for a, b in blocks if (a, b) in missing)
 
     def fill(self, window: int) -> None:
@@ -169,7 +174,7 @@ class _Run:
                 name,
                 start,
                 stop,
-                str(self.part_path(name, start, stop)),
+                self.part_path(name, start, stop),
                 self.plugin,
                 key=key,
                 retries=0,
@@ -179,8 +184,8 @@ class _Run:
 
     def commit(self, name: str) -> None:
         tile = self.tiles[name]
-        parts = [str(self.part_path(name, a, b)) for a, b in tile.blocks]
-        path = str(self.out / f"{name}{suffix(self.fmt)}")
+        parts = [self.part_path(name, a, b) for a, b in tile.blocks]
+        path = self.manifest.path(f"{name}{suffix(self.fmt)}")
         meta = catalogue_metadata(self.digest, self.store_url, name, self.options)
         future = self.client.submit(
             commit_tile,
@@ -234,8 +239,8 @@ class _Run:
         elif rows != value:
             self.fail(name, RuntimeError(f"tile {name!r}: catalogue has {rows} rows, the tile {value}"))
         else:
-            self.manifest.finish_tile(name, f"{name}{suffix(self.fmt)}", rows)
-            shutil.rmtree(self.manifest.staging / name, ignore_errors=True)
+            self.manifest.finish_tile(name, f"{name}{suffix(self.fmt)}", rows, self.tiles[name].content)
+            remove_tree(self.manifest.path(STAGING, name))
             self.summary.committed.append(name)
             bar.set_postfix_str(f"tiles {len(self.summary.committed)}/{len(self.tiles)}")
 
@@ -261,14 +266,14 @@ def predict_store(
     client
         Connected to the cluster (:func:`distributed_pz.infer.cluster.connect`).
     store_url, bundle_path, out
-        Survey store, ensemble (or bundle) directory and output directory; the workers must see
-        all three at these paths (local paths are made absolute).
+        Survey store, ensemble (or bundle) directory and output directory: local paths (made
+        absolute; the workers must see them) or fsspec URLs (``s3://``, ``gs://``).
     tiles
         Tiles to predict; default every tile of the store.
     options
         Predictor options (batch size, precision, ODDS interval, PDF representation).
     fmt
-        ``"parquet"`` or ``"fits"``.
+        ``"parquet"``, ``"fits"`` or ``"qp"`` (:mod:`distributed_pz.catalog`).
     rows_per_task
         Rows per task, rounded down to whole Zarr chunks (default: one shard).
     on_error
@@ -285,19 +290,33 @@ def predict_store(
         raise ValueError(f"format must be one of {list(WRITE_FORMATS)}, not {fmt!r}")
     options = options or PredictOptions()
     store_url = absolute_url(store_url)
-    bundle_path = str(Path(bundle_path).resolve())
-    out_dir = Path(out).resolve()
+    bundle_path = absolute_url(bundle_path)
+    out_dir = absolute_url(out)
     digest = read_content_hash(bundle_path)
     identity = {"bundle_hash": digest, "store": store_url, "format": fmt, **options.output_settings()}
     manifest = RunManifest.open(out_dir, identity)
+    try:
+        run = _Run(
+            client, store_url, out_dir, fmt, plugin_name(digest, options), options, digest, manifest, on_error
+        )
+        return _predict(run, bundle_path, list(tiles or ()), rows_per_task, max_in_flight, progress)
+    finally:
+        manifest.close()
+
+
+def _predict(
+    run: _Run,
+    bundle_path: str,
+    tiles: list[str],
+    rows_per_task: int | None,
+    max_in_flight: int | None,
+    progress: bool,
+) -> RunSummary:
+    """Plan every tile (a bad one fails alone), then stream the queued work through the cluster."""
+    client, store_url, options, digest, name = run.client, run.store_url, run.options, run.digest, run.plugin
     started = time.perf_counter()
-    names = list(tiles) if tiles else open_store(store_url).tile_names()
-    name = plugin_name(digest, options)
-    run = _Run(client, store_url, out_dir, fmt, name, options, digest, manifest, on_error)
+    names = tiles or open_store(store_url).tile_names()
     for tile in names:
-        if manifest.done(tile):
-            run.summary.already_done.append(tile)
-            continue
         try:
             run.plan(tile, rows_per_task)
         except (StoreError, ValueError) as exc:

@@ -28,9 +28,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from distributed_pz import __version__
+from distributed_pz._files import local_copy
 from distributed_pz.models.base import PhotoZModel
 from distributed_pz.models.features import FeatureStats, InputSpec
 from distributed_pz.models.registry import ModelConfig, build_model, config_from_dict, config_to_dict
@@ -197,7 +199,7 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", ver
     verify
         Recompute the content hash and raise :class:`BundleError` if it differs.
     """
-    root = Path(path)
+    root = local_copy(path)
     try:
         manifest = json.loads((root / MANIFEST).read_text())
     except FileNotFoundError:
@@ -216,6 +218,10 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", ver
         state = load_file(str(root / WEIGHTS), device="cpu")
     except FileNotFoundError:
         raise BundleError(f"bundle {str(root)!r}: no {WEIGHTS}") from None
+    except (SafetensorError, OSError, ValueError) as exc:  # a corrupted header or a truncated file
+        raise BundleError(
+            f"bundle {str(root)!r}: {WEIGHTS} is unreadable ({type(exc).__name__}: {exc}); corrupt or edited"
+        ) from None
     if verify:
         digest = content_hash(config, stats, data_bands, data_image_bands, state)
         if digest != manifest["content_hash"]:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from distributed_pz import __version__
-from distributed_pz._files import utc_now, write_json, write_text
+from distributed_pz._files import local_copy, utc_now, write_json, write_text
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import Bundle, BundleError, load_bundle
 
@@ -335,7 +335,7 @@ def load_ensemble(
     verify
         Check every member's and the ensemble's content hash (:class:`BundleError` if one differs).
     """
-    root = Path(path)
+    root = _local(path)
     if _manifest_of(root).name == BUNDLE_MANIFEST:
         bundle = load_bundle(root, device=device, verify=verify)
         return Ensemble(root, {SINGLE_MEMBER_ID: bundle}, None, {}, None, bundle.content_hash)
@@ -362,6 +362,14 @@ def load_ensemble(
     )
 
 
+def _local(path: str | os.PathLike) -> Path:
+    """The directory itself, or a remote one's local copy (downloaded once into the cache)."""
+    try:
+        return local_copy(path)
+    except FileNotFoundError as exc:
+        raise BundleError(str(exc)) from None
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -383,4 +391,4 @@ def _manifest_of(root: Path) -> Path:
 
 def read_content_hash(path: str | Path) -> str:
     """Content hash of an ensemble or bundle directory, read from its manifest (no weights loaded)."""
-    return _read_json(_manifest_of(Path(path)))["content_hash"]
+    return _read_json(_manifest_of(_local(path)))["content_hash"]

@@ -11,7 +11,7 @@ keys (``?`` marks an optional key)::
                    hdu? (FITS table HDU, default 1), delimiter? (csv ","; ascii whitespace),
                    comment? ("#"), header? (true: the first non-comment line names the columns),
                    names? (column names, replacing the header or standing in for a missing one)
-    [columns]      object_id? (absent: the row index), object_id_hash? (false; true turns text ids
+    [columns]      object_id? (absent: tile hash + row index), object_id_hash? (false; true turns text ids
                    into 63-bit integers), ra? and dec? (both or neither; neither: NaN), z_spec?
     [magnitudes]   mag, mag_err (a template with {band}, or a table band -> column),
                    zeropoint (number or table band -> number), not_detected? ([]), not_observed?

@@ -29,12 +29,30 @@ from distributed_pz.survey.schema import (
     FLAG_NOT_OBSERVED,
     FLAG_OK,
 )
-from distributed_pz.survey.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS, SurveyStore, Tile, open_store
+from distributed_pz.survey.store import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_SHARD_ROWS,
+    SurveyStore,
+    Tile,
+    check_tile_name,
+    open_store,
+)
 from distributed_pz.survey.validate import validate_tile
 
-__all__ = ["IngestError", "convert_columns", "ingest_catalog", "photometry", "selected_rows"]
+__all__ = [
+    "IngestError",
+    "convert_columns",
+    "default_object_ids",
+    "filter_rows",
+    "ingest_catalog",
+    "photometry",
+    "selected_rows",
+]
 
 Columns = dict[str, np.ndarray]
+MAX_MAG_ERR = 5.0
+"""Largest usable magnitude error (S/N ~0.2); larger ones (1e30 sentinels) flag the magnitude bad.
+A non-detection keeps its error column (often the limiting magnitude) whatever its size."""
 
 
 def ingest_catalog(
@@ -78,20 +96,22 @@ def ingest_catalog(
     IngestError
         An input is unusable or the tile exists and is complete (without ``overwrite``).
     StoreError
-        The store cannot be opened or the written tile fails validation.
+        The tile name is not a safe file name, the store cannot be opened or the written tile
+        fails validation.
     """
+    check_tile_name(tile_name, store_url)
     if shard_rows % chunk_rows:
         raise IngestError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows ({chunk_rows})")
     cmap = column_map if isinstance(column_map, ColumnMap) else load_column_map(column_map)
     path = Path(catalog_path)
     table = read_catalog(path, cmap.catalog, cmap.columns_needed())
     n_read = len(next(iter(table.values())))
-    rows = selected_rows(table, cmap, path)
+    rows, dropped = filter_rows(table, cmap, path)
     if rows.size == 0:
         raise IngestError(
             f"{path}: no row passes the filters of column map {cmap.source} ({n_read} rows read)"
         )
-    arrays = convert_columns(table, cmap, rows, path)
+    arrays = convert_columns(table, cmap, rows, path, tile_name)
     del table
     cutout_paths = _cutout_paths(cmap, path, tile_name, images or {}, cutout_files or {})
     with ExitStack() as stack:
@@ -102,6 +122,7 @@ def ingest_catalog(
         store = open_store(store_url, "a", storage_options)
         replace = _existing_tile(store, tile_name, overwrite)
         attrs = _tile_attrs(cmap, path, cutout_paths, n_read, len(rows))
+        attrs["ingest"]["rows_dropped_by_filter"] = dropped
         optional = [name for name in ("z_spec", "class") if name in arrays] + (["cutout"] if sources else [])
         tile = store.create_tile(
             tile_name,
@@ -137,25 +158,50 @@ def _existing_tile(store: SurveyStore, tile_name: str, overwrite: bool) -> bool:
 
 def selected_rows(table: Columns, cmap: ColumnMap, path: Path) -> np.ndarray:
     """Indices of the catalogue rows that pass the map's ``[filter]`` (all rows without one)."""
+    return filter_rows(table, cmap, path)[0]
+
+
+def filter_rows(table: Columns, cmap: ColumnMap, path: Path) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows passing the map's ``[filter]``, and how many rows each filter dropped, in order.
+
+    The filters apply one after the other (``z_spec_min``, ``z_spec_max``, then ``column`` in
+    ``ranges``); a row is counted against the first filter that drops it.
+    """
     keep = np.ones(len(next(iter(table.values()))), dtype=bool)
+    dropped: dict[str, int] = {}
+
+    def apply(label: str, passes: np.ndarray) -> None:
+        dropped[label] = int((keep & ~passes).sum())
+        keep[:] &= passes
+
     if cmap.z_spec_min is not None or cmap.z_spec_max is not None:
         z = _numeric(table, cmap.z_spec, None, path)
         if cmap.z_spec_min is not None:
-            keep &= z > cmap.z_spec_min
+            apply(f"{cmap.z_spec} > {cmap.z_spec_min}", z > cmap.z_spec_min)
         if cmap.z_spec_max is not None:
-            keep &= z < cmap.z_spec_max
+            apply(f"{cmap.z_spec} < {cmap.z_spec_max}", z < cmap.z_spec_max)
     if cmap.filter_column is not None:
         value = _numeric(table, cmap.filter_column, None, path)
-        keep &= np.logical_or.reduce([(value >= lo) & (value < hi) for lo, hi in cmap.filter_ranges])
-    return np.flatnonzero(keep)
+        ranges = " or ".join(f"[{lo:g}, {hi:g})" for lo, hi in cmap.filter_ranges)
+        apply(
+            f"{cmap.filter_column} in {ranges}",
+            np.logical_or.reduce([(value >= lo) & (value < hi) for lo, hi in cmap.filter_ranges]),
+        )
+    return np.flatnonzero(keep), dropped
 
 
-def convert_columns(table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path) -> dict[str, np.ndarray]:
-    """The tile arrays of catalogue rows ``rows``: ids, positions, photometry, z_spec and class."""
+def convert_columns(
+    table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path, tile_name: str
+) -> dict[str, np.ndarray]:
+    """The tile arrays of catalogue rows ``rows``: ids, positions, photometry, z_spec and class.
+
+    Without an id column the ids are :func:`default_object_ids` of ``tile_name``, unique across
+    the tiles of a store.
+    """
     ra, dec = _positions(table, cmap, rows, path)
     mag, mag_err, mag_flag = photometry(table, cmap, rows, path)
     arrays = {
-        "object_id": _object_ids(table, cmap, rows, path),
+        "object_id": _object_ids(table, cmap, rows, path, tile_name),
         "ra": ra,
         "dec": dec,
         "mag": mag,
@@ -178,7 +224,8 @@ def photometry(
     A magnitude equal to a ``not_observed`` value is flagged ``FLAG_NOT_OBSERVED``, one equal to
     a ``not_detected`` value ``FLAG_NOT_DETECTED`` (its error, often the limiting magnitude, is
     kept when usable); a non-finite magnitude, one outside ``valid_range``, or one whose error is
-    non-finite, negative or a sentinel is ``FLAG_BAD``. Every flagged magnitude is NaN.
+    non-finite, negative, a sentinel or above :data:`MAX_MAG_ERR` is ``FLAG_BAD``. Every flagged
+    magnitude is NaN.
     """
     n, n_bands = len(rows), cmap.band_set.n_bands
     mag = np.full((n, n_bands), np.nan, dtype=np.float32)
@@ -192,7 +239,8 @@ def photometry(
         not_observed = _equals_any(m, cmap.not_observed)
         not_detected = _equals_any(m, cmap.not_detected) & ~not_observed
         err_ok = np.isfinite(e) & (e >= 0) & ~_equals_any(e, sentinels)
-        ok = np.isfinite(m) & (m >= low) & (m <= high) & err_ok & ~not_observed & ~not_detected
+        measured = err_ok & (e <= MAX_MAG_ERR)
+        ok = np.isfinite(m) & (m >= low) & (m <= high) & measured & ~not_observed & ~not_detected
         flag[not_observed, b] = FLAG_NOT_OBSERVED
         flag[not_detected, b] = FLAG_NOT_DETECTED
         flag[ok, b] = FLAG_OK
@@ -254,10 +302,20 @@ def _positions(
     return ra, dec
 
 
-def _object_ids(table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path) -> np.ndarray:
-    """Integer ids: the id column (hashed if asked), else the catalogue row index."""
+def default_object_ids(tile_name: str, rows: np.ndarray) -> np.ndarray:
+    """Ids of a catalogue without an id column: 31 bits of the tile name's hash, then the row index.
+
+    Stable (the same tile and rows give the same ids) and unique across the tiles of a store,
+    so out-of-fold predictions over several tiles never share an id (row indices < 2**32).
+    """
+    high = int.from_bytes(hashlib.blake2b(tile_name.encode("utf-8"), digest_size=4).digest(), "little")
+    return (np.int64(high & 0x7FFF_FFFF) << np.int64(32)) | rows.astype(np.int64)
+
+
+def _object_ids(table: Columns, cmap: ColumnMap, rows: np.ndarray, path: Path, tile_name: str) -> np.ndarray:
+    """Integer ids: the id column (hashed if asked), else :func:`default_object_ids`."""
     if cmap.object_id is None:
-        return rows.astype(np.int64)
+        return default_object_ids(tile_name, rows)
     column = cmap.object_id
     values = table[column][rows]
     if cmap.object_id_hash:

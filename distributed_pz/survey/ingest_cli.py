@@ -19,6 +19,9 @@ from distributed_pz.survey.ingest import ingest_catalog
 from distributed_pz.survey.ingest_errors import IngestError
 from distributed_pz.survey.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS
 
+RESOLVED_CONFIG = ("store", "beside")
+"""Where the resolved options go (:mod:`distributed_pz.configfile`)."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``dpz ingest`` to ``parser``."""
@@ -121,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         f"({len(tile.bands)} bands, {len(tile.image_bands)} cutout bands) "
         f"in {seconds:.2f} s ({tile.n_rows / seconds:,.0f} rows/s)"
     )
+    for label, count in tile.attrs["ingest"].get("rows_dropped_by_filter", {}).items():
+        print(f"  filter {label}: dropped {count} rows")
     return 0
 
 

@@ -1,10 +1,19 @@
-"""The survey store schema (version 1): what a tile holds and how it is laid out.
+"""The survey store schema (version 2): what a tile holds and how it is laid out.
 
 A store is a Zarr v3 group; each tile is a child group whose arrays all share the row
 (source) axis. ``N`` = sources, ``B`` = bands of the band set, ``C`` = image bands,
 ``E`` = individual exposures per band (NaN-padded), ``P`` = cutout side in pixels.
 Magnitudes are AB; NaN means "no measurement" and ``mag_flag`` says why.
 Fluxes are linear in the tile's zero point: ``mag = zeropoint - 2.5 log10(flux)``.
+
+Tile names become file names of catalogues (``OUT/TILE.parquet``), so they must match
+:data:`TILE_NAME_PATTERN`: letters, digits and ``_ . + -``, starting with a letter or digit
+(``KIDS_129.0_-0.5``, ``SIM_0003``); no separator, no ``..``, nothing absolute.
+
+Version 2 adds a crc32c checksum to every chunk of every array (version 1 had one on the
+shard index only), so any corrupted byte is an error naming its chunk; version-1 stores
+still open and read. Each tile written by version 2 also carries a ``write_id`` attribute,
+new at every (re)write, that resumable readers key their work by.
 """
 
 from __future__ import annotations
@@ -13,7 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
+"""Versions this package opens: 1 lacks chunk checksums and ``write_id``."""
+TILE_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}"
+"""A tile name, whole (it becomes a file name under every output directory)."""
 CUTOUT_SIZE = 40
 """Cutout side in pixels (GaZNet: 40×40 px = 8″ at 0.2″/px)."""
 
@@ -66,7 +79,7 @@ ARRAYS: tuple[ArraySpec, ...] = (
 ARRAY_SPECS: dict[str, ArraySpec] = {a.name: a for a in ARRAYS}
 
 REQUIRED_ATTRS = (
-    "schema_version",  # int, == SCHEMA_VERSION
+    "schema_version",  # int, in READABLE_SCHEMA_VERSIONS
     "tile",  # str, the tile's name
     "band_set",  # str, a name known to distributed_pz.bands
     "bands",  # list[str], the band axis

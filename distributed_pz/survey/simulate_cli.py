@@ -24,6 +24,10 @@ from distributed_pz.survey.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS, 
 SIMULATED_ARRAYS = ("cutout", "flux_exp", "flux_exp_err", "z_spec", "class")
 
 
+RESOLVED_CONFIG = ("out", "beside")
+"""Where the resolved options go: beside the store (:mod:`distributed_pz.configfile`)."""
+
+
 def write_simulated_tile(
     store: SurveyStore,
     config: SimulationConfig,

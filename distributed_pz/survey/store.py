@@ -3,12 +3,21 @@
 A local path, ``file://``, ``memory://`` and any fsspec URL (``s3://``, ``gs://`` once the user
 installs s3fs / gcsfs) name a store. Tiles are written in row blocks aligned to shards, so
 concurrent writers never share a shard; a tile is marked ``complete`` only when all rows are in.
+
+Every problem is a :class:`StoreError` naming store, tile, array and chunk (or the metadata file):
+a tile name outside :data:`~distributed_pz.survey.schema.TILE_NAME_PATTERN`, an unreadable
+``zarr.json``, a missing shard (which Zarr itself would read back as fill values), a chunk
+whose checksum or codec fails. Tiles are listed without parsing their metadata, so one broken
+tile never hides the others.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +25,19 @@ from typing import Any
 import fsspec
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
+from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
 from distributed_pz.bands import BandSet
 from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.schema import ARRAY_SPECS, CUTOUT_SIZE, SCHEMA_VERSION
+from distributed_pz.survey.schema import (
+    ARRAY_SPECS,
+    CUTOUT_SIZE,
+    READABLE_SCHEMA_VERSIONS,
+    SCHEMA_VERSION,
+    TILE_NAME_PATTERN,
+)
 
 STORE_MARKER = "distributed_pz"
 DEFAULT_CHUNK_ROWS = 1024
@@ -33,6 +49,29 @@ def absolute_url(url: str) -> str:
     if "://" in url and not url.startswith("file://"):
         return url
     return os.path.abspath(url.removeprefix("file://"))
+
+
+def check_tile_name(name: str, store: str | None = None) -> str:
+    """``name`` if it is a safe tile name (:data:`~distributed_pz.survey.schema.TILE_NAME_PATTERN`).
+
+    Raises
+    ------
+    StoreError
+        Naming the tile, for anything else: a path, ``..``, a separator, spaces, an empty name.
+    """
+    if not isinstance(name, str) or re.fullmatch(TILE_NAME_PATTERN, name) is None:
+        raise StoreError(
+            "not a valid tile name: use letters, digits and '_.+-', starting with a letter or digit "
+            "(a tile name becomes a file name)",
+            store=store,
+            tile=str(name),
+        )
+    return name
+
+
+def _metadata_error(url: str, key: str, exc: Exception, **where) -> StoreError:
+    path = f"{url.rstrip('/')}/{key}"
+    return StoreError(f"unreadable metadata {path!r} ({type(exc).__name__}: {exc})", store=url, **where)
 
 
 def _zarr_store(url: str, read_only: bool, storage_options: Mapping[str, Any] | None):
@@ -60,14 +99,17 @@ def open_store(url: str, mode: str = "r", storage_options: Mapping[str, Any] | N
         group = zarr.open_group(_zarr_store(url, mode == "r", storage_options), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise StoreError("no survey store here (not a Zarr group)", store=url) from exc
+    except (ValueError, TypeError, KeyError) as exc:  # a truncated or edited root zarr.json
+        raise _metadata_error(url, "zarr.json", exc) from None
     marker = group.attrs.get(STORE_MARKER)
     if marker is None:
         if mode == "r":
             raise StoreError(f"not a distributed_pz store (no '{STORE_MARKER}' attribute)", store=url)
         group.attrs[STORE_MARKER] = {"schema_version": SCHEMA_VERSION}
-    elif marker.get("schema_version") != SCHEMA_VERSION:
+    elif marker.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
         raise StoreError(
-            f"schema version {marker.get('schema_version')} is not supported (expected {SCHEMA_VERSION})",
+            f"schema version {marker.get('schema_version')} is not supported "
+            f"(readable: {list(READABLE_SCHEMA_VERSIONS)})",
             store=url,
         )
     return SurveyStore(url=url, group=group)
@@ -81,35 +123,43 @@ class SurveyStore:
     group: zarr.Group
 
     def tile_names(self) -> list[str]:
-        """Names of every tile in the store, sorted."""
-        return sorted(name for name, _ in self.group.groups())
+        """Names of every child node with metadata, sorted; no child's ``zarr.json`` is parsed.
+
+        A name outside the tile-name pattern (an older store) is listed too: opening it with
+        :meth:`tile` then says what is wrong with it.
+        """
+        return _child_nodes(self.group)
 
     def tile(self, name: str) -> Tile:
-        """Open an existing tile."""
+        """Open an existing tile (a :class:`StoreError` names a bad name or unreadable metadata)."""
+        check_tile_name(name, self.url)
         try:
             group = self.group[name]
         except KeyError:
             raise StoreError(
                 f"no such tile (tiles: {self.tile_names()})", store=self.url, tile=name
             ) from None
+        except (ValueError, TypeError) as exc:  # zarr.json truncated or edited
+            raise _metadata_error(self.url, f"{name}/zarr.json", exc, tile=name) from None
         if not isinstance(group, zarr.Group):
             raise StoreError("not a tile group", store=self.url, tile=name)
         return Tile(store_url=self.url, name=name, group=group)
 
     def content_hash(self, tiles: Iterable[str], arrays: Iterable[str]) -> str:
-        """sha256 over the bytes of the tiles' metadata and of the named arrays (every file, sorted).
+        """sha256 over the tiles' metadata and the bytes of the named arrays (every file, sorted).
 
         Two stores with the same hash hold the same data in those tiles and arrays, whatever
-        their URL (the training-store hash of an ensemble).
+        their URL and however often they were written (the training-store hash of an ensemble):
+        a tile's ``write_id``, which names one write rather than its content, is left out.
         """
         fs, root = fsspec.core.url_to_fs(self.url)
         digest = hashlib.sha256()
         names = sorted(set(arrays))
         for tile in tiles:
-            paths = [f"{root}/{tile}/zarr.json"]
-            for name in names:
-                paths += sorted(fs.find(f"{root}/{tile}/{name}"))
-            for path in paths:
+            meta = f"{root}/{tile}/zarr.json"
+            digest.update(meta.removeprefix(root).encode() + b"\0")
+            digest.update(_without_write_id(fs.cat_file(meta)))
+            for path in [p for name in names for p in sorted(fs.find(f"{root}/{tile}/{name}"))]:
                 digest.update(path.removeprefix(root).encode() + b"\0")
                 digest.update(fs.cat_file(path))
         return digest.hexdigest()
@@ -137,6 +187,7 @@ class SurveyStore:
             Optional arrays to create; ``cutout`` needs image bands, the exposure arrays
             need ``n_exposures > 0``.
         """
+        check_tile_name(name, self.url)
         if shard_rows % chunk_rows:
             raise ValueError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows ({chunk_rows})")
         dims = {
@@ -161,6 +212,7 @@ class SurveyStore:
                 "tile": name,
                 "n_rows": int(n_rows),
                 "complete": False,
+                "write_id": uuid.uuid4().hex,
             }
         )
         for spec in wanted:
@@ -171,7 +223,7 @@ class SurveyStore:
                 dtype=spec.dtype,
                 chunks=(chunk_rows, *shape[1:]),
                 shards=(shard_rows, *shape[1:]),
-                compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),
+                compressors=(BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec()),
                 fill_value=_fill_value(spec.dtype),
                 dimension_names=("source", *spec.trailing),
             )
@@ -189,6 +241,26 @@ class SurveyStore:
             tile.write_block(start, {k: v[start:stop] for k, v in arrays.items()})
         tile.mark_complete()
         return tile
+
+
+def _without_write_id(metadata: bytes) -> bytes:
+    """A tile's ``zarr.json`` as it hashes: unchanged unless it records a ``write_id``."""
+    doc = json.loads(metadata)
+    if doc.get("attributes", {}).pop("write_id", None) is None:
+        return metadata
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def _child_nodes(group: zarr.Group) -> list[str]:
+    """Names of the children of ``group`` that have a ``zarr.json``, read from a listing only."""
+    store, prefix = group.store, group.path
+
+    async def listing() -> list[str]:
+        names = [k async for k in store.list_dir(prefix)]
+        base = f"{prefix}/" if prefix else ""
+        return sorted([n for n in names if n != "zarr.json" and await store.exists(f"{base}{n}/zarr.json")])
+
+    return sync(listing())
 
 
 def _fill_value(dtype: np.dtype):
@@ -232,8 +304,30 @@ class Tile:
     def complete(self) -> bool:
         return bool(self.group.attrs.get("complete", False))
 
+    @property
+    def write_id(self) -> str | None:
+        """New at every (re)write of the tile; ``None`` for tiles of schema version 1."""
+        return self.group.attrs.get("write_id")
+
+    def content_id(self) -> str:
+        """What a resumable reader keys its work by: the ``write_id``, else a listing fingerprint.
+
+        The fingerprint (schema-1 tiles) hashes the tile's ``zarr.json`` and the name, size and
+        modification time of every file below it: any rewrite changes it.
+        """
+        if self.write_id:
+            return f"write:{self.write_id}"
+        fs, root = fsspec.core.url_to_fs(self.store_url)
+        base = f"{root.rstrip('/')}/{self.name}"
+        digest = hashlib.sha256(fs.cat_file(f"{base}/zarr.json"))
+        for path, info in sorted(fs.find(base, detail=True).items()):
+            stamp = info.get("mtime") or info.get("LastModified") or info.get("updated") or ""
+            digest.update(f"{path.removeprefix(base)}\0{info.get('size')}\0{stamp}\0".encode())
+        return f"files:{digest.hexdigest()}"
+
     def array_names(self) -> list[str]:
-        return sorted(name for name, _ in self.group.arrays())
+        """Names of the tile's arrays, from a listing (no array's metadata is parsed)."""
+        return _child_nodes(self.group)
 
     def has(self, name: str) -> bool:
         return name in self.array_names()
@@ -243,6 +337,10 @@ class Tile:
             arr = self.group[name]
         except KeyError:
             raise self.error("array is missing", array=name) from None
+        except (ValueError, TypeError) as exc:  # zarr.json truncated or edited
+            raise _metadata_error(
+                self.store_url, f"{self.name}/{name}/zarr.json", exc, tile=self.name, array=name
+            ) from None
         if not isinstance(arr, zarr.Array):
             raise self.error("not an array", array=name)
         return arr
@@ -271,6 +369,9 @@ class Tile:
         return {name: self._read_one(name, start, stop) for name in names}
 
     def _read_one(self, name: str, start: int, stop: int) -> np.ndarray:
+        missing = self.missing_shard(name, start, stop)
+        if missing:
+            raise missing
         try:
             return self.array(name)[start:stop]
         except Exception as exc:  # zarr / codec errors come in many types; locate and re-raise
@@ -278,6 +379,34 @@ class Tile:
             raise located or self.error(
                 f"read of rows {start}-{stop - 1} failed ({type(exc).__name__}: {exc})", array=name
             ) from exc
+
+    def missing_shard(self, name: str, start: int = 0, stop: int | None = None) -> StoreError | None:
+        """The first shard of ``name`` covering rows ``[start, stop)`` that is absent from the store.
+
+        Zarr reads an absent shard as fill values (NaN, 0), which would pass for data: every
+        shard of a tile is written (``write_empty_chunks``), so an absent one is a loss.
+        """
+        arr = self.array(name)
+        stop = self.n_rows if stop is None else stop
+        step = int((arr.shards or arr.chunks)[0])
+        zeros = (0,) * (arr.ndim - 1)
+        for index in range(start // step, -(-stop // step)):
+            key = arr.metadata.encode_chunk_key((index, *zeros))
+            if not sync(arr.store.exists(f"{arr.path}/{key}")):
+                first = index * step
+                return self.error(
+                    f"shard {key!r} is missing (deleted, or never written)",
+                    array=name,
+                    chunk=first // self.chunk_rows,
+                    rows=(first, min(first + step, self.n_rows)),
+                )
+        return None
+
+    def has_checksums(self, name: str) -> bool:
+        """Whether every chunk of ``name`` carries a crc32c checksum (schema version 2)."""
+        codecs = self.array(name).metadata.codecs
+        inner = [c for codec in codecs for c in getattr(codec, "codecs", ())]
+        return any(isinstance(c, Crc32cCodec) for c in (*codecs, *inner))
 
     def first_bad_chunk(self, name: str, start: int = 0, stop: int | None = None) -> StoreError | None:
         """Decode the chunks of ``name`` covering rows ``[start, stop)`` one by one; the first failure."""

@@ -1,13 +1,15 @@
-"""Schema validation of survey tiles: every problem is one line naming tile, array and chunk."""
+"""Schema validation of survey tiles: every problem is one line naming tile, array and chunk.
+
+A tile whose metadata cannot even be read is one problem of that tile, never the end of the
+check: every other tile is still checked and reported.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from zarr.core.array import _shards_initialized
-from zarr.core.sync import sync
 
 from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.schema import ARRAYS, CUTOUT_SIZE, REQUIRED_ATTRS, SCHEMA_VERSION
+from distributed_pz.survey.schema import ARRAYS, CUTOUT_SIZE, READABLE_SCHEMA_VERSIONS, REQUIRED_ATTRS
 from distributed_pz.survey.store import SurveyStore, Tile
 
 
@@ -45,7 +47,26 @@ def check_store(store: SurveyStore, deep: bool = False) -> list[StoreError]:
     names = store.tile_names()
     if not names:
         return [StoreError("the store holds no tile", store=store.url)]
-    return [p for name in names for p in check_tile(store.tile(name), deep=deep)]
+    return [p for name in names for p in check_named_tile(store, name, deep=deep)]
+
+
+def check_named_tile(store: SurveyStore, name: str, deep: bool = False) -> list[StoreError]:
+    """Problems of tile ``name``; a tile that cannot be opened or read is one problem, not a raise."""
+    try:
+        return check_tile(store.tile(name), deep=deep)
+    except StoreError as exc:
+        return [exc]
+
+
+def checksum_notes(tile: Tile) -> list[str]:
+    """One line if some arrays of ``tile`` lack chunk checksums (tiles of schema version 1)."""
+    bare = [name for name in tile.array_names() if not tile.has_checksums(name)]
+    if not bare:
+        return []
+    return [
+        f"{tile.error(f'arrays {bare} have no chunk checksums (schema version 1)')}; "
+        "corruption of their chunks may go undetected: re-ingest or re-simulate the tile to add them"
+    ]
 
 
 def _check_attrs(tile: Tile) -> list[StoreError]:
@@ -54,8 +75,12 @@ def _check_attrs(tile: Tile) -> list[StoreError]:
     if missing:
         return [tile.error(f"missing tile attributes {missing}")]
     problems = []
-    if attrs["schema_version"] != SCHEMA_VERSION:
-        problems.append(tile.error(f"schema version {attrs['schema_version']}, expected {SCHEMA_VERSION}"))
+    if attrs["schema_version"] not in READABLE_SCHEMA_VERSIONS:
+        problems.append(
+            tile.error(
+                f"schema version {attrs['schema_version']}, readable: {list(READABLE_SCHEMA_VERSIONS)}"
+            )
+        )
     for key, needed in (("zeropoint", attrs["bands"]), ("psf_fwhm_arcsec", attrs["image_bands"])):
         absent = [b for b in needed if b not in attrs[key]]
         if absent:
@@ -91,27 +116,9 @@ def _check_arrays(tile: Tile) -> list[StoreError]:
                 tile.error(f"{arr.chunks[0]} rows per chunk, object_id has {chunk_rows}", array=spec.name)
             )
         else:
-            problems += _check_chunks_present(tile, spec.name)
+            missing = tile.missing_shard(spec.name)
+            problems += [missing] if missing else []
     return problems
-
-
-def _check_chunks_present(tile: Tile, name: str) -> list[StoreError]:
-    arr = tile.array(name)
-    written = set(sync(_shards_initialized(arr._async_array)))
-    for index, key in enumerate(arr._iter_shard_keys()):
-        if key not in written:
-            start = index * tile.shard_rows
-            stop = min(start + tile.shard_rows, tile.n_rows)
-            first_chunk = start // tile.chunk_rows
-            return [
-                tile.error(
-                    f"shard {key!r} is missing (never written or deleted)",
-                    array=name,
-                    chunk=first_chunk,
-                    rows=(start, stop),
-                )
-            ]
-    return []
 
 
 def _check_values(tile: Tile) -> list[StoreError]:

@@ -7,7 +7,10 @@ import sys
 
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import open_store
-from distributed_pz.survey.validate import check_store, check_tile
+from distributed_pz.survey.validate import check_named_tile, check_store, checksum_notes
+
+RESOLVED_CONFIG = None
+"""Where the resolved options go (:mod:`distributed_pz.configfile`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,16 +24,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print one ``error:`` line per problem (every tile is checked) and ``note:`` lines; 1 on a problem."""
     try:
         store = open_store(args.store)
-        if args.tile:
-            problems = [p for name in args.tile for p in check_tile(store.tile(name), deep=args.deep)]
-        else:
-            problems = check_store(store, deep=args.deep)
     except StoreError as exc:
-        problems = [exc]
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    names = args.tile or store.tile_names()
+    if args.tile:
+        problems = [p for name in args.tile for p in check_named_tile(store, name, deep=args.deep)]
+    else:
+        problems = check_store(store, deep=args.deep)
+    broken = {p.tile for p in problems}
+    for name in names:
+        if name not in broken:
+            for note in checksum_notes(store.tile(name)):
+                print(f"note: {note}", file=sys.stderr)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if not problems:
-        print(f"ok: {args.store} ({', '.join(args.tile or store.tile_names())})")
+        print(f"ok: {args.store} ({', '.join(names)})")
     return 1 if problems else 0

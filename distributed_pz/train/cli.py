@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ray.train import TrainingFailedError
 
+    from distributed_pz._files import exists, join
     from distributed_pz.models.registry import model_config
     from distributed_pz.survey.store import absolute_url
     from distributed_pz.train.config import ClusterConfig, EnsembleConfig
@@ -172,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"dpz train: {exc}")
         return 2
     except TrainingFailedError as exc:
-        print(f"dpz train: training failed; finished members are kept, rerun to resume ({exc})")
+        reason = next((line for line in reversed(str(exc).splitlines()) if line.strip()), "")
+        print(f"dpz train: training failed; finished members are kept, rerun to resume ({reason.strip()})")
         return 1
     print(
         f"dpz train: {outcome.finished}/{outcome.n_members} members ({outcome.trained_now} trained now, "
@@ -180,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if outcome.content_hash is None:
         return 1
-    oof = outcome.path / "oof.parquet"
-    where = f"out-of-fold predictions in {oof}" if oof.is_file() else "no out-of-fold predictions (--folds 1)"
+    oof = join(outcome.path, "oof.parquet")
+    where = f"out-of-fold predictions in {oof}" if exists(oof) else "no out-of-fold predictions (--folds 1)"
     print(f"ensemble {outcome.content_hash[:16]}…, {where}")
     return 0

@@ -19,6 +19,17 @@ storage, nothing is staged through the driver (which may be a remote ``ray://`` 
 the object store stays free for Ray. The output directory must therefore be visible to every
 node (local disk on one machine, a shared filesystem on a cluster).
 
+Refusals before any worker starts: a tile not marked complete, and a missing shard or an
+unreadable chunk among the sample's rows (each a one-line :class:`StoreError`; Ray would
+otherwise retry such a deterministic error ``max_failures`` times).
+
+Security: a local Ray started here listens on 127.0.0.1 only (its node address is the loopback
+one, as in Ray's single-machine mode for Windows/macOS), so no other machine can reach it; and
+Ray >= 2.60 turns on its token authentication for every new local cluster (unless
+``RAY_AUTH_MODE=disabled`` is set), so other users of this machine cannot submit work either.
+``RAY_AUTH_MODE`` must not be changed after Ray is imported: the driver would disagree with
+the cluster it starts.
+
 Faults and reruns: every epoch each worker checkpoints its member through ``ray.train.report``;
 ``FailureConfig(max_failures)`` restarts a dead worker group, which resumes every running member
 from its last epoch. A member is finished once its bundle is in ``members/``: a rerun on the
@@ -32,8 +43,10 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +55,10 @@ import numpy as np
 import ray
 import ray.train
 import torch
+from ray._private import ray_constants
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from distributed_pz._files import write_json
+from distributed_pz._files import is_remote, mirrored, write_json
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.calibration import save_calibration
 from distributed_pz.models.ensemble import (
@@ -56,6 +70,7 @@ from distributed_pz.models.ensemble import (
     load_plan,
     write_manifest,
 )
+from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.store import SurveyStore, open_store
 from distributed_pz.train.calibrate import calibrate_oof
@@ -64,7 +79,13 @@ from distributed_pz.train.estimate import estimate_plan
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
 from distributed_pz.train.plan import make_plan
 from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
-from distributed_pz.train.sample import load_sample, read_sample_rows, required_arrays, select_sample
+from distributed_pz.train.sample import (
+    TrainingSample,
+    load_sample,
+    read_sample_rows,
+    required_arrays,
+    select_sample,
+)
 from distributed_pz.train.worker import oof_part_path, worker_loop
 
 RAY_RUN = "ray_train"
@@ -87,9 +108,10 @@ class TrainOutcome:
     """What a ``train_ensemble`` call did.
 
     ``content_hash`` is ``None`` unless every member is finished (then the manifest is written).
+    ``path`` is the ensemble directory, or its URL when ``--out`` was remote.
     """
 
-    path: Path
+    path: Path | str
     n_members: int
     finished: int
     trained_now: int
@@ -104,15 +126,43 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         os.environ.setdefault(key, value)
     env = {"env_vars": {k: os.environ[k] for k in QUIET_RAY_ENV}}
     if address is None:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="ERROR",
-            runtime_env=env,
-        )
+        with _loopback_only():
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                runtime_env=env,
+            )
     else:
         ray.init(address=address, logging_level="ERROR", runtime_env=env)
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Make a local ``ray.init`` take 127.0.0.1 as the node address, so every Ray server binds it.
+
+    Ray binds its GCS, raylet, worker and runtime-env servers to all interfaces unless the node
+    address is 127.0.0.1, and turns a requested 127.0.0.1 into the machine's address
+    (``_node_ip_address`` cannot ask for it) except in its single-machine mode, which the
+    environment variable ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` selects when set before Ray
+    is imported. Ray is imported already here, so the constant it set is switched for the call,
+    and the variable is set for the processes the call starts (GCS, raylet, and through the
+    raylet every worker); both are restored afterwards, so no later ``ray start`` of this
+    process's children refuses to join a multi-node cluster.
+    """
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved, saved_env = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(name)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[name] = "0"
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+        if saved_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved_env
 
 
 def train_ensemble(
@@ -133,11 +183,18 @@ def train_ensemble(
         If workers kept failing beyond ``cluster.max_failures`` (finished members stay on disk).
     """
     cluster = cluster or ClusterConfig()
+    if is_remote(config.out):  # train into a local mirror, uploaded as it ends (the manifest last)
+        with mirrored(config.out, last=(MANIFEST,)) as local:
+            outcome = train_ensemble(dataclasses.replace(config, out=str(local)), cluster, echo)
+        return dataclasses.replace(outcome, path=config.out)
     started = time.perf_counter()
     out = Path(config.out).resolve()
     store = open_store(config.store)  # opened once here; Ray workers open it by URL themselves
     pretrain_store = open_store(config.pretrain_store) if config.pretrain_store else None
     config = dataclasses.replace(config.resolve(store, pretrain_store), out=str(out))  # checked before Ray
+    _check_complete(store, config.tiles)
+    if pretrain_store is not None:
+        _check_complete(pretrain_store, config.pretrain_tiles)
     spec = config.model_config().input_spec()
     arrays = required_arrays(spec, store.tile(config.tiles[0]).array_names())
     pretrain_arrays = []
@@ -146,6 +203,7 @@ def train_ensemble(
     out.mkdir(parents=True, exist_ok=True)
     digest = store.content_hash(config.tiles, arrays)
     plan = _prepare(out, config, arrays, digest, store)
+    check_sample_chunks(store, load_sample(out, config.store, config.tiles), arrays)
     ids = [m.member_id for m in plan.members]
     done_before = finished_members(out)
     pending = [i for i in ids if i not in done_before]
@@ -171,7 +229,7 @@ def train_ensemble(
     finished = finished_members(out)
     content_hash = None
     if finished >= set(ids):
-        content_hash = _finish(out, config, plan, arrays, digest, echo)
+        content_hash = _finish(out, config, plan, arrays, digest, store, echo)
         shutil.rmtree(out / RAY_RUN, ignore_errors=True)
     return TrainOutcome(
         path=out,
@@ -190,6 +248,34 @@ def _expected_workers(cluster: ClusterConfig, pending: int) -> int:
         return min(cluster.num_workers, pending)
     local = torch.cuda.device_count() or (os.cpu_count() or 1) // cluster.cpus_per_worker
     return max(1, min(local, pending))
+
+
+def _check_complete(store: SurveyStore, tiles: Sequence[str]) -> None:
+    for name in tiles:
+        if not store.tile(name).complete:
+            raise StoreError(
+                "tile is not complete (its writer did not finish); rerun the ingest or simulation",
+                store=store.url,
+                tile=name,
+            )
+
+
+def check_sample_chunks(store: SurveyStore, sample: TrainingSample, arrays: Sequence[str]) -> None:
+    """Raise the first missing shard or unreadable chunk among the rows ``sample`` trains on.
+
+    Decodes each chunk holding sample rows once, one chunk in memory at a time, on the driver:
+    a deterministic store error is then one line before any worker starts.
+    """
+    for index, name in enumerate(sample.tiles):
+        tile = store.tile(name)
+        rows = sample.row[sample.tile_index == index]
+        for start, stop in tile.row_blocks():
+            if not ((rows >= start) & (rows < stop)).any():
+                continue
+            for array in arrays:
+                bad = tile.missing_shard(array, start, stop) or tile.first_bad_chunk(array, start, stop)
+                if bad:
+                    raise bad
 
 
 def _prepare(
@@ -278,11 +364,27 @@ def _fit(
             ),
         )
         with StatusWatcher(out / STATUS, echo):
-            trainer.fit()
+            _fit_interruptibly(trainer)
     finally:
         if own_ray:
             ray.shutdown()
     return n_workers
+
+
+def _fit_interruptibly(trainer: TorchTrainer) -> None:
+    """``trainer.fit()``, with Ctrl-C raised as ``KeyboardInterrupt`` and the SIGINT handler restored.
+
+    On SIGINT, Ray Train's own handler (installed by ``fit``) aborts the run and the driver's
+    ``ray.get`` ends in ``SystemExit``, which would end the program with status 1 and no word;
+    checkpoints and finished members are kept, so the caller says "interrupted, rerun".
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit()
+    except SystemExit as exc:
+        raise KeyboardInterrupt("Ray Train was interrupted") from exc
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def _finish(
@@ -291,6 +393,7 @@ def _finish(
     plan: SplitPlan,
     arrays: list[str],
     digest: str,
+    store: SurveyStore,
     echo: Callable[[str], None] = print,
 ) -> str:
     """Pool the out-of-fold parts into ``oof.parquet``, fit the calibration on them and write the
@@ -310,7 +413,8 @@ def _finish(
         fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, fit_rows=galaxies)
         calibration = save_calibration(out, fitted)
         meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
-        write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, oof, metadata=meta)
+        tiles = np.asarray(sample.tiles)[sample.tile_index]
+        write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
         after = fitted.after
         echo(
             f"calibration: {fitted.describe()}: PIT KS {fitted.before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
@@ -318,7 +422,13 @@ def _finish(
         )
     else:
         echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
-    store = {"url": config.store, "tiles": list(config.tiles), "arrays": arrays, "hash": digest}
+    record = {
+        "url": config.store,
+        "tiles": list(config.tiles),
+        "arrays": arrays,
+        "hash": digest,
+        "band_set": store.tile(config.tiles[0]).band_set.name,
+    }
     pretrain = None
     if config.pretrain_store:
         bundle = json.loads((out / PRETRAIN / BUNDLE_MANIFEST).read_text())
@@ -328,4 +438,4 @@ def _finish(
             "store": config.pretrain_store,
             "tiles": list(config.pretrain_tiles),
         }
-    return write_manifest(out, plan, config.result_fields(), store, pretrain, calibration)
+    return write_manifest(out, plan, config.result_fields(), record, pretrain, calibration)

@@ -62,12 +62,17 @@ def test_manifest_refuses_a_different_run_and_resumes_the_same(tmp_path):
         **PredictOptions().output_settings(),
     }
     manifest = RunManifest.open(tmp_path, identity)
-    manifest.start_tile("T0", [(0, 128), (128, 200)])
+    manifest.start_tile("T0", [(0, 128), (128, 200)], "write:1")
+    manifest.close()
     again = RunManifest.open(tmp_path, identity)
-    assert again.blocks("T0") == [(0, 128), (128, 200)] and not again.done("T0")
+    assert again.blocks("T0", "write:1") == [(0, 128), (128, 200)] and not again.done("T0", "write:1")
+    assert again.blocks("T0", "write:2") is None  # the tile was rewritten since
     (tmp_path / "T0.parquet").write_bytes(b"x")
-    again.finish_tile("T0", "T0.parquet", 200)
-    assert RunManifest.open(tmp_path, identity).done("T0")
+    again.finish_tile("T0", "T0.parquet", 200, "write:1")
+    again.close()
+    reopened = RunManifest.open(tmp_path, identity)
+    assert reopened.done("T0", "write:1") and not reopened.done("T0", "write:2")
+    reopened.close()
     other = {**identity, "odds_interval": 0.1}
     with pytest.raises(ManifestError, match="different odds_interval"):
         RunManifest.open(tmp_path, other)

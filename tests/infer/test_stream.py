@@ -106,7 +106,7 @@ def test_interrupted_run_resumes_without_duplicates(client, world, tmp_path):
     with pytest.raises(TileFailed, match=r"tile 'T1', array 'object_id', chunk 6 \(rows 384-447\)"):
         predict_store(*args, rows_per_task=128, max_in_flight=1, progress=False)
     manifest = json.loads((out / MANIFEST).read_text())
-    assert list(manifest["tiles"]) == ["T0"] and len(manifest["in_progress"]["T1"]) == 5
+    assert list(manifest["tiles"]) == ["T0"] and len(manifest["in_progress"]["T1"]["blocks"]) == 5
     assert len(list((out / STAGING / "T1").glob("part-*.parquet"))) == BAD_SHARD
     assert not (out / "T1.parquet").exists()
     shard.write_bytes(good)

@@ -186,6 +186,19 @@ def test_parquet_and_csv_with_spec_z_and_custom_band_set(tmp_path, fmt):
     np.testing.assert_array_equal(data["z_spec"], columns["zspec"][keep].astype(np.float32))
     np.testing.assert_array_equal(data["mag"][:, 2], columns["cmodel_r"][keep].astype(np.float32))
     assert data["mag_flag"][np.searchsorted(np.flatnonzero(keep), 5), 0] == FLAG_NOT_OBSERVED
+    assert tile.attrs["ingest"]["rows_dropped_by_filter"] == {"zspec < 0.5": int((~keep).sum())}
+
+
+def test_cli_prints_the_rows_each_filter_dropped(tmp_path, capsys):
+    columns = _sdss_like()
+    path = tmp_path / "sdss_like.parquet"
+    pq.write_table(pa.table(columns), path)
+    (tmp_path / "map.toml").write_text(SDSS_LIKE_MAP)
+    assert (
+        _cli([str(path), "--columns", str(tmp_path / "map.toml"), "--store", str(tmp_path / "s.zarr")]) == 0
+    )
+    dropped = int((columns["zspec"] >= 0.5).sum())
+    assert f"  filter zspec < 0.5: dropped {dropped} rows" in capsys.readouterr().out
 
 
 def _image(tmp_path, name: str, pixel: tuple[int, int], shape=(120, 160)) -> tuple[Path, WCS]:

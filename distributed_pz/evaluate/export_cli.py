@@ -1,0 +1,47 @@
+"""Export the catalogues of a ``dpz predict`` run as one HATS catalogue, readable by ``lsdb``.
+
+The run folder's manifest lists the committed tiles; their Parquet catalogues are partitioned
+by HEALPix of ra, dec into a new HATS catalogue at --hats (``lsdb.open_catalog(OUT)``).
+Needs the ``[hats]`` extra: ``pip install 'distributed_pz[hats]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from distributed_pz.evaluate.export import DEFAULT_PIXEL_THRESHOLD, export_hats, run_catalogues
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dpz export``."""
+    parser.add_argument(
+        "--run",
+        dest="run_folder",
+        metavar="FOLDER",
+        required=True,
+        help="a dpz predict output folder (with manifest.json)",
+    )
+    parser.add_argument(
+        "--hats", dest="out", required=True, metavar="OUT", help="HATS catalogue folder to create"
+    )
+    parser.add_argument("--tile", action="append", help="export only this tile (repeatable); default: all")
+    parser.add_argument(
+        "--pixel-threshold",
+        type=int,
+        default=DEFAULT_PIXEL_THRESHOLD,
+        help="most rows per HEALPix partition",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="threads of the import's Dask client")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export; 0 on success, 1 on a run folder that cannot be exported."""
+    try:
+        catalogues = run_catalogues(args.run_folder, args.tile)
+        result = export_hats(catalogues, args.out, pixel_threshold=args.pixel_threshold, workers=args.workers)
+    except (ImportError, ValueError) as exc:
+        print(f"dpz export: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result.rows} rows of {len(result.catalogues)} catalogues -> HATS catalogue {result.path}")
+    return 0
