@@ -5,13 +5,16 @@ catalogue files are ingested with ``dpz ingest`` and the catalogue's shipped col
 temporary store; everything catalogue-specific lives in that map. A catalogue shipped as train
 and test files gives two tiles; one shipped as a single file is split 70/30 by a seeded
 permutation. DEEPZ (flux ratios + mixture density network) and a GaZNet catalogue path
-(``gaznet_c9`` with its bands overridden by the tile's) are trained on the training part, with a
-seeded 20 % of it held out for early stopping, and scored on the test part next to
-k-nearest-neighbours and random-forest regressors fitted on the same rows and the same features
-(magnitudes + adjacent colours, missing values filled with the training median plus a missing
-mask, standardised for kNN).
+(``gaznet_c9`` with its bands overridden by the tile's) are trained as small ensembles (seeds
+``seed .. seed + members - 1``) on the training part, with a seeded 20 % of it held out for early
+stopping and for the p(z) calibration (:mod:`distributed_pz.models.calibration`, fitted on the
+ensemble's predictions of those validation rows, never on the test rows), and scored on the test
+part next to k-nearest-neighbours and random-forest regressors fitted on the same rows and the
+same features (magnitudes + adjacent colours, missing values filled with the training median plus
+a missing mask, standardised for kNN).
 
     python -m benchmarks.real_data     # from the repository root; writes results/real_data.md
+    python -m benchmarks.real_data --export /tmp/rail_split   # + the split for benchmarks.rail_comparison
 
 Rows are also appended to ``results/real_data.jsonl`` through the harness. The data are read
 from ``$DPZ_SHARED_DATA``, else from ``shared/data`` next to the repository; without them the
@@ -21,6 +24,7 @@ benchmark prints why and exits 0.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -34,10 +38,12 @@ import torch
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.neighbors import KNeighborsRegressor
 
-from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
+from benchmarks.harness import RESULTS_DIR, append_rows, load_average, machine, markdown_table
+from distributed_pz.catalog import MIXTURE_COLUMNS
 from distributed_pz.cli import main as dpz_main
-from distributed_pz.metrics import GaussianMixturePDF, pit, pit_uniformity, point_metrics
+from distributed_pz.metrics import GaussianMixturePDF, pit, pit_coverage, pit_uniformity, point_metrics
 from distributed_pz.models import model_config
+from distributed_pz.models.calibration import fit_calibration
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.store import open_store
 from distributed_pz.survey.tiles import TileArrays
@@ -57,6 +63,7 @@ COLUMNS = [
     "bias",
     "sigma68",
     "pit_ks",
+    "coverage_68",
     "crps",
 ]
 TEST_FRACTION = 0.3
@@ -191,10 +198,12 @@ def network_configs(train: TileArrays) -> dict[str, Any]:
 
 
 def score(z_phot: np.ndarray, z_spec: np.ndarray, pdf: GaussianMixturePDF | None = None) -> dict[str, float]:
-    """Point metrics (and PIT KS + mean CRPS for a p(z)) of the scored rows."""
+    """Point metrics (and PIT KS, 68 % coverage and mean CRPS for a p(z)) of the scored rows."""
     row = {k: v for k, v in point_metrics(z_phot, z_spec).items() if k in COLUMNS}
     if pdf is not None:
-        row["pit_ks"] = pit_uniformity(pit(pdf, z_spec))["ks"]
+        pit_values = pit(pdf, z_spec)
+        row["pit_ks"] = pit_uniformity(pit_values)["ks"]
+        row["coverage_68"] = pit_coverage(pit_values, 0.6827)
         row["crps"] = float(np.mean(pdf.crps(z_spec)))
     return row
 
@@ -208,6 +217,8 @@ def run_catalogue(
     patience: int = 10,
     seed: int = 0,
     max_rows: int | None = None,
+    members: int = 3,
+    export: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Ingest, split, train, predict and score one catalogue.
 
@@ -223,6 +234,12 @@ def run_catalogue(
         Seeds the split, the validation rows, the networks and the random forest.
     max_rows
         Use at most this many training and this many test rows (a smoke test); None = all.
+    members
+        Members of each network's ensemble.
+    export
+        Directory to write the split (``<catalogue>.npz``: bands, magnitudes, errors, z_spec of
+        the training and test rows, the scored mask) and our rows (``<catalogue>_ours.json``)
+        for :mod:`benchmarks.rail_comparison`.
 
     Returns
     -------
@@ -239,21 +256,24 @@ def run_catalogue(
     for name, config in network_configs(train).items():
         tc = TrainConfig(epochs=epochs, batch_size=100, patience=patience)
         started = time.perf_counter()
-        result = train_member(config, fit, seed, train_config=tc, val_data=val)
+        results = [train_member(config, fit, seed + k, train_config=tc, val_data=val) for k in range(members)]
         train_s = time.perf_counter() - started
-        out = EnsemblePredictor(result.bundle, device=result.bundle.device)(test)
+        bundles = [r.bundle for r in results]
+        on_val = EnsemblePredictor(bundles)(val)
+        calibration = fit_calibration(
+            *(on_val[k] for k in MIXTURE_COLUMNS), val.arrays["z_spec"], "validation rows", seed
+        )
+        out = EnsemblePredictor(bundles, calibration=calibration)(test)
         features = (
             f"flux ratios over {config.reference_band}" if config.family == "deepz" else "mags + colours"
         )
-        predictions[name] = {
+        predictions[f"{name} ×{members}"] = {
             "z_phot": out["z_phot"],
-            "pdf": (out["pdf_weights"], out["pdf_means"], out["pdf_sigmas"])
-            if result.bundle.model.has_pdf  # a point member's one Gaussian has the floor width
-            else None,
+            "pdf": tuple(out[k] for k in MIXTURE_COLUMNS),
             "features": features,
-            "epochs": f"{len(result.history)} (best {result.best_epoch + 1})",
+            "epochs": ", ".join(f"{len(r.history)} ({r.best_epoch + 1})" for r in results),
             "train_s": train_s,
-            "bundle": result.bundle.content_hash[:12],
+            "bundle": bundles[0].content_hash[:12],
         }
     x_fit, x_test = baseline_features(fit, test)
     baselines = {
@@ -296,7 +316,33 @@ def run_catalogue(
         if "bundle" in p:
             row["bundle"] = p["bundle"]
         rows.append(row)
+    if export is not None:
+        export_split(export, catalogue.name, train, test, scored, rows)
     return rows
+
+
+def export_split(
+    directory: Path,
+    name: str,
+    train: TileArrays,
+    test: TileArrays,
+    scored: np.ndarray,
+    rows: list[dict[str, Any]],
+) -> None:
+    """Write the split and our scored rows for :mod:`benchmarks.rail_comparison` (another venv)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        directory / f"{name}.npz",
+        bands=np.array(train.bands),
+        train_mag=train.arrays["mag"],
+        train_mag_err=train.arrays["mag_err"],
+        train_z=train.arrays["z_spec"],
+        test_mag=test.arrays["mag"],
+        test_mag_err=test.arrays["mag_err"],
+        test_z=test.arrays["z_spec"],
+        scored=scored,
+    )
+    (directory / f"{name}_ours.json").write_text(json.dumps(rows, default=float))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
     parser.add_argument("--seed", type=int, default=0, help="split, validation, network and forest seed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--members", type=int, default=3, help="members of each network's ensemble")
+    parser.add_argument(
+        "--export", type=Path, help="also write the split for benchmarks.rail_comparison here"
+    )
     parser.add_argument(
         "--catalogues", default=",".join(c.name for c in CATALOGUES), help="comma-separated catalogue names"
     )
@@ -330,8 +380,12 @@ def main(argv: list[str] | None = None) -> int:
                 epochs=args.epochs,
                 patience=args.patience,
                 seed=args.seed,
+                members=args.members,
+                export=args.export,
             )
             print(f"{catalogue.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    load = load_average()
+    rows = [{**r, **load} for r in rows]
     append_rows(NAME, rows)
     total_s = time.perf_counter() - started
     write_report(args.out, rows, chosen, total_s)
@@ -362,22 +416,27 @@ def write_report(
 Command: `{" ".join(["python -m benchmarks.real_data", *sys.argv[1:]])}`
 
 Each catalogue is ingested with `dpz ingest --columns <shipped map>`; nothing else is
-catalogue-specific. Networks: one seed-fixed member each, Adam, batch 100, the family's
-learning-rate schedule compressed to the epoch budget, early stopping on a seeded
-{VAL_FRACTION:.0%} of the training part (`n_train` = rows fitted, the validation rows are extra;
-`epochs` = run (best)). `deepz` = DEEPZ flux ratios + 10-Gaussian MDN (z_phot = mode of p(z));
+catalogue-specific. Networks: small ensembles (`×N`: N seeds, trained on the same rows), Adam,
+batch 100, the family's learning-rate schedule compressed to the epoch budget, early stopping
+(never before the first learning-rate drop) on a seeded {VAL_FRACTION:.0%} of the training part
+(`n_train` = rows fitted, the validation rows are extra; `epochs` = run (best) per member). Every
+network's pooled p(z) is calibrated (`distributed_pz.models.calibration`: shift, width temperature
+and floor per z_mean bin) on its predictions of those validation rows — never on the test rows.
+`deepz` = DEEPZ flux ratios + 10-Gaussian MDN (z_phot = mode of p(z));
 its reference band is the registry's (i) when the catalogue has it, else its most measured band.
 `gaznet_c9` = the GaZNet catalogue path with `bands` overridden by the catalogue's bands (point
-head). Baselines are fitted on the same `n_train` rows with magnitudes + adjacent colours,
+head; its p(z) is the calibrated Gaussian of the members' mean and spread). Baselines are fitted on the same `n_train` rows with magnitudes + adjacent colours,
 missing values set to the training median plus a mask column per feature missing in training (standardised for kNN).
 All models are scored on the `n_scored` test rows that every model predicts (DEEPZ flags rows
 without the reference band). Metrics on δz = (z_phot − z_spec)/(1 + z_spec): NMAD, outlier
-fraction |δz| > 0.15, mean bias, σ68; `pit_ks` = KS distance of the PIT from uniform, `crps` =
-mean CRPS (p(z) models only). Short CPU runs: indicative, not converged values.
+fraction |δz| > 0.15, mean bias, σ68; `pit_ks` = KS distance of the PIT from uniform,
+`coverage_68` = share of sources inside their central 68 % interval, `crps` = mean CRPS (p(z)
+models only). Short CPU runs: indicative, not converged values.
 
 {tables}
 
-Total {total_s:.0f} s on {m["host_cpu"]} ({m["cpu_count"]} cores shared with other jobs,
+Total {total_s:.0f} s on {m["host_cpu"]} ({m["cpu_count"]} cores shared with other jobs, load average
+{rows[-1]["loadavg_1m"]:.1f} / {rows[-1]["loadavg_5m"]:.1f} / {rows[-1]["loadavg_15m"]:.1f} at the end,
 {torch.get_num_threads()} torch thread), torch {m["torch"]}, device {m["device"]}.
 """
     path.parent.mkdir(parents=True, exist_ok=True)

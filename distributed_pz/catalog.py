@@ -71,6 +71,8 @@ class Flag(enum.IntFlag):
     """Some inputs are missing or non-finite (a band not measured, a NaN pixel): the members saw fill values."""
     WIDTH_FLOOR = 64
     """Point-estimate members with fewer than two finite results: the width is the floor, not a spread."""
+    NOT_GALAXY = 128
+    """The ensemble's star/galaxy/QSO head gives this source ``p_galaxy`` < 0.5 (GaZNet §4.1's cut)."""
 
 
 NO_ESTIMATE = Flag.NO_PHOTOMETRY | Flag.NO_REFERENCE | Flag.NO_IMAGE | Flag.BAD_OUTPUT
@@ -84,6 +86,7 @@ FLAG_BITS: dict[int, str] = {
     Flag.MEMBER_DROPPED: "MEMBER_DROPPED: some members returned non-finite results; pooled over n_members",
     Flag.PARTIAL_INPUT: "PARTIAL_INPUT: some inputs missing or non-finite; the members saw fill values",
     Flag.WIDTH_FLOOR: "WIDTH_FLOOR: fewer than two finite point estimates; the PDF width is the floor",
+    Flag.NOT_GALAXY: "NOT_GALAXY: the class head's p_galaxy < 0.5 (likely a star or QSO; cut it)",
 }
 """Bit value -> one-line meaning, written into catalogue metadata."""
 
@@ -123,6 +126,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "odds": ("", "ODDS: probability within z_phot +- odds_interval / 2 (DEEPZ eq. 7)"),
     "flags": ("", "bit flags, meanings in the flag_bits metadata"),
     "n_members": ("", "ensemble members pooled into this source's p(z)"),
+    "p_galaxy": ("", "probability of being a galaxy (not a star or QSO), ensemble class head"),
     "pdf_weights": ("", "p(z) Gaussian mixture: component weights (sum to 1)"),
     "pdf_means": ("", "p(z) Gaussian mixture: component means (redshift)"),
     "pdf_sigmas": ("", "p(z) Gaussian mixture: component standard deviations (redshift)"),
@@ -140,6 +144,9 @@ FITS_KEYWORDS = {
     "n_members": "NMEMBERS",
     "odds_interval": "ODDSDZ",
     "precision": "PRECISN",
+    "pdf_source": "PDFSRC",
+    "calibration": "CALIB",
+    "calibration_hash": "CALIBSHA",
 }
 """Metadata key -> FITS header keyword; flag meanings go to ``FLAGBIT0``, ``FLAGBIT1``, ..."""
 

@@ -251,6 +251,40 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _class_cut_lines(cats: Mapping[str, Mapping[str, Any]], s: Mapping[str, Any]) -> list[str]:
+    """The star/galaxy/QSO cut section (GaZNet §4.1): point metrics without ``NOT_GALAXY`` sources."""
+    with_cut = {label: c for label, c in cats.items() if c.get("class_cut")}
+    if not with_cut:
+        return []
+    lines = [
+        "",
+        "## Star/galaxy/QSO cut",
+        "",
+        "Sources the ensemble's class head gives p_galaxy < 0.5 (flag `NOT_GALAXY`) removed (GaZNet §4.1).",
+        "",
+    ]
+    rows = []
+    for label, c in with_cut.items():
+        cut = c["class_cut"]
+        rows.append(
+            [
+                label,
+                _fmt(cut["n_cut"]),
+                _fmt(cut["fraction_cut"], percent=True),
+                _fmt(c["point"]["outlier_fraction"], percent=True),
+                _fmt(cut["point"]["outlier_fraction"], percent=True),
+                _fmt(c["point"]["nmad"]),
+                _fmt(cut["point"]["nmad"]),
+                _fmt(cut["pdf"]["pit"].get("ks") if cut.get("pdf") else None),
+                _fmt(cut["pdf"].get("coverage_68") if cut.get("pdf") else None, percent=True),
+            ]
+        )
+    threshold = f"{s['outlier_threshold']:g}"
+    header = ["catalogue", "cut", "cut %", f"outliers > {threshold}", "after cut", "NMAD", "after cut"]
+    lines += _table([*header, "PIT KS after cut", "cov. 68 % after cut"], rows)
+    return lines
+
+
 def markdown_report(summary: Mapping[str, Any], figures: Mapping[str, str]) -> str:
     """The Markdown report: samples, point metrics, PDF metrics, ODDS cuts and the figures."""
     s, cats = summary["settings"], summary["catalogues"]
@@ -338,6 +372,7 @@ def markdown_report(summary: Mapping[str, Any], figures: Mapping[str, str]) -> s
             ],
         )
     lines += [f"- {label}: {c['pdf_note']}" for label, c in cats.items() if c["pdf_note"]]
+    lines += _class_cut_lines(cats, s)
     lines += ["", "## ODDS quality cut", ""]
     with_odds = {label: c for label, c in cats.items() if c["odds"] is not None}
     if with_odds:

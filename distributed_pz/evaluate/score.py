@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from distributed_pz import __version__
-from distributed_pz.catalog import NO_ESTIMATE, Z_GRID_KEY, CatalogTable, pdf_from_columns, read_catalog
+from distributed_pz.catalog import (
+    NO_ESTIMATE,
+    Z_GRID_KEY,
+    CatalogTable,
+    Flag,
+    pdf_from_columns,
+    read_catalog,
+)
 from distributed_pz.evaluate.report import write_report
 from distributed_pz.metrics.binned import (
     DEFAULT_COMPLETENESS,
@@ -51,6 +58,7 @@ CATALOG_COLUMNS = (
     "z_hi68",
     "odds",
     "flags",
+    "p_galaxy",
     "pdf_weights",
     "pdf_means",
     "pdf_sigmas",
@@ -242,8 +250,26 @@ def prepare_catalog(
             k: v for k, v in table.meta.items() if k != Z_GRID_KEY and isinstance(v, str | int | float | bool)
         },
         pdf=pdf,
-        pdf_note=None if pdf is not None else "no PDF columns: PDF metrics skipped",
+        pdf_note=pdf_note(pdf, table.meta),
     )
+
+
+def pdf_note(pdf: RedshiftPDF | None, meta: Mapping[str, Any]) -> str | None:
+    """What the report should say about a catalogue's p(z), from its ``pdf_source`` / ``calibration`` metadata.
+
+    ``None`` for a calibrated p(z), or a catalogue that records neither (another code's).
+    """
+    if pdf is None:
+        return "no PDF columns: PDF metrics skipped"
+    calibration, source = meta.get("calibration"), meta.get("pdf_source")
+    if calibration != "none":
+        return None
+    if source == "member_spread":
+        return (
+            "p(z) is only the spread of the point-estimate members (uncalibrated), not a predictive "
+            "p(z): its PDF metrics measure that spread"
+        )
+    return "uncalibrated p(z): the members' pooled mixtures as they are (no out-of-fold calibration)"
 
 
 def _edges(values: np.ndarray, width: float, lo_q: float, hi_q: float, floor: float | None) -> np.ndarray:
@@ -322,6 +348,17 @@ def summarise_catalog(
         )
     if cat.pdf is not None:
         summary["pdf"], _ = pdf_summary(cat.pdf, cat.z_spec, settings)
+    if "p_galaxy" in cat.columns and "flags" in cat.columns:
+        kept = (np.asarray(cat.columns["flags"]).astype(np.int64) & Flag.NOT_GALAXY) == 0
+        summary["class_cut"] = {
+            "n_cut": int((~kept).sum()),
+            "fraction_cut": float(np.mean(~kept)) if kept.size else np.nan,
+            "point": point_metrics(cat.z_phot[kept], cat.z_spec[kept], *thresholds),
+            "pdf": None,
+        }
+        if cat.pdf is not None and kept.any():
+            after, _ = pdf_summary(cat.pdf.subset(kept), cat.z_spec[kept], settings)
+            summary["class_cut"]["pdf"] = {k: after[k] for k in ("pit", "coverage_68", "crps") if k in after}
     quality, source, interval = _odds(cat, settings)
     if quality is not None and cat.z_spec.size:
         curve = completeness_curve(quality, cat.z_phot, cat.z_spec, settings.completeness, *thresholds)

@@ -92,7 +92,8 @@ def predict_part(store_url: str, tile_name: str, start: int, stop: int, part: st
 
 def commit_tile(parts: Sequence[str], path: str, fmt: str, metadata: dict[str, Any], plugin: str) -> int:
     """Worker task: concatenate a tile's parts into its catalogue, atomically; returns rows."""
-    metadata = {**metadata, "n_members": worker_predictor(plugin).n_members}
+    predictor = worker_predictor(plugin)
+    metadata = {**metadata, "n_members": predictor.n_members, **predictor.catalogue_metadata()}
     return commit_parts(parts, path, fmt, metadata)
 
 

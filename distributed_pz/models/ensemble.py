@@ -10,6 +10,8 @@ Layout::
     members/<member_id>/ one model bundle per member (:func:`distributed_pz.models.bundle.save_bundle`)
     pretrain/            the pre-trained bundle members fine-tuned from (when there was one)
     oof.parquet          out-of-fold predictions (:mod:`distributed_pz.train.oof`)
+    calibration.json     the p(z) recalibration fitted on them, with its own content hash
+                         (:mod:`distributed_pz.models.calibration`)
 
 Each member bundle appears atomically (temporary directory, then rename), and the manifest is
 renamed into place only after every member, so a directory with ``ensemble.json`` is complete.
@@ -255,6 +257,7 @@ def write_manifest(
     config: Mapping[str, Any],
     store: Mapping[str, Any],
     pretrain: Mapping[str, Any] | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> str:
     """Write ``ensemble.json`` atomically, after every member of ``plan`` is on disk.
 
@@ -270,6 +273,9 @@ def write_manifest(
         ``url``, ``tiles``, ``hash`` (and anything else worth recording) of the training store.
     pretrain
         What the members fine-tuned from (bundle hash, store), if anything.
+    calibration
+        The calibration file's entry (path, content hash; :mod:`distributed_pz.models.calibration`),
+        if one was fitted.
 
     Returns
     -------
@@ -306,6 +312,7 @@ def write_manifest(
         "config": config,
         "store": dict(store),
         "pretrain": dict(pretrain) if pretrain else None,
+        "calibration": dict(calibration) if calibration else None,
         "package_version": __version__,
         "created_utc": utc_now(),
         "content_hash": digest,

@@ -11,7 +11,8 @@
 The paper gives layer counts but its text does not list the widths; the defaults below are
 VGG-like choices of ours (conv 32-64-128-256, catalogue 128×4 + 256×4, fusion 512-256-128-64)
 and every width is a config field. Batch norm after each conv / linear layer is on by default
-(off gives the plain VGG layers). The point head is trained with the Huber loss, δ = 0.001.
+(off gives the plain VGG layers). The point head is trained with the Huber loss, δ = 0.001
+(paper §3.1), and its output goes through a softplus so that no redshift is negative.
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ class GaZNetConfig:
     n_components
         Gaussians of the mixture density head.
     huber_delta
-        δ of the Huber loss.
+        δ of the Huber loss (paper §3.1: 0.001).
+    nonnegative
+        Point head through a softplus, so no redshift is negative (the registered variants set
+        it; off only for bundles saved before it existed).
     classify
         Add a galaxy/star/QSO head whose cross-entropy joins the loss when labels exist.
     batch_norm, dropout
@@ -75,6 +79,7 @@ class GaZNetConfig:
     head: Literal["point", "mdn"] = "point"
     n_components: int = 10
     huber_delta: float = 1e-3
+    nonnegative: bool = False
     classify: bool = False
     n_classes: int = 3
     batch_norm: bool = True
@@ -132,7 +137,9 @@ class GaZNet(PhotoZModel):
         self.neck = fc_stack(width, config.neck_widths, config.batch_norm, config.dropout)
         width = config.neck_widths[-1] if config.neck_widths else width
         self.head: nn.Module = (
-            MDNHead(width, config.n_components) if config.head == "mdn" else PointHead(width)
+            MDNHead(width, config.n_components)
+            if config.head == "mdn"
+            else PointHead(width, config.nonnegative)
         )
         self.class_head = ClassHead(width, config.n_classes) if config.classify else None
 
@@ -162,39 +169,39 @@ register_family("gaznet", GaZNetConfig, GaZNet)
 def gaznet_i4(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
     """GaZNet-I4: cutouts of every imaged band (KiDS: u,g,r,i) only (morpho-z)."""
     defaults = {"bands": (), "image_bands": band_set.image_bands, "neck_widths": (256, 64)}
-    return GaZNetConfig(**{"name": "gaznet_i4", **defaults, **overrides})
+    return GaZNetConfig(**{"name": "gaznet_i4", "nonnegative": True, **defaults, **overrides})
 
 
 @register_model
 def gaznet_c4(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
     """GaZNet-C4: magnitudes and colours of the imaged bands (KiDS: u,g,r,i)."""
     defaults = {"bands": band_set.image_bands, "image_bands": (), "neck_widths": ()}
-    return GaZNetConfig(**{"name": "gaznet_c4", **defaults, **overrides})
+    return GaZNetConfig(**{"name": "gaznet_c4", "nonnegative": True, **defaults, **overrides})
 
 
 @register_model
 def gaznet_c9(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
     """GaZNet-C9: magnitudes and colours of every catalogue band (KiDS+VIKING: nine)."""
     defaults = {"bands": band_set.bands, "image_bands": (), "neck_widths": ()}
-    return GaZNetConfig(**{"name": "gaznet_c9", **defaults, **overrides})
+    return GaZNetConfig(**{"name": "gaznet_c9", "nonnegative": True, **defaults, **overrides})
 
 
 @register_model
 def gaznet_1(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
     """GaZNet-1: r-band cutouts + every catalogue band, fused."""
     defaults = {"bands": band_set.bands, "image_bands": ("r",)}
-    return GaZNetConfig(**{"name": "gaznet_1", **defaults, **overrides})
+    return GaZNetConfig(**{"name": "gaznet_1", "nonnegative": True, **defaults, **overrides})
 
 
 @register_model
 def gaznet_c9i4(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
     """GaZNet-C9I4 (paper §4.2): cutouts of every imaged band + every catalogue band."""
     defaults = {"bands": band_set.bands, "image_bands": band_set.image_bands}
-    return GaZNetConfig(**{"name": "gaznet_c9i4", **defaults, **overrides})
+    return GaZNetConfig(**{"name": "gaznet_c9i4", "nonnegative": True, **defaults, **overrides})
 
 
 @register_model
 def gaznet_1_mdn(band_set: BandSet, **overrides: Any) -> GaZNetConfig:
     """GaZNet-1 backbone with a mixture density head: p(z) (beyond the paper)."""
     defaults = {"bands": band_set.bands, "image_bands": ("r",), "head": "mdn"}
-    return GaZNetConfig(**{"name": "gaznet_1_mdn", **defaults, **overrides})
+    return GaZNetConfig(**{"name": "gaznet_1_mdn", "nonnegative": True, **defaults, **overrides})

@@ -19,14 +19,16 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class PointHead(nn.Module):
-    """One linear unit: ``(B, D) -> {"z": (B,)}``."""
+    """One linear unit: ``(B, D) -> {"z": (B,)}``; ``nonnegative`` passes it through a softplus (z >= 0)."""
 
-    def __init__(self, in_features: int) -> None:
+    def __init__(self, in_features: int, nonnegative: bool = False) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, 1)
+        self.nonnegative = nonnegative
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"z": self.linear(features).squeeze(1)}
+        z = self.linear(features).squeeze(1)
+        return {"z": F.softplus(z) if self.nonnegative else z}
 
 
 class MDNHead(nn.Module):

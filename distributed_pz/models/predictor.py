@@ -15,6 +15,10 @@ final catalogue columns are copied to the host:
 - point-estimate members (GaZNet Huber): one Gaussian with the members' mean and spread
   (standard deviation, at least ``sigma_floor``).
 
+An ensemble directory may hold a :class:`~distributed_pz.models.calibration.Calibration`
+fitted on its out-of-fold predictions; the predictor applies it to every pooled mixture before
+the summaries are taken, and :meth:`EnsemblePredictor.catalogue_metadata` says which one.
+
 The default PDF representation is that mixture itself (``pdf_weights``, ``pdf_means``,
 ``pdf_sigmas``): it is exact, resolution-free (a DEEPZ component can be narrower than any
 affordable grid step), as compact as a grid for ensembles up to ~10 members, and readable by
@@ -49,6 +53,7 @@ import torch
 from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.calibration import Calibration, load_calibration
 from distributed_pz.models.ensemble import load_ensemble
 from distributed_pz.models.features import InputSpec
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
@@ -58,6 +63,8 @@ from distributed_pz.survey.tiles import TileArrays
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Precision name -> autocast dtype (``None`` = plain float32)."""
 PDF_KINDS = ("mixture", "grid")
+GALAXY_CUT = 0.5
+"""A source whose pooled class head gives ``p_galaxy`` below this is flagged ``NOT_GALAXY``."""
 PASSTHROUGH = ("object_id", "ra", "dec")
 """Tile arrays copied into the catalogue."""
 BF16_TOLERANCE = 0.01
@@ -137,6 +144,8 @@ class EnsemblePredictor:
         are copied there once, here.
     options
         Batch size, precision, ODDS interval, PDF representation.
+    calibration
+        Recalibration applied to every pooled mixture (``None``: the raw pool).
     """
 
     def __init__(
@@ -145,6 +154,7 @@ class EnsemblePredictor:
         bundle_hash: str = "",
         device: torch.device | str | None = None,
         options: PredictOptions | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         bundles = [bundles] if isinstance(bundles, Bundle) else list(bundles)
         if not bundles:
@@ -160,6 +170,7 @@ class EnsemblePredictor:
         for bundle in self.members:
             bundle.model.eval()
         self.bundle_hash = bundle_hash
+        self.calibration = calibration
         self.has_pdf = kinds.pop()
         self._specs = list(dict.fromkeys(b.input_spec for b in self.members))
         self._groups = stack_members([b.model for b in self.members])
@@ -168,10 +179,10 @@ class EnsemblePredictor:
     def load(
         cls, path: str, device: torch.device | str | None = None, options: PredictOptions | None = None
     ) -> EnsemblePredictor:
-        """Load an ensemble directory (or one bundle directory) with hashes verified."""
+        """Load an ensemble directory (or one bundle directory) with hashes verified, and its calibration."""
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         ensemble = load_ensemble(path, device=device)
-        return cls(ensemble.bundles, ensemble.content_hash, device, options)
+        return cls(ensemble.bundles, ensemble.content_hash, device, options, load_calibration(path))
 
     @property
     def n_members(self) -> int:
@@ -181,6 +192,17 @@ class EnsemblePredictor:
     def n_components(self) -> int:
         """Components of each source's pooled mixture."""
         return self.n_members * self.members[0].config.n_components if self.has_pdf else 1
+
+    def catalogue_metadata(self) -> dict[str, str]:
+        """What the catalogue's p(z) is: ``pdf_source``, ``calibration`` and its hash (JSON-ready strings)."""
+        source = "members_mixture" if self.has_pdf else "member_spread"
+        if self.calibration is None:
+            return {"pdf_source": source, "calibration": "none"}
+        return {
+            "pdf_source": source,
+            "calibration": self.calibration.describe(),
+            "calibration_hash": self.calibration.content_hash,
+        }
 
     def input_arrays(self, available: Collection[str]) -> list[str]:
         """Tile arrays to read: the models' inputs (from those ``available``) and the passthrough columns."""
@@ -207,7 +229,7 @@ class EnsemblePredictor:
         -------
         dict of numpy arrays over the ``N`` rows: ``object_id``, ``ra``, ``dec`` (as read),
         ``z_phot``, ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68``, ``odds`` float32, ``flags``
-        int32, ``n_members`` int16, and ``pdf_weights``, ``pdf_means``, ``pdf_sigmas``
+        int32, ``n_members`` int16, ``p_galaxy`` float32 (members with a class head), and ``pdf_weights``, ``pdf_means``, ``pdf_sigmas``
         float32 ``(N, K_total)`` or ``pdf`` float32 ``(N, G)``. Rows with a
         :data:`~distributed_pz.catalog.NO_ESTIMATE` bit have NaN summaries and zero weights.
         """
@@ -236,6 +258,13 @@ class EnsemblePredictor:
                     partial |= (~torch.isfinite(raw[name])).flatten(1).any(dim=1)
         return outputs, flags, partial
 
+    def _calibrated(
+        self, weights: torch.Tensor, means: torch.Tensor, sigmas: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The stored calibration applied to pooled mixtures (numpy maths: one host round trip)."""
+        arrays = self.calibration.apply(*(t.cpu().numpy() for t in (weights, means, sigmas)))
+        return tuple(torch.as_tensor(a, dtype=torch.float64, device=weights.device) for a in arrays)
+
     def _predict_batch(self, rows: TileArrays, batch: slice) -> dict[str, np.ndarray]:
         """Pooling and summaries on the device; only the final columns come to the host."""
         outputs, flags, partial = self._forward(rows, batch)
@@ -252,6 +281,8 @@ class EnsemblePredictor:
             z = outputs["z"].double()  # (M, N)
             valid = torch.isfinite(z) & usable
             weights, means, sigmas = mixture.spread_mixture(z, valid, self.options.sigma_floor)
+        if self.calibration is not None:
+            weights, means, sigmas = self._calibrated(weights, means, sigmas)
         n_valid = valid.sum(dim=0)
         m = valid.shape[0]
 
@@ -265,6 +296,10 @@ class EnsemblePredictor:
             flags |= bit((n_valid > 0) & (n_valid < 2), fl.Flag.WIDTH_FLOOR)
         columns = mixture.summarise(weights, means, sigmas, self.options.odds_interval)
         columns = {k: v.float() for k, v in columns.items()}
+        if "class_logits" in outputs:
+            p_galaxy = class_probability(outputs["class_logits"], valid)
+            flags |= bit(p_galaxy < GALAXY_CUT, fl.Flag.NOT_GALAXY)
+            columns["p_galaxy"] = p_galaxy.float()
         columns["flags"] = flags
         columns["n_members"] = n_valid.to(torch.int16)
         grid = self.options.grid()
@@ -276,6 +311,17 @@ class EnsemblePredictor:
         out = {k: v.cpu().numpy() for k, v in columns.items()}
         out["flags"] = out["flags"].astype(fl.FLAG_DTYPE)
         return out
+
+
+def class_probability(class_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid members of the class head's galaxy probability, ``(M, N, 3) -> (N,)`` (NaN where none is valid).
+
+    Class 0 is a galaxy (:mod:`distributed_pz.survey.schema`).
+    """
+    p = torch.softmax(class_logits.double(), dim=-1)[..., 0]  # (M, N)
+    n = valid.sum(dim=0)
+    mean = torch.where(valid, p, 0.0).sum(dim=0) / n.clamp_min(1)
+    return torch.where(n > 0, mean, torch.full_like(mean, float("nan")))
 
 
 def forward_members(
@@ -321,6 +367,6 @@ def forward_members(
                         {i: {k: v[j : j + 1] for k, v in out.items()} for j, i in enumerate(indices)}
                     )
         order = [parts[i] for i in range(len(members))]
-        names = [k for k in order[0] if k in ("logits", "means", "sigmas", "z")]
+        names = [k for k in order[0] if k in ("logits", "means", "sigmas", "z", "class_logits")]
         outputs = {k: torch.cat([p[k] for p in order]).float() for k in names}
     return outputs, raws

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dpz train``."""
     from distributed_pz.models.registry import list_models
     from distributed_pz.train.member import TrainConfig
+    from distributed_pz.train.presets import PRESET_NAMES
 
     defaults = TrainConfig()
     data = parser.add_argument_group("data")
@@ -29,7 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         dest="tiles",
         metavar="NAME",
-        help="tile to train on (repeat; none = every tile)",
+        help="tile to train on, a name or a glob such as 'KIDS_1*' (repeat; none = every tile)",
+    )
+    data.add_argument(
+        "--exclude-tile",
+        action="append",
+        default=[],
+        dest="exclude_tiles",
+        metavar="NAME",
+        help="tile (name or glob) not to train on, e.g. your evaluation tile (repeat)",
     )
     data.add_argument("--out", required=True, help="ensemble directory; every Ray node must see it")
     model = parser.add_argument_group("model and plan")
@@ -42,17 +51,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a model config field, VALUE in JSON (e.g. hidden=64); repeat",
     )
     model.add_argument("--splits", type=int, default=10, help="random splits R")
-    model.add_argument("--folds", type=int, default=5, help="folds K per split (members = R × K)")
+    model.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="folds K per split (members = R × K); 1 = train on everything (no out-of-fold "
+        "predictions, so no calibration)",
+    )
     model.add_argument(
         "--val-fraction", type=float, default=0.1, help="share of each member's training part for validation"
     )
     model.add_argument("--seed", type=int, default=0, help="master seed of the plan and the members")
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs per member (at most)")
     train.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="rows per optimisation step"
+        "--preset",
+        default="auto",
+        choices=PRESET_NAMES,
+        help="epochs, batch size and peak rate: 'paper' (DEEPZ 300 epochs at batch 100, GaZNet 60), "
+        "'cpu' (DEEPZ 30, GaZNet 30); auto = paper on a GPU, else cpu",
     )
-    train.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    train.add_argument("--epochs", type=int, help="epochs per member (at most); default: the preset's")
+    train.add_argument("--batch-size", type=int, help="rows per optimisation step; default: the preset's")
+    train.add_argument("--lr", type=float, help="peak learning rate; default: the preset's")
     train.add_argument(
         "--patience",
         type=int,
@@ -70,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="pre-training tile (repeat; none = every tile)",
     )
-    train.add_argument("--pretrain-epochs", type=int, default=defaults.epochs, help="pre-training epochs")
+    train.add_argument("--pretrain-epochs", type=int, help="pre-training epochs (default: as --epochs)")
     ray_group = parser.add_argument_group("Ray")
     ray_group.add_argument(
         "--address", help="join a Ray cluster: 'auto' or 'ray://host:port' (none = start a local Ray)"
@@ -111,21 +131,25 @@ def run(args: argparse.Namespace) -> int:
 
     from ray.train import TrainingFailedError
 
-    from distributed_pz._files import join
+    from distributed_pz._files import exists, join
+    from distributed_pz.models.registry import model_config
     from distributed_pz.survey.store import absolute_url
     from distributed_pz.train.config import ClusterConfig, EnsembleConfig
     from distributed_pz.train.member import TrainConfig
+    from distributed_pz.train.presets import preset_settings
     from distributed_pz.train.ray_ensemble import train_ensemble
 
-    base = TrainConfig(on_nan="stop")
-    member = dataclasses.replace(
-        base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience or None
-    )
     try:
+        family = model_config(args.model).family
+        chosen = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+        settings = {**preset_settings(args.preset, family), **{k: v for k, v in chosen.items() if v}}
+        member = TrainConfig(on_nan="stop", patience=args.patience or None, **settings)
+        pretrain_epochs = args.pretrain_epochs or member.epochs
         config = EnsembleConfig(
             store=absolute_url(args.store),
             out=absolute_url(args.out),
             tiles=tuple(args.tiles),
+            exclude_tiles=tuple(args.exclude_tiles),
             model=args.model,
             model_overrides=parse_overrides(args.model_set),
             n_splits=args.splits,
@@ -135,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             train=member,
             pretrain_store=args.pretrain_store and absolute_url(args.pretrain_store),
             pretrain_tiles=tuple(args.pretrain_tiles),
-            pretrain=dataclasses.replace(member, epochs=args.pretrain_epochs),
+            pretrain=dataclasses.replace(member, epochs=pretrain_epochs),
         )
         cluster = ClusterConfig(
             address=args.address,
@@ -159,5 +183,6 @@ def run(args: argparse.Namespace) -> int:
     if outcome.content_hash is None:
         return 1
     oof = join(outcome.path, "oof.parquet")
-    print(f"ensemble {outcome.content_hash[:16]}…, out-of-fold predictions in {oof}")
+    where = f"out-of-fold predictions in {oof}" if exists(oof) else "no out-of-fold predictions (--folds 1)"
+    print(f"ensemble {outcome.content_hash[:16]}…, {where}")
     return 0

@@ -14,7 +14,8 @@ every tile it will read, so a model the store cannot feed fails in one line befo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import fnmatch
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +34,10 @@ class EnsembleConfig:
 
     Parameters
     ----------
-    store, tiles
-        Training store URL and its tiles (empty = every tile); rows with a finite ``z_spec`` train.
+    store, tiles, exclude_tiles
+        Training store URL, its tiles (names or glob patterns such as ``"KIDS_1*"``; empty =
+        every tile) and tiles (names or patterns) to leave out, e.g. the evaluation tile; rows
+        with a finite ``z_spec`` train.
     out
         Ensemble directory; every Ray node must see it (local disk for a one-node cluster, a
         shared filesystem otherwise).
@@ -57,6 +60,7 @@ class EnsembleConfig:
     store: str
     out: str
     tiles: tuple[str, ...] = ()
+    exclude_tiles: tuple[str, ...] = ()
     model: str = "deepz"
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
     n_splits: int = 10
@@ -95,10 +99,10 @@ class EnsembleConfig:
             (say DEEPZ without its reference band), a tile lacks a band or array the model reads
             (cutouts, exposures), or the training tiles differ in their bands.
         """
-        tiles = tuple(self.tiles) or tuple(store.tile_names())
+        tiles = select_tiles(store, self.tiles, self.exclude_tiles)
         pretrain_tiles = ()
         if pretrain_store is not None:
-            pretrain_tiles = tuple(self.pretrain_tiles) or tuple(pretrain_store.tile_names())
+            pretrain_tiles = select_tiles(pretrain_store, self.pretrain_tiles)
         if not tiles:
             raise ValueError(f"store {store.url!r} has no tile to train on")
         if pretrain_store is not None and not pretrain_tiles:
@@ -131,6 +135,7 @@ class EnsembleConfig:
         for name in ("train", "pretrain"):
             d[name].pop(DEVICE_FIELD)
         d["tiles"], d["pretrain_tiles"] = list(self.tiles), list(self.pretrain_tiles)
+        d["exclude_tiles"] = list(self.exclude_tiles)
         d["model_overrides"] = dict(self.model_overrides)
         d["model_config"] = config_to_dict(self.model_config())
         return d
@@ -142,6 +147,7 @@ class EnsembleConfig:
         for name in ("train", "pretrain"):
             fields[name] = TrainConfig(**fields[name])
         fields["tiles"], fields["pretrain_tiles"] = tuple(d["tiles"]), tuple(d["pretrain_tiles"])
+        fields["exclude_tiles"] = tuple(d.get("exclude_tiles", ()))
         if "model_config" in d:
             fields["resolved_model"] = config_from_dict(d["model_config"])
         return cls(**fields)
@@ -151,6 +157,27 @@ class EnsembleConfig:
         ``out``, and minus the pre-training settings when there is no pre-training store."""
         unused = {"out"} if self.pretrain_store else {"out", "pretrain", "pretrain_tiles"}
         return {k: v for k, v in self.to_dict().items() if k not in unused}
+
+
+def select_tiles(
+    store: SurveyStore, patterns: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """The store's tiles matching any of ``patterns`` (names or globs; none = every tile), minus
+    those matching ``exclude``, in store order.
+
+    Raises
+    ------
+    ValueError
+        A pattern matches no tile (the message lists the store's tiles).
+    """
+    names = list(store.tile_names())
+    for pattern in (*patterns, *exclude):
+        if not fnmatch.filter(names, pattern):
+            raise ValueError(
+                f"tile {pattern!r} matches no tile of store {store.url!r} (its tiles: {', '.join(names)})"
+            )
+    chosen = [n for n in names if not patterns or any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    return tuple(n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude))
 
 
 def check_tile(model: ModelConfig, tile: Tile, role: str = "") -> None:

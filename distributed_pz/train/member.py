@@ -35,7 +35,7 @@ from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model
 from distributed_pz.models.registry import ModelConfig, build_model, config_to_dict, model_config
 from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.loss import member_loss
-from distributed_pz.train.schedule import learning_rate
+from distributed_pz.train.schedule import first_drop, learning_rate
 
 STATE_VERSION = 1
 
@@ -61,7 +61,9 @@ class TrainConfig:
         Adam weight decay.
     patience, min_delta
         Stop after ``patience`` epochs whose validation loss did not beat the best by
-        ``min_delta`` (``None`` = never stop early).
+        ``min_delta`` (``None`` = never stop early). Only epochs from the schedule's first
+        learning-rate drop on count (:func:`~distributed_pz.train.schedule.first_drop`): a
+        member never stops before its rate has dropped once.
     val_fraction
         Share of ``data`` held out for validation when no ``val_data`` is given.
     device
@@ -243,6 +245,7 @@ class _Loop:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.schedule = tc.schedule_for(model.config)
+        self.patience_from = first_drop(self.schedule, tc.epochs, tc.lr)
         self.epoch = 0
         self.best_val = math.inf
         self.best_epoch = -1
@@ -318,7 +321,7 @@ class _Loop:
         if is_best:
             self.best_val, self.best_epoch, self.best_state = val_loss, self.epoch, _copy_state(model)
             self.bad_epochs = 0
-        else:
+        elif self.epoch >= self.patience_from:
             self.bad_epochs += 1
         record = EpochRecord(
             epoch=self.epoch,

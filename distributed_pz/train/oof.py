@@ -126,16 +126,18 @@ def write_catalog(
     combined: Mapping[str, np.ndarray],
     odds_interval: float = DEFAULT_ODDS_INTERVAL,
     tile: np.ndarray | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the out-of-fold catalogue (:mod:`distributed_pz.catalog` columns), atomically.
 
     Columns ``object_id, tile, z_spec, z_phot, n_members`` and the mixture; ``odds_interval``
     (the one :func:`combine_parts` used) goes into the metadata, so ``dpz evaluate`` computes
     ODDS as the catalogues do. ``tile`` names each row's tile: ``(tile, object_id)`` identifies a
-    row even when two tiles of a training run share ids.
+    row even when two tiles of a training run share ids; ``metadata`` says what calibration the
+    mixture carries.
     """
     columns = {"object_id": np.asarray(object_id, np.int64), "z_spec": np.asarray(z_spec, np.float32)}
     if tile is not None:
         columns["tile"] = np.asarray(tile, dtype=str)
     columns.update({k: combined[k] for k in ("z_phot", "n_members", *MIXTURE_COLUMNS) if k in combined})
-    return write_table(path, columns, {"odds_interval": odds_interval})
+    return write_table(path, columns, {"odds_interval": odds_interval, **(metadata or {})})

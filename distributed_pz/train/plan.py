@@ -20,6 +20,9 @@ import numpy as np
 
 from distributed_pz.models.ensemble import SplitPlan
 
+NO_TEST_FOLD = -1
+"""Test fold of every row in a one-fold ("train on everything") plan: no member tests on it."""
+
 
 def make_plan(
     object_id: np.ndarray,
@@ -37,6 +40,9 @@ def make_plan(
     n_splits, n_folds
         ``R`` random splits of ``K`` folds each: ``R * K`` members, each galaxy in the test
         fold of exactly one member per split; folds of a split differ in size by at most one.
+        ``K = 1`` trains on everything: no test fold (every row's fold is
+        :data:`NO_TEST_FOLD`), each member trains on all rows but its own validation set, and
+        there are no out-of-fold predictions.
     val_fraction
         Fraction of each member's training part (rounded, at least one row) held out for
         validation; 0 for none.
@@ -45,8 +51,10 @@ def make_plan(
     """
     object_id = np.asarray(object_id)
     n = len(object_id)
-    if n_splits < 1 or n_folds < 2:
-        raise ValueError(f"need at least 1 split and 2 folds, not {n_splits} × {n_folds}")
+    if n_splits < 1 or n_folds < 1:
+        raise ValueError(f"need at least 1 split and 1 fold, not {n_splits} × {n_folds}")
+    if n_folds == 1 and val_fraction <= 0:
+        raise ValueError("one fold (train on everything) needs a validation fraction > 0")
     if n < n_folds:
         raise ValueError(f"{n} rows cannot fill {n_folds} folds")
     if not 0 <= val_fraction < 1:
@@ -56,6 +64,8 @@ def make_plan(
     test_fold = np.empty((n_splits, n), np.int16)
     for r, seq in enumerate(split_seq.spawn(n_splits)):
         test_fold[r, np.random.default_rng(seq).permutation(n)] = np.arange(n) % n_folds
+    if n_folds == 1:
+        test_fold[:] = NO_TEST_FOLD
     validation = np.zeros((n_members, n), bool)
     for m, seq in enumerate(val_seq.spawn(n_members)):
         train_part = np.flatnonzero(test_fold[m // n_folds] != m % n_folds)

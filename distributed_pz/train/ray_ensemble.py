@@ -1,9 +1,10 @@
 """Train an ensemble with Ray Train: one ``TorchTrainer`` run whose workers share out the members.
 
 The driver (:func:`train_ensemble`) selects the training sample, draws (or reuses) the split
-plan, starts ONE Train V2 ``TorchTrainer`` — ~10 s of start-up paid once, not once per member —
-whose workers each train a share of the members (:mod:`distributed_pz.train.worker`), then pools
-the out-of-fold predictions into ``oof.parquet`` and writes the ensemble manifest.
+plan, prints a time estimate (:mod:`distributed_pz.train.estimate`), starts ONE Train V2
+``TorchTrainer`` — ~10 s of start-up paid once, not once per member — whose workers each train a share of the members (:mod:`distributed_pz.train.worker`), then pools
+the out-of-fold predictions into ``oof.parquet``, fits the p(z) calibration on them
+(:mod:`distributed_pz.train.calibrate`) and writes the ensemble manifest.
 
 Packing: a worker takes ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs — 1 GPU each, a
 fraction (0.5 = two members training side by side on one GPU), or none for CPU-only Ray. By
@@ -53,11 +54,13 @@ from typing import Any
 import numpy as np
 import ray
 import ray.train
+import torch
 from ray._private import ray_constants
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from distributed_pz._files import is_remote, mirrored, write_json
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.calibration import save_calibration
 from distributed_pz.models.ensemble import (
     CONFIG,
     MANIFEST,
@@ -68,12 +71,21 @@ from distributed_pz.models.ensemble import (
     write_manifest,
 )
 from distributed_pz.survey.errors import StoreError
+from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.store import SurveyStore, open_store
+from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
+from distributed_pz.train.estimate import estimate_plan
 from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
 from distributed_pz.train.plan import make_plan
 from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
-from distributed_pz.train.sample import TrainingSample, load_sample, required_arrays, select_sample
+from distributed_pz.train.sample import (
+    TrainingSample,
+    load_sample,
+    read_sample_rows,
+    required_arrays,
+    select_sample,
+)
 from distributed_pz.train.worker import oof_part_path, worker_loop
 
 RAY_RUN = "ray_train"
@@ -201,12 +213,23 @@ def train_ensemble(
         echo(
             f"training {len(pending)} of {len(ids)} members ({len(done_before)} already finished) into {out}"
         )
+        echo(
+            estimate_plan(
+                config,
+                store,
+                arrays,
+                plan.n_rows,
+                len(pending),
+                _expected_workers(cluster, len(pending)),
+                cluster.cpus_per_worker,
+            ).line()
+        )
         status = new_status(ids, done_before)
         workers = _fit(out, config, cluster, arrays, len(pending), status, echo, pretrain_arrays)
     finished = finished_members(out)
     content_hash = None
     if finished >= set(ids):
-        content_hash = _finish(out, config, plan, arrays, digest, store)
+        content_hash = _finish(out, config, plan, arrays, digest, store, echo)
         shutil.rmtree(out / RAY_RUN, ignore_errors=True)
     return TrainOutcome(
         path=out,
@@ -217,6 +240,14 @@ def train_ensemble(
         seconds=time.perf_counter() - started,
         content_hash=content_hash,
     )
+
+
+def _expected_workers(cluster: ClusterConfig, pending: int) -> int:
+    """Workers the plan will likely get (before Ray starts): as asked, else one per local CPU / GPU."""
+    if cluster.num_workers:
+        return min(cluster.num_workers, pending)
+    local = torch.cuda.device_count() or (os.cpu_count() or 1) // cluster.cpus_per_worker
+    return max(1, min(local, pending))
 
 
 def _check_complete(store: SurveyStore, tiles: Sequence[str]) -> None:
@@ -357,17 +388,40 @@ def _fit_interruptibly(trainer: TorchTrainer) -> None:
 
 
 def _finish(
-    out: Path, config: EnsembleConfig, plan: SplitPlan, arrays: list[str], digest: str, store: SurveyStore
+    out: Path,
+    config: EnsembleConfig,
+    plan: SplitPlan,
+    arrays: list[str],
+    digest: str,
+    store: SurveyStore,
+    echo: Callable[[str], None] = print,
 ) -> str:
-    """Pool the out-of-fold parts into ``oof.parquet`` and write the manifest; returns the ensemble hash."""
-    if (out / MANIFEST).is_file() and (out / OOF_CATALOG).is_file():
+    """Pool the out-of-fold parts into ``oof.parquet``, fit the calibration on them and write the
+    manifest; returns the ensemble hash. Without out-of-fold parts (``--folds 1``) there is no
+    ``oof.parquet`` and no calibration."""
+    if (out / MANIFEST).is_file() and ((out / OOF_CATALOG).is_file() or plan.n_folds == 1):
         return json.loads((out / MANIFEST).read_text())["content_hash"]
-    sample = load_sample(out, config.store, config.tiles)
-    parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
-    tiles = np.asarray(sample.tiles)[sample.tile_index]
-    write_catalog(
-        out / OOF_CATALOG, plan.object_id, sample.z_spec, combine_parts(parts, plan.n_rows), tile=tiles
-    )
+    calibration = None
+    if plan.n_folds > 1:
+        sample = load_sample(out, config.store, config.tiles)
+        parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
+        galaxies = None
+        if "class" in arrays:  # fit on galaxies (and unknowns): a star's z = 0 is a label
+            cls = read_sample_rows(sample, ["class"]).arrays["class"]
+            galaxies = np.isin(cls, (CLASS_GALAXY, CLASS_UNKNOWN))
+        combined = combine_parts(parts, plan.n_rows)
+        fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, fit_rows=galaxies)
+        calibration = save_calibration(out, fitted)
+        meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
+        tiles = np.asarray(sample.tiles)[sample.tile_index]
+        write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
+        after = fitted.after
+        echo(
+            f"calibration: {fitted.describe()}: PIT KS {fitted.before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
+            f"68 % coverage {fitted.before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
+        )
+    else:
+        echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
     record = {
         "url": config.store,
         "tiles": list(config.tiles),
@@ -384,4 +438,4 @@ def _finish(
             "store": config.pretrain_store,
             "tiles": list(config.pretrain_tiles),
         }
-    return write_manifest(out, plan, config.result_fields(), record, pretrain)
+    return write_manifest(out, plan, config.result_fields(), record, pretrain, calibration)

@@ -39,6 +39,15 @@ SCHEDULES: dict[str, Schedule] = {
 }
 
 
+def first_drop(schedule: str, epochs: int, lr: float) -> int:
+    """First epoch (0-based) whose learning rate is below the peak; ``epochs`` if it never drops.
+
+    Early stopping waits for it (:class:`distributed_pz.train.member.TrainConfig`): a member is
+    not stopped while it still runs at the peak rate.
+    """
+    return next((e for e in range(epochs) if learning_rate(schedule, e, epochs, lr) < lr), epochs)
+
+
 def learning_rate(schedule: str, epoch: int, epochs: int, lr: float) -> float:
     """Learning rate of ``epoch`` (0-based) out of ``epochs`` under the named schedule."""
     try:

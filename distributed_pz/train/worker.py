@@ -258,7 +258,8 @@ def _finish(
     """A trained member's out-of-fold part, then its bundle (renamed into place last)."""
     name = member.member_id
     test = plan.test_rows(member)
-    save_part(oof_part_path(out, name), test, predict_part(result.bundle, data.take(test)))
+    if test.size:  # a one-fold plan has no test rows and no out-of-fold part
+        save_part(oof_part_path(out, name), test, predict_part(result.bundle, data.take(test)))
     record = {
         "member_id": name,
         "split": member.split,

@@ -17,16 +17,17 @@ needs_data = pytest.mark.skipif(bool(missing_files(DATA, (SDSS,))), reason=f"no 
 @needs_data
 def test_run_catalogue_scores_every_model_and_baseline(tmp_path):
     torch.set_num_threads(1)
-    rows = run_catalogue(SDSS, DATA, tmp_path / "store", epochs=2, patience=2, max_rows=400)
-    assert [r["model"] for r in rows] == ["deepz", "gaznet_c9", "knn", "random_forest"]
+    rows = run_catalogue(SDSS, DATA, tmp_path / "store", epochs=2, patience=2, max_rows=400, members=2)
+    assert [r["model"] for r in rows] == ["deepz ×2", "gaznet_c9 ×2", "knn", "random_forest"]
     for row in rows:
         assert row["n_train"] + row["n_val"] == 400 and row["n_test"] == 400
         assert row["n_scored"] > 0
+        networks = row["model"] in ("deepz ×2", "gaznet_c9 ×2")  # calibrated p(z) of both kinds
         names = ["nmad", "outlier_fraction", "bias", "sigma68"] + (
-            ["pit_ks", "crps"] if row["model"] == "deepz" else []
+            ["pit_ks", "coverage_68", "crps"] if networks else []
         )
         assert all(math.isfinite(row[name]) for name in names), row
-        assert set(row) >= {c for c in COLUMNS if c not in ("pit_ks", "crps")}
+        assert set(row) >= {c for c in COLUMNS if c not in ("pit_ks", "coverage_68", "crps")}
 
 
 def test_main_skips_without_shared_data(tmp_path, monkeypatch, capsys):

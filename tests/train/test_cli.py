@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from distributed_pz.bands import KIDS_VIKING
 from distributed_pz.survey.store import open_store
 from distributed_pz.train import cli
 from distributed_pz.train.config import EnsembleConfig
+from distributed_pz.train.presets import preset_settings
 from distributed_pz.train.progress import ProgressCallback, new_status, progress_line
 
 
@@ -66,7 +68,7 @@ def test_progress_callback_tracks_members(tmp_path):
     assert json.loads(path.read_text())["counts"]["done"] == 2
 
 
-def _catalogue_store(url, bands=("u", "g", "r", "i", "z"), band_set="sdss", n=40):
+def _catalogue_store(url, bands=("u", "g", "r", "i", "z"), band_set="sdss", n=40, tile="t0"):
     """A catalogue-only store (no cutouts, no exposures) in the band set ``bands``."""
     rng = np.random.default_rng(0)
     nb = len(bands)
@@ -80,7 +82,7 @@ def _catalogue_store(url, bands=("u", "g", "r", "i", "z"), band_set="sdss", n=40
         "z_spec": rng.uniform(0, 1, n).astype(np.float32),
     }
     attrs = {"band_set": band_set, "bands": list(bands), "image_bands": [], "zeropoint": {}}
-    open_store(url, "a").write_tile("t0", arrays, attrs)
+    open_store(url, "a").write_tile(tile, arrays, attrs)
     return url
 
 
@@ -119,3 +121,39 @@ def test_an_override_repairs_what_the_band_set_leaves_invalid(tmp_path):
     url = _catalogue_store(str(tmp_path / "s.zarr"), ("g", "r", "z"), band_set="test")
     config = EnsembleConfig(store=url, out="x", model="deepz", model_overrides={"reference_band": "r"})
     assert config.resolve(open_store(url)).model_config().reference_band == "r"
+
+
+def _tiles_store(url, names):
+    """A catalogue-only store with one small tile per name."""
+    for name in names:
+        _catalogue_store(url, tile=name)
+    return url
+
+
+def test_tiles_by_glob_and_exclusion(tmp_path):
+    url = _tiles_store(str(tmp_path / "s.zarr"), ("KIDS_1", "KIDS_2", "KIDS_10", "eval"))
+    store = open_store(url)
+
+    def tiles(**kw):
+        return EnsembleConfig(store=url, out="x", model="gaznet_c9", **kw).resolve(store).tiles
+
+    assert set(tiles()) == {"KIDS_1", "KIDS_2", "KIDS_10", "eval"}
+    assert set(tiles(exclude_tiles=("eval",))) == {"KIDS_1", "KIDS_2", "KIDS_10"}
+    assert set(tiles(tiles=("KIDS_1*",))) == {"KIDS_1", "KIDS_10"}
+    assert set(tiles(tiles=("KIDS_*",), exclude_tiles=("KIDS_1?",))) == {"KIDS_1", "KIDS_2"}
+    with pytest.raises(ValueError, match="matches no tile"):
+        tiles(exclude_tiles=("evl",))
+    with pytest.raises(ValueError, match="no tile to train on"):
+        tiles(tiles=("eval",), exclude_tiles=("e*",))
+    args = parse("--store", url, "--out", "x", "--tile", "KIDS_*", "--exclude-tile", "KIDS_2")
+    assert (args.tiles, args.exclude_tiles) == (["KIDS_*"], ["KIDS_2"])
+
+
+def test_presets_choose_the_papers_schedules_on_a_gpu_and_short_ones_on_a_cpu():
+    assert preset_settings("paper", "deepz") == {"epochs": 300, "batch_size": 100, "lr": 1e-3}
+    assert preset_settings("paper", "gaznet")["epochs"] == 60
+    assert preset_settings("cpu", "deepz")["epochs"] == 30
+    expected = "paper" if torch.cuda.is_available() else "cpu"
+    assert preset_settings("auto", "deepz") == preset_settings(expected, "deepz")
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_settings("fast", "deepz")

@@ -19,6 +19,7 @@ from distributed_pz.train import (
     train_member,
 )
 from distributed_pz.train.loss import member_loss
+from distributed_pz.train.schedule import first_drop
 from tests.fixtures import learnable_tile, tiny_config
 
 torch.set_num_threads(1)
@@ -72,12 +73,21 @@ def test_same_seed_same_member_other_seed_other_member():
     assert a.bundle.content_hash == b.bundle.content_hash != c.bundle.content_hash
 
 
-def test_early_stopping_after_patience_epochs_without_improvement():
+@pytest.mark.parametrize("schedule, drop", [("gaznet", 5), ("deepz", 4), ("constant", 10)])
+def test_early_stopping_waits_for_the_first_learning_rate_drop(schedule, drop):
     tile = learnable_tile(120, seed=3)
-    config = TrainConfig(epochs=10, batch_size=32, patience=2, min_delta=1e9)  # nothing ever counts as better
+    config = TrainConfig(
+        epochs=10, batch_size=32, patience=2, min_delta=1e9, schedule=schedule
+    )  # nothing ever counts as better: only the rule decides when it stops
     result = train_member(tiny_config("gaznet_c4"), tile, seed=0, train_config=config)
-    assert result.stop_reason == "early_stopping"
-    assert len(result.history) == 3 and result.best_epoch == 0
+    assert first_drop(schedule, 10, config.lr) == drop
+    lrs = [r.lr for r in result.history]
+    assert all(lr == config.lr for lr in lrs[:drop]) and result.best_epoch == 0
+    if drop + 2 <= 10:  # stops after `patience` epochs at the dropped rate, never before the drop
+        assert result.stop_reason == "early_stopping" and len(result.history) == drop + 2
+        assert lrs[-1] < config.lr
+    else:
+        assert result.stop_reason == "completed" and len(result.history) == 10
 
 
 def nan_from_call(n):

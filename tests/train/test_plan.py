@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from distributed_pz.models.ensemble import load_plan
-from distributed_pz.train.plan import make_plan
+from distributed_pz.train.plan import NO_TEST_FOLD, make_plan
 
 IDS = np.arange(5000, 5103, dtype=np.int64)  # 103 rows: folds of unequal size
 
@@ -73,11 +73,26 @@ def test_save_load_round_trip(plan, tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"n_folds": 1}, "2 folds"), ({"val_fraction": 1.0}, "val_fraction"), ({"n_splits": 0}, "1 split")],
+    [
+        ({"n_folds": 0}, "1 fold"),
+        ({"n_folds": 1, "val_fraction": 0.0}, "validation fraction"),
+        ({"val_fraction": 1.0}, "val_fraction"),
+        ({"n_splits": 0}, "1 split"),
+    ],
 )
 def test_rejects_bad_plans(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_plan(IDS, **kwargs)
+
+
+def test_one_fold_trains_on_everything_but_validation_and_tests_on_nothing():
+    plan = make_plan(IDS, n_splits=3, n_folds=1, val_fraction=0.1, seed=1)
+    assert len(plan.members) == 3 and (plan.test_fold == NO_TEST_FOLD).all()
+    for member in plan.members:
+        assert plan.test_rows(member).size == 0
+        train, val = plan.train_rows(member), plan.validation_rows(member)
+        assert np.intersect1d(train, val).size == 0 and train.size + val.size == plan.n_rows
+        assert val.size == round(0.1 * plan.n_rows)
 
 
 def test_rejects_too_few_rows():

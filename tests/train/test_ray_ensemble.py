@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from distributed_pz.models.calibration import load_calibration  # noqa: E402
 from distributed_pz.models.ensemble import (  # noqa: E402
     MANIFEST,
     load_ensemble,
@@ -121,6 +123,16 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     np.testing.assert_allclose(weights[predicted > 0].sum(axis=1), 1, rtol=1e-5)
     assert np.isnan(np.array(oof["z_phot"])[predicted == 0]).all()
 
+    # the calibration fitted on them is in the manifest and applied by the predictor
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["calibration"]["content_hash"] == load_calibration(out).content_hash
+    assert (
+        EnsemblePredictor.load(str(out)).catalogue_metadata()["calibration"].startswith("width_temperature")
+    )
+    assert any(line.startswith("calibration: ") for line in lines)
+    assert any(line.startswith("estimate: ") for line in lines)
+    assert "cross-fitted" in pq.read_schema(out / "oof.parquet").metadata[b"calibration"].decode()
+
     # the part really is that member's prediction of rows it never saw
     spec = plan.members[3]
     rows = plan.test_rows(spec)
@@ -149,6 +161,24 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
 
     with pytest.raises(ValueError, match="other settings"):
         train_ensemble(config(store, out, epochs=3, pretrain_store=pretrain_store))
+
+
+def test_one_fold_trains_every_member_on_everything_with_no_out_of_fold_and_no_calibration(
+    ray_session, store, tmp_path
+):
+    out = tmp_path / "all"
+    settings = dataclasses.replace(config(store, out, n_splits=2), n_folds=1, exclude_tiles=("t1",))
+    lines = []
+    outcome = train_ensemble(settings, echo=lines.append)
+    assert outcome.content_hash and outcome.n_members == 2
+    plan = load_plan(out)
+    assert plan.n_rows == 300 - len(range(0, 300, 7))  # t1 left out
+    for spec in plan.members:
+        n_train = load_ensemble(out).members[spec.member_id].metadata["n_train"]
+        assert n_train == plan.n_rows - plan.validation_rows(spec).size
+    assert not (out / "oof.parquet").exists() and load_calibration(out) is None
+    assert any("no out-of-fold predictions, so no calibration" in line for line in lines)
+    assert EnsemblePredictor.load(str(out)).catalogue_metadata()["calibration"] == "none"
 
 
 def load_part_rows(part, rows):

@@ -1,0 +1,299 @@
+"""Recalibration of an ensemble's pooled p(z): a width temperature per redshift bin, fitted out of fold.
+
+An ensemble's raw p(z) is rarely calibrated: mixture-density members are too wide and pooling
+widens them further, while a point-estimate ensemble's "p(z)" is only the spread of a few
+members, far too narrow. :class:`Calibration` maps each source's pooled mixture to a calibrated
+one that is still an exact Gaussian mixture (so the catalogue's ``pdf_*`` columns stay exact and
+``qp.mixmod``-readable). With ``m`` the mixture's mode (``z_phot``) and, in the bin of ``m``, shift ``s``,
+temperature ``T`` and floor ``f``::
+
+    means'  = m + s (1 + m) + T (means - m)
+    sigmas' = sqrt((T sigmas)^2 + (f (1 + m))^2)
+
+``s`` removes the bin's median bias (it moves the median of the PIT to ½), ``T`` narrows (< 1)
+or widens (> 1) the whole mixture about its mode — so a far, faint component cannot drag the
+peak, and ``z_phot`` moves only by the shift — the members' spread and their components
+alike — and ``f`` adds a width in quadrature that a point ensemble's spread of two members
+cannot give. They are fitted per bin of ``m`` (quantile bins of the fitting rows): ``s`` as the
+median of ``(z_spec - median of p(z)) / (1 + m)``, then ``T`` and ``f`` on a grid, to make the
+probability integral transform (PIT) of the fitting rows uniform: the objective is the PIT's
+KS distance plus the miss of the 68 % coverage. The shift moves ``z_phot`` with the p(z): a
+bias correction learned out of fold.
+
+:func:`fit_calibration` learns it from out-of-fold predictions (``dpz train``,
+:mod:`distributed_pz.train.calibrate`); the ensemble directory keeps it as
+``calibration.json`` with its own content hash, recorded in ``ensemble.json``, and the one
+predictor (:class:`~distributed_pz.models.predictor.EnsemblePredictor`) applies it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr
+
+from distributed_pz._files import write_json
+from distributed_pz.metrics import mixture
+from distributed_pz.models.ensemble import MANIFEST
+
+CALIBRATION_FILE = "calibration.json"
+METHOD = "width_temperature"
+TEMPERATURES = np.geomspace(0.1, 8.0, 17)
+"""Coarse grid of temperatures ``T``; a finer grid (steps of 7 %) follows around the best."""
+FLOORS = np.concatenate([[0.0], np.geomspace(2e-3, 0.3, 10)])
+"""Coarse grid of floors ``f`` (in units of ``1 + z``); a finer grid (steps of 14 %) follows."""
+FINE_STEPS = np.geomspace(0.76, 1.31, 9)
+COVERAGE_68 = float(ndtr(1.0) - ndtr(-1.0))
+MAX_FIT_ROWS = 2000
+"""Rows per bin used in the grid search (a seeded subsample beyond it)."""
+ROWS_PER_BIN = 1500
+"""Fitting rows per redshift bin (at most :data:`MAX_BINS` bins, at least one)."""
+MAX_BINS = 4
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted recalibration of pooled mixtures.
+
+    Parameters
+    ----------
+    edges
+        Inner edges of the bins of the mixture mode (``B - 1`` values for ``B`` bins).
+    shift, temperature, floor
+        ``s``, ``T`` and ``f`` of each bin.
+    fitted_on
+        What it was fitted on, e.g. ``"out-of-fold predictions"``.
+    n_rows
+        Rows it was fitted on.
+    before, after
+        PIT KS and 68 % coverage of the fitting rows before and after.
+    """
+
+    edges: tuple[float, ...]
+    shift: tuple[float, ...]
+    temperature: tuple[float, ...]
+    floor: tuple[float, ...]
+    fitted_on: str
+    n_rows: int
+    before: Mapping[str, float] = field(default_factory=dict)
+    after: Mapping[str, float] = field(default_factory=dict)
+    method: str = METHOD
+
+    def __post_init__(self) -> None:
+        if self.method != METHOD:
+            raise ValueError(f"unknown calibration method {self.method!r}; known: {METHOD!r}")
+        if not len(self.shift) == len(self.temperature) == len(self.floor) == len(self.edges) + 1:
+            raise ValueError("a calibration needs one shift, one temperature and one floor per bin")
+
+    def apply(
+        self, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The calibrated mixtures ``(N, K)`` x 3; rows with all-zero weights are returned as they are."""
+        live = weights.sum(axis=1) > 0
+        m = np.zeros(len(weights))
+        if live.any():
+            m[live] = mixture.mode(weights[live], means[live], sigmas[live])
+        b = np.searchsorted(np.asarray(self.edges), m)
+        s = np.where(live, np.asarray(self.shift)[b], 0.0)
+        t = np.where(live, np.asarray(self.temperature)[b], 1.0)
+        f = np.where(live, np.asarray(self.floor)[b], 0.0)
+        return _transform(weights, means, sigmas, m, s, t, f)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
+        fields = dict(d)
+        for name in ("edges", "shift", "temperature", "floor"):
+            fields[name] = tuple(float(x) for x in fields[name])
+        return cls(**fields)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the calibration's JSON (sorted keys)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def describe(self) -> str:
+        """One line for catalogue metadata and reports."""
+        bins = len(self.temperature)
+        return (
+            f"{self.method} in {bins} z_phot bin{'s' * (bins > 1)}, fitted on {self.n_rows} {self.fitted_on}"
+        )
+
+
+def _transform(
+    weights: np.ndarray,
+    means: np.ndarray,
+    sigmas: np.ndarray,
+    m: np.ndarray,
+    s: np.ndarray,
+    t: np.ndarray,
+    f: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``means' = m + s (1 + m) + t (means - m)``, ``sigmas' = hypot(t sigmas, f (1 + m))`` row-wise."""
+    scale = 1.0 + np.abs(m[:, None])
+    m, s, t, f = m[:, None], s[:, None], t[:, None], f[:, None]
+    return weights, m + s * scale + t * (means - m), np.hypot(t * sigmas, f * scale)
+
+
+def pit_scores(pit_values: np.ndarray) -> dict[str, float]:
+    """KS distance from uniform and 68 % coverage of PIT values (finite ones)."""
+    p = np.sort(pit_values[np.isfinite(pit_values)])
+    if not p.size:
+        return {"pit_ks": float("nan"), "coverage_68": float("nan")}
+    n = p.size
+    ks = max(np.max(np.arange(1, n + 1) / n - p), np.max(p - np.arange(n) / n))
+    coverage = np.mean(np.abs(p - 0.5) <= COVERAGE_68 / 2)
+    return {"pit_ks": float(ks), "coverage_68": float(coverage)}
+
+
+def _grid_objective(
+    weights: np.ndarray,
+    means: np.ndarray,
+    sigmas: np.ndarray,
+    z: np.ndarray,
+    m: np.ndarray,
+    temperatures: np.ndarray,
+    floors: np.ndarray,
+) -> np.ndarray:
+    """KS + |coverage - 0.683| of the PIT for every (temperature, floor) of a grid: ``(T, F)``.
+
+    ``m`` is the mixture mode already shifted (``m + s (1 + m)``), ``means`` are unshifted.
+    """
+    n = len(z)
+    scale = (1.0 + np.abs(m))[:, None]
+    d = means - mixture.mode(weights, means, sigmas)[:, None]  # (N, K)
+    u = (z - m)[:, None]  # (N, 1)
+    out = np.empty((temperatures.size, floors.size))
+    ranks_hi, ranks_lo = np.arange(1, n + 1) / n, np.arange(n) / n
+    for i, t in enumerate(temperatures):
+        for j, f in enumerate(floors):
+            sd = np.hypot(t * sigmas, f * scale)
+            p = np.sort((weights * ndtr((u - t * d) / sd)).sum(axis=1))
+            ks = max(np.max(ranks_hi - p), np.max(p - ranks_lo))
+            out[i, j] = ks + abs(np.mean(np.abs(p - 0.5) <= COVERAGE_68 / 2) - COVERAGE_68)
+    return out
+
+
+def _fit_bin(
+    weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray, m: np.ndarray
+) -> tuple[float, float, float]:
+    """``(s, T, f)`` of one bin: the median shift, then the best ``(T, f)`` of the coarse grid and
+    of a finer grid around it."""
+    median = mixture.quantiles(weights, means, sigmas, (0.5,))[:, 0]
+    shift = float(np.median((z - median) / (1.0 + np.abs(m))))
+    shifted = m + shift * (1.0 + np.abs(m))
+    t_grid, f_grid = TEMPERATURES, FLOORS
+    best = (1.0, 0.0)
+    for _ in range(2):
+        score = _grid_objective(weights, means, sigmas, z, shifted, t_grid, f_grid)
+        i, j = np.unravel_index(np.argmin(score), score.shape)
+        best = (float(t_grid[i]), float(f_grid[j]))
+        t_grid = best[0] * FINE_STEPS
+        f_grid = np.concatenate([[0.0], (best[1] or FLOORS[1]) * FINE_STEPS])
+    return (shift, *best)
+
+
+def fit_calibration(
+    weights: np.ndarray,
+    means: np.ndarray,
+    sigmas: np.ndarray,
+    z_spec: np.ndarray,
+    fitted_on: str = "out-of-fold predictions",
+    seed: int = 0,
+) -> Calibration:
+    """Fit a :class:`Calibration` that makes the PIT of ``z_spec`` under these mixtures uniform.
+
+    Parameters
+    ----------
+    weights, means, sigmas
+        ``(N, K)`` pooled mixtures of rows the ensemble did not train on.
+    z_spec
+        ``(N,)`` their true redshifts; rows with a non-finite one or no PDF are left out.
+    fitted_on
+        Recorded description of the rows.
+    seed
+        Seeds the subsample of a bin with more than :data:`MAX_FIT_ROWS` rows.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 50 usable rows.
+    """
+    weights, means, sigmas = (np.asarray(a, np.float64) for a in (weights, means, sigmas))
+    z_spec = np.asarray(z_spec, np.float64)
+    use = np.flatnonzero(np.isfinite(z_spec) & (weights.sum(axis=1) > 0))
+    if use.size < 50:
+        raise ValueError(f"{use.size} rows with a p(z) and a finite z_spec are too few to calibrate on")
+    w, mu, sd, z = weights[use], means[use], sigmas[use], z_spec[use]
+    m = mixture.mode(w, mu, sd)
+    n_bins = int(np.clip(use.size // ROWS_PER_BIN, 1, MAX_BINS))
+    edges = np.quantile(m, np.arange(1, n_bins) / n_bins) if n_bins > 1 else np.array([])
+    rng = np.random.default_rng(seed)
+    shift, temperature, floor = [], [], []
+    b = np.searchsorted(edges, m)
+    for k in range(n_bins):
+        rows = np.flatnonzero(b == k)
+        if rows.size > MAX_FIT_ROWS:
+            rows = np.sort(rng.choice(rows, MAX_FIT_ROWS, replace=False))
+        s, t, f = _fit_bin(w[rows], mu[rows], sd[rows], z[rows], m[rows])
+        shift.append(s)
+        temperature.append(t)
+        floor.append(f)
+    before = pit_scores(_pit(w, mu, sd, z))
+    calibration = Calibration(
+        tuple(float(e) for e in edges),
+        tuple(shift),
+        tuple(temperature),
+        tuple(floor),
+        fitted_on,
+        int(use.size),
+        before,
+    )
+    after = pit_scores(_pit(*calibration.apply(w, mu, sd), z))
+    return Calibration(**{**asdict(calibration), "after": after})
+
+
+def _pit(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return mixture.cdf(z[:, None], weights, means, sigmas)[:, 0]
+
+
+def save_calibration(directory: str | Path, calibration: Calibration) -> dict[str, str]:
+    """Write ``calibration.json`` into an ensemble directory; returns its manifest entry."""
+    write_json(Path(directory) / CALIBRATION_FILE, calibration.to_dict())
+    return {"path": CALIBRATION_FILE, "content_hash": calibration.content_hash, "method": calibration.method}
+
+
+def load_calibration(directory: str | Path) -> Calibration | None:
+    """The calibration an ensemble directory's manifest records, hash verified; ``None`` if none.
+
+    A single model bundle directory, or an ensemble trained without out-of-fold predictions
+    (``--folds 1``), has none.
+
+    Raises
+    ------
+    ValueError
+        The file is missing or is not the one the manifest records.
+    """
+    manifest = Path(directory) / MANIFEST
+    entry = json.loads(manifest.read_text()).get("calibration") if manifest.is_file() else None
+    if not entry:
+        return None
+    path = Path(directory) / entry["path"]
+    if not path.is_file():
+        raise ValueError(
+            f"ensemble {str(directory)!r}: the calibration {entry['path']} it records is missing"
+        )
+    calibration = Calibration.from_dict(json.loads(path.read_text()))
+    if calibration.content_hash != entry["content_hash"]:
+        raise ValueError(
+            f"ensemble {str(directory)!r}: {entry['path']} is not the calibration recorded (edited?)"
+        )
+    return calibration

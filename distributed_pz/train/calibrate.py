@@ -1,0 +1,81 @@
+"""The calibration stage of ``dpz train``: a p(z) recalibration learned from the out-of-fold predictions.
+
+After the members are trained, their out-of-fold predictions (each training galaxy predicted
+only by members that never saw it) are the ensemble's honest sample of its own errors.
+:func:`calibrate_oof` fits a :class:`~distributed_pz.models.calibration.Calibration` on all of
+them — the one saved in the ensemble and applied by the predictor to every catalogue — and
+returns the out-of-fold columns calibrated *cross-fitted*: each half of the rows (a seeded
+permutation) is calibrated by a fit on the other half, so ``oof.parquet`` evaluates the
+calibration without testing it on the rows it was fitted on.
+
+An ensemble trained with ``--folds 1`` has no out-of-fold predictions and so no calibration:
+its catalogues say ``calibration: none``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from distributed_pz.catalog import MIXTURE_COLUMNS
+from distributed_pz.metrics import mixture
+from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
+from distributed_pz.models.calibration import Calibration, fit_calibration
+
+
+def calibrate_oof(
+    combined: Mapping[str, np.ndarray],
+    z_spec: np.ndarray,
+    seed: int = 0,
+    odds_interval: float = DEFAULT_ODDS_INTERVAL,
+    fit_rows: np.ndarray | None = None,
+) -> tuple[Calibration, dict[str, np.ndarray]]:
+    """Fit the ensemble's calibration and calibrate its out-of-fold predictions, cross-fitted.
+
+    Parameters
+    ----------
+    combined
+        Pooled out-of-fold predictions (:func:`distributed_pz.train.oof.combine_parts`).
+    z_spec
+        ``(N,)`` spectroscopic redshifts of the training sample.
+    seed
+        Seeds the halves of the cross-fit and the fits' subsamples.
+    odds_interval
+        ODDS window of the recomputed summaries.
+    fit_rows
+        ``(N,)`` bool: rows the calibration may be fitted on (default all). ``dpz train`` leaves
+        out the spectroscopic stars and QSOs: a star's z = 0 is a label, not a redshift a
+        galaxy's p(z) should cover. Every row is calibrated.
+
+    Returns
+    -------
+    calibration, calibrated
+        The calibration fitted on every row, and ``combined`` with its mixture and summaries
+        replaced by the cross-fitted calibrated ones.
+
+    Raises
+    ------
+    ValueError
+        Too few usable rows to fit on (see :func:`~distributed_pz.models.calibration.fit_calibration`).
+    """
+    weights, means, sigmas = (np.asarray(combined[k], np.float64) for k in MIXTURE_COLUMNS)
+    z_spec = np.asarray(z_spec, np.float64)
+    usable = np.ones(len(z_spec), bool) if fit_rows is None else np.asarray(fit_rows, bool)
+    described = "out-of-fold predictions" if fit_rows is None else "out-of-fold galaxies"
+    calibration = fit_calibration(
+        weights[usable], means[usable], sigmas[usable], z_spec[usable], described, seed
+    )
+    half = np.random.default_rng(seed).permutation(len(z_spec)) % 2 == 0
+    out_w, out_mu, out_sd = weights.copy(), means.copy(), sigmas.copy()
+    for rows in (half, ~half):
+        other = ~rows & usable
+        fit = fit_calibration(
+            weights[other], means[other], sigmas[other], z_spec[other], "half of the out-of-fold rows", seed
+        )
+        out_w[rows], out_mu[rows], out_sd[rows] = fit.apply(weights[rows], means[rows], sigmas[rows])
+    summary = mixture.summarise(out_w, out_mu, out_sd, odds_interval)
+    calibrated = dict(combined)
+    calibrated.update({k: v.astype(np.float32) for k, v in summary.items()})
+    calibrated.update(pdf_weights=out_w, pdf_means=out_mu, pdf_sigmas=out_sd)
+    return calibration, calibrated

@@ -1,0 +1,91 @@
+"""The p(z) recalibration: fitted out of fold it makes a miscalibrated ensemble's PIT uniform on other rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from distributed_pz.metrics import mixture
+from distributed_pz.models.calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    fit_calibration,
+    load_calibration,
+    pit_scores,
+    save_calibration,
+)
+from distributed_pz.models.ensemble import MANIFEST
+
+
+def miscalibrated(n, kind, seed=0):
+    """Pooled mixtures of a synthetic ensemble, its errors known: ``(w, mu, sd), z_true``.
+
+    ``"wide"``: two 3-component MDN members 2.5 times too wide and biased by +0.02 (1 + z);
+    ``"narrow"``: a point ensemble whose member spread is a third of its real error.
+    """
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.05, 1.5, n)
+    error = 0.03 * (1 + z)
+    centre = z + rng.normal(0.0, error)
+    if kind == "wide":
+        mu = centre[:, None] + 0.02 * (1 + z[:, None]) + rng.normal(0.0, 0.004, (n, 6))
+        return (np.full((n, 6), 1 / 6), mu, np.repeat(2.5 * error[:, None], 6, axis=1)), z
+    return (np.ones((n, 1)), centre[:, None], error[:, None] / 3), z
+
+
+def pit_of(mixtures, z):
+    return mixture.cdf(z[:, None], *mixtures)[:, 0]
+
+
+@pytest.mark.parametrize("kind", ["wide", "narrow"])
+def test_calibration_fitted_on_some_rows_makes_the_pit_of_other_rows_uniform(kind):
+    (w, mu, sd), z = miscalibrated(6000, kind)
+    fit, test = slice(0, 3000), slice(3000, None)
+    before = pit_scores(pit_of((w[test], mu[test], sd[test]), z[test]))
+    assert before["pit_ks"] > 0.15 and abs(before["coverage_68"] - 0.683) > 0.2
+    calibration = fit_calibration(w[fit], mu[fit], sd[fit], z[fit])
+    after = pit_scores(pit_of(calibration.apply(w[test], mu[test], sd[test]), z[test]))
+    assert after["pit_ks"] < 0.03 and abs(after["coverage_68"] - 0.683) < 0.03
+    assert calibration.after["pit_ks"] < 0.03 and calibration.before["pit_ks"] > 0.15
+    assert len(calibration.temperature) == 2  # 3000 rows: two bins of the mixture mean
+
+
+def test_the_calibrated_pdf_is_still_an_exact_mixture_and_no_pdf_rows_stay_so():
+    (w, mu, sd), z = miscalibrated(400, "wide")
+    w[:3] = 0.0  # "no estimate" rows
+    calibration = fit_calibration(w, mu, sd, z)
+    w2, mu2, sd2 = calibration.apply(w, mu, sd)
+    assert w2 is w and mu2.shape == mu.shape and (sd2 > 0).all()
+    np.testing.assert_array_equal(mu2[:3], mu[:3])
+    np.testing.assert_array_equal(sd2[:3], sd[:3])
+    assert np.isnan(mixture.summarise(w2, mu2, sd2)["z_phot"][:3]).all()
+
+
+def test_identity_calibration_changes_nothing():
+    (w, mu, sd), _ = miscalibrated(50, "wide")
+    identity = Calibration((), (0.0,), (1.0,), (0.0,), "nothing", 0)
+    out = identity.apply(w, mu, sd)
+    np.testing.assert_allclose(out[1], mu)
+    np.testing.assert_allclose(out[2], sd)
+
+
+def test_saved_calibration_is_read_back_and_a_changed_one_refused(tmp_path):
+    (w, mu, sd), z = miscalibrated(300, "narrow")
+    calibration = fit_calibration(w, mu, sd, z)
+    entry = save_calibration(tmp_path, calibration)
+    assert load_calibration(tmp_path) is None  # no manifest records it yet
+    (tmp_path / MANIFEST).write_text(json.dumps({"calibration": entry}))
+    assert load_calibration(tmp_path) == calibration
+    edited = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    edited["temperature"][0] *= 2
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(edited))
+    with pytest.raises(ValueError, match="not the calibration recorded"):
+        load_calibration(tmp_path)
+
+
+def test_too_few_rows_to_calibrate_on():
+    (w, mu, sd), z = miscalibrated(40, "wide")
+    with pytest.raises(ValueError, match="too few"):
+        fit_calibration(w, mu, sd, z)
