@@ -253,6 +253,19 @@ class _Loop:
         self.bad_epochs = 0
         self.history: list[EpochRecord] = []
 
+    def note_validation(self, val_loss: float, epoch: int) -> bool:
+        """Keep the best weights; count epochs without improvement from the first LR drop on.
+
+        Returns whether ``epoch`` is the best so far.
+        """
+        is_best = val_loss < self.best_val - self.tc.min_delta
+        if is_best:
+            self.best_val, self.best_epoch, self.best_state = val_loss, epoch, _copy_state(self.model)
+            self.bad_epochs = 0
+        elif epoch >= self.patience_from:
+            self.bad_epochs += 1
+        return is_best
+
     def run(self, callback: Callable[[EpochReport], bool | None] | None) -> TrainResult:
         reason = "completed"
         while self.epoch < self.tc.epochs:
@@ -317,12 +330,7 @@ class _Loop:
         val_loss = evaluate_loss(model, self.spec, self.stats, self.val_t, tc.batch_size)
         if not math.isfinite(val_loss):
             return None, self._diverged(f"validation loss is {val_loss} at epoch {self.epoch}")
-        is_best = val_loss < self.best_val - tc.min_delta
-        if is_best:
-            self.best_val, self.best_epoch, self.best_state = val_loss, self.epoch, _copy_state(model)
-            self.bad_epochs = 0
-        elif self.epoch >= self.patience_from:
-            self.bad_epochs += 1
+        is_best = self.note_validation(val_loss, self.epoch)
         record = EpochRecord(
             epoch=self.epoch,
             lr=lr,

@@ -48,7 +48,6 @@ from distributed_pz.train.member import (
     TrainConfig,
     TrainingDiverged,
     TrainResult,
-    _copy_state,
     _Loop,
     _split,
     evaluate_loss,
@@ -302,12 +301,7 @@ class _Stack:
         if not math.isfinite(val_loss):
             self._diverged(i, f"validation loss is {val_loss} at epoch {epoch}")
             return
-        is_best = val_loss < loop.best_val - tc.min_delta
-        if is_best:
-            loop.best_val, loop.best_epoch, loop.best_state = val_loss, epoch, _copy_state(loop.model)
-            loop.bad_epochs = 0
-        else:
-            loop.bad_epochs += 1
+        is_best = loop.note_validation(val_loss, epoch)
         record = EpochRecord(
             epoch=epoch,
             lr=lr,
