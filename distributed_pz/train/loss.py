@@ -46,7 +46,10 @@ def member_loss(
     if model.has_pdf:
         per_row = -mixture_log_prob(outputs["logits"], outputs["means"], outputs["sigmas"], z)
     else:
-        per_row = F.huber_loss(outputs["z"], z, delta=model.config.huber_delta, reduction="none")
+        # Huber over delta: the paper's minimiser and, with Adam, the same steps, but in redshift
+        # units (~|dz|) so that a class head's cross-entropy does not drown it (delta = 0.001).
+        delta = model.config.huber_delta
+        per_row = F.huber_loss(outputs["z"], z, delta=delta, reduction="none") / delta
     z_loss = (per_row * keep).sum() / n
     total, parts = z_loss, {"z": z_loss.detach()}
     if "class_logits" in outputs and "class" in batch:
