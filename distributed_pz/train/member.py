@@ -253,18 +253,27 @@ class _Loop:
         self.bad_epochs = 0
         self.history: list[EpochRecord] = []
 
-    def note_validation(self, val_loss: float, epoch: int) -> bool:
-        """Keep the best weights; count epochs without improvement from the first LR drop on.
-
-        Returns whether ``epoch`` is the best so far.
-        """
+    def epoch_record(
+        self, epoch: int, lr: float, sums: dict[str, float], steps: int, val_loss: float, started: float
+    ) -> EpochRecord:
+        """Keep the best weights, count epochs without improvement (from the first LR drop on), and
+        describe the epoch (``sums`` of the batch losses over ``steps`` steps, since ``started``)."""
         is_best = val_loss < self.best_val - self.tc.min_delta
         if is_best:
             self.best_val, self.best_epoch, self.best_state = val_loss, epoch, _copy_state(self.model)
             self.bad_epochs = 0
         elif epoch >= self.patience_from:
             self.bad_epochs += 1
-        return is_best
+        return EpochRecord(
+            epoch=epoch,
+            lr=lr,
+            train_loss=sums["loss"] / steps,
+            val_loss=val_loss,
+            best_val_loss=self.best_val,
+            is_best=is_best,
+            seconds=time.perf_counter() - started,
+            parts={k: v / steps for k, v in sums.items() if k != "loss"},
+        )
 
     def run(self, callback: Callable[[EpochReport], bool | None] | None) -> TrainResult:
         reason = "completed"
@@ -330,18 +339,7 @@ class _Loop:
         val_loss = evaluate_loss(model, self.spec, self.stats, self.val_t, tc.batch_size)
         if not math.isfinite(val_loss):
             return None, self._diverged(f"validation loss is {val_loss} at epoch {self.epoch}")
-        is_best = self.note_validation(val_loss, self.epoch)
-        record = EpochRecord(
-            epoch=self.epoch,
-            lr=lr,
-            train_loss=sums["loss"] / steps,
-            val_loss=val_loss,
-            best_val_loss=self.best_val,
-            is_best=is_best,
-            seconds=time.perf_counter() - started,
-            parts={k: v / steps for k, v in sums.items() if k != "loss"},
-        )
-        return record, False
+        return self.epoch_record(self.epoch, lr, sums, steps, val_loss, started), False
 
     def _diverged(self, message: str) -> bool:
         if self.tc.on_nan == "raise":

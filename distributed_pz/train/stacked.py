@@ -43,7 +43,6 @@ from distributed_pz.models.registry import ModelConfig, build_model
 from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.loss import member_loss
 from distributed_pz.train.member import (
-    EpochRecord,
     EpochReport,
     TrainConfig,
     TrainingDiverged,
@@ -301,17 +300,7 @@ class _Stack:
         if not math.isfinite(val_loss):
             self._diverged(i, f"validation loss is {val_loss} at epoch {epoch}")
             return
-        is_best = loop.note_validation(val_loss, epoch)
-        record = EpochRecord(
-            epoch=epoch,
-            lr=lr,
-            train_loss=sums["loss"] / steps,
-            val_loss=val_loss,
-            best_val_loss=loop.best_val,
-            is_best=is_best,
-            seconds=time.perf_counter() - started,
-            parts={k: v / steps for k, v in sums.items() if k != "loss"},
-        )
+        record = loop.epoch_record(epoch, lr, sums, steps, val_loss, started)
         loop.history.append(record)
         loop.epoch = epoch + 1
         callback = self.callbacks[i]

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from distributed_pz import cli
+from distributed_pz.train.ray_ensemble import QUIET_RAY_ENV
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -39,15 +40,7 @@ LOOPBACK = "127.0.0.1"
 RAY_HEAD_IP = "127.0.0.2"
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 120
-BASE_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AIR_NEW_OUTPUT": "0",
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1",
-    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-    "RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION": "0",
-    "RAY_TRAIN_METRICS_ENABLED": "0",
-    "OMP_NUM_THREADS": "1",
-}
+BASE_ENV = {**QUIET_RAY_ENV, "OMP_NUM_THREADS": "1"}
 
 
 def free_port() -> int:
