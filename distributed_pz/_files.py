@@ -11,7 +11,7 @@ resume states) goes through :func:`atomic_path`, so a reader never sees half a f
   whole or not at all (a PUT, or a multipart upload's completion), so "write once to the final
   key" is the atomic commit there; no temporary key is ever visible.
 
-The small helpers (:func:`exists`, :func:`join`, :func:`read_text`, :func:`makedirs`,
+The small helpers (:func:`exists`, :func:`join`, :func:`read_text`, :func:`read_json`, :func:`makedirs`,
 :func:`remove_tree`) take either kind of location.
 """
 
@@ -93,6 +93,16 @@ def read_bytes(url: str | os.PathLike) -> bytes:
 def read_text(url: str | os.PathLike) -> str:
     """The text of a file or object (UTF-8)."""
     return read_bytes(url).decode()
+
+
+def read_json(url: str | os.PathLike, error: type[Exception] = ValueError) -> Any:
+    """The JSON value of a file or object; ``error`` naming it if it is missing or not JSON."""
+    try:
+        return json.loads(read_bytes(url))
+    except FileNotFoundError:
+        raise error(f"{url}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{url}: not JSON ({exc})") from None
 
 
 def temporary_beside(path: str | os.PathLike) -> Path:

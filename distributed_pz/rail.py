@@ -28,6 +28,7 @@ from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
 from distributed_pz.catalog import qp_ensemble
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store import absolute_url, open_store
 from distributed_pz.survey.tiles import TileArrays
@@ -168,7 +169,7 @@ class DistributedPzEstimator(CatEstimator):
         options = PredictOptions(
             batch_size=self.config.predict_batch_size, odds_interval=self.config.odds_interval
         )
-        self.predictor = EnsemblePredictor.load(self.model["ensemble"], options=options)
+        self.predictor = EnsemblePredictor.from_ensemble(EnsembleDir(self.model["ensemble"]).read(), options)
 
     def _process_chunk(self, start: int, end: int, data: Any, first: bool) -> None:
         arrays = tile_arrays(data, self.config)

@@ -16,7 +16,8 @@ import torch
 
 from distributed_pz.bands import KIDS_VIKING
 from distributed_pz.models.bundle import Bundle, make_bundle, save_bundle
-from distributed_pz.models.ensemble import member_dir, write_manifest
+from distributed_pz.models.calibration import Calibration
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.registry import build_model, model_config
 from distributed_pz.survey.store import open_store
@@ -125,13 +126,17 @@ def fresh_members(name: str, seeds: tuple[int, ...], rows: int = 200) -> list[Bu
     return members
 
 
-def save_ensemble(root: Path, bundles: list[Bundle]) -> str:
-    """Write ``bundles`` as an ensemble directory (one split, ``len(bundles)`` folds); returns its hash."""
+def save_ensemble(root: Path, bundles: list[Bundle], calibration: Calibration | None = None) -> str:
+    """Write ``bundles`` (and ``calibration``) as an ensemble directory (one split, ``len(bundles)``
+    folds); returns its hash."""
     plan = make_plan(np.arange(10 * len(bundles)), n_splits=1, n_folds=len(bundles), seed=3)
     plan.save(root)
+    ensemble = EnsembleDir(root)
     for spec, bundle in zip(plan.members, bundles, strict=True):
-        save_bundle(member_dir(root, spec.member_id), bundle)
-    return write_manifest(root, plan, {"model": bundles[0].model_name}, {"url": "test", "hash": "test"})
+        save_bundle(ensemble.member(spec.member_id), bundle)
+    entry = ensemble.save_calibration(calibration) if calibration else None
+    store = {"url": "test", "hash": "test"}
+    return ensemble.write_manifest(plan, {"model": bundles[0].model_name}, store, calibration=entry)
 
 
 def write_store(

@@ -66,7 +66,7 @@ def _commands(root: str, scheduler: str) -> dict[str, list[str]]:
     }
 
 
-def test_demo_chain_on_s3_resumes(bucket, capsys):
+def test_demo_chain_on_s3_resumes(bucket, capsys, tmp_path):
     fs, root = bucket
     ensemble, run, report = f"{root}/ens", f"{root}/run", f"{root}/report"
     with connect("local", workers=1) as client:  # its worker starts with the S3 environment set
@@ -86,7 +86,20 @@ def test_demo_chain_on_s3_resumes(bucket, capsys):
 
         before = fs.info(f"{run}/SIM_0001.parquet")["ETag"]
         assert main(commands["train"]) == 0 and main(commands["predict"]) == 0
-    out = capsys.readouterr().out
+        out = capsys.readouterr().out
+
+        # the remote ensemble predicts exactly what its local copy predicts, calibration included
+        fs.get(f"{ensemble}/", str(tmp_path / "ens"), recursive=True)
+        local_run = f"{root}/run-local"
+        argv = [a.replace(ensemble, str(tmp_path / "ens")).replace(run, local_run) for a in commands["predict"]]
+        assert main(argv) == 0
     assert "2/2 members (0 trained now" in out
     assert "0 tiles written, 1 already done" in out
     assert fs.info(f"{run}/SIM_0001.parquet")["ETag"] == before
+    remote, local = (read_catalog(f"{r}/SIM_0001.parquet") for r in (run, local_run))
+    assert remote.meta["calibration"].startswith("width_temperature")
+    for key in ("calibration", "calibration_hash", "bundle_hash", "pdf_source"):
+        assert remote.meta[key] == local.meta[key], key
+    assert remote.columns.keys() == local.columns.keys()
+    for name, column in remote.columns.items():
+        np.testing.assert_array_equal(column, local.columns[name], err_msg=name)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from distributed_pz._files import exists, join, read_text
 from distributed_pz.catalog import table_format
-from distributed_pz.infer.manifest import MANIFEST
+from distributed_pz.infer.manifest import RUN_MANIFEST
 
 DEFAULT_PIXEL_THRESHOLD = 1_000_000
 """Most rows per HATS partition (hats-import's default)."""
@@ -39,9 +39,9 @@ def run_catalogues(run: str, tiles: Sequence[str] | None = None) -> list[str]:
     ValueError
         No manifest, a requested tile not committed, or catalogues not in Parquet.
     """
-    path = join(run, MANIFEST)
+    path = join(run, RUN_MANIFEST)
     if not exists(path):
-        raise ValueError(f"{run}: not a dpz predict run folder (no {MANIFEST})")
+        raise ValueError(f"{run}: not a dpz predict run folder (no {RUN_MANIFEST})")
     committed = json.loads(read_text(path))["tiles"]
     names = list(tiles) if tiles else sorted(committed)
     missing = [t for t in names if t not in committed]

@@ -18,7 +18,7 @@ from distributed_pz.infer.compat import check_bands
 from distributed_pz.infer.manifest import FAILURES, ManifestError
 from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
 from distributed_pz.models.bundle import BundleError
-from distributed_pz.models.ensemble import read_content_hash
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import PDF_KINDS, PRECISIONS, PredictOptions
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import absolute_url, open_store
@@ -117,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
             pdf=args.pdf,
             z_grid=args.z_grid,
         )
-        read_content_hash(args.bundle)  # fail on a wrong path or bands before starting a cluster
-        check_bands(args.bundle, open_store(args.store), args.tile)
+        # read once on the client (no weights): a wrong path, bands or calibration fail before a cluster starts
+        ensemble = EnsembleDir(absolute_url(args.bundle)).read(weights=False)
+        check_bands(ensemble, open_store(args.store), args.tile)
         with connect(
             args.cluster,
             workers=args.workers,
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             summary = predict_store(
                 client,
                 absolute_url(args.store),
-                absolute_url(args.bundle),
+                ensemble,
                 absolute_url(args.out),
                 tiles=args.tile,
                 options=options,

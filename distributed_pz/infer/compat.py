@@ -9,15 +9,9 @@ to the run, which fails each of them on its own (``--on-error skip`` then finish
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
-from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.models.bundle import BundleError
-from distributed_pz.models.ensemble import MANIFEST as ENSEMBLE_MANIFEST
-from distributed_pz.models.ensemble import local_directory
-from distributed_pz.models.registry import config_from_dict
+from distributed_pz.models.ensemble import Ensemble
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import SurveyStore
 
@@ -26,19 +20,19 @@ class BandMismatch(ValueError):
     """The ensemble was trained on other bands than a tile holds (one-line message)."""
 
 
-def check_bands(bundle_path: str | Path, store: SurveyStore, tiles: Sequence[str] = ()) -> None:
-    """Raise :class:`BandMismatch` for the first tile the ensemble at ``bundle_path`` cannot predict.
+def check_bands(ensemble: Ensemble, store: SurveyStore, tiles: Sequence[str] = ()) -> None:
+    """Raise :class:`BandMismatch` for the first tile ``ensemble`` cannot predict.
 
     Parameters
     ----------
-    bundle_path
-        Ensemble or single-bundle directory (local, or a URL: read from its local copy).
+    ensemble
+        The ensemble (read without weights is enough).
     store
         The survey store.
     tiles
         Tiles to predict; default every tile of the store.
     """
-    band_set, bands, image_bands = _trained_on(local_directory(bundle_path))
+    band_set, bands, image_bands = ensemble.band_set, ensemble.bands, ensemble.image_bands
     for name in tiles or store.tile_names():
         try:
             tile = store.tile(name)
@@ -49,39 +43,13 @@ def check_bands(bundle_path: str | Path, store: SurveyStore, tiles: Sequence[str
         where = f"store {store.url!r}, tile {name!r}"
         if band_set is not None and tile_set != band_set:
             raise BandMismatch(
-                f"{where}: band set {tile_set!r}, but the ensemble {str(bundle_path)!r} was trained on "
+                f"{where}: band set {tile_set!r}, but the ensemble {ensemble.location!r} was trained on "
                 f"{band_set!r}; predict it with a model trained on {tile_set!r}"
             )
         missing = [b for b in bands if b not in tile_bands]
         missing_images = [b for b in image_bands if b not in tile_image_bands]
         if missing or missing_images:
             raise BandMismatch(
-                f"{where}: the ensemble {str(bundle_path)!r} reads bands {missing + missing_images} "
+                f"{where}: the ensemble {ensemble.location!r} reads bands {missing + missing_images} "
                 f"that the tile lacks (bands {list(tile_bands)}, image bands {list(tile_image_bands)})"
             )
-
-
-def _trained_on(root: Path) -> tuple[str | None, list[str], list[str]]:
-    """The training band set (if recorded) and the bands and image bands the members read."""
-    if (root / ENSEMBLE_MANIFEST).is_file():
-        manifest = _json(root / ENSEMBLE_MANIFEST)
-        band_set = manifest.get("store", {}).get("band_set")
-        members = [root / entry["path"] for entry in manifest["members"]]
-    else:
-        band_set, members = None, [root]
-    bands: dict[str, None] = {}
-    image_bands: dict[str, None] = {}
-    for member in members:
-        spec = config_from_dict(_json(member / BUNDLE_MANIFEST)["config"]).input_spec()
-        bands.update(dict.fromkeys(spec.bands if spec.catalog != "none" else ()))
-        image_bands.update(dict.fromkeys(spec.image_bands))
-    return band_set, list(bands), list(image_bands)
-
-
-def _json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{str(path)!r} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{str(path)!r} is not JSON ({exc})") from None

@@ -35,12 +35,12 @@ from distributed_pz._files import (
     join,
     local_path,
     makedirs,
-    read_text,
+    read_json,
     utc_now,
     write_json,
 )
 
-MANIFEST = "manifest.json"
+RUN_MANIFEST = "manifest.json"
 FAILURES = "failures.json"
 STAGING = "_staging"
 LOCK = ".lock"
@@ -86,12 +86,12 @@ class RunManifest:
 
     @classmethod
     def _read(cls, out: str, identity: dict[str, Any], lock: Any) -> RunManifest:
-        path = join(out, MANIFEST)
+        path = join(out, RUN_MANIFEST)
         if not exists(path):
             manifest = cls(out, identity, lock=lock)
             manifest.save()
             return manifest
-        state = _read_json(path)
+        state = _read_run_file(path)
         if state.get("format") != RUN_FORMAT:
             raise ManifestError(f"{path}: not a dpz predict manifest (format {state.get('format')!r})")
         if state.get("format_version") != RUN_VERSION:
@@ -110,7 +110,7 @@ class RunManifest:
                 f"(recorded: { {k: state['identity'].get(k) for k in changed} }); use another --out"
             )
         failures_path = join(out, FAILURES)
-        failures = _read_json(failures_path) if exists(failures_path) else {}
+        failures = _read_run_file(failures_path) if exists(failures_path) else {}
         return cls(out, identity, state["tiles"], state["in_progress"], failures, lock)
 
     def close(self) -> None:
@@ -170,7 +170,7 @@ class RunManifest:
 
     def save(self) -> None:
         write_json(
-            join(self.out, MANIFEST),
+            join(self.out, RUN_MANIFEST),
             {
                 "format": RUN_FORMAT,
                 "format_version": RUN_VERSION,
@@ -186,11 +186,11 @@ class RunManifest:
         write_json(join(self.out, FAILURES), self.failures)
 
 
-def _read_json(path: str) -> Any:
+def _read_run_file(path: str) -> Any:
     try:
-        return json.loads(read_text(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: not JSON ({exc}); move it away (or use another --out)") from None
+        return read_json(path, ManifestError)
+    except ManifestError as exc:
+        raise ManifestError(f"{exc}; move it away (or use another --out)") from None
 
 
 def _lock(out: Path) -> Any:

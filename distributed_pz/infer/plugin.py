@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 from distributed import WorkerPlugin, get_worker
 
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 
 
@@ -42,7 +43,8 @@ class PredictorPlugin(WorkerPlugin):
         self.predictor: EnsemblePredictor | None = None
 
     def setup(self, worker) -> None:
-        predictor = EnsemblePredictor.load(self.bundle_path, options=self.options)
+        ensemble = EnsembleDir(self.bundle_path).read()  # parsed once per worker; on its GPU if it has one
+        predictor = EnsemblePredictor.from_ensemble(ensemble, self.options)
         if predictor.bundle_hash != self.bundle_hash:
             raise RuntimeError(
                 f"worker {worker.address}: {self.bundle_path} has content hash {predictor.bundle_hash[:12]}…, "

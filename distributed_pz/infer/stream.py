@@ -30,7 +30,7 @@ from distributed_pz._files import is_file, makedirs, remove_tree, utc_now
 from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, write_part
 from distributed_pz.infer.manifest import STAGING, RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
-from distributed_pz.models.ensemble import read_content_hash
+from distributed_pz.models.ensemble import Ensemble, EnsembleDir
 from distributed_pz.models.predictor import PredictOptions
 from distributed_pz.survey.errors import StoreError
 from distributed_pz.survey.store import absolute_url, open_store
@@ -247,7 +247,7 @@ class _Run:
 def predict_store(
     client: Client,
     store_url: str,
-    bundle_path: str,
+    ensemble: Ensemble | str,
     out: str,
     *,
     tiles: Sequence[str] | None = None,
@@ -264,9 +264,10 @@ def predict_store(
     ----------
     client
         Connected to the cluster (:func:`distributed_pz.infer.cluster.connect`).
-    store_url, bundle_path, out
-        Survey store, ensemble (or bundle) directory and output directory: local paths (made
-        absolute; the workers must see them) or fsspec URLs (``s3://``, ``gs://``).
+    store_url, ensemble, out
+        Survey store, ensemble (read, or its directory: ensemble or single bundle) and output
+        directory: local paths (made absolute; the workers must see them) or fsspec URLs
+        (``s3://``, ``gs://``). Each worker reads the ensemble from its location once.
     tiles
         Tiles to predict; default every tile of the store.
     options
@@ -289,10 +290,19 @@ def predict_store(
         raise ValueError(f"format must be one of {list(WRITE_FORMATS)}, not {fmt!r}")
     options = options or PredictOptions()
     store_url = absolute_url(store_url)
-    bundle_path = absolute_url(bundle_path)
+    if not isinstance(ensemble, Ensemble):
+        ensemble = EnsembleDir(absolute_url(ensemble)).read(weights=False)
+    bundle_path = absolute_url(ensemble.location)
     out_dir = absolute_url(out)
-    digest = read_content_hash(bundle_path)
-    identity = {"bundle_hash": digest, "store": store_url, "format": fmt, **options.output_settings()}
+    digest = ensemble.content_hash
+    calibration = ensemble.calibration.content_hash if ensemble.calibration else None
+    identity = {
+        "bundle_hash": digest,
+        "calibration_hash": calibration,
+        "store": store_url,
+        "format": fmt,
+        **options.output_settings(),
+    }
     manifest = RunManifest.open(out_dir, identity)
     try:
         run = _Run(

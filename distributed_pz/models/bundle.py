@@ -39,7 +39,7 @@ from distributed_pz.models.registry import ModelConfig, build_model, config_from
 
 BUNDLE_FORMAT = "distributed_pz.bundle"
 BUNDLE_VERSION = 1
-MANIFEST = "bundle.json"
+BUNDLE_FILE = "bundle.json"
 WEIGHTS = "weights.safetensors"
 
 
@@ -173,7 +173,7 @@ def save_bundle(path: str | os.PathLike, bundle: Bundle, overwrite: bool = False
             "content_hash": bundle.content_hash,
             "metadata": dict(bundle.metadata),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        (tmp / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, old / target.name)
@@ -201,11 +201,11 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu", ver
     """
     root = local_copy(path)
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
+        manifest = json.loads((root / BUNDLE_FILE).read_text())
     except FileNotFoundError:
-        raise BundleError(f"bundle {str(root)!r}: no {MANIFEST}") from None
+        raise BundleError(f"bundle {str(root)!r}: no {BUNDLE_FILE}") from None
     except json.JSONDecodeError as exc:
-        raise BundleError(f"bundle {str(root)!r}: {MANIFEST} is not JSON ({exc})") from None
+        raise BundleError(f"bundle {str(root)!r}: {BUNDLE_FILE} is not JSON ({exc})") from None
     if manifest.get("format") != BUNDLE_FORMAT or manifest.get("format_version") != BUNDLE_VERSION:
         raise BundleError(
             f"bundle {str(root)!r}: format {manifest.get('format')!r} v{manifest.get('format_version')}, "

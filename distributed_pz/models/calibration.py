@@ -21,8 +21,8 @@ KS distance plus the miss of the 68 % coverage. The shift moves ``z_phot`` with 
 bias correction learned out of fold.
 
 :func:`fit_calibration` learns it from out-of-fold predictions (``dpz train``,
-:mod:`distributed_pz.train.calibrate`); the ensemble directory keeps it as
-``calibration.json`` with its own content hash, recorded in ``ensemble.json``, and the one
+:mod:`distributed_pz.train.calibrate`); the ensemble directory keeps it
+(:class:`~distributed_pz.models.ensemble.EnsembleDir`), its content hash inside the ensemble's, and the one
 predictor (:class:`~distributed_pz.models.predictor.EnsemblePredictor`) applies it.
 """
 
@@ -32,17 +32,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
 
-from distributed_pz._files import write_json
 from distributed_pz.metrics import mixture
-from distributed_pz.models.ensemble import MANIFEST
 
-CALIBRATION_FILE = "calibration.json"
 METHOD = "width_temperature"
 TEMPERATURES = np.geomspace(0.1, 8.0, 17)
 """Coarse grid of temperatures ``T``; a finer grid (steps of 7 %) follows around the best."""
@@ -263,37 +259,3 @@ def fit_calibration(
 
 def _pit(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray) -> np.ndarray:
     return mixture.cdf(z[:, None], weights, means, sigmas)[:, 0]
-
-
-def save_calibration(directory: str | Path, calibration: Calibration) -> dict[str, str]:
-    """Write ``calibration.json`` into an ensemble directory; returns its manifest entry."""
-    write_json(Path(directory) / CALIBRATION_FILE, calibration.to_dict())
-    return {"path": CALIBRATION_FILE, "content_hash": calibration.content_hash, "method": calibration.method}
-
-
-def load_calibration(directory: str | Path) -> Calibration | None:
-    """The calibration an ensemble directory's manifest records, hash verified; ``None`` if none.
-
-    A single model bundle directory, or an ensemble trained without out-of-fold predictions
-    (``--folds 1``), has none.
-
-    Raises
-    ------
-    ValueError
-        The file is missing or is not the one the manifest records.
-    """
-    manifest = Path(directory) / MANIFEST
-    entry = json.loads(manifest.read_text()).get("calibration") if manifest.is_file() else None
-    if not entry:
-        return None
-    path = Path(directory) / entry["path"]
-    if not path.is_file():
-        raise ValueError(
-            f"ensemble {str(directory)!r}: the calibration {entry['path']} it records is missing"
-        )
-    calibration = Calibration.from_dict(json.loads(path.read_text()))
-    if calibration.content_hash != entry["content_hash"]:
-        raise ValueError(
-            f"ensemble {str(directory)!r}: {entry['path']} is not the calibration recorded (edited?)"
-        )
-    return calibration

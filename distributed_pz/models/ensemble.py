@@ -1,22 +1,30 @@
-"""Ensemble bundles: every member's model bundle, the split plan and the training record, in one directory.
+"""The ensemble directory, the project's central artefact: :class:`EnsembleDir` owns it.
 
-Layout::
+``dpz train`` writes it; ``dpz predict``, ``dpz distill`` and the RAIL estimator read it. Every
+name in it lives here, and every read and write goes through :class:`EnsembleDir`, for a local
+path and an fsspec URL alike (a remote directory is read from its local copy,
+:func:`distributed_pz._files.local_copy`; training writes a local mirror,
+:func:`distributed_pz._files.mirrored`). Layout::
 
     ensemble.json        manifest, written last: members and their content hashes, plan,
-                         resolved training config, training-store hash, ensemble content hash
+                         resolved training config, training store, calibration, ensemble hash
     config.json          the resolved training config (written when training starts)
     plan.json, plan.npz  the split plan (:class:`SplitPlan`, drawn by :mod:`distributed_pz.train.plan`)
-    sample.npz           the training sample: tile index, row, object_id, z_spec of every plan row
+    sample.json, .npz    the training sample: store, tiles, hash; tile index, row, object_id, z_spec
     members/<member_id>/ one model bundle per member (:func:`distributed_pz.models.bundle.save_bundle`)
     pretrain/            the pre-trained bundle members fine-tuned from (when there was one)
-    oof.parquet          out-of-fold predictions (:mod:`distributed_pz.train.oof`)
-    calibration.json     the p(z) recalibration fitted on them, with its own content hash
-                         (:mod:`distributed_pz.models.calibration`)
+    oof/<member_id>.npz  each member's out-of-fold part (:mod:`distributed_pz.train.oof`)
+    oof.parquet          the pooled out-of-fold predictions, calibrated cross-fitted
+    calibration.json     the p(z) recalibration fitted on them (:mod:`distributed_pz.models.calibration`)
+    status.json          training progress (:mod:`distributed_pz.train.progress`)
+    ray_train/           Ray Train's checkpoints, until the ensemble is complete
 
 Each member bundle appears atomically (temporary directory, then rename), and the manifest is
 renamed into place only after every member, so a directory with ``ensemble.json`` is complete.
-The ensemble content hash covers the members' content hashes, the plan arrays, the config and
-the store hash. A single model bundle directory loads as an ensemble of one.
+The ensemble content hash covers the members' content hashes, the plan arrays, the config, the
+store hash and the calibration's content hash: a catalogue's ``bundle_hash`` names the p(z) it
+holds, calibration included. :meth:`EnsembleDir.read` parses ``ensemble.json`` once into an
+:class:`Ensemble`. A single model bundle directory reads as an ensemble of one.
 
 The plan's format lives here (:class:`SplitPlan`, :class:`MemberSpec`, :func:`load_plan`: plain
 arrays, read without pickle), so reading an ensemble needs nothing from training;
@@ -29,7 +37,8 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +46,17 @@ import numpy as np
 import torch
 
 from distributed_pz import __version__
-from distributed_pz._files import local_copy, utc_now, write_json, write_text
-from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.models.bundle import Bundle, BundleError, load_bundle
+from distributed_pz._files import local_copy, read_json, utc_now, write_json, write_text
+from distributed_pz.models.bundle import BUNDLE_FILE, Bundle, BundleError, load_bundle
+from distributed_pz.models.calibration import Calibration
+from distributed_pz.models.registry import ModelConfig, config_from_dict
 
 ENSEMBLE_FORMAT = "distributed_pz.ensemble"
-ENSEMBLE_VERSION = 1
-MANIFEST = "ensemble.json"
-CONFIG = "config.json"
-MEMBERS = "members"
-PRETRAIN = "pretrain"
+ENSEMBLE_VERSION = 2
+"""v2: the ensemble hash covers the calibration (v1 ensembles are refused: retrain them)."""
+ENSEMBLE_FILE = "ensemble.json"
 SINGLE_MEMBER_ID = "member"
-"""Member id of a plain model bundle loaded as an ensemble."""
+"""Member id of a plain model bundle read as an ensemble."""
 PLAN_JSON = "plan.json"
 PLAN_ARRAYS = "plan.npz"
 PLAN_FORMAT = 1
@@ -185,65 +193,83 @@ def load_plan(directory: str | Path) -> SplitPlan:
 
 @dataclass(frozen=True, eq=False)
 class Ensemble:
-    """A trained ensemble.
+    """A trained ensemble, as :meth:`EnsembleDir.read` parsed it (``ensemble.json`` once).
 
     Parameters
     ----------
-    path
-        Its directory.
+    location
+        Its directory as given (a local path or a URL: what Dask workers read again).
+    content_hash
+        The ensemble's hash (a single bundle's content hash for an ensemble of one); it covers
+        the calibration.
+    configs
+        Member id -> model config, in plan order.
     members
-        Member id -> bundle, in plan order.
+        Member id -> bundle, in plan order; empty when read with ``weights=False``.
+    calibration
+        The p(z) recalibration fitted out of fold (``None``: none was fitted).
+    band_set
+        Band set of the training tiles (``None`` where unrecorded, e.g. a single bundle).
     plan
         The split plan (``None`` for a single bundle).
     config
         The resolved training config (empty for a single bundle).
     store_hash
         Content hash of the training store's tiles (``None`` if unknown).
-    content_hash
-        The ensemble's own hash (a single bundle's content hash for an ensemble of one).
     """
 
-    path: Path
-    members: Mapping[str, Bundle]
-    plan: SplitPlan | None
-    config: Mapping[str, Any]
-    store_hash: str | None
+    location: str
     content_hash: str
+    configs: Mapping[str, ModelConfig]
+    members: Mapping[str, Bundle] = field(default_factory=dict)
+    calibration: Calibration | None = None
+    band_set: str | None = None
+    plan: SplitPlan | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    store_hash: str | None = None
 
     def __len__(self) -> int:
-        return len(self.members)
+        return len(self.configs)
 
     @property
     def bundles(self) -> list[Bundle]:
-        """Member bundles in plan order (what :class:`distributed_pz.models.predictor.EnsemblePredictor` takes)."""
+        """Member bundles in plan order (what :class:`~distributed_pz.models.predictor.EnsemblePredictor` takes)."""
+        if not self.members:
+            raise ValueError(f"ensemble {self.location!r} was read without its weights")
         return list(self.members.values())
 
     @property
     def model_name(self) -> str:
-        return self.bundles[0].model_name
+        return next(iter(self.configs.values())).name
 
+    @property
+    def bands(self) -> list[str]:
+        """Catalogue bands any member reads."""
+        specs = [c.input_spec() for c in self.configs.values()]
+        return list(dict.fromkeys(b for s in specs if s.catalog != "none" for b in s.bands))
 
-def member_dir(root: str | os.PathLike, member_id: str) -> Path:
-    """Where member ``member_id``'s bundle lives."""
-    return Path(root) / MEMBERS / member_id
-
-
-def finished_members(root: str | os.PathLike) -> set[str]:
-    """Ids of the members whose bundle is complete on disk (not the hidden temporary ones)."""
-    members = Path(root) / MEMBERS
-    if not members.is_dir():
-        return set()
-    return {
-        p.name for p in members.iterdir() if not p.name.startswith(".") and (p / BUNDLE_MANIFEST).is_file()
-    }
+    @property
+    def image_bands(self) -> list[str]:
+        """Cutout bands any member reads."""
+        return list(dict.fromkeys(b for c in self.configs.values() for b in c.input_spec().image_bands))
 
 
 def ensemble_hash(
-    member_hashes: Mapping[str, str], plan: SplitPlan, config: Mapping[str, Any], store_hash: str
+    member_hashes: Mapping[str, str],
+    plan: SplitPlan,
+    config: Mapping[str, Any],
+    store_hash: str,
+    calibration_hash: str | None,
 ) -> str:
-    """SHA-256 over the members' content hashes, the plan arrays, the config and the store hash."""
+    """SHA-256 over the members' content hashes, the plan arrays, the config, the store hash and
+    the calibration's content hash (``None`` without one)."""
     h = hashlib.sha256()
-    description = {"members": dict(member_hashes), "config": config, "store_hash": store_hash}
+    description = {
+        "members": dict(member_hashes),
+        "config": config,
+        "store_hash": store_hash,
+        "calibration": calibration_hash,
+    }
     h.update(json.dumps(description, sort_keys=True).encode())
     for array in (plan.test_fold, plan.validation, plan.member_seeds, plan.object_id):
         h.update(f"{array.dtype}|{array.shape}|".encode())
@@ -251,144 +277,296 @@ def ensemble_hash(
     return h.hexdigest()
 
 
-def write_manifest(
-    root: str | os.PathLike,
-    plan: SplitPlan,
-    config: Mapping[str, Any],
-    store: Mapping[str, Any],
-    pretrain: Mapping[str, Any] | None = None,
-    calibration: Mapping[str, Any] | None = None,
-) -> str:
-    """Write ``ensemble.json`` atomically, after every member of ``plan`` is on disk.
+class EnsembleDir:
+    """One ensemble directory: every name in it, and all its reads and writes.
 
     Parameters
     ----------
-    root
-        The ensemble directory, holding ``members/``, the plan and the config.
-    plan
-        The split plan.
-    config
-        The resolved training config.
-    store
-        ``url``, ``tiles``, ``hash`` (and anything else worth recording) of the training store.
-    pretrain
-        What the members fine-tuned from (bundle hash, store), if anything.
-    calibration
-        The calibration file's entry (path, content hash; :mod:`distributed_pz.models.calibration`),
-        if one was fitted.
-
-    Returns
-    -------
-    str
-        The ensemble content hash.
+    location
+        A local path or an fsspec URL. A remote directory is read from its local copy
+        (downloaded once, reused while unchanged); writers work in a local directory (training
+        writes a local mirror of a remote ``--out`` and uploads it).
     """
-    root = Path(root)
-    members = []
-    for spec in plan.members:
-        manifest = _read_json(member_dir(root, spec.member_id) / BUNDLE_MANIFEST)
-        members.append(
-            {
-                "member_id": spec.member_id,
-                "split": spec.split,
-                "fold": spec.fold,
-                "seed": spec.seed,
-                "path": f"{MEMBERS}/{spec.member_id}",
-                "content_hash": manifest["content_hash"],
-            }
+
+    CONFIG_FILE = "config.json"
+    SAMPLE_FILE = "sample.json"
+    SAMPLE_ARRAYS = "sample.npz"
+    MEMBERS = "members"
+    PRETRAIN = "pretrain"
+    OOF_PARTS = "oof"
+    OOF_CATALOG = "oof.parquet"
+    CALIBRATION_FILE = "calibration.json"
+    STATUS_FILE = "status.json"
+    RAY_RUN = "ray_train"
+    """Ray Train run name: its checkpoints live here until the ensemble is complete."""
+
+    def __init__(self, location: str | os.PathLike) -> None:
+        self.location = str(location)
+
+    def __repr__(self) -> str:
+        return f"EnsembleDir({self.location!r})"
+
+    @cached_property
+    def root(self) -> Path:
+        """The local directory: the directory itself, or a remote one's local copy."""
+        try:
+            return local_copy(self.location)
+        except FileNotFoundError as exc:
+            raise BundleError(str(exc)) from None
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / ENSEMBLE_FILE
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / self.CONFIG_FILE
+
+    @property
+    def sample_file(self) -> Path:
+        return self.root / self.SAMPLE_FILE
+
+    @property
+    def sample_arrays(self) -> Path:
+        return self.root / self.SAMPLE_ARRAYS
+
+    @property
+    def pretrain(self) -> Path:
+        """The pre-trained bundle's directory."""
+        return self.root / self.PRETRAIN
+
+    @property
+    def oof_catalog(self) -> Path:
+        return self.root / self.OOF_CATALOG
+
+    @property
+    def status_file(self) -> Path:
+        return self.root / self.STATUS_FILE
+
+    @property
+    def ray_run(self) -> Path:
+        return self.root / self.RAY_RUN
+
+    def member(self, member_id: str) -> Path:
+        """Where member ``member_id``'s bundle lives."""
+        return self.root / self.MEMBERS / member_id
+
+    def oof_part(self, member_id: str) -> Path:
+        """Where member ``member_id``'s out-of-fold part lives."""
+        return self.root / self.OOF_PARTS / f"{member_id}.npz"
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def is_complete(self) -> bool:
+        """Whether the manifest is written (it is written last)."""
+        return self.manifest_file.is_file()
+
+    @property
+    def has_pretrain(self) -> bool:
+        return (self.pretrain / BUNDLE_FILE).is_file()
+
+    def finished_members(self) -> set[str]:
+        """Ids of the members whose bundle is complete (not the hidden temporary ones)."""
+        members = self.root / self.MEMBERS
+        if not members.is_dir():
+            return set()
+        return {
+            p.name for p in members.iterdir() if not p.name.startswith(".") and (p / BUNDLE_FILE).is_file()
+        }
+
+    def read_json(self, path: Path) -> dict[str, Any]:
+        """A JSON file of the directory (:class:`BundleError` naming it if missing or malformed)."""
+        return read_json(path, BundleError)
+
+    def read_plan(self) -> SplitPlan:
+        return load_plan(self.root)
+
+    # -- writes --------------------------------------------------------------------------------
+    def save_calibration(self, calibration: Calibration) -> dict[str, str]:
+        """Write ``calibration.json``; returns its manifest entry (path, content hash, method)."""
+        write_json(self.root / self.CALIBRATION_FILE, calibration.to_dict())
+        return {
+            "path": self.CALIBRATION_FILE,
+            "content_hash": calibration.content_hash,
+            "method": calibration.method,
+        }
+
+    def write_manifest(
+        self,
+        plan: SplitPlan,
+        config: Mapping[str, Any],
+        store: Mapping[str, Any],
+        pretrain: Mapping[str, Any] | None = None,
+        calibration: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Write ``ensemble.json`` atomically, after every member of ``plan`` is on disk.
+
+        Parameters
+        ----------
+        plan
+            The split plan.
+        config
+            The resolved training config.
+        store
+            ``url``, ``tiles``, ``hash`` (and ``band_set``, ...) of the training store.
+        pretrain
+            What the members fine-tuned from (bundle hash, store), if anything.
+        calibration
+            The calibration's entry (:meth:`save_calibration`), if one was fitted.
+
+        Returns
+        -------
+        str
+            The ensemble content hash.
+        """
+        members = []
+        for spec in plan.members:
+            manifest = self.read_json(self.member(spec.member_id) / BUNDLE_FILE)
+            members.append(
+                {
+                    "member_id": spec.member_id,
+                    "split": spec.split,
+                    "fold": spec.fold,
+                    "seed": spec.seed,
+                    "path": f"{self.MEMBERS}/{spec.member_id}",
+                    "content_hash": manifest["content_hash"],
+                }
+            )
+        digest = ensemble_hash(
+            {m["member_id"]: m["content_hash"] for m in members},
+            plan,
+            config,
+            store["hash"],
+            calibration["content_hash"] if calibration else None,
         )
-    digest = ensemble_hash({m["member_id"]: m["content_hash"] for m in members}, plan, config, store["hash"])
-    manifest = {
-        "format": ENSEMBLE_FORMAT,
-        "format_version": ENSEMBLE_VERSION,
-        "model_name": config.get("model"),
-        "n_members": len(members),
-        "members": members,
-        "plan": {
-            "n_splits": plan.n_splits,
-            "n_folds": plan.n_folds,
-            "seed": plan.seed,
-            "n_rows": plan.n_rows,
-        },
-        "config": config,
-        "store": dict(store),
-        "pretrain": dict(pretrain) if pretrain else None,
-        "calibration": dict(calibration) if calibration else None,
-        "package_version": __version__,
-        "created_utc": utc_now(),
-        "content_hash": digest,
-    }
-    write_json(root / MANIFEST, manifest)
-    return digest
+        manifest = {
+            "format": ENSEMBLE_FORMAT,
+            "format_version": ENSEMBLE_VERSION,
+            "model_name": config.get("model"),
+            "n_members": len(members),
+            "members": members,
+            "plan": {
+                "n_splits": plan.n_splits,
+                "n_folds": plan.n_folds,
+                "seed": plan.seed,
+                "n_rows": plan.n_rows,
+            },
+            "config": config,
+            "store": dict(store),
+            "pretrain": dict(pretrain) if pretrain else None,
+            "calibration": dict(calibration) if calibration else None,
+            "package_version": __version__,
+            "created_utc": utc_now(),
+            "content_hash": digest,
+        }
+        write_json(self.manifest_file, manifest)
+        return digest
 
+    # -- the one read --------------------------------------------------------------------------
+    def read(
+        self, device: torch.device | str | None = None, verify: bool = True, weights: bool = True
+    ) -> Ensemble:
+        """Parse ``ensemble.json`` once into an :class:`Ensemble` (or read a single bundle as one).
 
-def load_ensemble(
-    path: str | os.PathLike, device: torch.device | str = "cpu", verify: bool = True
-) -> Ensemble:
-    """Read an ensemble directory, or a single model bundle directory as an ensemble of one.
-
-    Parameters
-    ----------
-    path
-        Directory with ``ensemble.json`` (an ensemble) or ``bundle.json`` (one bundle).
-    device
-        Where the members' weights go.
-    verify
-        Check every member's and the ensemble's content hash (:class:`BundleError` if one differs).
-    """
-    root = local_directory(path)
-    if _manifest_of(root).name == BUNDLE_MANIFEST:
-        bundle = load_bundle(root, device=device, verify=verify)
-        return Ensemble(root, {SINGLE_MEMBER_ID: bundle}, None, {}, None, bundle.content_hash)
-    manifest = _read_json(root / MANIFEST)
-    if manifest.get("format") != ENSEMBLE_FORMAT or manifest.get("format_version") != ENSEMBLE_VERSION:
-        raise BundleError(
-            f"ensemble {str(root)!r}: format {manifest.get('format')!r} v{manifest.get('format_version')}, "
-            f"expected {ENSEMBLE_FORMAT!r} v{ENSEMBLE_VERSION}"
+        Parameters
+        ----------
+        device
+            Where the members' weights go (default: the GPU when torch sees one, else the CPU).
+        verify
+            Check every member's, the calibration's and the ensemble's content hash
+            (:class:`BundleError` if one differs).
+        weights
+            Load the members' weights; without, only their configs are read (bands, hashes,
+            calibration: what a client checks before a cluster starts).
+        """
+        root = self.root
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if not self.is_complete:
+            if not (root / BUNDLE_FILE).is_file():
+                raise BundleError(
+                    f"{self.location!r} holds neither an ensemble ({ENSEMBLE_FILE}) nor a bundle ({BUNDLE_FILE})"
+                )
+            return self._read_bundle(device, verify, weights)
+        manifest = self.read_json(self.manifest_file)
+        where = f"ensemble {self.location!r}"
+        if manifest.get("format") != ENSEMBLE_FORMAT or manifest.get("format_version") != ENSEMBLE_VERSION:
+            raise BundleError(
+                f"{where}: format {manifest.get('format')!r} v{manifest.get('format_version')}, expected "
+                f"{ENSEMBLE_FORMAT!r} v{ENSEMBLE_VERSION}; retrain it with this version of distributed_pz"
+            )
+        members: dict[str, Bundle] = {}
+        configs: dict[str, ModelConfig] = {}
+        for entry in manifest["members"]:
+            name, path = entry["member_id"], root / entry["path"]
+            if weights:
+                members[name] = load_bundle(path, device=device, verify=verify)
+                configs[name] = members[name].config
+                recorded = members[name].content_hash
+            else:
+                bundle_json = self.read_json(path / BUNDLE_FILE)
+                configs[name] = config_from_dict(bundle_json["config"])
+                recorded = bundle_json["content_hash"]
+            if recorded != entry["content_hash"]:
+                raise BundleError(f"{where}: member {name} is not the one recorded")
+        calibration = self._read_calibration(manifest.get("calibration"))
+        plan = self.read_plan()
+        if verify:
+            digest = ensemble_hash(
+                {e["member_id"]: e["content_hash"] for e in manifest["members"]},
+                plan,
+                manifest["config"],
+                manifest["store"]["hash"],
+                calibration.content_hash if calibration else None,
+            )
+            if digest != manifest["content_hash"]:
+                raise BundleError(f"{where}: content hash does not match the manifest (edited?)")
+        return Ensemble(
+            location=self.location,
+            content_hash=manifest["content_hash"],
+            configs=configs,
+            members=members,
+            calibration=calibration,
+            band_set=manifest["store"].get("band_set"),
+            plan=plan,
+            config=manifest["config"],
+            store_hash=manifest["store"]["hash"],
         )
-    members = {}
-    for entry in manifest["members"]:
-        bundle = load_bundle(root / entry["path"], device=device, verify=verify)
-        if bundle.content_hash != entry["content_hash"]:
-            raise BundleError(f"ensemble {str(root)!r}: member {entry['member_id']} is not the one recorded")
-        members[entry["member_id"]] = bundle
-    plan = load_plan(root)
-    if verify:
-        hashes = {k: b.content_hash for k, b in members.items()}
-        digest = ensemble_hash(hashes, plan, manifest["config"], manifest["store"]["hash"])
-        if digest != manifest["content_hash"]:
-            raise BundleError(f"ensemble {str(root)!r}: content hash does not match the manifest (edited?)")
-    return Ensemble(
-        root, members, plan, manifest["config"], manifest["store"]["hash"], manifest["content_hash"]
-    )
 
+    def _read_bundle(self, device: torch.device | str, verify: bool, weights: bool) -> Ensemble:
+        if weights:
+            bundle = load_bundle(self.root, device=device, verify=verify)
+            configs, digest, members = (
+                {SINGLE_MEMBER_ID: bundle.config},
+                bundle.content_hash,
+                {SINGLE_MEMBER_ID: bundle},
+            )
+        else:
+            bundle_json = self.read_json(self.root / BUNDLE_FILE)
+            configs, digest, members = (
+                {SINGLE_MEMBER_ID: config_from_dict(bundle_json["config"])},
+                bundle_json["content_hash"],
+                {},
+            )
+        return Ensemble(location=self.location, content_hash=digest, configs=configs, members=members)
 
-def local_directory(path: str | os.PathLike) -> Path:
-    """The directory itself, or a remote one's local copy (downloaded once into the cache)."""
-    try:
-        return local_copy(path)
-    except FileNotFoundError as exc:
-        raise BundleError(str(exc)) from None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{str(path)!r} is missing") from None
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{str(path)!r} is not JSON ({exc})") from None
-
-
-def _manifest_of(root: Path) -> Path:
-    """``ensemble.json`` of an ensemble directory, else ``bundle.json`` of a bundle directory."""
-    for name in (MANIFEST, BUNDLE_MANIFEST):
-        if (root / name).is_file():
-            return root / name
-    raise BundleError(
-        f"{str(root)!r} holds neither an ensemble ({MANIFEST}) nor a bundle ({BUNDLE_MANIFEST})"
-    )
-
-
-def read_content_hash(path: str | Path) -> str:
-    """Content hash of an ensemble or bundle directory, read from its manifest (no weights loaded)."""
-    return _read_json(_manifest_of(local_directory(path)))["content_hash"]
+    def _read_calibration(self, entry: Mapping[str, Any] | None) -> Calibration | None:
+        """The calibration the manifest records, its hash checked; ``None`` if it records none."""
+        if not entry:
+            return None
+        path = self.root / entry["path"]
+        if not path.is_file():
+            raise BundleError(
+                f"ensemble {self.location!r}: the calibration {entry['path']} it records is missing"
+            )
+        try:
+            calibration = Calibration.from_dict(self.read_json(path))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"ensemble {self.location!r}: {entry['path']} is not a calibration ({exc})"
+            ) from None
+        if calibration.content_hash != entry["content_hash"]:
+            raise BundleError(
+                f"ensemble {self.location!r}: {entry['path']} is not the calibration recorded (edited?)"
+            )
+        return calibration

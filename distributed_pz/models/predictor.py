@@ -53,8 +53,8 @@ import torch
 from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
-from distributed_pz.models.calibration import Calibration, load_calibration
-from distributed_pz.models.ensemble import load_ensemble
+from distributed_pz.models.calibration import Calibration
+from distributed_pz.models.ensemble import Ensemble
 from distributed_pz.models.features import InputSpec
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
 from distributed_pz.models.stacked import StackedDeepZ, stack_members
@@ -176,13 +176,11 @@ class EnsemblePredictor:
         self._groups = stack_members([b.model for b in self.members])
 
     @classmethod
-    def load(
-        cls, path: str, device: torch.device | str | None = None, options: PredictOptions | None = None
-    ) -> EnsemblePredictor:
-        """Load an ensemble directory (or one bundle directory) with hashes verified, and its calibration."""
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        ensemble = load_ensemble(path, device=device)
-        return cls(ensemble.bundles, ensemble.content_hash, device, options, load_calibration(path))
+    def from_ensemble(cls, ensemble: Ensemble, options: PredictOptions | None = None) -> EnsemblePredictor:
+        """The predictor of a read ensemble (:meth:`EnsembleDir.read <distributed_pz.models.ensemble.EnsembleDir.read>`):
+        its members on the device they were read to, its hash and its calibration."""
+        bundles = ensemble.bundles
+        return cls(bundles, ensemble.content_hash, bundles[0].device, options, ensemble.calibration)
 
     @property
     def n_members(self) -> int:

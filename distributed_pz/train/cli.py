@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from ray.train import TrainingFailedError
 
     from distributed_pz._files import exists, join
+    from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.registry import model_config
     from distributed_pz.survey.store import absolute_url
     from distributed_pz.train.config import ClusterConfig, EnsembleConfig
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if outcome.content_hash is None:
         return 1
-    oof = join(outcome.path, "oof.parquet")
+    oof = join(outcome.path, EnsembleDir.OOF_CATALOG)
     where = f"out-of-fold predictions in {oof}" if exists(oof) else "no out-of-fold predictions (--folds 1)"
     print(f"ensemble {outcome.content_hash[:16]}…, {where}")
     return 0

@@ -42,12 +42,13 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from distributed_pz.models.bundle import save_bundle
+    from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.predictor import EnsemblePredictor
     from distributed_pz.survey.store import open_store
     from distributed_pz.survey.tiles import TileArrays
     from distributed_pz.train.distill import DistillConfig, distill
 
-    teacher = EnsemblePredictor.load(args.ensemble)
+    teacher = EnsemblePredictor.from_ensemble(EnsembleDir(args.ensemble).read())
     store = open_store(args.store)
     parts = []
     for name in args.tiles or store.tile_names():

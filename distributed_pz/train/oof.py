@@ -10,11 +10,14 @@ weights (``pool_members``), point members into one Gaussian of their mean and sp
 (``spread_mixture``), a member without a finite prediction for a row dropped from it; the
 summaries are those of the pooled mixture (``summarise``: ``z_phot`` is its mode, for point
 members their mean). The catalogue ``oof.parquet`` lets the ensemble be evaluated without leakage.
+
+:func:`finish_ensemble` is the end-of-training stage of ``dpz train``: combine the parts, fit the
+calibration (:mod:`distributed_pz.train.calibrate`), write ``oof.parquet`` and the manifest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +26,14 @@ from distributed_pz._files import atomic_path
 from distributed_pz.catalog import MIXTURE_COLUMNS, write_table
 from distributed_pz.metrics import mixture as mixture_tools
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
-from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.bundle import BUNDLE_FILE, Bundle
+from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
+from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.tiles import TileArrays
-
-OOF_CATALOG = "oof.parquet"
+from distributed_pz.train.calibrate import calibrate_oof
+from distributed_pz.train.config import EnsembleConfig
+from distributed_pz.train.sample import load_sample, read_sample_rows
 
 
 def predict_part(bundle: Bundle, rows: TileArrays) -> dict[str, np.ndarray]:
@@ -141,3 +147,56 @@ def write_catalog(
         columns["tile"] = np.asarray(tile, dtype=str)
     columns.update({k: combined[k] for k in ("z_phot", "n_members", *MIXTURE_COLUMNS) if k in combined})
     return write_table(path, columns, {"odds_interval": odds_interval, **(metadata or {})})
+
+
+def finish_ensemble(
+    ensemble: EnsembleDir,
+    config: EnsembleConfig,
+    plan: SplitPlan,
+    arrays: list[str],
+    digest: str,
+    band_set: str,
+    echo: Callable[[str], None] = print,
+) -> str:
+    """Pool the out-of-fold parts into ``oof.parquet``, fit the calibration on them and write the
+    manifest; returns the ensemble hash. Without out-of-fold parts (``--folds 1``) there is no
+    ``oof.parquet`` and no calibration. A finished ensemble is left as it is."""
+    if ensemble.is_complete and (ensemble.oof_catalog.is_file() or plan.n_folds == 1):
+        return ensemble.read_json(ensemble.manifest_file)["content_hash"]
+    calibration = None
+    if plan.n_folds > 1:
+        sample = load_sample(ensemble, config.store, config.tiles)
+        parts = [(m.split, load_part(ensemble.oof_part(m.member_id))) for m in plan.members]
+        galaxies = None
+        if "class" in arrays:  # fit on galaxies (and unknowns): a star's z = 0 is a label
+            cls = read_sample_rows(sample, ["class"]).arrays["class"]
+            galaxies = np.isin(cls, (CLASS_GALAXY, CLASS_UNKNOWN))
+        combined = combine_parts(parts, plan.n_rows)
+        fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, fit_rows=galaxies)
+        calibration = ensemble.save_calibration(fitted)
+        meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
+        tiles = np.asarray(sample.tiles)[sample.tile_index]
+        write_catalog(ensemble.oof_catalog, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
+        before, after = fitted.before, fitted.after
+        echo(
+            f"calibration: {fitted.describe()}: PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
+            f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
+        )
+    else:
+        echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
+    record = {
+        "url": config.store,
+        "tiles": list(config.tiles),
+        "arrays": arrays,
+        "hash": digest,
+        "band_set": band_set,
+    }
+    pretrain = None
+    if config.pretrain_store:
+        pretrain = {
+            "path": EnsembleDir.PRETRAIN,
+            "content_hash": ensemble.read_json(ensemble.pretrain / BUNDLE_FILE)["content_hash"],
+            "store": config.pretrain_store,
+            "tiles": list(config.pretrain_tiles),
+        }
+    return ensemble.write_manifest(plan, config.result_fields(), record, pretrain, calibration)

@@ -19,7 +19,6 @@ import ray.train
 
 from distributed_pz._files import write_json
 
-STATUS = "status.json"
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
 

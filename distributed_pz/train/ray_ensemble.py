@@ -2,9 +2,10 @@
 
 The driver (:func:`train_ensemble`) selects the training sample, draws (or reuses) the split
 plan, prints a time estimate (:mod:`distributed_pz.train.estimate`), starts ONE Train V2
-``TorchTrainer`` — ~10 s of start-up paid once, not once per member — whose workers each train a share of the members (:mod:`distributed_pz.train.worker`), then pools
-the out-of-fold predictions into ``oof.parquet``, fits the p(z) calibration on them
-(:mod:`distributed_pz.train.calibrate`) and writes the ensemble manifest.
+``TorchTrainer`` — ~10 s of start-up paid once, not once per member — whose workers each train a share of the members (:mod:`distributed_pz.train.worker`), then the
+end-of-training stage (:func:`distributed_pz.train.oof.finish_ensemble`) pools the out-of-fold
+predictions, fits the p(z) calibration on them and writes the ensemble manifest. The ensemble
+directory's names and I/O are :class:`~distributed_pz.models.ensemble.EnsembleDir`'s.
 
 Packing: a worker takes ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs — 1 GPU each, a
 fraction (0.5 = two members training side by side on one GPU), or none for CPU-only Ray. By
@@ -51,46 +52,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 import ray.train
 import torch
 from ray._private import ray_constants
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from distributed_pz._files import is_remote, mirrored, write_json
-from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
-from distributed_pz.models.calibration import save_calibration
-from distributed_pz.models.ensemble import (
-    CONFIG,
-    MANIFEST,
-    PRETRAIN,
-    SplitPlan,
-    finished_members,
-    load_plan,
-    write_manifest,
-)
+from distributed_pz._files import is_remote, mirrored, read_json, write_json
+from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir, SplitPlan
 from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.store import SurveyStore, open_store
-from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.estimate import estimate_plan
-from distributed_pz.train.oof import OOF_CATALOG, combine_parts, load_part, write_catalog
+from distributed_pz.train.oof import finish_ensemble
 from distributed_pz.train.plan import make_plan
-from distributed_pz.train.progress import STATUS, ProgressCallback, StatusWatcher, new_status
-from distributed_pz.train.sample import (
-    TrainingSample,
-    load_sample,
-    read_sample_rows,
-    required_arrays,
-    select_sample,
-)
-from distributed_pz.train.worker import oof_part_path, worker_loop
+from distributed_pz.train.progress import ProgressCallback, StatusWatcher, new_status
+from distributed_pz.train.sample import TrainingSample, load_sample, required_arrays, select_sample
+from distributed_pz.train.worker import worker_loop
 
-RAY_RUN = "ray_train"
-"""Ray Train run name: its checkpoints live in ``<out>/ray_train/`` until the ensemble is complete."""
-SAMPLE_JSON = "sample.json"
 QUIET_RAY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AIR_NEW_OUTPUT": "0",
@@ -184,11 +163,12 @@ def train_ensemble(
     """
     cluster = cluster or ClusterConfig()
     if is_remote(config.out):  # train into a local mirror, uploaded as it ends (the manifest last)
-        with mirrored(config.out, last=(MANIFEST,)) as local:
+        with mirrored(config.out, last=(ENSEMBLE_FILE,)) as local:
             outcome = train_ensemble(dataclasses.replace(config, out=str(local)), cluster, echo)
         return dataclasses.replace(outcome, path=config.out)
     started = time.perf_counter()
     out = Path(config.out).resolve()
+    ensemble = EnsembleDir(out)
     store = open_store(config.store)  # opened once here; Ray workers open it by URL themselves
     pretrain_store = open_store(config.pretrain_store) if config.pretrain_store else None
     config = dataclasses.replace(config.resolve(store, pretrain_store), out=str(out))  # checked before Ray
@@ -202,12 +182,12 @@ def train_ensemble(
         pretrain_arrays = required_arrays(spec, pretrain_store.tile(config.pretrain_tiles[0]).array_names())
     out.mkdir(parents=True, exist_ok=True)
     digest = store.content_hash(config.tiles, arrays)
-    plan = _prepare(out, config, arrays, digest, store)
-    check_sample_chunks(store, load_sample(out, config.store, config.tiles), arrays)
+    plan = _prepare(ensemble, config, arrays, digest, store)
+    check_sample_chunks(store, load_sample(ensemble, config.store, config.tiles), arrays)
     ids = [m.member_id for m in plan.members]
-    done_before = finished_members(out)
+    done_before = ensemble.finished_members()
     pending = [i for i in ids if i not in done_before]
-    need_pretrain = bool(config.pretrain_store) and not (out / PRETRAIN / BUNDLE_MANIFEST).is_file()
+    need_pretrain = bool(config.pretrain_store) and not ensemble.has_pretrain
     workers = 0
     if pending or need_pretrain:
         echo(
@@ -225,12 +205,13 @@ def train_ensemble(
             ).line()
         )
         status = new_status(ids, done_before)
-        workers = _fit(out, config, cluster, arrays, len(pending), status, echo, pretrain_arrays)
-    finished = finished_members(out)
+        workers = _fit(ensemble, config, cluster, arrays, len(pending), status, echo, pretrain_arrays)
+    finished = ensemble.finished_members()
     content_hash = None
     if finished >= set(ids):
-        content_hash = _finish(out, config, plan, arrays, digest, store, echo)
-        shutil.rmtree(out / RAY_RUN, ignore_errors=True)
+        band_set = store.tile(config.tiles[0]).band_set.name
+        content_hash = finish_ensemble(ensemble, config, plan, arrays, digest, band_set, echo)
+        shutil.rmtree(ensemble.ray_run, ignore_errors=True)
     return TrainOutcome(
         path=out,
         n_members=len(ids),
@@ -279,12 +260,13 @@ def check_sample_chunks(store: SurveyStore, sample: TrainingSample, arrays: Sequ
 
 
 def _prepare(
-    out: Path, config: EnsembleConfig, arrays: list[str], digest: str, store: SurveyStore
+    ensemble: EnsembleDir, config: EnsembleConfig, arrays: list[str], digest: str, store: SurveyStore
 ) -> SplitPlan:
     """Draw the plan on a fresh output; on an existing one check it is the same run and reuse it."""
     resolved = json.loads(json.dumps(config.result_fields()))
-    if (out / CONFIG).is_file():
-        saved = json.loads((out / CONFIG).read_text())
+    out = ensemble.root
+    if ensemble.config_file.is_file():
+        saved = read_json(ensemble.config_file)
         changed = sorted(
             k for k in resolved.keys() | saved.keys() if k != "out" and saved.get(k) != resolved.get(k)
         )
@@ -293,14 +275,14 @@ def _prepare(
                 f"{out} holds an ensemble trained with other settings ({', '.join(changed)}); "
                 "use another --out or the same settings"
             )
-        recorded = json.loads((out / SAMPLE_JSON).read_text())["hash"]
+        recorded = read_json(ensemble.sample_file)["hash"]
         if recorded != digest:
             raise ValueError(f"{out}: the training store's content changed since this ensemble was started")
-        return load_plan(out)
+        return ensemble.read_plan()
     sample = select_sample(store, config.tiles)
-    sample.save(out)
+    sample.save(ensemble)
     write_json(
-        out / SAMPLE_JSON,
+        ensemble.sample_file,
         {
             "url": config.store,
             "tiles": list(config.tiles),
@@ -311,12 +293,12 @@ def _prepare(
     )
     plan = make_plan(sample.object_id, config.n_splits, config.n_folds, config.val_fraction, config.seed)
     plan.save(out)
-    write_json(out / CONFIG, {**resolved, "out": str(out)})  # last: a complete preparation
+    write_json(ensemble.config_file, {**resolved, "out": str(out)})  # last: a complete preparation
     return plan
 
 
 def _fit(
-    out: Path,
+    ensemble: EnsembleDir,
     config: EnsembleConfig,
     cluster: ClusterConfig,
     arrays: list[str],
@@ -356,14 +338,14 @@ def _fit(
             ),
             torch_config=TorchConfig(backend="gloo"),
             run_config=ray.train.RunConfig(
-                name=RAY_RUN,
-                storage_path=str(out),
+                name=EnsembleDir.RAY_RUN,
+                storage_path=str(ensemble.root),
                 failure_config=ray.train.FailureConfig(max_failures=cluster.max_failures),
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-                callbacks=[ProgressCallback(out / STATUS, status)],
+                callbacks=[ProgressCallback(ensemble.status_file, status)],
             ),
         )
-        with StatusWatcher(out / STATUS, echo):
+        with StatusWatcher(ensemble.status_file, echo):
             _fit_interruptibly(trainer)
     finally:
         if own_ray:
@@ -385,57 +367,3 @@ def _fit_interruptibly(trainer: TorchTrainer) -> None:
         raise KeyboardInterrupt("Ray Train was interrupted") from exc
     finally:
         signal.signal(signal.SIGINT, handler)
-
-
-def _finish(
-    out: Path,
-    config: EnsembleConfig,
-    plan: SplitPlan,
-    arrays: list[str],
-    digest: str,
-    store: SurveyStore,
-    echo: Callable[[str], None] = print,
-) -> str:
-    """Pool the out-of-fold parts into ``oof.parquet``, fit the calibration on them and write the
-    manifest; returns the ensemble hash. Without out-of-fold parts (``--folds 1``) there is no
-    ``oof.parquet`` and no calibration."""
-    if (out / MANIFEST).is_file() and ((out / OOF_CATALOG).is_file() or plan.n_folds == 1):
-        return json.loads((out / MANIFEST).read_text())["content_hash"]
-    calibration = None
-    if plan.n_folds > 1:
-        sample = load_sample(out, config.store, config.tiles)
-        parts = [(m.split, load_part(oof_part_path(out, m.member_id))) for m in plan.members]
-        galaxies = None
-        if "class" in arrays:  # fit on galaxies (and unknowns): a star's z = 0 is a label
-            cls = read_sample_rows(sample, ["class"]).arrays["class"]
-            galaxies = np.isin(cls, (CLASS_GALAXY, CLASS_UNKNOWN))
-        combined = combine_parts(parts, plan.n_rows)
-        fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, fit_rows=galaxies)
-        calibration = save_calibration(out, fitted)
-        meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
-        tiles = np.asarray(sample.tiles)[sample.tile_index]
-        write_catalog(out / OOF_CATALOG, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
-        after = fitted.after
-        echo(
-            f"calibration: {fitted.describe()}: PIT KS {fitted.before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
-            f"68 % coverage {fitted.before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
-        )
-    else:
-        echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
-    record = {
-        "url": config.store,
-        "tiles": list(config.tiles),
-        "arrays": arrays,
-        "hash": digest,
-        "band_set": store.tile(config.tiles[0]).band_set.name,
-    }
-    pretrain = None
-    if config.pretrain_store:
-        bundle = json.loads((out / PRETRAIN / BUNDLE_MANIFEST).read_text())
-        pretrain = {
-            "path": PRETRAIN,
-            "content_hash": bundle["content_hash"],
-            "store": config.pretrain_store,
-            "tiles": list(config.pretrain_tiles),
-        }
-    return write_manifest(out, plan, config.result_fields(), record, pretrain, calibration)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.features import InputSpec
 from distributed_pz.survey.store import SurveyStore, open_store
 from distributed_pz.survey.tiles import TileArrays
-
-SAMPLE_ARRAYS = "sample.npz"
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,10 +45,10 @@ class TrainingSample:
     def n_rows(self) -> int:
         return len(self.row)
 
-    def save(self, directory: str | Path) -> None:
-        """Write the row selection as ``sample.npz`` (the URL and tiles live in the run config)."""
+    def save(self, ensemble: EnsembleDir) -> None:
+        """Write the row selection into the ensemble directory (the URL and tiles live in its config)."""
         np.savez(
-            Path(directory) / SAMPLE_ARRAYS,
+            ensemble.sample_arrays,
             tile_index=self.tile_index,
             row=self.row,
             object_id=self.object_id,
@@ -58,9 +56,9 @@ class TrainingSample:
         )
 
 
-def load_sample(directory: str | Path, store_url: str, tiles: Sequence[str]) -> TrainingSample:
+def load_sample(ensemble: EnsembleDir, store_url: str, tiles: Sequence[str]) -> TrainingSample:
     """Read a sample written by :meth:`TrainingSample.save`."""
-    with np.load(Path(directory) / SAMPLE_ARRAYS, allow_pickle=False) as a:
+    with np.load(ensemble.sample_arrays, allow_pickle=False) as a:
         return TrainingSample(store_url, tuple(tiles), a["tile_index"], a["row"], a["object_id"], a["z_spec"])
 
 

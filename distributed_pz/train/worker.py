@@ -33,16 +33,8 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import Bundle, load_bundle, save_bundle
-from distributed_pz.models.ensemble import (
-    PRETRAIN,
-    MemberSpec,
-    SplitPlan,
-    finished_members,
-    load_plan,
-    member_dir,
-)
+from distributed_pz.models.ensemble import EnsembleDir, MemberSpec, SplitPlan
 from distributed_pz.survey.tiles import TileArrays
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import (
@@ -59,7 +51,9 @@ from distributed_pz.train.sample import load_sample, read_sample_rows, select_sa
 from distributed_pz.train.stacked import MemberJob, stackable, train_stacked
 
 STATE_FILE = "state.pt"
-OOF_PARTS = "oof"
+"""A member's resume state inside a Ray Train checkpoint (``<member_id>/state.pt``)."""
+PRETRAIN = EnsembleDir.PRETRAIN
+"""The pre-training run's name in checkpoints and progress reports."""
 
 
 class Lockstep:
@@ -101,7 +95,7 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
     ``pretrain_arrays`` (store arrays to read) and ``threads`` (torch threads per worker).
     """
     config = EnsembleConfig.from_dict(loop_config["config"])
-    out = Path(config.out)
+    ensemble = EnsembleDir(config.out)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
@@ -109,20 +103,20 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
     step = Lockstep(world, {"rank": rank, "pid": os.getpid()})
 
     # Every worker decides from the same view of the disk, before anyone writes to it.
-    plan = load_plan(out)
-    need_pretrain = bool(config.pretrain_store) and not (out / PRETRAIN / BUNDLE_MANIFEST).is_file()
-    done = finished_members(out)
+    plan = ensemble.read_plan()
+    need_pretrain = bool(config.pretrain_store) and not ensemble.has_pretrain
+    done = ensemble.finished_members()
     mine = [m for m in plan.members if m.member_id not in done][rank::world]
     step.any(False)
     states = _restored_states({m.member_id for m in mine} | {PRETRAIN})
 
     if need_pretrain:
         if rank == 0:
-            _pretrain(config, loop_config["pretrain_arrays"], out, device, states.get(PRETRAIN), step)
+            _pretrain(config, loop_config["pretrain_arrays"], ensemble, device, states.get(PRETRAIN), step)
         step.drain()
-    init_bundle = load_bundle(out / PRETRAIN, device=device) if config.pretrain_store else None
+    init_bundle = load_bundle(ensemble.pretrain, device=device) if config.pretrain_store else None
     if mine:
-        sample = load_sample(out, config.store, config.tiles)
+        sample = load_sample(ensemble, config.store, config.tiles)
         data = read_sample_rows(sample, loop_config["arrays"])
         train_config = dataclasses.replace(config.train, device=str(device))
         fresh = [m for m in mine if m.member_id not in states]
@@ -166,7 +160,7 @@ def _epoch_reporter(name: str, phase: str, resumed_from: int, epochs: int, step:
 def _pretrain(
     config: EnsembleConfig,
     arrays: list[str],
-    out: Path,
+    ensemble: EnsembleDir,
     device: torch.device,
     state: dict[str, Any] | None,
     step: Lockstep,
@@ -183,7 +177,7 @@ def _pretrain(
         callback=_epoch_reporter(PRETRAIN, "pretrain", resumed_from, config.pretrain.epochs, step),
     )
     save_bundle(
-        out / PRETRAIN, _with_metadata(result.bundle, {"resumed_from_epoch": resumed_from}), overwrite=True
+        ensemble.pretrain, _with_metadata(result.bundle, {"resumed_from_epoch": resumed_from}), overwrite=True
     )
     step.finished.append(PRETRAIN)
 
@@ -199,7 +193,6 @@ def _train(
     step: Lockstep,
 ) -> None:
     started = time.perf_counter()
-    out = Path(config.out)
     name = member.member_id
     resumed_from = int(state["epoch"]) if state else 0
     result = train_member(
@@ -212,7 +205,16 @@ def _train(
         resume=state,
         callback=_epoch_reporter(name, "member", resumed_from, train_config.epochs, step),
     )
-    _finish(out, plan, member, data, result, {"resumed_from_epoch": resumed_from}, started, step)
+    _finish(
+        EnsembleDir(config.out),
+        plan,
+        member,
+        data,
+        result,
+        {"resumed_from_epoch": resumed_from},
+        started,
+        step,
+    )
 
 
 def _train_stacked(
@@ -242,11 +244,11 @@ def _train_stacked(
     results = train_stacked(config.model_config(), jobs, train_config=train_config, init_bundle=init_bundle)
     extra = {"resumed_from_epoch": 0, "stacked_members": len(members)}
     for member, result in zip(members, results, strict=True):
-        _finish(Path(config.out), plan, member, data, result, extra, started, step)
+        _finish(EnsembleDir(config.out), plan, member, data, result, extra, started, step)
 
 
 def _finish(
-    out: Path,
+    ensemble: EnsembleDir,
     plan: SplitPlan,
     member: MemberSpec,
     data: TileArrays,
@@ -259,7 +261,7 @@ def _finish(
     name = member.member_id
     test = plan.test_rows(member)
     if test.size:  # a one-fold plan has no test rows and no out-of-fold part
-        save_part(oof_part_path(out, name), test, predict_part(result.bundle, data.take(test)))
+        save_part(ensemble.oof_part(name), test, predict_part(result.bundle, data.take(test)))
     record = {
         "member_id": name,
         "split": member.split,
@@ -268,14 +270,9 @@ def _finish(
         "seconds_this_attempt": round(time.perf_counter() - started, 3),
         "history": [dataclasses.asdict(r) for r in result.history],
     }
-    save_bundle(member_dir(out, name), _with_metadata(result.bundle, record), overwrite=True)
+    save_bundle(ensemble.member(name), _with_metadata(result.bundle, record), overwrite=True)
     step.finished.append(name)
 
 
 def _with_metadata(bundle: Bundle, extra: Mapping[str, Any]) -> Bundle:
     return dataclasses.replace(bundle, metadata={**bundle.metadata, **extra})
-
-
-def oof_part_path(out: str | os.PathLike, member_id: str) -> Path:
-    """Where a member's out-of-fold part lives."""
-    return Path(out) / OOF_PARTS / f"{member_id}.npz"

@@ -318,9 +318,9 @@ def trained_bundle(ray_cluster, survey_store, tmp_path_factory) -> Path:
 
 
 def test_dpz_train_on_ray_cluster(trained_bundle):
-    from distributed_pz.models.ensemble import load_ensemble
+    from distributed_pz.models.ensemble import EnsembleDir
 
-    ensemble = load_ensemble(trained_bundle)  # verifies every member's content hash
+    ensemble = EnsembleDir(trained_bundle).read()  # verifies every member's content hash
     assert len(ensemble) == 2 and ensemble.model_name == "deepz"
 
 

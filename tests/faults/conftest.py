@@ -24,7 +24,7 @@ from distributed_pz.catalog import from_arrow
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.models.bundle import save_bundle
-from distributed_pz.models.ensemble import member_dir, write_manifest
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.store import open_store
 from distributed_pz.train.plan import make_plan
@@ -63,9 +63,9 @@ def write_ensemble(root: Path, band_set: str | None = None) -> Path:
     plan = make_plan(np.arange(20), n_splits=1, n_folds=2, seed=3)
     plan.save(root)
     for spec, bundle in zip(plan.members, bundles, strict=True):
-        save_bundle(member_dir(root, spec.member_id), bundle)
+        save_bundle(EnsembleDir(root).member(spec.member_id), bundle)
     store = {"url": "test", "hash": "test", **({"band_set": band_set} if band_set else {})}
-    write_manifest(root, plan, {"model": "deepz"}, store)
+    EnsembleDir(root).write_manifest(plan, {"model": "deepz"}, store)
     return root
 
 
@@ -76,7 +76,7 @@ def world(tmp_path_factory) -> dict:
     store = write_tiles(str(root / "store.zarr"))
     ensemble = write_ensemble(root / "ensemble", band_set="kids_viking")
     legacy = write_ensemble(root / "legacy")
-    predictor = EnsemblePredictor.load(str(ensemble), device="cpu")
+    predictor = EnsemblePredictor.from_ensemble(EnsembleDir(str(ensemble)).read(device="cpu"))
     reference = {t: predict_tile_local(store, t, predictor) for t in TILES}
     return {
         "root": root,

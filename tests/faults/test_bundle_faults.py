@@ -11,9 +11,10 @@ import pytest
 
 from distributed_pz.cli import main
 from distributed_pz.infer.stream import TileFailed, predict_store
-from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
+from distributed_pz.models.bundle import BUNDLE_FILE as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import WEIGHTS, BundleError
-from distributed_pz.models.ensemble import MANIFEST, load_ensemble
+from distributed_pz.models.ensemble import ENSEMBLE_FILE as MANIFEST
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.survey.store import open_store
 
 from .conftest import SHARD_ROWS, tile_arrays
@@ -71,7 +72,7 @@ DAMAGE = {
     ),
     "B21 bundle.json truncated": (
         lambda r: (r / _member(r) / BUNDLE_MANIFEST).write_text('{"format": '),
-        "is not JSON",
+        "not JSON",
     ),
 }
 
@@ -83,7 +84,7 @@ def test_an_untrustworthy_bundle_is_one_line_naming_it(row, world, tmp_path, cap
     shutil.copytree(world["ensemble"], ensemble)
     damage(ensemble)
     with pytest.raises(BundleError, match=message) as caught:
-        load_ensemble(ensemble)
+        EnsembleDir(ensemble).read()
     assert str(ensemble) in str(caught.value) and "\n" not in str(caught.value)
 
 

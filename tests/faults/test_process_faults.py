@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING
+from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING
 from distributed_pz.infer.stream import predict_store
 
 from .conftest import TILES, assert_catalogues, dpz, group_gone, interrupt, wait_for
@@ -93,7 +93,9 @@ def test_f3_a_killed_client_takes_its_cluster_with_it_and_the_rerun_is_exact(wor
 def test_f4_a_second_run_on_the_same_out_is_refused_and_the_first_is_exact(world, tmp_path):
     out = tmp_path / "out"
     first = dpz(*_predict_args(world, out))
-    wait_for(lambda: (out / MANIFEST).is_file() or first.poll() is not None, 60, "the first run's manifest")
+    wait_for(
+        lambda: (out / RUN_MANIFEST).is_file() or first.poll() is not None, 60, "the first run's manifest"
+    )
     second = dpz(*_predict_args(world, out))
     _, err = second.communicate(timeout=60)
     assert second.returncode == 1
@@ -105,4 +107,4 @@ def test_f4_a_second_run_on_the_same_out_is_refused_and_the_first_is_exact(world
     _quiet_success(first)
     assert_catalogues(out, world["reference"])
     assert not (out / FAILURES).exists() or json.loads((out / FAILURES).read_text()) == {}
-    assert json.loads((out / MANIFEST).read_text())["tiles"].keys() == set(TILES)
+    assert json.loads((out / RUN_MANIFEST).read_text())["tiles"].keys() == set(TILES)

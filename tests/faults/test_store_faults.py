@@ -17,7 +17,7 @@ import zarr
 
 from distributed_pz.cli import main
 from distributed_pz.infer.local import predict_tile_local
-from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING, ManifestError
+from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING, ManifestError
 from distributed_pz.infer.stream import TileFailed, predict_store
 from distributed_pz.survey.store import open_store
 
@@ -183,7 +183,7 @@ def test_f21_a_tile_rewritten_between_runs_is_predicted_again_never_mixed(
     assert summary.rows_predicted == 3 * 2000
 
 
-@pytest.mark.parametrize("row, name", [("F22", FAILURES), ("F23", MANIFEST)])
+@pytest.mark.parametrize("row, name", [("F22", FAILURES), ("F23", RUN_MANIFEST)])
 def test_corrupt_run_files_are_named(row, name, client, world, tmp_path):
     out = tmp_path / "out"
     _skip_run(client, world, world["store"], out, tiles=["T0"])

@@ -16,9 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distributed_pz.cli import main
-from distributed_pz.models.ensemble import MANIFEST, load_ensemble
-from distributed_pz.train.oof import OOF_CATALOG
-from distributed_pz.train.progress import STATUS
+from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir
 from distributed_pz.train.sample import select_sample
 
 from .conftest import dpz, interrupt, overwrite_middle, shard, wait_for
@@ -81,7 +79,7 @@ def test_f5_f6_killed_worker_then_ctrl_c_then_rerun_is_bit_identical(world, tmp_
 
     def a_member_is_training() -> bool:
         try:
-            members = json.loads((out / STATUS).read_text())["members"]
+            members = json.loads((out / EnsembleDir.STATUS_FILE).read_text())["members"]
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             return run.poll() is not None
         for name, member in members.items():
@@ -95,7 +93,8 @@ def test_f5_f6_killed_worker_then_ctrl_c_then_rerun_is_bit_identical(world, tmp_
     assert killed, "the run ended before a member could be killed"
     wait_for(
         lambda: (
-            json.loads((out / STATUS).read_text()).get("worker_failures", 0) >= 1 or run.poll() is not None
+            json.loads((out / EnsembleDir.STATUS_FILE).read_text()).get("worker_failures", 0) >= 1
+            or run.poll() is not None
         ),
         120,
         "Ray Train to notice the dead worker",
@@ -109,11 +108,13 @@ def test_f5_f6_killed_worker_then_ctrl_c_then_rerun_is_bit_identical(world, tmp_
     for process in (rerun, reference):
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
-    hashes = [json.loads((d / MANIFEST).read_text())["content_hash"] for d in (tmp_path / "reference", out)]
+    hashes = [
+        json.loads((d / ENSEMBLE_FILE).read_text())["content_hash"] for d in (tmp_path / "reference", out)
+    ]
     assert hashes[0] == hashes[1]
-    oof = [pq.read_table(d / OOF_CATALOG).to_pydict() for d in (tmp_path / "reference", out)]
+    oof = [pq.read_table(d / EnsembleDir.OOF_CATALOG).to_pydict() for d in (tmp_path / "reference", out)]
     assert oof[0] == oof[1] and len(set(oof[0]["object_id"])) == len(oof[0]["object_id"])
     assert set(oof[0]["tile"]) == {"T2"}  # each row names its tile
     (name,) = killed
-    record = load_ensemble(out).members[name].metadata
+    record = EnsembleDir(out).read().members[name].metadata
     assert 0 < record["resumed_from_epoch"] and record["epochs_run"] == epochs

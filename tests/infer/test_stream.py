@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -13,14 +15,16 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from distributed import Client
+from distributed import Client, LocalCluster
 
 from distributed_pz.catalog import from_arrow, read_catalog
+from distributed_pz.cli import main
 from distributed_pz.infer import cli
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.local import predict_tile_local
-from distributed_pz.infer.manifest import FAILURES, MANIFEST, STAGING
+from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING
 from distributed_pz.infer.stream import TileFailed, predict_store
+from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor
 from tests.fixtures import fresh_members, save_ensemble, write_store
 
@@ -41,7 +45,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     save_ensemble(root / "ensemble", fresh_members("deepz", seeds=(1, 2)))
     tiles = write_store(str(root / "store"), n_tiles=3, n_rows=N_ROWS)
-    predictor = EnsemblePredictor.load(str(root / "ensemble"), device="cpu")
+    predictor = EnsemblePredictor.from_ensemble(EnsembleDir(str(root / "ensemble")).read(device="cpu"))
     reference = {t: predict_tile_local(str(root / "store"), t, predictor) for t in tiles}
     return root, tiles, reference
 
@@ -73,7 +77,7 @@ def test_pipeline_catalogue_equals_local_prediction(client, world, tmp_path):
     assert sorted(summary.committed) == tiles and summary.rows_predicted == 3 * N_ROWS and not summary.failed
     for tile in tiles:
         assert_same_catalogue(read_parquet(out / f"{tile}.parquet"), reference[tile])
-    manifest = json.loads((out / MANIFEST).read_text())
+    manifest = json.loads((out / RUN_MANIFEST).read_text())
     assert sorted(manifest["tiles"]) == tiles and manifest["in_progress"] == {}
     assert list((out / STAGING).iterdir()) == []
     again = predict_store(client, str(root / "store"), str(root / "ensemble"), str(out), progress=False)
@@ -105,7 +109,7 @@ def test_interrupted_run_resumes_without_duplicates(client, world, tmp_path):
     args = (client, str(store), str(root / "ensemble"), str(out))
     with pytest.raises(TileFailed, match=r"tile 'T1', array 'object_id', chunk 6 \(rows 384-447\)"):
         predict_store(*args, rows_per_task=128, max_in_flight=1, progress=False)
-    manifest = json.loads((out / MANIFEST).read_text())
+    manifest = json.loads((out / RUN_MANIFEST).read_text())
     assert list(manifest["tiles"]) == ["T0"] and len(manifest["in_progress"]["T1"]["blocks"]) == 5
     assert len(list((out / STAGING / "T1").glob("part-*.parquet"))) == BAD_SHARD
     assert not (out / "T1.parquet").exists()
@@ -176,3 +180,28 @@ def test_against_a_separately_started_scheduler_and_worker(world, tmp_path):
                 process.kill()
                 process.wait()
         log.close()
+
+
+def test_the_ensemble_manifest_is_parsed_once_on_the_client_and_once_per_worker(world, tmp_path, monkeypatch):
+    """``dpz predict`` reads ``ensemble.json`` once on the client (bands, hash, calibration checked before
+    the cluster is used) and once on each worker (the plugin), however many tiles and tasks."""
+    root, tiles, _ = world
+    opened = []
+    path_open, builtin_open = pathlib.Path.open, builtins.open
+
+    def counting_path_open(self, *args, **kwargs):
+        opened.extend([self] if self.name == ENSEMBLE_FILE else [])
+        return path_open(self, *args, **kwargs)
+
+    def counting_open(file, *args, **kwargs):
+        opened.extend([file] if str(file).endswith(ENSEMBLE_FILE) else [])
+        return builtin_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", counting_path_open)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        argv = ["predict", "--store", str(root / "store"), "--bundle", str(root / "ensemble")]
+        argv += ["--out", str(tmp_path / "out"), "--scheduler", cluster.scheduler_address, "--quiet"]
+        assert main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.parquet")) == [f"{t}.parquet" for t in tiles]
+    assert len(opened) == 1 + 2

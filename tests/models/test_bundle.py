@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 import distributed_pz
 from distributed_pz.models import build_model, list_models
-from distributed_pz.models.bundle import MANIFEST, WEIGHTS, BundleError, load_bundle, make_bundle
+from distributed_pz.models.bundle import BUNDLE_FILE, WEIGHTS, BundleError, load_bundle, make_bundle
 from distributed_pz.models.features import FeatureStats
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predictor import EnsemblePredictor
@@ -53,7 +53,7 @@ def test_round_trip_gives_identical_predictions(tmp_path, name):
 def test_manifest_records_version_bands_and_hash(tmp_path):
     bundle, _ = fresh_bundle("gaznet_1")
     bundle.save(tmp_path / "b")
-    manifest = json.loads((tmp_path / "b" / MANIFEST).read_text())
+    manifest = json.loads((tmp_path / "b" / BUNDLE_FILE).read_text())
     assert manifest["package_version"] == distributed_pz.__version__
     assert manifest["model_name"] == "gaznet_1"
     assert manifest["data_bands"] == list(bundle.data_bands)
@@ -108,12 +108,12 @@ def test_writes_are_atomic_and_do_not_clobber(tmp_path):
     b.save(tmp_path / "b", overwrite=True)
     assert load_bundle(tmp_path / "b").content_hash == b.content_hash
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temporary directories left
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [MANIFEST, WEIGHTS]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [BUNDLE_FILE, WEIGHTS]
 
 
 def test_broken_bundles_are_reported(tmp_path):
     with pytest.raises(BundleError, match="no bundle.json"):
         load_bundle(tmp_path)
-    (tmp_path / MANIFEST).write_text(json.dumps({"format": "something else"}))
+    (tmp_path / BUNDLE_FILE).write_text(json.dumps({"format": "something else"}))
     with pytest.raises(BundleError, match="format"):
         load_bundle(tmp_path)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from distributed_pz.metrics import mixture
 from distributed_pz.models.calibration import (
-    CALIBRATION_FILE,
     Calibration,
     fit_calibration,
-    load_calibration,
     pit_scores,
-    save_calibration,
 )
-from distributed_pz.models.ensemble import MANIFEST
 
 
 def miscalibrated(n, kind, seed=0):
@@ -69,20 +63,6 @@ def test_identity_calibration_changes_nothing():
     out = identity.apply(w, mu, sd)
     np.testing.assert_allclose(out[1], mu)
     np.testing.assert_allclose(out[2], sd)
-
-
-def test_saved_calibration_is_read_back_and_a_changed_one_refused(tmp_path):
-    (w, mu, sd), z = miscalibrated(300, "narrow")
-    calibration = fit_calibration(w, mu, sd, z)
-    entry = save_calibration(tmp_path, calibration)
-    assert load_calibration(tmp_path) is None  # no manifest records it yet
-    (tmp_path / MANIFEST).write_text(json.dumps({"calibration": entry}))
-    assert load_calibration(tmp_path) == calibration
-    edited = json.loads((tmp_path / CALIBRATION_FILE).read_text())
-    edited["temperature"][0] *= 2
-    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(edited))
-    with pytest.raises(ValueError, match="not the calibration recorded"):
-        load_calibration(tmp_path)
 
 
 def test_too_few_rows_to_calibrate_on():

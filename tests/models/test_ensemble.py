@@ -9,18 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from distributed_pz.models.bundle import BundleError, save_bundle
-from distributed_pz.models.ensemble import (
-    MANIFEST,
-    SINGLE_MEMBER_ID,
-    finished_members,
-    load_ensemble,
-    member_dir,
-    write_manifest,
-)
+from distributed_pz.models.calibration import Calibration
+from distributed_pz.models.ensemble import ENSEMBLE_FILE, SINGLE_MEMBER_ID, EnsembleDir
 from distributed_pz.train.member import TrainConfig, train_member
 from distributed_pz.train.oof import combine_parts, load_part, save_part, write_catalog
 from distributed_pz.train.plan import make_plan
-from tests.fixtures import learnable_tile, tiny_config
+from tests.fixtures import learnable_tile, save_ensemble, tiny_config
+
+WIDER = Calibration((), (0.01,), (2.0,), (0.01,), "test rows", 100)
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +33,19 @@ def bundles():
 def ensemble_dir(tmp_path, bundles):
     plan = make_plan(np.arange(40), n_splits=1, n_folds=2, seed=5)
     plan.save(tmp_path)
+    ensemble = EnsembleDir(tmp_path)
     for spec, bundle in zip(plan.members, bundles, strict=True):
-        save_bundle(member_dir(tmp_path, spec.member_id), bundle)
-    digest = write_manifest(tmp_path, plan, {"model": "deepz", "epochs": 1}, {"url": "mem", "hash": "abc"})
+        save_bundle(ensemble.member(spec.member_id), bundle)
+    store = {"url": "mem", "hash": "abc", "band_set": "kids_viking"}
+    digest = ensemble.write_manifest(plan, {"model": "deepz", "epochs": 1}, store)
     return tmp_path, plan, digest
 
 
 def test_ensemble_round_trip(ensemble_dir, bundles):
     root, plan, digest = ensemble_dir
-    ensemble = load_ensemble(root)
-    assert len(ensemble) == 2 and ensemble.model_name == "deepz"
-    assert list(ensemble.members) == ["s00_f0", "s00_f1"] == sorted(finished_members(root))
+    ensemble = EnsembleDir(root).read()
+    assert len(ensemble) == 2 and ensemble.model_name == "deepz" and ensemble.band_set == "kids_viking"
+    assert list(ensemble.members) == ["s00_f0", "s00_f1"] == sorted(EnsembleDir(root).finished_members())
     assert [b.content_hash for b in ensemble.bundles] == [b.content_hash for b in bundles]
     assert ensemble.content_hash == digest and ensemble.store_hash == "abc"
     assert np.array_equal(ensemble.plan.test_fold, plan.test_fold)
@@ -56,27 +54,68 @@ def test_ensemble_round_trip(ensemble_dir, bundles):
 
 def test_edited_ensemble_is_refused(ensemble_dir):
     root, plan, _ = ensemble_dir
-    manifest = json.loads((root / MANIFEST).read_text())
+    manifest = json.loads((root / ENSEMBLE_FILE).read_text())
     manifest["config"]["epochs"] = 2
-    (root / MANIFEST).write_text(json.dumps(manifest))
+    (root / ENSEMBLE_FILE).write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="content hash"):
-        load_ensemble(root)
-    assert len(load_ensemble(root, verify=False)) == 2
+        EnsembleDir(root).read()
+    assert len(EnsembleDir(root).read(verify=False)) == 2
+
+
+def test_read_without_weights_gives_what_a_client_checks(ensemble_dir, bundles):
+    root, _, digest = ensemble_dir
+    head = EnsembleDir(root).read(weights=False)
+    assert head.content_hash == digest and head.band_set == "kids_viking" and not head.members
+    assert head.bands == list(bundles[0].input_spec.bands) and head.image_bands == []
+    with pytest.raises(ValueError, match="without its weights"):
+        _ = head.bundles
+
+
+def test_the_calibration_is_read_with_the_ensemble_and_covered_by_its_hash(tmp_path, bundles):
+    plain = save_ensemble(tmp_path / "plain", bundles)
+    root = tmp_path / "calibrated"
+    digest = save_ensemble(root, bundles, WIDER)
+    assert digest != plain  # the same members and plan, another p(z): another hash
+    ensemble = EnsembleDir(root).read()
+    assert ensemble.calibration == WIDER and ensemble.content_hash == digest
+
+    manifest = json.loads((root / ENSEMBLE_FILE).read_text())
+    edited = json.loads((root / EnsembleDir.CALIBRATION_FILE).read_text())
+    edited["temperature"][0] *= 2
+    (root / EnsembleDir.CALIBRATION_FILE).write_text(json.dumps(edited))
+    with pytest.raises(BundleError, match="calibration.json is not the calibration recorded"):
+        EnsembleDir(root).read()
+    (root / ENSEMBLE_FILE).write_text(json.dumps({**manifest, "calibration": None}))  # calibration removed
+    with pytest.raises(BundleError, match="content hash does not match"):
+        EnsembleDir(root).read(weights=False)
+    (root / EnsembleDir.CALIBRATION_FILE).unlink()
+    (root / ENSEMBLE_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="calibration.json it records is missing"):
+        EnsembleDir(root).read()
+
+
+def test_an_ensemble_of_an_older_format_is_refused_with_the_remedy(ensemble_dir):
+    root, _, _ = ensemble_dir
+    manifest = json.loads((root / ENSEMBLE_FILE).read_text())
+    (root / ENSEMBLE_FILE).write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(BundleError, match="v1, expected .* v2; retrain it"):
+        EnsembleDir(root).read()
 
 
 def test_single_bundle_is_an_ensemble_of_one(tmp_path, bundles):
     save_bundle(tmp_path / "one", bundles[0])
-    ensemble = load_ensemble(tmp_path / "one")
+    ensemble = EnsembleDir(tmp_path / "one").read()
     assert list(ensemble.members) == [SINGLE_MEMBER_ID] and ensemble.plan is None
-    assert ensemble.content_hash == bundles[0].content_hash
+    assert ensemble.content_hash == bundles[0].content_hash and ensemble.calibration is None
+    assert EnsembleDir(tmp_path / "one").read(weights=False).content_hash == bundles[0].content_hash
     with pytest.raises(BundleError, match="neither"):
-        load_ensemble(tmp_path)
+        EnsembleDir(tmp_path).read()
 
 
 def test_hidden_temporary_member_is_not_finished(tmp_path, bundles):
     save_bundle(tmp_path / "members" / ".s00_f0.tmp-x", bundles[0])
-    save_bundle(member_dir(tmp_path, "s00_f1"), bundles[1])
-    assert finished_members(tmp_path) == {"s00_f1"}
+    save_bundle(EnsembleDir(tmp_path).member("s00_f1"), bundles[1])
+    assert EnsembleDir(tmp_path).finished_members() == {"s00_f1"}
 
 
 def _point_part(rows, z):

@@ -15,6 +15,7 @@ from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.metrics import mixture
 from distributed_pz.models import build_model, list_models
 from distributed_pz.models.bundle import make_bundle
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predictor import BF16_TOLERANCE, EnsemblePredictor, PredictOptions
 from distributed_pz.survey.tiles import TileArrays
@@ -146,7 +147,7 @@ def test_bf16_stays_within_the_stated_tolerance(deepz_members, point_members, ro
 def test_local_tile_prediction_reads_the_store(tmp_path, point_members):
     digest = save_ensemble(tmp_path / "ens", point_members)
     names = write_store(str(tmp_path / "store"), n_tiles=1, n_rows=200)
-    predictor = EnsemblePredictor.load(str(tmp_path / "ens"), device="cpu")
+    predictor = EnsemblePredictor.from_ensemble(EnsembleDir(str(tmp_path / "ens")).read(device="cpu"))
     assert predictor.bundle_hash == digest and predictor.n_members == 3
     assert predictor.input_arrays(["mag", "cutout", "flux_exp"]) == [
         "object_id",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -11,8 +9,8 @@ import torch
 from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import make_bundle
-from distributed_pz.models.calibration import Calibration, save_calibration
-from distributed_pz.models.ensemble import MANIFEST
+from distributed_pz.models.calibration import Calibration
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predictor import GALAXY_CUT, EnsemblePredictor
 from distributed_pz.models.registry import build_model
@@ -45,13 +43,11 @@ def test_the_predictor_applies_the_calibration_to_every_pooled_mixture(name, row
 def test_metadata_says_what_the_pdf_is_and_which_calibration(tmp_path):
     point = EnsemblePredictor(fresh_members("gaznet_c9", seeds=(1, 2)))
     assert point.catalogue_metadata() == {"pdf_source": "member_spread", "calibration": "none"}
-    root = tmp_path / "ens"
-    save_ensemble(root, fresh_members("deepz", seeds=(1, 2)))
-    assert EnsemblePredictor.load(str(root)).calibration is None
-    manifest = json.loads((root / MANIFEST).read_text())
-    manifest["calibration"] = save_calibration(root, WIDER)
-    (root / MANIFEST).write_text(json.dumps(manifest))
-    loaded = EnsemblePredictor.load(str(root))
+    members = fresh_members("deepz", seeds=(1, 2))
+    save_ensemble(tmp_path / "plain", members)
+    assert EnsemblePredictor.from_ensemble(EnsembleDir(tmp_path / "plain").read()).calibration is None
+    save_ensemble(tmp_path / "calibrated", members, WIDER)
+    loaded = EnsemblePredictor.from_ensemble(EnsembleDir(tmp_path / "calibrated").read())
     assert loaded.calibration == WIDER
     meta = loaded.catalogue_metadata()
     assert meta["pdf_source"] == "members_mixture" and meta["calibration_hash"] == WIDER.content_hash

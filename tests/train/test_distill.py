@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from distributed_pz.cli import main
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.train.distill import teacher_draws
 from tests.fixtures import learnable_tile, save_ensemble, trained_members, with_ids, write_store
@@ -45,7 +46,7 @@ def test_distill_round_trip_through_the_cli(tmp_path):
         ]
     )
     assert code == 0
-    predictor = EnsemblePredictor.load(str(student))
+    predictor = EnsemblePredictor.from_ensemble(EnsembleDir(str(student)).read())
     assert predictor.n_members == 1 and predictor.members[0].metadata["distilled_from"]
     out = predictor(with_ids(learnable_tile(30)))
     assert np.isfinite(out["z_phot"]).all() and out["pdf_weights"].shape == (30, predictor.n_components)

@@ -16,23 +16,15 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from distributed_pz.models.calibration import load_calibration  # noqa: E402
-from distributed_pz.models.ensemble import (  # noqa: E402
-    MANIFEST,
-    load_ensemble,
-    load_plan,  # noqa: E402
-    member_dir,
-)
+from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir, load_plan  # noqa: E402
 from distributed_pz.models.predictor import EnsemblePredictor  # noqa: E402
 from distributed_pz.survey.simulate import SimulationConfig, simulate_tile  # noqa: E402
 from distributed_pz.survey.store import open_store  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402
 from distributed_pz.train.member import TrainConfig  # noqa: E402
 from distributed_pz.train.oof import load_part  # noqa: E402
-from distributed_pz.train.progress import STATUS  # noqa: E402
-from distributed_pz.train.ray_ensemble import RAY_RUN, start_ray, train_ensemble  # noqa: E402
+from distributed_pz.train.ray_ensemble import start_ray, train_ensemble  # noqa: E402
 from distributed_pz.train.sample import load_sample, read_sample_rows  # noqa: E402
-from distributed_pz.train.worker import oof_part_path  # noqa: E402
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -90,16 +82,18 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     outcome = train_ensemble(settings, echo=lines.append)
     assert (outcome.n_members, outcome.finished, outcome.trained_now, outcome.workers) == (4, 4, 4, 2)
     assert outcome.content_hash and lines
-    assert not (out / RAY_RUN).exists()  # Ray Train's checkpoints go once the ensemble is complete
-    status = json.loads((out / STATUS).read_text())
+    assert not (
+        out / EnsembleDir.RAY_RUN
+    ).exists()  # Ray Train's checkpoints go once the ensemble is complete
+    status = json.loads((out / EnsembleDir.STATUS_FILE).read_text())
     assert status["counts"]["done"] == 4
 
-    ensemble = load_ensemble(out)
+    ensemble = EnsembleDir(out).read(device="cpu")
     plan = load_plan(out)
     assert len(ensemble) == 4 and ensemble.content_hash == outcome.content_hash
     assert list(ensemble.members) == ["s00_f0", "s00_f1", "s01_f0", "s01_f1"]
     assert plan.n_rows == 480 - len(range(0, 300, 7)) - len(range(0, 180, 7))
-    pretrained = load_ensemble(out / "pretrain").bundles[0]
+    pretrained = EnsembleDir(out / "pretrain").read(device="cpu").bundles[0]
     assert all(b.feature_stats == pretrained.feature_stats for b in ensemble.bundles)  # fine-tuned from it
 
     # out-of-fold: every row predicted by exactly the members whose test fold holds it
@@ -109,7 +103,7 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     assert weights.shape == (plan.n_rows, 6)
     predicted = np.zeros(plan.n_rows, int)
     for spec in plan.members:
-        part = load_part(oof_part_path(out, spec.member_id))
+        part = load_part(EnsembleDir(out).oof_part(spec.member_id))
         predicted[part["row"]] += np.isfinite(part["z_phot"])  # flagged rows (no i band, ...) are NaN
         seen = np.concatenate([plan.train_rows(spec), plan.validation_rows(spec)])
         assert np.array_equal(part["row"], plan.test_rows(spec))
@@ -124,10 +118,12 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     assert np.isnan(np.array(oof["z_phot"])[predicted == 0]).all()
 
     # the calibration fitted on them is in the manifest and applied by the predictor
-    manifest = json.loads((out / MANIFEST).read_text())
-    assert manifest["calibration"]["content_hash"] == load_calibration(out).content_hash
+    manifest = json.loads((out / ENSEMBLE_FILE).read_text())
+    assert manifest["calibration"]["content_hash"] == ensemble.calibration.content_hash
     assert (
-        EnsemblePredictor.load(str(out)).catalogue_metadata()["calibration"].startswith("width_temperature")
+        EnsemblePredictor.from_ensemble(ensemble)
+        .catalogue_metadata()["calibration"]
+        .startswith("width_temperature")
     )
     assert any(line.startswith("calibration: ") for line in lines)
     assert any(line.startswith("estimate: ") for line in lines)
@@ -137,11 +133,11 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     spec = plan.members[3]
     rows = plan.test_rows(spec)
     data = read_sample_rows(
-        load_sample(out, store, ("t0", "t1")), ["flux_exp", "flux_exp_err", "mag", "z_spec"]
+        load_sample(EnsembleDir(out), store, ("t0", "t1")), ["flux_exp", "flux_exp_err", "mag", "z_spec"]
     )
     again = EnsemblePredictor(ensemble.members[spec.member_id], device="cpu")(data.take(rows))
     np.testing.assert_allclose(
-        again["z_phot"], load_part(oof_part_path(out, spec.member_id))["z_phot"], rtol=1e-4
+        again["z_phot"], load_part(EnsembleDir(out).oof_part(spec.member_id))["z_phot"], rtol=1e-4
     )
 
     # rerun: nothing to train, no Ray Train start
@@ -151,13 +147,16 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     assert time.perf_counter() - started < 5
 
     # a lost member is retrained alone; the others are kept as they are
-    kept = (member_dir(out, "s00_f0") / "weights.safetensors").stat().st_mtime_ns
-    shutil.rmtree(member_dir(out, "s01_f1"))
-    (out / MANIFEST).unlink()
+    kept = (EnsembleDir(out).member("s00_f0") / "weights.safetensors").stat().st_mtime_ns
+    shutil.rmtree(EnsembleDir(out).member("s01_f1"))
+    (out / ENSEMBLE_FILE).unlink()
     partial = train_ensemble(settings)
     assert (partial.trained_now, partial.workers, partial.finished) == (1, 1, 4)
-    assert (member_dir(out, "s00_f0") / "weights.safetensors").stat().st_mtime_ns == kept
-    assert load_ensemble(out).members["s01_f1"].content_hash == ensemble.members["s01_f1"].content_hash
+    assert (EnsembleDir(out).member("s00_f0") / "weights.safetensors").stat().st_mtime_ns == kept
+    assert (
+        EnsembleDir(out).read(device="cpu").members["s01_f1"].content_hash
+        == ensemble.members["s01_f1"].content_hash
+    )
 
     with pytest.raises(ValueError, match="other settings"):
         train_ensemble(config(store, out, epochs=3, pretrain_store=pretrain_store))
@@ -174,11 +173,12 @@ def test_one_fold_trains_every_member_on_everything_with_no_out_of_fold_and_no_c
     plan = load_plan(out)
     assert plan.n_rows == 300 - len(range(0, 300, 7))  # t1 left out
     for spec in plan.members:
-        n_train = load_ensemble(out).members[spec.member_id].metadata["n_train"]
+        n_train = EnsembleDir(out).read(device="cpu").members[spec.member_id].metadata["n_train"]
         assert n_train == plan.n_rows - plan.validation_rows(spec).size
-    assert not (out / "oof.parquet").exists() and load_calibration(out) is None
+    ensemble = EnsembleDir(out).read(device="cpu")
+    assert not (out / "oof.parquet").exists() and ensemble.calibration is None
     assert any("no out-of-fold predictions, so no calibration" in line for line in lines)
-    assert EnsemblePredictor.load(str(out)).catalogue_metadata()["calibration"] == "none"
+    assert EnsemblePredictor.from_ensemble(ensemble).catalogue_metadata()["calibration"] == "none"
 
 
 def load_part_rows(part, rows):
@@ -207,15 +207,15 @@ def test_killed_worker_resumes_its_member_from_the_last_checkpoint(ray_session, 
     out = tmp_path / "ens"
     cfg = config(store, out, epochs=40, n_splits=1)
     killed: list[tuple[str, int]] = []
-    killer = threading.Thread(target=_kill_when_running, args=(out / STATUS, 2, killed))
+    killer = threading.Thread(target=_kill_when_running, args=(out / EnsembleDir.STATUS_FILE, 2, killed))
     killer.start()
     outcome = train_ensemble(cfg, echo=lambda line: None)
     killer.join()
     assert killed, "no member was caught mid-training"
     name, epoch_at_kill = killed[0]
     assert outcome.finished == 2 and outcome.content_hash
-    status = json.loads((out / STATUS).read_text())
+    status = json.loads((out / EnsembleDir.STATUS_FILE).read_text())
     assert status["worker_failures"] >= 1
-    record = load_ensemble(out).members[name].metadata
+    record = EnsembleDir(out).read(device="cpu").members[name].metadata
     assert 0 < record["resumed_from_epoch"] <= epoch_at_kill + 1  # from a checkpoint, not from scratch
     assert record["epochs_run"] == 40 and len(record["history"]) == 40

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.registry import model_config
 from distributed_pz.survey.store import open_store
 from distributed_pz.train.sample import (
@@ -41,8 +42,8 @@ def test_sample_is_every_row_with_a_spec_z(store_url, tmp_path):
     assert np.all(np.isfinite(sample.z_spec))
     assert not np.any(sample.row[sample.tile_index == 0] % 5 == 0)
     assert select_sample(store_url, ["t1"]).n_rows == 72
-    sample.save(tmp_path)
-    back = load_sample(tmp_path, store_url, sample.tiles)
+    sample.save(EnsembleDir(tmp_path))
+    back = load_sample(EnsembleDir(tmp_path), store_url, sample.tiles)
     assert np.array_equal(back.object_id, sample.object_id) and np.array_equal(back.row, sample.row)
 
 
