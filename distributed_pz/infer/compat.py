@@ -18,8 +18,8 @@ from distributed_pz.models.bundle import BundleError
 from distributed_pz.models.ensemble import MANIFEST as ENSEMBLE_MANIFEST
 from distributed_pz.models.ensemble import local_directory
 from distributed_pz.models.registry import config_from_dict
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import SurveyStore
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import SurveyStore
 
 
 class BandMismatch(ValueError):

@@ -25,7 +25,7 @@ from distributed_pz.metrics import mixture as mixture_tools
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 
 OOF_CATALOG = "oof.parquet"
 

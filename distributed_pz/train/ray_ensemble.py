@@ -70,9 +70,9 @@ from distributed_pz.models.ensemble import (
     load_plan,
     write_manifest,
 )
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_UNKNOWN
-from distributed_pz.survey.store import SurveyStore, open_store
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
+from distributed_pz.survey.store.store import SurveyStore, open_store
 from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.estimate import estimate_plan

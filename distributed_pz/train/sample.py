@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from distributed_pz.models.features import InputSpec
-from distributed_pz.survey.store import SurveyStore, open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import SurveyStore, open_store
+from distributed_pz.survey.store.tiles import TileArrays
 
 SAMPLE_ARRAYS = "sample.npz"
 

@@ -43,7 +43,7 @@ from distributed_pz.models.ensemble import (
     load_plan,
     member_dir,
 )
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import (
     EpochReport,

@@ -14,7 +14,7 @@ from distributed_pz.infer.stream import TileFailed, predict_store
 from distributed_pz.models.bundle import MANIFEST as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import WEIGHTS, BundleError
 from distributed_pz.models.ensemble import MANIFEST, load_ensemble
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 
 from .conftest import SHARD_ROWS, tile_arrays
 

@@ -24,8 +24,8 @@ from distributed_pz.models.ensemble import (  # noqa: E402
     member_dir,
 )
 from distributed_pz.models.predictor import EnsemblePredictor  # noqa: E402
-from distributed_pz.survey.simulate import SimulationConfig, simulate_tile  # noqa: E402
-from distributed_pz.survey.store import open_store  # noqa: E402
+from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_tile  # noqa: E402
+from distributed_pz.survey.store.store import open_store  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402
 from distributed_pz.train.member import TrainConfig  # noqa: E402
 from distributed_pz.train.oof import load_part  # noqa: E402
