@@ -41,8 +41,8 @@ from benchmarks.harness import (
 from benchmarks.inference import ENSEMBLE_MODEL, INPUT_ARRAYS, MODELS, autocast, forward_inputs
 from distributed_pz.models.bundle import load_bundle
 from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.tiles import TileArrays
 
 NAME = "bounds"
 FLOP_ROWS = 64

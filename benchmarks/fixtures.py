@@ -12,10 +12,10 @@ import torch
 from distributed_pz.models import create_model
 from distributed_pz.models.bundle import make_bundle, save_bundle
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
-from distributed_pz.survey.simulate import SimulationConfig
-from distributed_pz.survey.simulate_cli import write_simulated_tile
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.sim.simulate import SimulationConfig
+from distributed_pz.survey.sim.simulate_cli import write_simulated_tile
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.tiles import TileArrays
 
 TILE = "SIM_0000"
 """The benchmark tile's name."""

@@ -56,8 +56,8 @@ from distributed_pz.models.bundle import Bundle, load_bundle, make_bundle, save_
 from distributed_pz.models.ensemble import member_dir, write_manifest
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
 from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor, PredictOptions
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.plan import make_plan
 
 NAME = "inference"

@@ -43,8 +43,8 @@ from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.stream import predict_store
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.tiles import TileArrays
 
 NAME = "inference_cpu"
 COLUMNS = [

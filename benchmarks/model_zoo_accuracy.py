@@ -29,9 +29,9 @@ from distributed_pz.metrics.pdf import GaussianMixturePDF, pit
 from distributed_pz.metrics.point import point_metrics
 from distributed_pz.models import list_models, model_config
 from distributed_pz.models.predictor import EnsemblePredictor
-from distributed_pz.survey.schema import CLASS_GALAXY
-from distributed_pz.survey.simulate import SimulationConfig, simulate_tile
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_tile
+from distributed_pz.survey.store.schema import CLASS_GALAXY
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train import TrainConfig, train_member
 
 NAME = "model_zoo_accuracy"

@@ -45,8 +45,8 @@ from distributed_pz.metrics import GaussianMixturePDF, pit, pit_coverage, pit_un
 from distributed_pz.models import model_config
 from distributed_pz.models.calibration import fit_calibration
 from distributed_pz.models.predictor import EnsemblePredictor
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train import TrainConfig, train_member
 
 NAME = "real_data"

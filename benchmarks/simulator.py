@@ -22,9 +22,9 @@ from benchmarks.harness import (
     read_rows,
     time_runs,
 )
-from distributed_pz.survey.simulate import SimulationConfig
-from distributed_pz.survey.simulate_cli import write_simulated_tile
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.sim.simulate import SimulationConfig
+from distributed_pz.survey.sim.simulate_cli import write_simulated_tile
+from distributed_pz.survey.store.store import open_store
 
 NAME = "simulator"
 

@@ -93,9 +93,9 @@ def _timed(fn) -> float:
 
 def catalogue_store(url: str, tiles: int, n: int, seed: int = 0, with_cutouts: bool = False) -> str:
     """A store of ``tiles`` simulated tiles ``S0000...`` of ``n`` sources (catalogue-only unless asked)."""
-    from distributed_pz.survey.simulate import SimulationConfig, simulate_catalogue, tile_attrs
-    from distributed_pz.survey.simulate_cli import write_simulated_tile
-    from distributed_pz.survey.store import open_store
+    from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_catalogue, tile_attrs
+    from distributed_pz.survey.sim.simulate_cli import write_simulated_tile
+    from distributed_pz.survey.store.store import open_store
 
     store = open_store(url, "a")
     for i in range(tiles):
@@ -116,7 +116,7 @@ def fresh_ensemble(root: Path, store_url: str, members: int) -> str:
     from distributed_pz.models import create_model
     from distributed_pz.models.bundle import make_bundle, save_bundle
     from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
-    from distributed_pz.survey.store import open_store
+    from distributed_pz.survey.store.store import open_store
 
     base = root / "deepz"
     if not base.exists():
@@ -178,7 +178,7 @@ def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
 
     from distributed_pz.infer.stream import predict_store
     from distributed_pz.models.predictor import EnsemblePredictor
-    from distributed_pz.survey.store import open_store
+    from distributed_pz.survey.store.store import open_store
 
     store = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
     fresh_ensemble(work / "bundles", store, 50)
@@ -281,7 +281,7 @@ def stage_train(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def stage_train_rate(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
-    from distributed_pz.survey.store import open_store
+    from distributed_pz.survey.store.store import open_store
     from distributed_pz.train.member import TrainConfig, train_member
     from distributed_pz.train.stacked import MemberJob, train_stacked
 
@@ -364,7 +364,7 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     from distributed_pz.metrics.pdf import GaussianMixturePDF, ks_statistic, pit
     from distributed_pz.metrics.point import nmad
     from distributed_pz.models.predictor import EnsemblePredictor
-    from distributed_pz.survey.store import open_store
+    from distributed_pz.survey.store.store import open_store
 
     ensemble = (
         str(work / "ens_10x5") if (work / "ens_10x5" / "ensemble.json").exists() else str(work / "ens_1x2")

@@ -35,8 +35,8 @@ from benchmarks.harness import (
     read_rows,
     write_markdown,
 )
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.member import TrainConfig, train_member
 
 NAME = "training"

@@ -15,15 +15,21 @@ from distributed_pz.configfile import (
     config_path,
     write_resolved,
 )
-from distributed_pz.survey.errors import StoreError
+from distributed_pz.survey.store.errors import StoreError
 
 INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("distributed_pz.survey.simulate_cli", "simulate survey tiles into a store"),
-    "ingest": ("distributed_pz.survey.ingest_cli", "ingest a real catalogue (FITS/Parquet/CSV) into a store"),
-    "validate": ("distributed_pz.survey.validate_cli", "check every tile of a store against the schema"),
+    "simulate": ("distributed_pz.survey.sim.simulate_cli", "simulate survey tiles into a store"),
+    "ingest": (
+        "distributed_pz.survey.ingest.ingest_cli",
+        "ingest a real catalogue (FITS/Parquet/CSV) into a store",
+    ),
+    "validate": (
+        "distributed_pz.survey.store.validate_cli",
+        "check every tile of a store against the schema",
+    ),
     "train": ("distributed_pz.train.cli", "train an ensemble bundle with Ray Train from a store with spec-z"),
     "distill": ("distributed_pz.train.distill_cli", "distil an ensemble into one student network (a bundle)"),
     "predict": (

@@ -30,8 +30,8 @@ from rail.estimation.informer import CatInformer
 from distributed_pz.catalog import qp_ensemble
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
-from distributed_pz.survey.store import absolute_url, open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import absolute_url, open_store
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.member import TrainConfig
 from distributed_pz.train.ray_ensemble import train_ensemble

@@ -20,8 +20,8 @@ from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.registry import build_model, model_config
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.member import TrainConfig, train_member
 from distributed_pz.train.plan import make_plan
 

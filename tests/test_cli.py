@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from distributed_pz.cli import COMMANDS, build_parser, main
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

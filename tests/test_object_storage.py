@@ -91,7 +91,9 @@ def test_demo_chain_on_s3_resumes(bucket, capsys, tmp_path):
         # the remote ensemble predicts exactly what its local copy predicts, calibration included
         fs.get(f"{ensemble}/", str(tmp_path / "ens"), recursive=True)
         local_run = f"{root}/run-local"
-        argv = [a.replace(ensemble, str(tmp_path / "ens")).replace(run, local_run) for a in commands["predict"]]
+        argv = [
+            a.replace(ensemble, str(tmp_path / "ens")).replace(run, local_run) for a in commands["predict"]
+        ]
         assert main(argv) == 0
     assert "2/2 members (0 trained now" in out
     assert "0 tiles written, 1 already done" in out

@@ -10,14 +10,14 @@ import numpy as np
 
 from benchmarks.harness import load_average, time_runs
 from benchmarks.simulator_realism.common import Sample, features, forest, nmad, outliers
-from distributed_pz.survey import images
-from distributed_pz.survey.schema import FLAG_NOT_DETECTED
-from distributed_pz.survey.simulate import (
+from distributed_pz.survey.sim import images
+from distributed_pz.survey.sim.simulate import (
     SimulationConfig,
     _TileSimulator,
 )
-from distributed_pz.survey.simulate_cli import write_simulated_tile
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.sim.simulate_cli import write_simulated_tile
+from distributed_pz.survey.store.schema import FLAG_NOT_DETECTED
+from distributed_pz.survey.store.store import open_store
 
 
 def image_moments(cutout: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from benchmarks.simulator_realism.samples import (
     simulated,
     zcosmos_config,
 )
-from distributed_pz.survey.simulate import (
+from distributed_pz.survey.sim.simulate import (
     SimulationConfig,
 )
 

@@ -14,13 +14,13 @@ from benchmarks.simulator_realism.common import (
     Sample,
 )
 from distributed_pz.bands import BandSet, register_band_set
-from distributed_pz.survey.schema import CLASS_GALAXY, FLAG_NOT_DETECTED, FLAG_OK
-from distributed_pz.survey.simulate import (
+from distributed_pz.survey.sim.simulate import (
     SimulationConfig,
     simulate_catalogue,
     simulate_truth,
 )
-from distributed_pz.survey.surveys import SurveyDesign, register_survey_design
+from distributed_pz.survey.sim.surveys import SurveyDesign, register_survey_design
+from distributed_pz.survey.store.schema import CLASS_GALAXY, FLAG_NOT_DETECTED, FLAG_OK
 
 
 # --- real catalogues -------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from distributed_pz.evaluate.score import (
 )
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.metrics.point import OUTLIER_THRESHOLD, STRICT_OUTLIER_THRESHOLD
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import open_store
 
 
 def truth_from_store(url: str, tiles: list[str] | None = None, band: str = "r") -> dict[str, np.ndarray]:

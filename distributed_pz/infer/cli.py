@@ -20,8 +20,8 @@ from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
 from distributed_pz.models.bundle import BundleError
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import PDF_KINDS, PRECISIONS, PredictOptions
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import absolute_url, open_store
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import absolute_url, open_store
 
 DEFAULTS = PredictOptions()
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from distributed_pz.models.ensemble import Ensemble
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import SurveyStore
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import SurveyStore
 
 
 class BandMismatch(ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from distributed_pz.models.predictor import EnsemblePredictor
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 
 
 def predict_tile_local(

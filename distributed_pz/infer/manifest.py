@@ -4,7 +4,7 @@
 rename). It records the ensemble's content hash, the input store and the settings that change
 catalogue values; a rerun into the same directory must match them. For every committed tile
 it records the catalogue file, its rows and the tile's content identity (its ``write_id``,
-:meth:`~distributed_pz.survey.store.Tile.content_id`); for a tile under way, its row blocks
+:meth:`~distributed_pz.survey.store.store.Tile.content_id`); for a tile under way, its row blocks
 and content identity, so a rerun cuts the tile exactly as before and reuses the part files
 already in ``OUT/_staging/TILE/`` (each part file is itself written atomically, so one that
 exists is complete). A tile rewritten since (another identity) is predicted again from

@@ -32,8 +32,8 @@ from distributed_pz.infer.manifest import STAGING, RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.ensemble import Ensemble, EnsembleDir
 from distributed_pz.models.predictor import PredictOptions
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import absolute_url, open_store
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import absolute_url, open_store
 
 ON_ERROR = ("stop", "skip")
 

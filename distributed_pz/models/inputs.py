@@ -28,8 +28,8 @@ from distributed_pz.models.features import (
     standardize_with_mask,
     stretch_image,
 )
-from distributed_pz.survey.schema import CLASS_UNKNOWN
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.schema import CLASS_UNKNOWN
+from distributed_pz.survey.store.tiles import TileArrays
 
 IGNORE_CLASS = -100
 """Class target of rows without a usable label (ignored by the cross-entropy)."""

@@ -36,7 +36,7 @@ Summaries are taken of the pooled mixture (:func:`distributed_pz.metrics.mixture
 
 Mixed precision (``precision="bf16"`` or ``"fp16"``) autocasts the forward passes only; the
 pooling and summaries stay in float64. A reader needs only the cutout bands of
-:attr:`EnsemblePredictor.image_bands` (:meth:`distributed_pz.survey.store.Tile.read_rows`). What bf16 may change is stated (and tested on CPU)
+:attr:`EnsemblePredictor.image_bands` (:meth:`distributed_pz.survey.store.store.Tile.read_rows`). What bf16 may change is stated (and tested on CPU)
 in :data:`BF16_TOLERANCE`. Inference draws no random numbers, so the result of a row does not
 depend on how rows are split into chunks or tasks.
 """
@@ -58,7 +58,7 @@ from distributed_pz.models.ensemble import Ensemble
 from distributed_pz.models.features import InputSpec
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
 from distributed_pz.models.stacked import StackedDeepZ, stack_members
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Precision name -> autocast dtype (``None`` = plain float32)."""
@@ -314,7 +314,7 @@ class EnsemblePredictor:
 def class_probability(class_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean over the valid members of the class head's galaxy probability, ``(M, N, 3) -> (N,)`` (NaN where none is valid).
 
-    Class 0 is a galaxy (:mod:`distributed_pz.survey.schema`).
+    Class 0 is a galaxy (:mod:`distributed_pz.survey.store.schema`).
     """
     p = torch.softmax(class_logits.double(), dim=-1)[..., 0]  # (M, N)
     n = valid.sum(dim=0)

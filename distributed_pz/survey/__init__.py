@@ -1,1 +1,1 @@
-"""The survey data model: Zarr store, schema validation, ingest of real catalogues, simulator."""
+"""The survey data model: the store core (store/), ingest of real catalogues (ingest/), the simulator (sim/)."""

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from distributed_pz._files import exists, join
     from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.registry import model_config
-    from distributed_pz.survey.store import absolute_url
+    from distributed_pz.survey.store.store import absolute_url
     from distributed_pz.train.config import ClusterConfig, EnsembleConfig
     from distributed_pz.train.member import TrainConfig
     from distributed_pz.train.presets import preset_settings

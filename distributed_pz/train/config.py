@@ -21,7 +21,7 @@ from typing import Any
 
 from distributed_pz.models.base import ModelConfig
 from distributed_pz.models.registry import check_overrides, config_from_dict, config_to_dict, model_config
-from distributed_pz.survey.store import SurveyStore, Tile
+from distributed_pz.survey.store.store import SurveyStore, Tile
 from distributed_pz.train.member import TrainConfig
 
 DEVICE_FIELD = "device"

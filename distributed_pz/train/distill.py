@@ -26,7 +26,7 @@ from distributed_pz import catalog as fl
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.models.registry import ModelConfig
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.member import TrainConfig, TrainResult, train_member
 
 

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from distributed_pz.models.bundle import save_bundle
     from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.predictor import EnsemblePredictor
-    from distributed_pz.survey.store import open_store
-    from distributed_pz.survey.tiles import TileArrays
+    from distributed_pz.survey.store.store import open_store
+    from distributed_pz.survey.store.tiles import TileArrays
     from distributed_pz.train.distill import DistillConfig, distill
 
     teacher = EnsemblePredictor.from_ensemble(EnsembleDir(args.ensemble).read())

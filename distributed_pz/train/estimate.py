@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from distributed_pz.survey.store import SurveyStore
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import SurveyStore
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import train_member
 

@@ -33,7 +33,7 @@ from distributed_pz.models.bundle import Bundle, make_bundle
 from distributed_pz.models.features import FeatureStats, InputSpec
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model_inputs, raw_features
 from distributed_pz.models.registry import ModelConfig, build_model, config_to_dict, model_config
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.loss import member_loss
 from distributed_pz.train.schedule import first_drop, learning_rate
 

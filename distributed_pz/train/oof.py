@@ -29,8 +29,8 @@ from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle
 from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
-from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_UNKNOWN
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.sample import load_sample, read_sample_rows

@@ -60,8 +60,8 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from distributed_pz._files import is_remote, mirrored, read_json, write_json
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir, SplitPlan
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import SurveyStore, open_store
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import SurveyStore, open_store
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
 from distributed_pz.train.estimate import estimate_plan
 from distributed_pz.train.oof import finish_ensemble

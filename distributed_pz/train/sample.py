@@ -14,8 +14,8 @@ import numpy as np
 
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.features import InputSpec
-from distributed_pz.survey.store import SurveyStore, open_store
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.store import SurveyStore, open_store
+from distributed_pz.survey.store.tiles import TileArrays
 
 
 @dataclass(frozen=True, eq=False)

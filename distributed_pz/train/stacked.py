@@ -40,7 +40,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model_inputs, raw_features
 from distributed_pz.models.registry import ModelConfig, build_model
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.loss import member_loss
 from distributed_pz.train.member import (
     EpochReport,

@@ -35,7 +35,7 @@ import torch.distributed as dist
 
 from distributed_pz.models.bundle import Bundle, load_bundle, save_bundle
 from distributed_pz.models.ensemble import EnsembleDir, MemberSpec, SplitPlan
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import (
     EpochReport,

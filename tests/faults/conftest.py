@@ -26,7 +26,7 @@ from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.models.bundle import save_bundle
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 from distributed_pz.train.plan import make_plan
 
 from ..fixtures import fresh_members, make_tile_arrays

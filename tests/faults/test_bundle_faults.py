@@ -15,7 +15,7 @@ from distributed_pz.models.bundle import BUNDLE_FILE as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import WEIGHTS, BundleError
 from distributed_pz.models.ensemble import ENSEMBLE_FILE as MANIFEST
 from distributed_pz.models.ensemble import EnsembleDir
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 
 from .conftest import SHARD_ROWS, tile_arrays
 

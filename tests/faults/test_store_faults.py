@@ -19,7 +19,7 @@ from distributed_pz.cli import main
 from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING, ManifestError
 from distributed_pz.infer.stream import TileFailed, predict_store
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 
 from ..fixtures import make_tile_arrays
 from .conftest import (
@@ -226,7 +226,7 @@ def test_unsafe_group_name_in_a_store_fails_that_tile_only(client, world, store_
 def test_f8_a_schema_1_store_still_reads_and_validate_says_it_lacks_checksums(tmp_path, capsys):
     from zarr.codecs import BloscCodec
 
-    from distributed_pz.survey.schema import ARRAY_SPECS
+    from distributed_pz.survey.store.schema import ARRAY_SPECS
 
     url = tmp_path / "old.zarr"
     arrays, attrs = tile_arrays(2, n_rows=300)

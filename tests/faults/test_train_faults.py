@@ -56,7 +56,7 @@ def test_a_damaged_training_store_is_refused_before_ray_starts(row, store_copy, 
 
 
 def test_b13_rows_without_a_usable_spec_z_stay_out_of_the_sample(tmp_path):
-    from distributed_pz.survey.store import open_store
+    from distributed_pz.survey.store.store import open_store
 
     from .conftest import tile_arrays
 

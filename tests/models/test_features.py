@@ -20,7 +20,7 @@ from distributed_pz.models.features import (
     standardize_with_mask,
 )
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model_inputs, raw_features
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 from tests.fixtures import learnable_tile, tiny_config
 
 torch.set_num_threads(1)

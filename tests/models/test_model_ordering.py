@@ -18,9 +18,9 @@ from distributed_pz.bands import KIDS_VIKING
 from distributed_pz.catalog import NO_ESTIMATE
 from distributed_pz.models import model_config
 from distributed_pz.models.predictor import EnsemblePredictor
-from distributed_pz.survey.schema import CLASS_GALAXY
-from distributed_pz.survey.simulate import SimulationConfig, simulate_catalogue
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_catalogue
+from distributed_pz.survey.store.schema import CLASS_GALAXY
+from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train import TrainConfig, train_member
 
 pytestmark = pytest.mark.slow

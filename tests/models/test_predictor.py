@@ -18,7 +18,7 @@ from distributed_pz.models.bundle import make_bundle
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predictor import BF16_TOLERANCE, EnsemblePredictor, PredictOptions
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 from tests.fixtures import (
     fresh_members,
     learnable_tile,

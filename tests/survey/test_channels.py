@@ -7,7 +7,7 @@ import pytest
 from zarr.codecs import BloscCodec
 
 from distributed_pz.models.predictor import EnsemblePredictor
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 from tests.fixtures import fresh_members, make_tile_arrays
 
 

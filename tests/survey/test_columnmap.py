@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from distributed_pz.bands import get_band_set
-from distributed_pz.survey.columnmap import list_column_maps, load_column_map
-from distributed_pz.survey.ingest_errors import IngestError
-from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_STAR
+from distributed_pz.survey.ingest.columnmap import list_column_maps, load_column_map
+from distributed_pz.survey.ingest.ingest_errors import IngestError
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_STAR
 
 MINIMAL = """
 [band_set]

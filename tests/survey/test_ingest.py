@@ -17,10 +17,10 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from distributed_pz.bands import KIDS_VIKING
-from distributed_pz.survey.columnmap import load_column_map
-from distributed_pz.survey.ingest import IngestError, ingest_catalog
-from distributed_pz.survey.ingest_cli import add_arguments, default_tile_name, run
-from distributed_pz.survey.schema import (
+from distributed_pz.survey.ingest.columnmap import load_column_map
+from distributed_pz.survey.ingest.ingest import IngestError, ingest_catalog
+from distributed_pz.survey.ingest.ingest_cli import add_arguments, default_tile_name, run
+from distributed_pz.survey.store.schema import (
     CLASS_GALAXY,
     CLASS_STAR,
     FLAG_BAD,
@@ -28,8 +28,8 @@ from distributed_pz.survey.schema import (
     FLAG_NOT_OBSERVED,
     FLAG_OK,
 )
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.validate import check_tile
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.validate import check_tile
 
 SMALL = {"chunk_rows": 64, "shard_rows": 128}
 

@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 from distributed_pz.bands import KIDS_VIKING
-from distributed_pz.survey import photometry, sed
-from distributed_pz.survey.package_data import load_calzetti, load_filters, load_templates
-from distributed_pz.survey.schema import (
+from distributed_pz.survey.sim import photometry, sed
+from distributed_pz.survey.sim.package_data import load_calzetti, load_filters, load_templates
+from distributed_pz.survey.sim.simulate import (
+    SimulationConfig,
+    simulate_blocks,
+    simulate_catalogue,
+    simulate_tile,
+    simulate_truth,
+    tile_attrs,
+)
+from distributed_pz.survey.store.schema import (
     ARRAY_SPECS,
     CLASS_GALAXY,
     CLASS_QSO,
@@ -21,16 +29,8 @@ from distributed_pz.survey.schema import (
     FLAG_OK,
     REQUIRED_ATTRS,
 )
-from distributed_pz.survey.simulate import (
-    SimulationConfig,
-    simulate_blocks,
-    simulate_catalogue,
-    simulate_tile,
-    simulate_truth,
-    tile_attrs,
-)
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.validate import validate_tile
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.validate import validate_tile
 
 BANDS = KIDS_VIKING.bands
 G, R, U = BANDS.index("g"), BANDS.index("r"), BANDS.index("u")

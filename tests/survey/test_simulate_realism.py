@@ -10,18 +10,18 @@ import pytest
 
 from distributed_pz.bands import KIDS_VIKING, SDSS
 from distributed_pz.cli import main
-from distributed_pz.survey import images, sed, stars
-from distributed_pz.survey.package_data import load_filters
-from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_STAR
-from distributed_pz.survey.simulate import (
+from distributed_pz.survey.sim import images, sed, stars
+from distributed_pz.survey.sim.package_data import load_filters
+from distributed_pz.survey.sim.simulate import (
     SimulationConfig,
     simulate_catalogue,
     simulate_tile,
     simulate_truth,
     tile_attrs,
 )
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.validate import validate_tile
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_STAR
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.validate import validate_tile
 
 R = KIDS_VIKING.bands.index("r")
 
@@ -131,7 +131,7 @@ def test_selection_is_smooth_and_faint_galaxies_are_bluer():
 
 
 def test_sed_correction_changes_colours_not_the_selection_band():
-    from distributed_pz.survey import diversity
+    from distributed_pz.survey.sim import diversity
 
     grids = sed.sed_grids(KIDS_VIKING)
     z = np.array([0.0, 0.1, 0.5, 0.7, 1.05, 1.3, 1.6, 2.5])

@@ -8,9 +8,9 @@ import uuid
 import numpy as np
 import pytest
 
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import absolute_url, open_store
-from distributed_pz.survey.validate import check_tile, validate_tile
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import absolute_url, open_store
+from distributed_pz.survey.store.validate import check_tile, validate_tile
 from tests.fixtures import make_tile_arrays
 
 

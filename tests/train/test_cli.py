@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from distributed_pz.bands import KIDS_VIKING
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 from distributed_pz.train import cli
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.presets import preset_settings

@@ -18,8 +18,8 @@ ray = pytest.importorskip("ray")
 
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir, load_plan  # noqa: E402
 from distributed_pz.models.predictor import EnsemblePredictor  # noqa: E402
-from distributed_pz.survey.simulate import SimulationConfig, simulate_tile  # noqa: E402
-from distributed_pz.survey.store import open_store  # noqa: E402
+from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_tile  # noqa: E402
+from distributed_pz.survey.store.store import open_store  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402
 from distributed_pz.train.member import TrainConfig  # noqa: E402
 from distributed_pz.train.oof import load_part  # noqa: E402

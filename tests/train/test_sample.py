@@ -9,7 +9,7 @@ import pytest
 
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.registry import model_config
-from distributed_pz.survey.store import open_store
+from distributed_pz.survey.store.store import open_store
 from distributed_pz.train.sample import (
     load_sample,
     read_sample_rows,

@@ -18,8 +18,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from distributed_pz.survey.simulate import SimulationConfig, simulate_blocks, tile_attrs
-from distributed_pz.survey.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS, SurveyStore, Tile, open_store
+from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_blocks, tile_attrs
+from distributed_pz.survey.store.store import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_SHARD_ROWS,
+    SurveyStore,
+    Tile,
+    open_store,
+)
 
 SIMULATED_ARRAYS = ("cutout", "flux_exp", "flux_exp_err", "z_spec", "class")
 

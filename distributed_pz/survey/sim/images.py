@@ -8,7 +8,7 @@ Rendering is done in Fourier space, fully vectorised over sources and bands:
   bulge (n = 4, truncated smoothly between 7 and 8 R_e as in SDSS) by a Hankel transform.
 - Star-forming knots are compact Gaussians (σ = 0.1″) scattered over the disc, bluer than it.
 - The PSF is a Moffat profile (β = 4.765, Trujillo et al. 2001) whose FWHM varies per source
-  and band (:mod:`distributed_pz.survey.psf`); its transform is analytic,
+  and band (:mod:`distributed_pz.survey.sim.psf`); its transform is analytic,
   ``2 (x/2)^ν K_ν(x) / Γ(ν)`` with x = 2π k α, ν = β − 1, tabulated once per tile on a bank of
   FWHMs 0.01″ apart.
 - Pixels integrate the light: the product is multiplied by the box-pixel transform
@@ -33,7 +33,7 @@ from functools import cache
 import numpy as np
 from scipy.special import gamma, gammaincinv, j0, kv
 
-from distributed_pz.survey.schema import CUTOUT_SIZE
+from distributed_pz.survey.store.schema import CUTOUT_SIZE
 
 FFT_SIZE = 64
 """Side of the Fourier grid; the cutout is its corner, the source at pixel (20, 20)."""

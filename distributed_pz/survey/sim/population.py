@@ -16,12 +16,12 @@ Loveday et al. 2012, at h = 0.7: M* = −21.3, α = −0.5 and M* = −20.9, α 
 brightening by one magnitude per unit redshift (up to z = 2) and the early-type density falling
 as (1+z)^−3 (the red fraction of i-selected samples drops with z, as in zCOSMOS). The SED depends
 on luminosity (fainter galaxies are bluer, a colour–luminosity relation) and redshift (late types
-younger at high z); :mod:`~distributed_pz.survey.diversity` adds real-galaxy partners, dust-law
+younger at high z); :mod:`~distributed_pz.survey.sim.diversity` adds real-galaxy partners, dust-law
 slopes and intrinsic colour scatter. Sizes follow size–luminosity relations by type with
 van der Wel et al. (2014)-like redshift evolution; bulge fractions follow the Hubble type and
 the colour; star-forming galaxies carry clumps.
 
-Stars have :mod:`~distributed_pz.survey.stars` SEDs (blackbodies with M-dwarf molecular bands)
+Stars have :mod:`~distributed_pz.survey.sim.stars` SEDs (blackbodies with M-dwarf molecular bands)
 with a halo-turn-off / M-dwarf / hot-star temperature mixture and shallow number counts; QSOs
 have z peaking near 1.2–2 and steep counts.
 """
@@ -34,8 +34,8 @@ from functools import cache
 import numpy as np
 from astropy.cosmology import Planck18
 
-from distributed_pz.survey import diversity, sed
-from distributed_pz.survey.schema import CLASS_GALAXY, CLASS_QSO, CLASS_STAR
+from distributed_pz.survey.sim import diversity, sed
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_QSO, CLASS_STAR
 
 N_EARLY_TEMPLATES = 5
 """Templates 0–4 (Ell1, Ell3, Ell5, Ell7, S0) are early types; 5–13 (Sa … SB11) late types."""
@@ -94,7 +94,7 @@ class Selection:
 
 @dataclass(frozen=True)
 class GalaxyKnobs:
-    """Per-galaxy realism settings (see :class:`~distributed_pz.survey.simulate.SimulationConfig`)."""
+    """Per-galaxy realism settings (see :class:`~distributed_pz.survey.sim.simulate.SimulationConfig`)."""
 
     selection_softness_mag: float
     colour_luminosity: float

@@ -1,7 +1,7 @@
 """A tile's arrays in memory, with the band axes that give them meaning.
 
 Training and prediction take a :class:`TileArrays`: the numpy arrays of a survey tile, named
-as in :mod:`distributed_pz.survey.schema` (``mag[N, B]``, ``mag_err``, ``mag_flag``,
+as in :mod:`distributed_pz.survey.store.schema` (``mag[N, B]``, ``mag_err``, ``mag_flag``,
 ``cutout[N, C, P, P]``, ``flux_exp[N, B, E]``, ``flux_exp_err``, ``z_spec``, ``class``), plus
 the names of the band axis ``B`` and of the cutout channel axis ``C`` and the zero points of
 the fluxes. Models pick their bands by name, so a tile may hold more bands than a model uses,

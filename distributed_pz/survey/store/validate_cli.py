@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.store import open_store
-from distributed_pz.survey.validate import check_named_tile, check_store, checksum_notes
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.validate import check_named_tile, check_store, checksum_notes
 
 RESOLVED_CONFIG = None
 """Where the resolved options go (:mod:`distributed_pz.configfile`)."""

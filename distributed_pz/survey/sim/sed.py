@@ -16,7 +16,7 @@ Physics, in the order light meets it:
   et al. 2001 composite) and ν^(α−1) redward, a milder turn-up than the composite's −2.45
   (dominated by host light of low-luminosity QSOs) that keeps i − Ks ≈ 1–1.5 as for survey
   QSOs; plus broad and narrow lines with the composite's equivalent widths.
-- **Stars**: blackbodies with analytic M-dwarf molecular bands (:mod:`distributed_pz.survey.stars`).
+- **Stars**: blackbodies with analytic M-dwarf molecular bands (:mod:`distributed_pz.survey.sim.stars`).
 - **IGM**: Madau (1995) Lyman-series line blanketing (Lyα–Lyδ plus the metal-line term) and
   photoelectric absorption (the analytic approximation of Madau's footnote), for galaxies
   and QSOs.
@@ -38,14 +38,14 @@ from functools import lru_cache
 import numpy as np
 
 from distributed_pz.bands import BandSet
-from distributed_pz.survey.package_data import (
+from distributed_pz.survey.sim.package_data import (
     FilterCurve,
     load_brown_templates,
     load_calzetti,
     load_filters,
     load_templates,
 )
-from distributed_pz.survey.stars import stellar_sed
+from distributed_pz.survey.sim.stars import stellar_sed
 
 # --- IGM (Madau 1995) -------------------------------------------------------------------------
 _LYMAN_SERIES = ((1215.67, 3.6e-3), (1025.72, 1.7e-3), (972.54, 1.2e-3), (949.74, 9.3e-4))
@@ -249,7 +249,7 @@ class SedGrids:
         ln g_b of the QSO continuum per slope (:data:`QSO_ALPHA_GRID`), ``(A, Z, B)``, in the
         units of :func:`qso_continuum`.
     star_colour
-        m_b − m_r of :func:`~distributed_pz.survey.stars.stellar_sed` per log10 T
+        m_b − m_r of :func:`~distributed_pz.survey.sim.stars.stellar_sed` per log10 T
         (:data:`STAR_LOG_T_GRID`), ``(S, B)``.
     """
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distributed_pz.survey import package_data, sed
+from distributed_pz.survey.sim import package_data, sed
 
 _LEGENDRE_SCALES = np.array([1.0, 0.6, 0.4])  # relative σ of the P1, P2, P3 coefficients
 

@@ -4,21 +4,21 @@ The embedded default data source of distributed_pz (demo, tests, benchmarks; KiD
 default, SDSS or a user's own band set and filter curves with :meth:`SimulationConfig.for_survey`).
 A tile holds galaxies, stars and QSOs (``class``) whose true redshift is ``z_spec`` (0 for stars):
 
-- who is there — :mod:`distributed_pz.survey.population` (GaZNet-like magnitude and redshift
+- who is there — :mod:`distributed_pz.survey.sim.population` (GaZNet-like magnitude and redshift
   distributions: mostly r < 21 and z < 0.8, a tail to z = 3 peaking at z ≈ 2.3; smooth
   selection limits; fainter galaxies bluer);
-- what light they emit — :mod:`distributed_pz.survey.sed` and :mod:`~distributed_pz.survey.diversity`
+- what light they emit — :mod:`distributed_pz.survey.sim.sed` and :mod:`~distributed_pz.survey.sim.diversity`
   (COSMOS templates mixed with real Brown et al. 2014 spectra, Calzetti dust with a variable
   slope, intrinsic colour scatter, emission lines tied to star formation, Madau IGM; QSO power
-  laws with broad lines; stars with M-dwarf molecular bands, :mod:`~distributed_pz.survey.stars`),
+  laws with broad lines; stars with M-dwarf molecular bands, :mod:`~distributed_pz.survey.sim.stars`),
   integrated through the band set's real filter curves;
-- how the survey measures it — :mod:`distributed_pz.survey.photometry` (the survey's exposure
+- how the survey measures it — :mod:`distributed_pz.survey.sim.photometry` (the survey's exposure
   counts per band, GAaP-like errors that grow with size and seeing, source shot noise, tile and
   exposure zero points, documented outliers, coverage gaps, inverse-variance coadds;
   non-detections have ``mag`` NaN and ``mag_err`` = the 1σ limiting magnitude);
-- what the cutouts look like — :mod:`distributed_pz.survey.images` (bulge + disc Sérsic
+- what the cutouts look like — :mod:`distributed_pz.survey.sim.images` (bulge + disc Sérsic
   galaxies with star-forming clumps and point sources, Moffat PSFs varying across and between
-  tiles, :mod:`~distributed_pz.survey.psf`, neighbours) carrying the catalogue's own noise: one
+  tiles, :mod:`~distributed_pz.survey.sim.psf`, neighbours) carrying the catalogue's own noise: one
   measurement, not two.
 
 Rows are simulated in fixed groups of :data:`GROUP_ROWS` with random streams
@@ -38,8 +38,8 @@ import numpy as np
 
 from distributed_pz import __version__
 from distributed_pz.bands import BandSet, get_band_set
-from distributed_pz.survey import images, population, sed
-from distributed_pz.survey.photometry import (
+from distributed_pz.survey.sim import images, population, sed
+from distributed_pz.survey.sim.photometry import (
     SourceNoise,
     coadd,
     coadd_sigma,
@@ -50,8 +50,9 @@ from distributed_pz.survey.photometry import (
     plan_exposures,
     shot_noise_per_flux,
 )
-from distributed_pz.survey.psf import PsfField
-from distributed_pz.survey.schema import (
+from distributed_pz.survey.sim.psf import PsfField
+from distributed_pz.survey.sim.surveys import get_survey_design, survey_defaults
+from distributed_pz.survey.store.schema import (
     ARRAY_SPECS,
     CLASS_GALAXY,
     CLASS_QSO,
@@ -59,7 +60,6 @@ from distributed_pz.survey.schema import (
     CUTOUT_SIZE,
     SCHEMA_VERSION,
 )
-from distributed_pz.survey.surveys import get_survey_design, survey_defaults
 
 GROUP_ROWS = 512
 """Rows per random-stream group (the unit of reproducibility)."""
@@ -71,7 +71,7 @@ _STREAM_CATALOGUE, _STREAM_IMAGES, _STREAM_TILE, _STREAM_PSF = 0, 1, 2, 3
 class SimulationConfig:
     """Every knob of the simulator, with defaults that give a GaZNet-like KiDS+VIKING tile.
 
-    :meth:`for_survey` starts from another survey's defaults (:mod:`distributed_pz.survey.surveys`).
+    :meth:`for_survey` starts from another survey's defaults (:mod:`distributed_pz.survey.sim.surveys`).
 
     Parameters
     ----------
@@ -88,7 +88,7 @@ class SimulationConfig:
     band_set
         Band-set name (``"kids_viking"``, ``"sdss"`` or one registered with
         :func:`distributed_pz.bands.register_band_set` and
-        :func:`~distributed_pz.survey.surveys.register_survey_design`).
+        :func:`~distributed_pz.survey.sim.surveys.register_survey_design`).
     filter_files
         The user's own filter curves, one two-column file per band (empty: the shipped curves).
     depth_5sigma
@@ -129,7 +129,7 @@ class SimulationConfig:
         log-normal scatter.
     sed_correction
         Strength of the empirical mean rest-frame SED correction calibrated on zCOSMOS-bright
-        colours (:func:`~distributed_pz.survey.diversity.calibrated_offsets`; 0: off, 1: as calibrated).
+        colours (:func:`~distributed_pz.survey.sim.diversity.calibrated_offsets`; 0: off, 1: as calibrated).
     zeropoint
         AB zero point of every band's fluxes (``mag = zeropoint − 2.5 log10 flux``).
     n_exp_min, n_exp_max
@@ -301,7 +301,7 @@ def tile_attrs(config: SimulationConfig) -> dict:
         "zeropoint": {b: float(config.zeropoint) for b in band_set.bands},
         "n_rows": int(config.n_sources),
         "simulator": {
-            "name": "distributed_pz.survey.simulate",
+            "name": "distributed_pz.survey.sim.simulate",
             "version": __version__,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             "depth_5sigma": dict(zip(band_set.bands, config.depths, strict=True)),

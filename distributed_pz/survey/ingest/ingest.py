@@ -18,18 +18,18 @@ from typing import Any
 import numpy as np
 
 from distributed_pz import __version__
-from distributed_pz.survey.catalog_readers import read_catalog
-from distributed_pz.survey.columnmap import ColumnMap, load_column_map
-from distributed_pz.survey.cutouts import CutoutCube, CutoutSource, TileImage
-from distributed_pz.survey.ingest_errors import IngestError
-from distributed_pz.survey.schema import (
+from distributed_pz.survey.ingest.catalog_readers import read_catalog
+from distributed_pz.survey.ingest.columnmap import ColumnMap, load_column_map
+from distributed_pz.survey.ingest.cutouts import CutoutCube, CutoutSource, TileImage
+from distributed_pz.survey.ingest.ingest_errors import IngestError
+from distributed_pz.survey.store.schema import (
     CLASS_UNKNOWN,
     FLAG_BAD,
     FLAG_NOT_DETECTED,
     FLAG_NOT_OBSERVED,
     FLAG_OK,
 )
-from distributed_pz.survey.store import (
+from distributed_pz.survey.store.store import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_SHARD_ROWS,
     SurveyStore,
@@ -37,7 +37,7 @@ from distributed_pz.survey.store import (
     check_tile_name,
     open_store,
 )
-from distributed_pz.survey.validate import validate_tile
+from distributed_pz.survey.store.validate import validate_tile
 
 __all__ = [
     "IngestError",

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.schema import ARRAYS, CUTOUT_SIZE, READABLE_SCHEMA_VERSIONS, REQUIRED_ATTRS
-from distributed_pz.survey.store import SurveyStore, Tile
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.schema import ARRAYS, CUTOUT_SIZE, READABLE_SCHEMA_VERSIONS, REQUIRED_ATTRS
+from distributed_pz.survey.store.store import SurveyStore, Tile
 
 
 def check_tile(tile: Tile, deep: bool = False) -> list[StoreError]:

@@ -12,12 +12,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from distributed_pz.survey.catalog_readers import SUFFIXES
-from distributed_pz.survey.columnmap import list_column_maps
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.ingest import ingest_catalog
-from distributed_pz.survey.ingest_errors import IngestError
-from distributed_pz.survey.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS
+from distributed_pz.survey.ingest.catalog_readers import SUFFIXES
+from distributed_pz.survey.ingest.columnmap import list_column_maps
+from distributed_pz.survey.ingest.ingest import ingest_catalog
+from distributed_pz.survey.ingest.ingest_errors import IngestError
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.store import DEFAULT_CHUNK_ROWS, DEFAULT_SHARD_ROWS
 
 RESOLVED_CONFIG = ("store", "beside")
 """Where the resolved options go (:mod:`distributed_pz.configfile`)."""

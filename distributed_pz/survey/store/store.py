@@ -5,7 +5,7 @@ installs s3fs / gcsfs) name a store. Tiles are written in row blocks aligned to 
 concurrent writers never share a shard; a tile is marked ``complete`` only when all rows are in.
 
 Every problem is a :class:`StoreError` naming store, tile, array and chunk (or the metadata file):
-a tile name outside :data:`~distributed_pz.survey.schema.TILE_NAME_PATTERN`, an unreadable
+a tile name outside :data:`~distributed_pz.survey.store.schema.TILE_NAME_PATTERN`, an unreadable
 ``zarr.json``, a missing shard (which Zarr itself would read back as fill values), a chunk
 whose checksum or codec fails. Tiles are listed without parsing their metadata, so one broken
 tile never hides the others.
@@ -30,15 +30,15 @@ from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
 from distributed_pz.bands import BandSet
-from distributed_pz.survey.errors import StoreError
-from distributed_pz.survey.schema import (
+from distributed_pz.survey.store.errors import StoreError
+from distributed_pz.survey.store.schema import (
     ARRAY_SPECS,
     CUTOUT_SIZE,
     READABLE_SCHEMA_VERSIONS,
     SCHEMA_VERSION,
     TILE_NAME_PATTERN,
 )
-from distributed_pz.survey.tiles import TileArrays
+from distributed_pz.survey.store.tiles import TileArrays
 
 STORE_MARKER = "distributed_pz"
 DEFAULT_CHUNK_ROWS = 1024
@@ -53,7 +53,7 @@ def absolute_url(url: str) -> str:
 
 
 def check_tile_name(name: str, store: str | None = None) -> str:
-    """``name`` if it is a safe tile name (:data:`~distributed_pz.survey.schema.TILE_NAME_PATTERN`).
+    """``name`` if it is a safe tile name (:data:`~distributed_pz.survey.store.schema.TILE_NAME_PATTERN`).
 
     Raises
     ------

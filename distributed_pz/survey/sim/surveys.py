@@ -2,7 +2,7 @@
 
 A :class:`SurveyDesign` gives, per band of a band set, the typical seeing, the number of
 exposures that cover a source and the sky brightness (for the source's own shot noise), plus
-the :class:`~distributed_pz.survey.simulate.SimulationConfig` settings that make a tile of
+the :class:`~distributed_pz.survey.sim.simulate.SimulationConfig` settings that make a tile of
 that survey (:meth:`SimulationConfig.for_survey`). Depths come from the band set itself
 (:attr:`distributed_pz.bands.BandSet.depth_5sigma`).
 """

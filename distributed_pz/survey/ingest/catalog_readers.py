@@ -19,8 +19,8 @@ from astropy.io import ascii as astropy_ascii
 from astropy.io import fits
 from astropy.table import MaskedColumn
 
-from distributed_pz.survey.columnmap import INPUT_FORMATS, CatalogFormat
-from distributed_pz.survey.ingest_errors import IngestError
+from distributed_pz.survey.ingest.columnmap import INPUT_FORMATS, CatalogFormat
+from distributed_pz.survey.ingest.ingest_errors import IngestError
 
 SUFFIXES = {
     ".fits": "fits",

@@ -37,8 +37,8 @@ from types import MappingProxyType
 from typing import Any
 
 from distributed_pz.bands import BandSet, get_band_set, register_band_set
-from distributed_pz.survey.ingest_errors import IngestError
-from distributed_pz.survey.schema import CLASS_NAMES
+from distributed_pz.survey.ingest.ingest_errors import IngestError
+from distributed_pz.survey.store.schema import CLASS_NAMES
 
 INPUT_FORMATS = ("fits", "parquet", "csv", "ascii")
 CLASS_CODES = {name: code for code, name in CLASS_NAMES.items()}

@@ -12,7 +12,7 @@ Model (per band b; fluxes linear in the tile zero point, ``mag = zp − 2.5 log1
   σ_exp = σ_coadd √n̄. Each of the tile's exposures scales that by its own factor (seeing and
   transparency, log-normal), rescaled so that the tile as a whole reaches the nominal depth.
   A source has n̄ exposures, one fewer or one more with the survey's per-band probabilities
-  (:mod:`distributed_pz.survey.surveys`), clamped to [n_min, n_max].
+  (:mod:`distributed_pz.survey.sim.surveys`), clamped to [n_min, n_max].
 - The source's own shot noise adds ``F / (S_sky 2π (σ_w²/2 + σ_s²))`` to the relative variance
   (S_sky the sky brightness in flux per arcsec²; the sky-limited variance is 1).
 - Every band of the tile has a zero-point offset (the tile's calibration, σ ≈ 1 %, KiDS DR4-like), every
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distributed_pz.survey.schema import FLAG_NOT_DETECTED, FLAG_NOT_OBSERVED, FLAG_OK
+from distributed_pz.survey.store.schema import FLAG_NOT_DETECTED, FLAG_NOT_OBSERVED, FLAG_OK
 
 _MAG_PER_LN = 2.5 / np.log(10.0)  # 1.0857
 

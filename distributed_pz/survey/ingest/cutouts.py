@@ -22,8 +22,8 @@ from astropy.nddata.utils import NoOverlapError, overlap_slices
 from astropy.wcs import WCS
 from numpy.lib.stride_tricks import sliding_window_view
 
-from distributed_pz.survey.ingest_errors import IngestError
-from distributed_pz.survey.schema import CUTOUT_SIZE
+from distributed_pz.survey.ingest.ingest_errors import IngestError
+from distributed_pz.survey.store.schema import CUTOUT_SIZE
 
 
 class CutoutSource(Protocol):

@@ -1,0 +1,1 @@
+"""Ingest of real catalogues (FITS/Parquet/CSV + cutouts) into a survey store."""
