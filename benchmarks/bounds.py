@@ -27,16 +27,15 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.fixtures import TILE, ensure_bundle, ensure_store, work_paths
+from benchmarks.fixtures import TILE, ensure_bundle, ensure_store, suite_parser, work_paths
 from benchmarks.harness import (
     append_rows,
-    argument_parser,
-    commands_section,
     load_average,
     markdown_table,
+    opt,
     read_rows,
+    report,
     time_runs,
-    write_markdown,
 )
 from benchmarks.inference import ENSEMBLE_MODEL, INPUT_ARRAYS, MODELS, autocast, forward_inputs
 from distributed_pz.models.bundle import load_bundle
@@ -152,45 +151,39 @@ def _display(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "rate_g": row["rate"] / 1e9, "unit_g": "G" + row["unit"]}
 
 
+INTRO = """\
+Bound (sources/s) = min(matmul rate / FLOPs per source, Zarr read rate / bytes per source),
+rates measured in the same run (all-thread matmul; one-process read of decoded bytes, warm
+page cache). FLOPs counted by `FlopCounterMode` on one forward pass (matmuls and
+convolutions; 1 multiply-add = 2 FLOPs); bytes = every array the predictor reads, decoded.
+An upper limit: convolutions and small layers run below matmul speed. `loadavg_1m`: the
+cores were shared with other jobs while measuring."""
+
+
 def write_report() -> str:
     """Regenerate ``results/bounds.md`` from every row of ``results/bounds.jsonl``."""
     rows = [_display(r) for r in read_rows(NAME)]
     bounds = [r for r in rows if r["kind"] == "bound"]
     rates = [r for r in rows if r["kind"] != "bound"]
-    text = [
-        "# Machine bounds on inference throughput",
-        "",
-        "Bound (sources/s) = min(matmul rate / FLOPs per source, Zarr read rate / bytes per source),",
-        "rates measured in the same run (all-thread matmul; one-process read of decoded bytes, warm",
-        "page cache). FLOPs counted by `FlopCounterMode` on one forward pass (matmuls and",
-        "convolutions; 1 multiply-add = 2 FLOPs); bytes = every array the predictor reads, decoded.",
-        "An upper limit: convolutions and small layers run below matmul speed. `loadavg_1m`: the",
-        "cores were shared with other jobs while measuring.",
-        "",
+    report(
+        NAME,
+        "Machine bounds on inference throughput",
+        INTRO,
         markdown_table(bounds, COLUMNS),
-        "",
         "## Measured rates",
-        "",
         markdown_table(rates, RATE_COLUMNS),
-        "",
-        *commands_section(rows),
-    ]
-    write_markdown(NAME, "\n".join(text))
+        rows=rows,
+    )
     return markdown_table(bounds, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argument_parser(__doc__, work="dpz_bench_suite")
-    parser.add_argument("--n", type=int, default=20_000, help="sources in the simulated tile")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), help="registered model names")
-    parser.add_argument("--ensemble-members", type=int, default=5, help="members of the DEEPZ ensemble")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
-    parser.add_argument(
-        "--precision",
-        nargs="+",
-        default=["fp32"],
-        choices=sorted(PRECISIONS),
-        help="matmul and forward precisions",
+    parser = suite_parser(
+        __doc__,
+        "ensemble_members",
+        n=20_000,
+        models=list(MODELS),
+        precision=opt(["fp32"], nargs="+", choices=sorted(PRECISIONS), help="matmul and forward precisions"),
     )
     parser.add_argument("--size", type=int, help="matmul size (default 2048 on CPU, 8192 on GPU)")
     args = parser.parse_args(argv)

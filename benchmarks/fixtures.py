@@ -5,10 +5,13 @@ Kept under a work directory between runs, so a rerun measures rather than re-sim
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from benchmarks.harness import argument_parser
 from distributed_pz.models import create_model
 from distributed_pz.models.bundle import make_bundle, save_bundle
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
@@ -19,6 +22,17 @@ from distributed_pz.survey.store.tiles import TileArrays
 
 TILE = "SIM_0000"
 """The benchmark tile's name."""
+WORK = "dpz_bench_suite"
+"""The suite's work folder (under the system temporary folder): its tiles and bundles."""
+
+
+def suite_parser(doc: str, *names: str, **shared: Any) -> argparse.ArgumentParser:
+    """The parser of the suite's scripts (bounds, inference, training), which share one tile cache.
+
+    :func:`~benchmarks.harness.argument_parser` with ``--work`` (default :data:`WORK`) and
+    ``--device``, then ``names`` and ``shared``.
+    """
+    return argument_parser(doc, "device", *names, work=WORK, **shared)
 
 
 def work_paths(work: str | Path, n: int) -> tuple[str, Path]:

@@ -37,17 +37,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.fixtures import TILE, ensure_bundle, ensure_store, work_paths
+from benchmarks.fixtures import TILE, ensure_bundle, ensure_store, suite_parser, work_paths
 from benchmarks.harness import (
     append_rows,
-    argument_parser,
-    commands_section,
     load_average,
     machine,
     markdown_table,
+    opt,
     read_rows,
+    report,
     time_runs,
-    write_markdown,
 )
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.stream import predict_store
@@ -265,6 +264,21 @@ COLUMNS = [
 ]
 
 
+INTRO = """\
+Freshly initialised paper-size models on a simulated KiDS+VIKING tile. `forward`: raw model
+forward on in-memory tensors (best over the batch sweep is the efficiency reference);
+`predictor` (`predict_arrays` before the one-predictor merge): the whole tile through the
+`EnsemblePredictor` from arrays already read from Zarr;
+`pipeline`: whole `predict_store` calls on a Dask cluster of `workers` single-threaded
+workers (Zarr reads, prediction, Parquet parts, commit). sources/s use the best of the
+repeats. `efficiency` = sources/s / best forward sources/s of the same run (forward and
+predictor run with `threads` torch threads, 1 by default, like one pipeline worker);
+`scaling` = pipeline at N workers / (N × pipeline at 1 worker); `bound` = min(matmul rate /
+FLOPs per source, Zarr read rate / bytes per source) from `bounds.md`, for the whole machine
+(all cores; one thread reaches ~2/3 of the two-core matmul rate here). `loadavg_1m`: the
+cores were shared with other jobs, so the figures are noisy lower limits."""
+
+
 def write_report() -> str:
     """Regenerate ``results/inference.md`` from every row of ``results/inference.jsonl``."""
     rows = derived(read_rows(NAME), read_rows("bounds"))
@@ -276,57 +290,39 @@ def write_report() -> str:
             for m in (r["machine"] for r in rows)
         }
     )
-    text = [
-        "# Inference throughput (sources/s)",
-        "",
-        "Freshly initialised paper-size models on a simulated KiDS+VIKING tile. `forward`: raw model",
-        "forward on in-memory tensors (best over the batch sweep is the efficiency reference);",
-        "`predictor` (`predict_arrays` before the one-predictor merge): the whole tile through the",
-        "`EnsemblePredictor` from arrays already read from Zarr;",
-        "`pipeline`: whole `predict_store` calls on a Dask cluster of `workers` single-threaded",
-        "workers (Zarr reads, prediction, Parquet parts, commit). sources/s use the best of the",
-        "repeats. `efficiency` = sources/s / best forward sources/s of the same run (forward and",
-        "predictor run with `threads` torch threads, 1 by default, like one pipeline worker);",
-        "`scaling` = pipeline at N workers / (N × pipeline at 1 worker); `bound` = min(matmul rate /",
-        "FLOPs per source, Zarr read rate / bytes per source) from `bounds.md`, for the whole machine",
-        "(all cores; one thread reaches ~2/3 of the two-core matmul rate here). `loadavg_1m`: the",
-        "cores were shared with other jobs, so the figures are noisy lower limits.",
-        "",
+    report(
+        NAME,
+        "Inference throughput (sources/s)",
+        INTRO,
         "Machines: " + "; ".join(machines) + ".",
-        "",
         markdown_table(main_rows, COLUMNS),
-        "",
         "## Rows per task (pipeline)",
-        "",
         markdown_table(sweep, COLUMNS),
-        "",
-        *commands_section(rows),
-    ]
-    write_markdown(NAME, "\n".join(text))
+        rows=rows,
+    )
     return markdown_table(main_rows, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argument_parser(__doc__, work="dpz_bench_suite")
-    parser.add_argument("--quick", action="store_true", help="4k-source tile, short sweeps, one repeat")
-    parser.add_argument("--n", type=int, help="sources in the tile (default 20000; 4096 with --quick)")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), help="registered model names")
-    parser.add_argument("--ensemble-members", type=int, default=5, help="members of the DEEPZ ensemble")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
-    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS), help="autocast precision")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads of this process (like a pipeline worker's)"
+    parser = suite_parser(
+        __doc__,
+        "ensemble_members",
+        "rows_per_task",
+        quick=opt(help="4k-source tile, short sweeps, one repeat"),
+        n=opt(help="sources in the tile (default 20000; 4096 with --quick)"),
+        models=list(MODELS),
+        precision=opt("fp32", choices=sorted(PRECISIONS)),
+        threads=opt(1, help="torch threads of this process (like a pipeline worker's)"),
+        workers=opt(help="pipeline cluster sizes (default 1 2)"),
+        batch_size=opt(1024, help="rows per forward pass in predict"),
+        repeats=opt(help="timed repeats (default 3; 1 with --quick)"),
     )
     parser.add_argument("--cluster", default="local", choices=["local", "cuda"], help="Dask cluster kind")
-    parser.add_argument("--workers", nargs="+", type=int, help="pipeline cluster sizes (default 1 2)")
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="forward sweep (default 256 1024 4096)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="rows per forward pass in predict")
-    parser.add_argument("--rows-per-task", type=int, default=2048, help="rows per pipeline task")
     parser.add_argument(
         "--chunk-sweep", nargs="+", type=int, help="rows per task to sweep (default 1024..8192)"
     )
     parser.add_argument("--sweep-model", default="deepz", help="model of the rows-per-task sweep")
-    parser.add_argument("--repeats", type=int, help="timed repeats (default 3; 1 with --quick)")
     args = parser.parse_args(argv)
     n = args.n or (4096 if args.quick else 20_000)
     repeats = args.repeats or (1 if args.quick else 3)

@@ -32,13 +32,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from benchmarks.fixtures import TILE, ensure_bundle, ensure_store
-from benchmarks.harness import (
-    RESULTS_DIR,
-    append_rows,
-    argument_parser,
-    machine,
-    markdown_table,
-)
+from benchmarks.harness import append_rows, argument_parser, machine, markdown_table, opt, report
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.stream import predict_store
@@ -57,6 +51,12 @@ COLUMNS = [
     "ratio_vs_loop_1_thread",
     "cluster_start_s",
 ]
+
+
+MALLOC_NOTE = """\
+Clusters started by `dpz predict` unset Dask's default `MALLOC_TRIM_THRESHOLD_=65536` for their
+workers: with it, the DEEPZ plain loop on 8192 rows ran at 7.6k sources/s instead of 14.9k
+(glibc then maps and unmaps every large tensor), which made workers twice as slow as the loop."""
 
 
 def plain_loop(
@@ -101,14 +101,15 @@ def _import_torch() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argument_parser(__doc__, work="dpz_bench_inference")
-    parser.add_argument("--n", type=int, default=20_000, help="sources in the simulated tile")
-    parser.add_argument("--models", nargs="+", default=["deepz", "gaznet_1"], help="registered model names")
-    parser.add_argument("--workers", nargs="+", type=int, default=[1, 2], help="pipeline cluster sizes")
-    parser.add_argument("--rows-per-task", type=int, default=2048, help="rows per task (and per loop chunk)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="rows per forward pass")
-    parser.add_argument(
-        "--repeats", type=int, default=2, help="interleaved rounds; the best time of each run counts"
+    parser = argument_parser(
+        __doc__,
+        "batch_size",
+        work="dpz_bench_inference",
+        n=20_000,
+        models=["deepz", "gaznet_1"],
+        workers=[1, 2],
+        rows_per_task=opt(2048, help="rows per task (and per loop chunk)"),
+        repeats=opt(2, help="interleaved rounds; the best time of each run counts"),
     )
     args = parser.parse_args(argv)
 
@@ -166,33 +167,25 @@ def main(argv: list[str] | None = None) -> int:
     }
     append_rows(NAME, [{**r, **params} for r in rows])
     info = machine()
-    text = [
-        "# Inference throughput on CPU: pipeline vs plain predictor loop",
-        "",
+    report(
+        NAME,
+        "Inference throughput on CPU: pipeline vs plain predictor loop",
         f"One simulated KiDS+VIKING tile of {args.n:,} sources (Zarr, chunks 1024 rows, shards 8192), "
         f"freshly initialised paper-size single-member bundles, fp32, batch {args.batch_size}, "
         f"{args.rows_per_task} rows per task. Machine: {info['cpu_count']} CPU cores shared with other "
         f"jobs (1-minute load average after the runs: {min(loads):.1f} to {max(loads):.1f}), "
         f"torch {info['torch']}, device {info['device']}.",
-        "",
         markdown_table(rows, COLUMNS),
-        "",
-        f"Best of {args.repeats} interleaved rounds (loop and pipeline runs alternate, so load from other",
-        "jobs on the shared cores hits them alike); sources/s and ratios use the best times.",
-        "`ratio_vs_loop_1_thread` = sources/s over the one-thread plain loop's.",
-        "Pipeline seconds cover the whole `predict_store` call: worker plugin set-up (ensemble load),",
+        f"Best of {args.repeats} interleaved rounds (loop and pipeline runs alternate, so load from other\n"
+        "jobs on the shared cores hits them alike); sources/s and ratios use the best times.\n"
+        "`ratio_vs_loop_1_thread` = sources/s over the one-thread plain loop's.\n"
+        "Pipeline seconds cover the whole `predict_store` call: worker plugin set-up (ensemble load),\n"
         "Zarr reads on the workers, prediction, Parquet parts, the atomic tile commit and the manifest.",
-        "",
-        "Clusters started by `dpz predict` unset Dask's default `MALLOC_TRIM_THRESHOLD_=65536` for their",
-        "workers: with it, the DEEPZ plain loop on 8192 rows ran at 7.6k sources/s instead of 14.9k",
-        "(glibc then maps and unmaps every large tensor), which made workers twice as slow as the loop.",
-        "",
+        MALLOC_NOTE,
         "Command: `python -m benchmarks.inference_pipeline "
         + f"--n {args.n} --models {' '.join(args.models)} --workers {' '.join(map(str, args.workers))} "
         + f"--rows-per-task {args.rows_per_task} --batch-size {args.batch_size}`",
-        "",
-    ]
-    (RESULTS_DIR / f"{NAME}.md").write_text("\n".join(text))
+    )
     return 0
 
 

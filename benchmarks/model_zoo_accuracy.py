@@ -13,17 +13,13 @@ Rows are also appended to ``results/model_zoo_accuracy.jsonl`` through the harne
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import stats
 
-from benchmarks.harness import RESULTS_DIR, append_rows, machine, markdown_table
+from benchmarks.harness import RESULTS_DIR, Run, argument_parser, markdown_table, opt
 from distributed_pz.catalog import NO_ESTIMATE
 from distributed_pz.metrics.pdf import GaussianMixturePDF, pit
 from distributed_pz.metrics.point import point_metrics
@@ -94,27 +90,25 @@ def score(out: dict[str, np.ndarray], z_spec: np.ndarray, has_pdf: bool) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-sources", type=int, default=6000, help="sources of the training tile")
-    parser.add_argument("--test-sources", type=int, default=3000, help="sources of the test tile")
-    parser.add_argument("--epochs-catalog", type=int, default=30, help="epochs of catalogue-only models")
-    parser.add_argument("--epochs-image", type=int, default=12, help="epochs of models reading cutouts")
-    parser.add_argument("--image-conv-widths", default="8,16,32,64", help="conv block widths of image models")
-    parser.add_argument("--models", default=",".join(list_models()), help="comma-separated model names")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--seed", type=int, default=0, help="member seed (tiles use seed+1, seed+2)")
-    parser.add_argument(
-        "--out", type=Path, default=RESULTS_DIR / f"{NAME}.md", help="Markdown table to write"
+    parser = argument_parser(
+        __doc__,
+        "test_sources",
+        "threads",
+        train_sources=6000,
+        epochs_image=12,
+        models=list_models(),
+        seed=opt(0, help="member seed (tiles use seed+1, seed+2)"),
+        out=RESULTS_DIR / f"{NAME}.md",
     )
+    parser.add_argument("--epochs-catalog", type=int, default=30, help="epochs of catalogue-only models")
+    parser.add_argument("--image-conv-widths", default="8,16,32,64", help="conv block widths of image models")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    load_start = os.getloadavg()[0]
-    started = time.perf_counter()
+    run = Run(NAME, args)
     train, test = galaxies(args.train_sources, args.seed + 1), galaxies(args.test_sources, args.seed + 2)
-    simulate_s = time.perf_counter() - started
+    simulate_s = run.seconds
     conv = tuple(int(w) for w in args.image_conv_widths.split(","))
     rows = []
-    for name in args.models.split(","):
+    for name in args.models:
         config = model_config(name)
         if config.family == "gaznet" and config.image_bands:
             config = model_config(name, conv_widths=conv)
@@ -139,50 +133,30 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: {train_s:.0f} s, NMAD {row['nmad']:.4f}, outliers {row['outlier_fraction']:.3f}",
             flush=True,
         )
-    append_rows(NAME, rows)
-    total_s = time.perf_counter() - started
-    write_table(args.out, rows, train, test, simulate_s, total_s, (load_start, os.getloadavg()[0]))
-    print(f"wrote {args.out} ({total_s:.0f} s)")
-    return 0
-
-
-def write_table(
-    path: Path,
-    rows: list[dict],
-    train: TileArrays,
-    test: TileArrays,
-    simulate_s: float,
-    total_s: float,
-    load: tuple[float, float],
-) -> None:
-    """Write the Markdown report: setup, table, machine and load."""
-    m = machine()
     n_train = rows[0]["n_train"] if rows else 0
-    text = f"""# Model zoo accuracy (short CPU training, simulated KiDS+VIKING galaxies)
+    return run.finish(
+        rows,
+        "Model zoo accuracy (short CPU training, simulated KiDS+VIKING galaxies)",
+        SETUP.format(n_train=n_train, train=train.n_rows, test=test.n_rows),
+        METRICS,
+        markdown_table(rows, COLUMNS),
+        f"Simulation {simulate_s:.0f} s; other jobs share the cores, so `train_s` measures contention too.",
+    )
 
-Command: `{" ".join(["python -m benchmarks.model_zoo_accuracy", *sys.argv[1:]])}`
 
+SETUP = """\
 One member per model, seed-fixed, trained on {n_train} galaxies of a simulated tile
-({train.n_rows} galaxies; the rest validate for early stopping / best weights), tested on the
-{test.n_rows} galaxies of an independent tile. Adam, batch 100, the family's learning-rate
+({train} galaxies; the rest validate for early stopping / best weights), tested on the
+{test} galaxies of an independent tile. Adam, batch 100, the family's learning-rate
 schedule compressed to the epochs shown (GaZNet: 1e-3 then 1e-4 at half; DEEPZ: 1e-3 for a
 third, then 1e-4, 1e-5, 1e-6), augmentations on (whole-pixel moves; randomized coadds α = 0.8),
 no pre-training. **Image models use reduced conv widths** (column `widths`; paper layout 2-2-3-3
-convs per block); catalogue paths and DEEPZ use the default widths.
-
+convs per block); catalogue paths and DEEPZ use the default widths."""
+METRICS = """\
 Metrics on δz = (z_phot − z_spec)/(1 + z_spec): NMAD, outlier fraction |δz| > 0.15, mean bias,
 σ68; the same split at z = 0.8 (GaZNet Table 1); `pit_ks` = Kolmogorov–Smirnov distance of
 the PIT from uniform (p(z) models only). z_phot is the mode of p(z) for p(z) models.
-These are short runs on 2 shared cores: orderings are indicative, not converged values.
-
-{markdown_table(rows, COLUMNS)}
-
-Simulation {simulate_s:.0f} s, total {total_s:.0f} s on {m["host_cpu"]} ({m["cpu_count"]} cores, {torch.get_num_threads()} torch thread),
-torch {m["torch"]}, device {m["device"]}; 1-minute load average {load[0]:.1f} at the start and
-{load[1]:.1f} at the end (other jobs share the cores, so `train_s` measures contention too).
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+These are short runs on 2 shared cores: orderings are indicative, not converged values."""
 
 
 if __name__ == "__main__":

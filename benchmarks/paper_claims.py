@@ -25,13 +25,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from benchmarks.harness import RESULTS_DIR, append_rows, load_average, machine, markdown_table
+from benchmarks.harness import RESULTS_DIR, Run, argument_parser, markdown_table, opt
 from distributed_pz.catalog import NO_ESTIMATE, Flag
 from distributed_pz.metrics.point import point_metrics
 from distributed_pz.models import model_config
@@ -211,62 +209,45 @@ class Claims:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-sources", type=int, default=5000, help="sources of the training tile")
-    parser.add_argument("--test-sources", type=int, default=3000, help="sources of the test tile")
+    parser = argument_parser(
+        __doc__,
+        "test_sources",
+        "threads",
+        train_sources=5000,
+        epochs=opt(20, help="epochs of catalogue models"),
+        epochs_image=opt(10, help="epochs of GaZNet-1"),
+        seed=opt(0, help="member seed; tiles use seed+1 .. seed+3"),
+        out=RESULTS_DIR / f"{NAME}.md",
+    )
     parser.add_argument("--pretrain-sources", type=int, default=5000, help="sources of the pre-training tile")
     parser.add_argument("--few-rows", type=int, default=600, help="labelled rows of the pre-training claim")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs of catalogue models")
-    parser.add_argument("--epochs-image", type=int, default=10, help="epochs of GaZNet-1")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--seed", type=int, default=0, help="member seed; tiles use seed+1 .. seed+3")
     parser.add_argument(
         "--simulator", default="current", help="which simulator the tiles came from (for the table)"
     )
-    parser.add_argument(
-        "--out", type=Path, default=RESULTS_DIR / f"{NAME}.md", help="Markdown table to write"
-    )
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    started = time.perf_counter()
+    run = Run(NAME, args)
     claims = Claims(args)
     claims.gaznet()
     claims.deepz()
-    total_s = time.perf_counter() - started
-    load = load_average()
-    context = {"simulator": args.simulator, **load, **{f"train_s_{k}": v for k, v in claims.seconds.items()}}
-    append_rows(NAME, [{**r, **context} for r in claims.rows])
-    write_report(args, claims.rows, total_s, load)
-    print(f"wrote {args.out} ({total_s:.0f} s)")
-    return 0
+    context = {"simulator": args.simulator, **{f"train_s_{k}": v for k, v in claims.seconds.items()}}
+    return run.finish(
+        [{**r, **context} for r in claims.rows],
+        "The papers' claims on the simulator",
+        SETUP.format(args=args, tiles=f"{args.seed + 1}..{args.seed + 3}"),
+        markdown_table(claims.rows, COLUMNS),
+    )
 
 
-def write_report(
-    args: argparse.Namespace, rows: list[dict[str, Any]], total_s: float, load: dict[str, float]
-) -> None:
-    m = machine()
-    text = f"""# The papers' claims on the simulator
-
-Command: `{" ".join(["python -m benchmarks.paper_claims", *sys.argv[1:]])}`; simulator: {args.simulator}.
-
-Training tile {args.train_sources} sources (80 % fitted, 20 % for early stopping), test tile
-{args.test_sources}, pre-training tile {args.pretrain_sources} (all simulated KiDS+VIKING, seeds
-{args.seed + 1}..{args.seed + 3}, stars and QSOs included); single members unless stated, Adam,
-batch 100, at most {args.epochs} epochs ({args.epochs_image} for GaZNet-1), early stopping after
-the first learning-rate drop; GaZNet models with a class head. CPU widths: GaZNet-1 conv
+SETUP = """\
+Simulator: {args.simulator}. Training tile {args.train_sources} sources (80 % fitted, 20 % for
+early stopping), test tile {args.test_sources}, pre-training tile {args.pretrain_sources} (all
+simulated KiDS+VIKING, seeds {tiles}, stars and QSOs included); single members unless stated,
+Adam, batch 100, at most {args.epochs} epochs ({args.epochs_image} for GaZNet-1), early stopping
+after the first learning-rate drop; GaZNet models with a class head. CPU widths: GaZNet-1 conv
 8-16-16-32 (one conv per block), catalogue 64, neck 128-64-32-16; DEEPZ 6 × 128. Galaxy claims
 are scored on the test tile's galaxies, the class cut on all of its sources. Metrics on
 δz = (z_phot − z_spec)/(1 + z_spec); outliers |δz| > 0.15. "reproduced" means our numbers go
-the paper's way (and, for the ensemble, by at least 5 %), nothing about its size.
-
-{markdown_table(rows, COLUMNS)}
-
-Total {total_s:.0f} s on {m["host_cpu"]} ({m["cpu_count"]} cores shared with other jobs; load average
-{load["loadavg_1m"]:.1f} / {load["loadavg_5m"]:.1f} / {load["loadavg_15m"]:.1f} at the end), torch {m["torch"]},
-{torch.get_num_threads()} thread, device {m["device"]}.
-"""
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+the paper's way (and, for the ensemble, by at least 5 %), nothing about its size."""
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-from benchmarks.harness import RESULTS_DIR, argument_parser, read_rows  # noqa: E402
+from benchmarks.harness import RESULTS_DIR, argument_parser, opt, read_rows  # noqa: E402
 from benchmarks.inference import NAME  # noqa: E402
 
 
@@ -58,10 +58,9 @@ def plot(out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argument_parser(__doc__)
-    parser.add_argument("--out", default=str(RESULTS_DIR / "scaling.png"), help="PNG to write")
+    parser = argument_parser(__doc__, out=opt(RESULTS_DIR / "scaling.png", help="PNG to write"))
     args = parser.parse_args(argv)
-    print(plot(Path(args.out)))
+    print(plot(args.out))
     return 0
 
 

@@ -18,21 +18,17 @@ non-detection value with the band's 99.5th-percentile magnitude as its limit.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import RESULTS_DIR, load_average, markdown_table
+from benchmarks.harness import RESULTS_DIR, Run, argument_parser, git_commit, markdown_table
 
 NAME = "rail_comparison"
 NONDETECT = 99.0
@@ -149,26 +145,20 @@ def run_catalogue(split: Path, name: str, work: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run every exported catalogue, append the rows and write ``results/rail_comparison.md``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(
+        __doc__,
+        catalogues=["zcosmos_bright", "sdss_mgs"],
+        out=RESULTS_DIR / f"{NAME}.md",
+    )
     parser.add_argument("--split", type=Path, required=True, help="folder written by real_data --export")
-    parser.add_argument("--catalogues", default="zcosmos_bright,sdss_mgs", help="comma-separated names")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.md", help="Markdown file to write")
     args = parser.parse_args(argv)
-    names = [n for n in args.catalogues.split(",") if (args.split / f"{n}.npz").is_file()]
+    names = [n for n in args.catalogues if (args.split / f"{n}.npz").is_file()]
     if not names:
         print(f"rail_comparison: nothing exported in {args.split}; run benchmarks.real_data --export first")
         return 1
+    run = Run(NAME, args)
     rows = []
     with tempfile.TemporaryDirectory(prefix="dpz_rail_") as tmp:
         cwd = os.getcwd()
@@ -178,46 +168,25 @@ def main(argv: list[str] | None = None) -> int:
                 rows += run_catalogue(args.split, name, Path(tmp))
         finally:
             os.chdir(cwd)
-    context = {
-        "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"host_cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
-        **load_average(),
-    }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    with (RESULTS_DIR / f"{NAME}.jsonl").open("a") as f:
-        for row in rows:
-            f.write(json.dumps({**row, **context}) + "\n")
-    write_report(args.out, rows, context)
-    print(f"wrote {args.out}")
-    return 0
+    sections = [
+        f"## {name}\n\n" + markdown_table([r for r in rows if r["catalogue"] == name], COLUMNS)
+        for name in dict.fromkeys(r["catalogue"] for r in rows)
+    ]
+    return run.finish(
+        rows,
+        "RAIL (FlexZBoost, GPz, KNN) and distributed_pz on the same split",
+        SETUP.format(commit=git_commit()),
+        *sections,
+    )
 
 
-def write_report(path: Path, rows: list[dict[str, Any]], context: dict[str, Any]) -> None:
-    """The side-by-side Markdown table, one section per catalogue."""
-    sections = []
-    for name in dict.fromkeys(r["catalogue"] for r in rows):
-        sections.append(
-            f"## {name}\n\n" + markdown_table([r for r in rows if r["catalogue"] == name], COLUMNS)
-        )
-    text = f"""# RAIL (FlexZBoost, GPz, KNN) and distributed_pz on the same split
-
-Command: `{context["command"]}` after `python -m benchmarks.real_data --export <split>` (commit
-{context["commit"]}). Same training rows, test rows and bands for every method (the split of
-`benchmarks/real_data.py`); RAIL's informers are trained on all training rows with their default
-settings, ours are the calibrated small ensembles of `results/real_data.md`. NMAD and outliers
-(|δz| > 0.15) of the p(z) mode, mean CRPS, KS distance of the PIT from uniform, share of
-sources in their central 68 % interval. RAIL's p(z) are evaluated on a 0.001 grid, ours exactly.
-
-{chr(10).join(sections)}
-
-Machine: {context["machine"]["host_cpu"]}, {context["machine"]["cpu_count"]} cores shared with
-other jobs, load average {context["loadavg_1m"]:.1f} / {context["loadavg_5m"]:.1f} /
-{context["loadavg_15m"]:.1f} at the end; `train_s` is RAIL's training time only.
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+SETUP = """\
+Run after `python -m benchmarks.real_data --export <split>` (commit {commit}). Same training rows,
+test rows and bands for every method (the split of `benchmarks/real_data.py`); RAIL's informers
+are trained on all training rows with their default settings, ours are the calibrated small
+ensembles of `results/real_data.md`. NMAD and outliers (|δz| > 0.15) of the p(z) mode, mean CRPS,
+KS distance of the PIT from uniform, share of sources in their central 68 % interval. RAIL's p(z)
+are evaluated on a 0.001 grid, ours exactly; `train_s` is RAIL's training time only."""
 
 
 if __name__ == "__main__":

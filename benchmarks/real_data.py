@@ -23,7 +23,6 @@ benchmark prints why and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -34,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.neighbors import KNeighborsRegressor
 
-from benchmarks.harness import RESULTS_DIR, append_rows, load_average, machine, markdown_table
+from benchmarks.harness import RESULTS_DIR, Run, argument_parser, markdown_table, opt
 from distributed_pz.catalog import MIXTURE_COLUMNS
 from distributed_pz.cli import main as dpz_main
 from distributed_pz.metrics import GaussianMixturePDF, pit, pit_coverage, pit_uniformity, point_metrics
@@ -347,28 +345,27 @@ def export_split(
 
 def main(argv: list[str] | None = None) -> int:
     """Run every catalogue, append the rows and write the Markdown tables; exit 0 without data."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=40, help="most epochs of the networks")
+    parser = argument_parser(
+        __doc__,
+        "threads",
+        epochs=opt(40, help="most epochs of the networks"),
+        seed=opt(0, help="split, validation, network and forest seed"),
+        catalogues=[c.name for c in CATALOGUES],
+        out=RESULTS_DIR / f"{NAME}.md",
+    )
     parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
-    parser.add_argument("--seed", type=int, default=0, help="split, validation, network and forest seed")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--members", type=int, default=3, help="members of each network's ensemble")
     parser.add_argument(
         "--export", type=Path, help="also write the split for benchmarks.rail_comparison here"
     )
-    parser.add_argument(
-        "--catalogues", default=",".join(c.name for c in CATALOGUES), help="comma-separated catalogue names"
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / f"{NAME}.md", help="Markdown file to write")
     args = parser.parse_args(argv)
     data_dir = shared_data_dir()
-    chosen = tuple(c for c in CATALOGUES if c.name in args.catalogues.split(","))
+    chosen = tuple(c for c in CATALOGUES if c.name in args.catalogues)
     absent = missing_files(data_dir, chosen)
     if absent:
         print(f"real_data: skipped, shared data not found ({absent[0]}); set DPZ_SHARED_DATA")
         return 0
-    torch.set_num_threads(args.threads)
-    started = time.perf_counter()
+    run = Run(NAME, args)
     rows = []
     with tempfile.TemporaryDirectory(prefix="dpz_real_") as tmp:
         for catalogue in chosen:
@@ -384,37 +381,28 @@ def main(argv: list[str] | None = None) -> int:
                 export=args.export,
             )
             print(f"{catalogue.name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    load = load_average()
-    rows = [{**r, **load} for r in rows]
-    append_rows(NAME, rows)
-    total_s = time.perf_counter() - started
-    write_report(args.out, rows, chosen, total_s)
-    print(f"wrote {args.out} ({total_s:.0f} s)")
-    return 0
+    return run.finish(
+        rows,
+        "Real catalogues: catalogue-only models vs scikit-learn baselines",
+        SETUP,
+        *[catalogue_table(c, [r for r in rows if r["catalogue"] == c.name]) for c in chosen],
+    )
 
 
-def write_report(
-    path: Path, rows: list[dict[str, Any]], catalogues: tuple[Catalogue, ...], total_s: float
-) -> None:
-    """Write the Markdown report: setup, one table per catalogue, machine."""
-    m = machine()
-    sections = []
-    for c in catalogues:
-        mine = [r for r in rows if r["catalogue"] == c.name]
-        split = (
-            "its train / test files"
-            if "all" not in c.files
-            else f"a seeded {1 - TEST_FRACTION:.0%} / {TEST_FRACTION:.0%} row split"
-        )
-        sections.append(
-            f"## {c.name} (column map `{c.column_map}`; bands {mine[0]['bands']}; test = {split})\n\n"
-            + markdown_table(mine, COLUMNS)
-        )
-    tables = "\n\n".join(sections)
-    text = f"""# Real catalogues: catalogue-only models vs scikit-learn baselines
+def catalogue_table(catalogue: Catalogue, rows: list[dict[str, Any]]) -> str:
+    """The Markdown section of one catalogue: how it was split, its table."""
+    split = (
+        "its train / test files"
+        if "all" not in catalogue.files
+        else f"a seeded {1 - TEST_FRACTION:.0%} / {TEST_FRACTION:.0%} row split"
+    )
+    return (
+        f"## {catalogue.name} (column map `{catalogue.column_map}`; bands {rows[0]['bands']}; "
+        f"test = {split})\n\n" + markdown_table(rows, COLUMNS)
+    )
 
-Command: `{" ".join(["python -m benchmarks.real_data", *sys.argv[1:]])}`
 
+SETUP = f"""\
 Each catalogue is ingested with `dpz ingest --columns <shipped map>`; nothing else is
 catalogue-specific. Networks: small ensembles (`×N`: N seeds, trained on the same rows), Adam,
 batch 100, the family's learning-rate schedule compressed to the epoch budget, early stopping
@@ -431,16 +419,7 @@ All models are scored on the `n_scored` test rows that every model predicts (DEE
 without the reference band). Metrics on δz = (z_phot − z_spec)/(1 + z_spec): NMAD, outlier
 fraction |δz| > 0.15, mean bias, σ68; `pit_ks` = KS distance of the PIT from uniform,
 `coverage_68` = share of sources inside their central 68 % interval, `crps` = mean CRPS (p(z)
-models only). Short CPU runs: indicative, not converged values.
-
-{tables}
-
-Total {total_s:.0f} s on {m["host_cpu"]} ({m["cpu_count"]} cores shared with other jobs, load average
-{rows[-1]["loadavg_1m"]:.1f} / {rows[-1]["loadavg_5m"]:.1f} / {rows[-1]["loadavg_15m"]:.1f} at the end,
-{torch.get_num_threads()} torch thread), torch {m["torch"]}, device {m["device"]}.
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+models only). Short CPU runs: indicative, not converged values."""
 
 
 if __name__ == "__main__":

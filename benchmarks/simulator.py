@@ -19,7 +19,9 @@ from benchmarks.harness import (
     argument_parser,
     load_average,
     markdown_table,
+    opt,
     read_rows,
+    report,
     time_runs,
 )
 from distributed_pz.survey.sim.simulate import SimulationConfig
@@ -38,10 +40,12 @@ def _bytes_by_array(tile_dir: Path) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argument_parser(__doc__)
-    parser.add_argument("--n", type=int, default=100_000, help="sources in the tile")
-    parser.add_argument("--workers", type=int, default=2, help="simulator threads")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs (after no warm-up: a run is long)")
+    parser = argument_parser(
+        __doc__,
+        n=opt(100_000, help="sources in the tile"),
+        workers=opt(2, nargs=None, help="simulator threads"),
+        repeats=opt(1, help="timed runs (after no warm-up: a run is long)"),
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = str(Path(tmp) / "sim.zarr")
@@ -69,8 +73,9 @@ def main() -> None:
         **{f"bytes_per_source_{name}": size / args.n for name, size in sizes.items()},
     }
     append_rows(NAME, [row])
+    rows = read_rows(NAME)
     table = markdown_table(
-        read_rows(NAME),
+        rows,
         [
             "time_utc",
             "n_sources",
@@ -85,9 +90,8 @@ def main() -> None:
             "bytes_per_source_mag",
         ],
     )
-    (Path(__file__).parent / "results" / f"{NAME}.md").write_text(
-        "# Simulator speed and store size\n\nCommand: `.venv/bin/python -m benchmarks.simulator "
-        f"--n {args.n} --workers {args.workers}`; machine and versions in `{NAME}.jsonl`.\n\n{table}\n"
+    report(
+        NAME, "Simulator speed and store size", f"Machine and versions in `{NAME}.jsonl`.", table, rows=rows
     )
     print(table)
 

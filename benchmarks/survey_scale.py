@@ -39,12 +39,11 @@ import torch
 from benchmarks.harness import (
     append_rows,
     argument_parser,
-    commands_section,
     load_average,
     machine,
     markdown_table,
     read_rows,
-    write_markdown,
+    report,
 )
 
 NAME = "survey_scale"
@@ -458,7 +457,7 @@ STAGES = {
 
 def write_report() -> str:
     rows = read_rows(NAME)
-    lines = ["# Speed at survey scale (issue 15)", "", __doc__.split("\n\n", 1)[1], ""]
+    parts = [__doc__.split("\n\n", 1)[1]]
     columns = {
         "predict50": [
             "time_utc",
@@ -496,9 +495,8 @@ def write_report() -> str:
     for stage, cols in columns.items():
         chosen = [r for r in rows if r["stage"] == stage]
         if chosen:
-            lines += [f"## {stage}", "", chosen[-1]["what"], "", markdown_table(chosen, cols), ""]
-    lines += commands_section(rows)
-    return str(write_markdown(NAME, "\n".join(lines)))
+            parts += [f"## {stage}", chosen[-1]["what"], markdown_table(chosen, cols)]
+    return str(report(NAME, "Speed at survey scale (issue 15)", *parts, rows=rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -514,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     STUDENT.update(epochs=args.student_epochs, samples=args.student_samples)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    common = {**machine(), "command": "python -m benchmarks.survey_scale " + " ".join(argv or sys.argv[1:])}
+    common = machine()
     for stage in args.stages:
         rows = STAGES[stage](work, common)
         append_rows(NAME, rows)

@@ -24,16 +24,15 @@ from typing import Any
 
 import torch
 
-from benchmarks.fixtures import TILE, ensure_store, work_paths
+from benchmarks.fixtures import TILE, ensure_store, suite_parser, work_paths
 from benchmarks.harness import (
     RESULTS_DIR,
     append_rows,
-    argument_parser,
-    commands_section,
     load_average,
     markdown_table,
+    opt,
     read_rows,
-    write_markdown,
+    report,
 )
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.tiles import TileArrays
@@ -102,53 +101,43 @@ COLUMNS = [
 ]
 
 
+INTRO = """\
+`train_member` (no Ray) on rows of a simulated KiDS+VIKING tile, freshly initialised
+paper-size models, paper batch sizes, augmentations on. samples/s = training rows / fastest
+epoch (an epoch includes its validation pass). `wall_h`: extrapolated to the paper's epochs
+on the measuring machine with one single-thread member per core, a 20k-source training
+sample split as `dpz train` does (14 400 training rows per member); start-up, checkpoints and
+out-of-fold prediction not included. `loadavg_1m`: the cores were shared with other jobs."""
+RAY_QUOTE = """\
+## Measured with Ray (quoted from `training_cpu.md`, same kind of machine, loaded)
+
+- 10 × 5 DEEPZ ensemble, **5 epochs**, 20k-source tile (14 400 training rows per member):
+  26 min 44 s wall; median epoch 11.3 s per member (≈ 1 270 samples/s per member, 7.1 s
+  ≈ 2 000 samples/s alone). Scaled to 300 epochs: ≈ 27 h.
+- One GaZNet-1 member, 1 epoch on 9 000 rows: 136–145 s (≈ 64 samples/s per member);
+  60 epochs ≈ 2.3 h per member, 50 members ≈ 2.4 days on 2 cores.
+- Ray packs **one member per CPU**: 2 workers × 1 CPU (1 torch thread each) on 2 cores, each
+  worker training its share of the members one after another (2 members at any time)."""
+
+
 def write_report() -> str:
     """Regenerate ``results/training.md`` from every row of ``results/training.jsonl``."""
     rows = read_rows(NAME)
     ray = RESULTS_DIR / RAY_RESULTS
-    quoted = (
-        [
-            "## Measured with Ray (quoted from `training_cpu.md`, same kind of machine, loaded)",
-            "",
-            "- 10 × 5 DEEPZ ensemble, **5 epochs**, 20k-source tile (14 400 training rows per member):",
-            "  26 min 44 s wall; median epoch 11.3 s per member (≈ 1 270 samples/s per member, 7.1 s",
-            "  ≈ 2 000 samples/s alone). Scaled to 300 epochs: ≈ 27 h.",
-            "- One GaZNet-1 member, 1 epoch on 9 000 rows: 136–145 s (≈ 64 samples/s per member);",
-            "  60 epochs ≈ 2.3 h per member, 50 members ≈ 2.4 days on 2 cores.",
-            "- Ray packs **one member per CPU**: 2 workers × 1 CPU (1 torch thread each) on 2 cores, each",
-            "  worker training its share of the members one after another (2 members at any time).",
-            "",
-        ]
-        if ray.is_file()
-        else ["(`training_cpu.md`, the Ray run, was not found.)", ""]
-    )
-    text = [
-        "# Training throughput per member",
-        "",
-        "`train_member` (no Ray) on rows of a simulated KiDS+VIKING tile, freshly initialised",
-        "paper-size models, paper batch sizes, augmentations on. samples/s = training rows / fastest",
-        "epoch (an epoch includes its validation pass). `wall_h`: extrapolated to the paper's epochs",
-        "on the measuring machine with one single-thread member per core, a 20k-source training",
-        "sample split as `dpz train` does (14 400 training rows per member); start-up, checkpoints and",
-        "out-of-fold prediction not included. `loadavg_1m`: the cores were shared with other jobs.",
-        "",
-        markdown_table(rows, COLUMNS),
-        "",
-        *quoted,
-        *commands_section(rows),
-    ]
-    write_markdown(NAME, "\n".join(text))
+    quoted = RAY_QUOTE if ray.is_file() else "(`training_cpu.md`, the Ray run, was not found.)"
+    report(NAME, "Training throughput per member", INTRO, markdown_table(rows, COLUMNS), quoted, rows=rows)
     return markdown_table(rows, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argument_parser(__doc__, work="dpz_bench_suite")
-    parser.add_argument("--quick", action="store_true", help="fewer rows, one epoch")
-    parser.add_argument("--n", type=int, help="training rows (default 4000; 1000 with --quick)")
-    parser.add_argument("--epochs", type=int, help="epochs (default 2; 1 with --quick)")
-    parser.add_argument("--models", nargs="+", default=list(PAPER), choices=list(PAPER), help="models")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (CPU)")
+    parser = suite_parser(
+        __doc__,
+        "threads",
+        quick=opt(help="fewer rows, one epoch"),
+        n=opt(help="training rows (default 4000; 1000 with --quick)"),
+        epochs=opt(help="epochs (default 2; 1 with --quick)"),
+        models=opt(list(PAPER), choices=list(PAPER)),
+    )
     parser.add_argument(
         "--sample-rows", type=int, default=20_000, help="training sample of the extrapolation"
     )

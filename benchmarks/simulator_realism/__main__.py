@@ -6,7 +6,7 @@ import sys
 import time
 
 import benchmarks.simulator_realism as package
-from benchmarks.harness import RESULTS_DIR, append_rows, argument_parser, write_markdown
+from benchmarks.harness import RESULTS_DIR, append_rows, argument_parser, opt, write_markdown
 from benchmarks.real_data import shared_data_dir
 from benchmarks.simulator_realism.common import NAME
 from benchmarks.simulator_realism.imaging import image_checks, speed
@@ -15,11 +15,8 @@ from benchmarks.simulator_realism.report import plots, report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argument_parser(package.__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="smaller samples (a smoke run; results not written)"
-    )
-    args = parser.parse_args(argv)
+    quick = opt(help="smaller samples (a smoke run; results not written)")
+    args = argument_parser(package.__doc__, quick=quick).parse_args(argv)
     data = shared_data_dir()
     if not (data / "real/zcosmos_bright").is_dir() or not (data / "real/sdss_mgs").is_dir():
         print(f"simulator_realism: shared data not found at {data}; skipped")
