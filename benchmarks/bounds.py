@@ -39,6 +39,7 @@ from benchmarks.harness import (
 )
 from benchmarks.inference import ENSEMBLE_MODEL, INPUT_ARRAYS, MODELS, autocast, forward_inputs
 from distributed_pz.models.bundle import load_bundle
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.tiles import TileArrays
@@ -202,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     bounds = []
     for model in args.models:
         path = ensure_bundle(bundle_dir, model, store_url)
-        n_bytes = bytes_per_source(store_url, EnsemblePredictor.load(path, device="cpu"))
+        n_bytes = bytes_per_source(
+            store_url, EnsemblePredictor.from_ensemble(EnsembleDir(path).read(device="cpu"))
+        )
         members = [1, args.ensemble_members] if model == ENSEMBLE_MODEL and args.ensemble_members > 1 else [1]
         for precision in args.precision:
             flops = flops_per_source(path, rows, args.device, precision)

@@ -52,7 +52,7 @@ from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.stream import predict_store
 from distributed_pz.models import create_model
 from distributed_pz.models.bundle import Bundle, load_bundle, make_bundle, save_bundle
-from distributed_pz.models.ensemble import member_dir, write_manifest
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
 from distributed_pz.models.predictor import PRECISIONS, EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store.store import open_store
@@ -86,8 +86,10 @@ def ensure_ensemble(root: Path, base: str, members: int) -> str:
         torch.manual_seed(seed)
         model = create_model(template.model_name)
         bundle = make_bundle(model, template.feature_stats, template.data_bands, template.data_image_bands)
-        save_bundle(member_dir(path, spec.member_id), bundle)
-    write_manifest(path, plan, {"model": template.model_name}, {"url": "benchmark", "hash": "benchmark"})
+        save_bundle(EnsembleDir(path).member(spec.member_id), bundle)
+    EnsembleDir(path).write_manifest(
+        plan, {"model": template.model_name}, {"url": "benchmark", "hash": "benchmark"}
+    )
     return str(path)
 
 
@@ -102,7 +104,7 @@ def cases(store_url: str, bundles: Path, models: list[str], ensemble_members: in
 
 def load_members(case: Case, device: str) -> list[Bundle]:
     """The bundles of ``case`` on ``device``."""
-    return EnsemblePredictor.load(case.path, device=device).members
+    return EnsemblePredictor.from_ensemble(EnsembleDir(case.path).read(device=device)).members
 
 
 def forward_inputs(bundle: Bundle, rows: TileArrays, device: str) -> dict[str, torch.Tensor]:

@@ -36,6 +36,7 @@ from benchmarks.harness import append_rows, argument_parser, machine, markdown_t
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.stream import predict_store
+from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.tiles import TileArrays
@@ -72,7 +73,7 @@ def plain_loop(
 
 
 def _timed_loop(store_url: str, bundle: str, options: PredictOptions, rows_per_task: int) -> float:
-    predictor = EnsemblePredictor.load(bundle, device="cpu", options=options)
+    predictor = EnsemblePredictor.from_ensemble(EnsembleDir(bundle).read(device="cpu"), options)
     tile = open_store(store_url).tile(TILE)
     names = predictor.input_arrays(tile.array_names())
     predictor(TileArrays.from_attrs(tile.read(names, 0, tile.chunk_rows), tile.attrs))

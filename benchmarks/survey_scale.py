@@ -176,6 +176,7 @@ def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     from distributed import Client, LocalCluster
 
     from distributed_pz.infer.stream import predict_store
+    from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.predictor import EnsemblePredictor
     from distributed_pz.survey.store.store import open_store
 
@@ -184,7 +185,7 @@ def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     member = work / "bundles" / "deepz"
     tile = open_store(store).tile("SIM_0000")
     torch.set_num_threads(1)
-    predictor = EnsemblePredictor.load(str(member), device="cpu")
+    predictor = EnsemblePredictor.from_ensemble(EnsembleDir(member).read(device="cpu"))
     rows = tile.read_rows(predictor.input_arrays(tile.array_names()))
     predictor(rows)
     alone = min(_timed(lambda: predictor(rows)) for _ in range(3))
@@ -214,11 +215,12 @@ def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
 def stage_bytes(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     from benchmarks.fixtures import ensure_bundle
     from distributed_pz.infer.local import predict_tile_local
+    from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.predictor import EnsemblePredictor
 
     store = catalogue_store(str(work / "img2k.zarr"), 1, 2048, with_cutouts=True)
     bundle = ensure_bundle(work / "bundles", "gaznet_1", store)
-    predictor = EnsemblePredictor.load(bundle, device="cpu")
+    predictor = EnsemblePredictor.from_ensemble(EnsembleDir(bundle).read(device="cpu"))
     read_before = _rchar()
     predict_tile_local(store, "SIM_0000", predictor)
     read = _rchar() - read_before
@@ -362,6 +364,7 @@ def _config():
 def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     from distributed_pz.metrics.pdf import GaussianMixturePDF, ks_statistic, pit
     from distributed_pz.metrics.point import nmad
+    from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.predictor import EnsemblePredictor
     from distributed_pz.survey.store.store import open_store
 
@@ -388,7 +391,7 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     tile = open_store(test_store).tile("SIM_0000")
     scores = {}
     for name, path in (("ensemble", ensemble), ("student", str(student))):
-        predictor = EnsemblePredictor.load(path, device="cpu")
+        predictor = EnsemblePredictor.from_ensemble(EnsembleDir(path).read(device="cpu"))
         rows = tile.read_rows([*predictor.input_arrays(tile.array_names()), "z_spec"])
         out = predictor(rows)
         z = rows.arrays["z_spec"]
