@@ -277,6 +277,16 @@ def ensemble_hash(
     return h.hexdigest()
 
 
+class _Entry:
+    """A file or folder of the ensemble directory: its name on the class, its path on an instance."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, ensemble: EnsembleDir | None, owner: type | None = None) -> Any:
+        return self.name if ensemble is None else ensemble.root / self.name
+
+
 class EnsembleDir:
     """One ensemble directory: every name in it, and all its reads and writes.
 
@@ -286,19 +296,24 @@ class EnsembleDir:
         A local path or an fsspec URL. A remote directory is read from its local copy
         (downloaded once, reused while unchanged); writers work in a local directory (training
         writes a local mirror of a remote ``--out`` and uploads it).
+
+    Each entry is a name on the class (``EnsembleDir.oof_catalog == "oof.parquet"``) and a path
+    on an instance (``EnsembleDir(out).oof_catalog``).
     """
 
-    CONFIG_FILE = "config.json"
-    SAMPLE_FILE = "sample.json"
-    SAMPLE_ARRAYS = "sample.npz"
+    manifest_file = _Entry(ENSEMBLE_FILE)
+    config_file = _Entry("config.json")
+    sample_file = _Entry("sample.json")
+    sample_arrays = _Entry("sample.npz")
+    pretrain = _Entry("pretrain")
+    """The pre-trained bundle members fine-tune from."""
+    oof_catalog = _Entry("oof.parquet")
+    calibration_file = _Entry("calibration.json")
+    status_file = _Entry("status.json")
+    ray_run = _Entry("ray_train")
+    """Ray Train's run: its checkpoints live here until the ensemble is complete."""
     MEMBERS = "members"
-    PRETRAIN = "pretrain"
     OOF_PARTS = "oof"
-    OOF_CATALOG = "oof.parquet"
-    CALIBRATION_FILE = "calibration.json"
-    STATUS_FILE = "status.json"
-    RAY_RUN = "ray_train"
-    """Ray Train run name: its checkpoints live here until the ensemble is complete."""
 
     def __init__(self, location: str | os.PathLike) -> None:
         self.location = str(location)
@@ -314,40 +329,7 @@ class EnsembleDir:
         except FileNotFoundError as exc:
             raise BundleError(str(exc)) from None
 
-    # -- names ---------------------------------------------------------------------------------
-    @property
-    def manifest_file(self) -> Path:
-        return self.root / ENSEMBLE_FILE
-
-    @property
-    def config_file(self) -> Path:
-        return self.root / self.CONFIG_FILE
-
-    @property
-    def sample_file(self) -> Path:
-        return self.root / self.SAMPLE_FILE
-
-    @property
-    def sample_arrays(self) -> Path:
-        return self.root / self.SAMPLE_ARRAYS
-
-    @property
-    def pretrain(self) -> Path:
-        """The pre-trained bundle's directory."""
-        return self.root / self.PRETRAIN
-
-    @property
-    def oof_catalog(self) -> Path:
-        return self.root / self.OOF_CATALOG
-
-    @property
-    def status_file(self) -> Path:
-        return self.root / self.STATUS_FILE
-
-    @property
-    def ray_run(self) -> Path:
-        return self.root / self.RAY_RUN
-
+    # -- per-member names ----------------------------------------------------------------------
     def member(self, member_id: str) -> Path:
         """Where member ``member_id``'s bundle lives."""
         return self.root / self.MEMBERS / member_id
@@ -385,9 +367,9 @@ class EnsembleDir:
     # -- writes --------------------------------------------------------------------------------
     def save_calibration(self, calibration: Calibration) -> dict[str, str]:
         """Write ``calibration.json``; returns its manifest entry (path, content hash, method)."""
-        write_json(self.root / self.CALIBRATION_FILE, calibration.to_dict())
+        write_json(self.calibration_file, calibration.to_dict())
         return {
-            "path": self.CALIBRATION_FILE,
+            "path": EnsembleDir.calibration_file,
             "content_hash": calibration.content_hash,
             "method": calibration.method,
         }

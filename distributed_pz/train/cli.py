@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if outcome.content_hash is None:
         return 1
-    oof = join(outcome.path, EnsembleDir.OOF_CATALOG)
+    oof = join(outcome.path, EnsembleDir.oof_catalog)
     where = f"out-of-fold predictions in {oof}" if exists(oof) else "no out-of-fold predictions (--folds 1)"
     print(f"ensemble {outcome.content_hash[:16]}…, {where}")
     return 0

@@ -194,7 +194,7 @@ def finish_ensemble(
     pretrain = None
     if config.pretrain_store:
         pretrain = {
-            "path": EnsembleDir.PRETRAIN,
+            "path": EnsembleDir.pretrain,
             "content_hash": ensemble.read_json(ensemble.pretrain / BUNDLE_FILE)["content_hash"],
             "store": config.pretrain_store,
             "tiles": list(config.pretrain_tiles),

@@ -338,7 +338,7 @@ def _fit(
             ),
             torch_config=TorchConfig(backend="gloo"),
             run_config=ray.train.RunConfig(
-                name=EnsembleDir.RAY_RUN,
+                name=EnsembleDir.ray_run,
                 storage_path=str(ensemble.root),
                 failure_config=ray.train.FailureConfig(max_failures=cluster.max_failures),
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),

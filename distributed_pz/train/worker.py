@@ -52,7 +52,7 @@ from distributed_pz.train.stacked import MemberJob, stackable, train_stacked
 
 STATE_FILE = "state.pt"
 """A member's resume state inside a Ray Train checkpoint (``<member_id>/state.pt``)."""
-PRETRAIN = EnsembleDir.PRETRAIN
+PRETRAIN = EnsembleDir.pretrain
 """The pre-training run's name in checkpoints and progress reports."""
 
 

@@ -79,7 +79,7 @@ def test_f5_f6_killed_worker_then_ctrl_c_then_rerun_is_bit_identical(world, tmp_
 
     def a_member_is_training() -> bool:
         try:
-            members = json.loads((out / EnsembleDir.STATUS_FILE).read_text())["members"]
+            members = json.loads((out / EnsembleDir.status_file).read_text())["members"]
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             return run.poll() is not None
         for name, member in members.items():
@@ -93,7 +93,7 @@ def test_f5_f6_killed_worker_then_ctrl_c_then_rerun_is_bit_identical(world, tmp_
     assert killed, "the run ended before a member could be killed"
     wait_for(
         lambda: (
-            json.loads((out / EnsembleDir.STATUS_FILE).read_text()).get("worker_failures", 0) >= 1
+            json.loads((out / EnsembleDir.status_file).read_text()).get("worker_failures", 0) >= 1
             or run.poll() is not None
         ),
         120,
@@ -112,7 +112,7 @@ def test_f5_f6_killed_worker_then_ctrl_c_then_rerun_is_bit_identical(world, tmp_
         json.loads((d / ENSEMBLE_FILE).read_text())["content_hash"] for d in (tmp_path / "reference", out)
     ]
     assert hashes[0] == hashes[1]
-    oof = [pq.read_table(d / EnsembleDir.OOF_CATALOG).to_pydict() for d in (tmp_path / "reference", out)]
+    oof = [pq.read_table(d / EnsembleDir.oof_catalog).to_pydict() for d in (tmp_path / "reference", out)]
     assert oof[0] == oof[1] and len(set(oof[0]["object_id"])) == len(oof[0]["object_id"])
     assert set(oof[0]["tile"]) == {"T2"}  # each row names its tile
     (name,) = killed

@@ -80,15 +80,15 @@ def test_the_calibration_is_read_with_the_ensemble_and_covered_by_its_hash(tmp_p
     assert ensemble.calibration == WIDER and ensemble.content_hash == digest
 
     manifest = json.loads((root / ENSEMBLE_FILE).read_text())
-    edited = json.loads((root / EnsembleDir.CALIBRATION_FILE).read_text())
+    edited = json.loads((root / EnsembleDir.calibration_file).read_text())
     edited["temperature"][0] *= 2
-    (root / EnsembleDir.CALIBRATION_FILE).write_text(json.dumps(edited))
+    (root / EnsembleDir.calibration_file).write_text(json.dumps(edited))
     with pytest.raises(BundleError, match="calibration.json is not the calibration recorded"):
         EnsembleDir(root).read()
     (root / ENSEMBLE_FILE).write_text(json.dumps({**manifest, "calibration": None}))  # calibration removed
     with pytest.raises(BundleError, match="content hash does not match"):
         EnsembleDir(root).read(weights=False)
-    (root / EnsembleDir.CALIBRATION_FILE).unlink()
+    (root / EnsembleDir.calibration_file).unlink()
     (root / ENSEMBLE_FILE).write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="calibration.json it records is missing"):
         EnsembleDir(root).read()

@@ -83,9 +83,9 @@ def test_two_by_two_ensemble_trains_predicts_out_of_fold_and_reruns(
     assert (outcome.n_members, outcome.finished, outcome.trained_now, outcome.workers) == (4, 4, 4, 2)
     assert outcome.content_hash and lines
     assert not (
-        out / EnsembleDir.RAY_RUN
+        out / EnsembleDir.ray_run
     ).exists()  # Ray Train's checkpoints go once the ensemble is complete
-    status = json.loads((out / EnsembleDir.STATUS_FILE).read_text())
+    status = json.loads((out / EnsembleDir.status_file).read_text())
     assert status["counts"]["done"] == 4
 
     ensemble = EnsembleDir(out).read(device="cpu")
@@ -207,14 +207,14 @@ def test_killed_worker_resumes_its_member_from_the_last_checkpoint(ray_session, 
     out = tmp_path / "ens"
     cfg = config(store, out, epochs=40, n_splits=1)
     killed: list[tuple[str, int]] = []
-    killer = threading.Thread(target=_kill_when_running, args=(out / EnsembleDir.STATUS_FILE, 2, killed))
+    killer = threading.Thread(target=_kill_when_running, args=(out / EnsembleDir.status_file, 2, killed))
     killer.start()
     outcome = train_ensemble(cfg, echo=lambda line: None)
     killer.join()
     assert killed, "no member was caught mid-training"
     name, epoch_at_kill = killed[0]
     assert outcome.finished == 2 and outcome.content_hash
-    status = json.loads((out / EnsembleDir.STATUS_FILE).read_text())
+    status = json.loads((out / EnsembleDir.status_file).read_text())
     assert status["worker_failures"] >= 1
     record = EnsembleDir(out).read(device="cpu").members[name].metadata
     assert 0 < record["resumed_from_epoch"] <= epoch_at_kill + 1  # from a checkpoint, not from scratch
