@@ -12,11 +12,13 @@ One path serves training and prediction, so both see the same features:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from distributed_pz.catalog import Flag
-from distributed_pz.models.augment import move_cutouts, random_coadd, random_cutout_moves
+from distributed_pz.models.augment import jitter_zeropoints, move_cutouts, random_coadd, random_cutout_moves
 from distributed_pz.models.features import (
     FeatureStats,
     InputSpec,
@@ -85,6 +87,7 @@ def raw_features(
     *,
     coadd_alpha: float | None = None,
     max_shift: int | None = None,
+    zeropoint_jitter: tuple[Sequence[float], Sequence[float]] | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """Unstandardised features of a batch, with optional training augmentation.
@@ -99,6 +102,10 @@ def raw_features(
         Randomized coadds keeping each exposure with this probability (``None`` = all exposures).
     max_shift
         Random quarter turns, flips and circular shifts up to this many pixels (``None`` = none).
+    zeropoint_jitter
+        ``(tile_mag, exposure_mag)``: random zero-point offsets per source and band (and
+        exposure) of these RMS, in the model's band order
+        (:func:`~distributed_pz.models.augment.jitter_zeropoints`; ``None`` = none).
     generator
         Random source of the augmentations.
 
@@ -107,6 +114,8 @@ def raw_features(
     dict with ``catalog`` ``(N, F)`` (NaN = missing) and/or ``image`` ``(N, C, P, P)``, and
     ``flags`` ``(N,)`` int32 (bits from :mod:`distributed_pz.models.features`).
     """
+    if zeropoint_jitter is not None and spec.catalog != "none":
+        batch = jitter_zeropoints(batch, *zeropoint_jitter, generator=generator)
     raw: dict[str, torch.Tensor] = {}
     n = next(iter(batch.values())).shape[0]
     device = next(iter(batch.values())).device

@@ -1,4 +1,5 @@
-"""Augmentations: cutout moves are exact pixel permutations; randomized coadds keep every band."""
+"""Augmentations: cutout moves are exact pixel permutations; randomized coadds keep every band;
+zero-point jitter moves each source's bands at the asked scatter."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from distributed_pz.models.augment import move_cutouts, random_coadd, random_cutout_moves, random_keep_mask
+from distributed_pz.models.augment import (
+    jitter_zeropoints,
+    move_cutouts,
+    random_coadd,
+    random_cutout_moves,
+    random_keep_mask,
+)
 from distributed_pz.models.features import coadd_exposures
 
 torch.set_num_threads(1)
@@ -106,3 +113,36 @@ def test_random_coadd_is_reproducible_and_varies():
 def test_alpha_out_of_range_is_refused():
     with pytest.raises(ValueError, match="alpha"):
         random_keep_mask(torch.ones(1, 1, 1, dtype=torch.bool), 0.0)
+
+
+def test_zeropoint_jitter_moves_each_source_band_at_the_asked_scatter():
+    n, sigma = 20_000, (0.01, 0.05)
+    mag = torch.full((n, 2), 20.0)
+    mag[0, 1] = float("nan")
+    flux = 10.0 ** (-0.4 * (mag - 30.0))
+    batch = {"mag": mag, "flux": flux, "z": torch.zeros(n)}
+    out = jitter_zeropoints(batch, sigma, generator=torch.Generator().manual_seed(1))
+    offset = out["mag"] - mag
+    assert torch.isnan(out["mag"][0, 1]) and torch.equal(out["z"], batch["z"])
+    np.testing.assert_allclose(offset[1:].std(dim=0).numpy(), sigma, rtol=0.03)
+    assert abs(np.corrcoef(offset[1:].numpy().T)[0, 1]) < 0.03  # bands independent
+    again = jitter_zeropoints(batch, sigma, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again["mag"], out["mag"], equal_nan=True, rtol=0, atol=0)  # seeded
+
+
+def test_zeropoint_jitter_scales_exposures_and_errors_together():
+    flux_exp = torch.ones(4000, 3, 5)
+    flux_exp[:, :, 4] = float("nan")  # padding
+    err = torch.full_like(flux_exp, 0.1)
+    out = jitter_zeropoints(
+        {"flux_exp": flux_exp, "flux_exp_err": err}, (0.02, 0.02, 0.0), (0.03, 0.0, 0.0), torch.Generator()
+    )
+    torch.testing.assert_close(out["flux_exp"] / out["flux_exp_err"], flux_exp / err, equal_nan=True)
+    mag = -2.5 * torch.log10(out["flux_exp"][:, :, :4])
+    assert torch.isnan(out["flux_exp"][:, :, 4]).all()
+    per_exposure = mag - mag.mean(dim=2, keepdim=True)
+    assert (
+        per_exposure[:, 0].std() > 0.02 and per_exposure[:, 1].abs().max() < 1e-5
+    )  # band 1: tile offset only
+    np.testing.assert_allclose(mag[:, 1, 0].std().item(), 0.02, rtol=0.05)
+    assert mag[:, 2].abs().max() < 1e-5  # no scatter asked for band 2
