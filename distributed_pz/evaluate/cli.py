@@ -12,9 +12,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 
 from distributed_pz._files import join, mirrored
+from distributed_pz.catalog import table_format
 from distributed_pz.evaluate.score import (
     DEFAULT_MAG_COLUMN,
     EvaluationSettings,
@@ -28,13 +30,17 @@ from distributed_pz.survey.store.store import open_store
 
 
 def truth_from_store(url: str, tiles: list[str] | None = None, band: str = "r") -> dict[str, np.ndarray]:
-    """Truth columns (object_id, z_spec, mag_<band>) of the named tiles (default: all) of a store."""
+    """Truth columns (object_id, z_spec, mag_<band>, and class where the tiles have it) of the named
+    tiles (default: all) of a store."""
     store = open_store(url)
     parts = []
     for name in tiles or store.tile_names():
         tile = store.tile(name)
-        data = tile.read(["object_id", "z_spec", "mag"])
-        parts.append(truth_from_arrays(data["object_id"], data["z_spec"], data["mag"], tile.bands, band))
+        data = tile.read(["object_id", "z_spec", "mag", *(["class"] if tile.has("class") else [])])
+        part = truth_from_arrays(data["object_id"], data["z_spec"], data["mag"], tile.bands, band)
+        parts.append({**part, **({"class": data["class"]} if "class" in data else {})})
+    if len({frozenset(p) for p in parts}) > 1:  # some tiles without a class: none for all
+        parts = [{k: v for k, v in p.items() if k != "class"} for p in parts]
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
@@ -52,11 +58,25 @@ def _truth(args: argparse.Namespace):
     return loader
 
 
-def _catalog_arg(value: str) -> tuple[str, str]:
+def _catalog_arg(value: str) -> tuple[str, str | list[str]]:
+    """``[LABEL=]PATH``: a catalogue file, or a folder of tile catalogues (a ``dpz predict`` run)."""
     label, sep, path = value.partition("=")
-    if sep and label and "/" not in label and ":" not in label:
+    if not (sep and label and "/" not in label and ":" not in label):
+        label, path = Path(value.rstrip("/")).name.split(".")[0], value
+    fs, root = fsspec.core.url_to_fs(path)
+    if not fs.isdir(root):
         return label, path
-    return Path(value).name.split(".")[0], value
+    files = sorted(p for p in fs.ls(root, detail=False) if _is_catalogue(p))
+    if not files:
+        raise ValueError(f"--catalog {value}: a folder without Parquet or FITS catalogues")
+    return label, [fs.unstrip_protocol(p) if "://" in path else p for p in files]
+
+
+def _is_catalogue(path: str) -> bool:
+    try:
+        return table_format(path) in ("parquet", "fits")
+    except ValueError:  # the run's manifest.json, failures.json, ...
+        return False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="[LABEL=]PATH",
-        help="catalogue (Parquet/FITS); repeat to compare several; label defaults to the file name",
+        help="catalogue (Parquet/FITS), or a folder of tile catalogues (a dpz predict run); repeat to "
+        "compare several; label defaults to the file name",
     )
     parser.add_argument(
         "--truth",

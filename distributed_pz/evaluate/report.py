@@ -285,6 +285,61 @@ def _class_cut_lines(cats: Mapping[str, Mapping[str, Any]], s: Mapping[str, Any]
     return lines
 
 
+def _survey_lines(cats: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Galaxies pooled and per tile (:mod:`distributed_pz.evaluate.survey`)."""
+    with_survey = {label: c["survey"] for label, c in cats.items() if c.get("survey")}
+    if not with_survey:
+        return []
+    samples = sorted({v["sample"] for v in with_survey.values()})
+    lines = [
+        "",
+        "## Across the survey",
+        "",
+        f"Sample: {'; '.join(samples)}. Pooled over the tiles, then per tile: the median and worst tile's "
+        "PIT KS, and each tile's median δz in units of the pooled σ68.",
+        "",
+    ]
+    rows = []
+    for label, v in with_survey.items():
+        p, spread = v["pooled"], v["spread"]
+        counts = ", ".join(f"{n} {name}" for name, n in v["counts"].items())
+        rows.append(
+            [
+                label,
+                _fmt(spread.get("n_tiles")),
+                _fmt(p["n"]),
+                _fmt(p["nmad"]),
+                _fmt(p["outlier_fraction"], percent=True) if "outlier_fraction" in p else "–",
+                _fmt(p["pit_ks"]),
+                _fmt(p["coverage_68"], percent=True),
+                _fmt(spread.get("ks_median")),
+                _fmt(spread.get("ks_max")),
+                _fmt(spread.get("abs_bias_over_sigma68_median")),
+                _fmt(spread.get("abs_bias_over_sigma68_max")),
+                counts or "–",
+            ]
+        )
+    header = ["catalogue", "tiles", "N", "NMAD", "outliers", "PIT KS", "cov. 68 %"]
+    header += ["tile KS median", "tile KS max", "|bias|/σ68 median", "|bias|/σ68 max", "truth classes"]
+    lines += _table(header, rows)
+    tile_rows = [
+        [
+            label,
+            tile,
+            _fmt(t["n"]),
+            _fmt(t["nmad"]),
+            _fmt(t["bias"]),
+            _fmt(t["bias_over_sigma68"]),
+            _fmt(t["pit_ks"]),
+            _fmt(t["coverage_68"], percent=True),
+        ]
+        for label, v in with_survey.items()
+        for tile, t in v["tiles"].items()
+    ]
+    lines += _table(["catalogue", "tile", "N", "NMAD", "bias", "bias/σ68", "PIT KS", "cov. 68 %"], tile_rows)
+    return lines
+
+
 def markdown_report(summary: Mapping[str, Any], figures: Mapping[str, str]) -> str:
     """The Markdown report: samples, point metrics, PDF metrics, ODDS cuts and the figures."""
     s, cats = summary["settings"], summary["catalogues"]
@@ -373,6 +428,7 @@ def markdown_report(summary: Mapping[str, Any], figures: Mapping[str, str]) -> s
         )
     lines += [f"- {label}: {c['pdf_note']}" for label, c in cats.items() if c["pdf_note"]]
     lines += _class_cut_lines(cats, s)
+    lines += _survey_lines(cats)
     lines += ["", "## ODDS quality cut", ""]
     with_odds = {label: c for label, c in cats.items() if c["odds"] is not None}
     if with_odds:

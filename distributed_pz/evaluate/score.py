@@ -1,10 +1,11 @@
 """Evaluate photo-z catalogues against spectroscopic truth: join, clean, measure, report.
 
-``evaluate_catalogues`` is the one call behind ``dpz evaluate``: each catalogue is joined to the
-truth on ``object_id``; matched sources flagged "no estimate", a non-finite ``z_spec`` or a
+``evaluate_catalogues`` is the one call behind ``dpz evaluate``: each catalogue (one file, or one
+file per tile) is joined to the truth on ``object_id``; matched sources flagged "no estimate", a non-finite ``z_spec`` or a
 non-finite ``z_phot`` are excluded (and counted, each under the first reason that applies);
 point metrics, binned metrics, PDF metrics and the ODDS completeness curve are computed on
-the rest and written by :func:`distributed_pz.report.write_report`.
+the rest and written by :func:`distributed_pz.report.write_report`. With a truth class or several
+tiles, the galaxies are also measured per tile and pooled (:mod:`distributed_pz.evaluate.survey`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from distributed_pz.catalog import (
     read_catalog,
 )
 from distributed_pz.evaluate.report import write_report
+from distributed_pz.evaluate.survey import survey_summary
 from distributed_pz.metrics.binned import (
     DEFAULT_COMPLETENESS,
     binned_point_metrics,
@@ -63,9 +65,12 @@ CATALOG_COLUMNS = (
     "pdf_means",
     "pdf_sigmas",
     "pdf",
+    "tile",
 )
 """Catalogue columns the evaluation reads (those present)."""
 
+CatalogSource = str | Path | Sequence[str | Path]
+"""A catalogue file, or one file per tile of the same catalogue."""
 TruthSource = str | Path | Mapping[str, np.ndarray] | Callable[[], Mapping[str, np.ndarray]]
 """A truth table path (Parquet/FITS/CSV), its columns, or a loader returning them (e.g. a store tile)."""
 
@@ -109,13 +114,14 @@ class EvaluationSettings:
 
 @dataclass(frozen=True)
 class Truth:
-    """Spectroscopic truth: ids, redshifts and optionally one magnitude per source."""
+    """Spectroscopic truth: ids, redshifts and optionally one magnitude and the class per source."""
 
     object_id: np.ndarray
     z_spec: np.ndarray
     mag: np.ndarray | None
     mag_column: str | None
     source: str
+    truth_class: np.ndarray | None = None
 
 
 @dataclass
@@ -131,6 +137,7 @@ class PreparedCatalog:
     z_spec: np.ndarray
     z_phot: np.ndarray
     mag: np.ndarray | None
+    truth_class: np.ndarray | None
     columns: dict[str, np.ndarray] = field(repr=False)
     meta: dict[str, Any]
     pdf: RedshiftPDF | None
@@ -195,6 +202,7 @@ def load_truth(truth: TruthSource, mag_column: str | None = None) -> Truth:
         mag=mag,
         mag_column=mag_column,
         source=source,
+        truth_class=np.asarray(columns["class"]) if "class" in columns else None,
     )
 
 
@@ -245,6 +253,7 @@ def prepare_catalog(
         z_spec=z_spec[keep],
         z_phot=z_phot[keep],
         mag=None if truth.mag is None else truth.mag[in_truth][keep],
+        truth_class=None if truth.truth_class is None else truth.truth_class[in_truth][keep],
         columns=kept,
         meta={
             k: v for k, v in table.meta.items() if k != Z_GRID_KEY and isinstance(v, str | int | float | bool)
@@ -359,6 +368,10 @@ def summarise_catalog(
         if cat.pdf is not None and kept.any():
             after, _ = pdf_summary(cat.pdf.subset(kept), cat.z_spec[kept], settings)
             summary["class_cut"]["pdf"] = {k: after[k] for k in ("pit", "coverage_68", "crps") if k in after}
+    tiles = cat.columns.get("tile")
+    if cat.truth_class is not None or (tiles is not None and len(set(tiles)) > 1):
+        tile = tiles if tiles is not None else np.full(len(cat.z_spec), cat.meta.get("tile", cat.label))
+        summary["survey"] = survey_summary(cat.z_phot, cat.z_spec, tile, cat.truth_class, cat.pdf, thresholds)
     quality, source, interval = _odds(cat, settings)
     if quality is not None and cat.z_spec.size:
         curve = completeness_curve(quality, cat.z_phot, cat.z_spec, settings.completeness, *thresholds)
@@ -398,8 +411,31 @@ def _odds(
     return quality, "pdf", interval
 
 
+def read_catalogues(source: CatalogSource) -> CatalogTable:
+    """One catalogue, or the tiles of one catalogue as one table with a ``tile`` column.
+
+    Each tile's name is its ``tile`` metadata (``dpz predict`` records it), else its file name.
+    """
+    if isinstance(source, str | Path):
+        return read_catalog(source, CATALOG_COLUMNS)
+    tables = [read_catalog(path, CATALOG_COLUMNS) for path in source]
+    if not tables:
+        raise ValueError("a catalogue of no tiles")
+    names = [str(t.meta.get("tile") or Path(t.path).name.split(".")[0]) for t in tables]
+    columns = {
+        key: np.concatenate([t.columns[key] for t in tables]) for key in tables[0].columns if key != "tile"
+    }
+    columns["tile"] = np.concatenate(
+        [np.full(len(t.columns["object_id"]), n) for t, n in zip(tables, names, strict=True)]
+    )
+    meta = {k: v for k, v in tables[0].meta.items() if k != "tile"}
+    return CatalogTable(
+        path=", ".join(t.path for t in tables), format=tables[0].format, columns=columns, meta=meta
+    )
+
+
 def evaluate_catalogues(
-    catalogs: Mapping[str, str | Path],
+    catalogs: Mapping[str, CatalogSource],
     truth: TruthSource,
     out_dir: str | Path,
     *,
@@ -413,7 +449,8 @@ def evaluate_catalogues(
     Parameters
     ----------
     catalogs
-        Label → catalogue path (Parquet or FITS); several labels give one comparison report.
+        Label → catalogue path (Parquet or FITS), or the paths of its tiles; several labels give
+        one comparison report.
     truth
         Truth table path, columns or loader (see :func:`load_truth`).
     out_dir
@@ -438,8 +475,8 @@ def evaluate_catalogues(
         raise ValueError("no catalogue to evaluate")
     truth_data = load_truth(truth, mag_column)
     prepared = [
-        prepare_catalog(label, read_catalog(path, CATALOG_COLUMNS), truth_data, settings.exclude_flags)
-        for label, path in catalogs.items()
+        prepare_catalog(label, read_catalogues(source), truth_data, settings.exclude_flags)
+        for label, source in catalogs.items()
     ]
     z_all = np.concatenate([np.concatenate([c.z_spec, c.z_phot]) for c in prepared])
     z_edges = _edges(z_all, settings.z_bin_width, 0.0, 0.999, floor=0.0)
