@@ -6,6 +6,11 @@ members, and every training galaxy gets a photo-z from the ten members that neve
 Here member ``(r, k)`` tests on fold ``k`` of split ``r``, trains on the other folds and carves
 its validation set (early stopping, best weights) out of its own training part.
 
+A survey's tiles each have their own photometric calibration, and the ensemble predicts tiles it
+never saw. With rows in groups (their tiles) at least as many as the folds, whole groups are
+dealt to the folds, so every out-of-fold prediction is one of a tile its member never saw: the
+calibration fitted on them then includes the tile-to-tile error.
+
 Everything derives from one master seed through :class:`numpy.random.SeedSequence`, so a plan
 and the members' seeds are reproducible. The plan's format (:class:`SplitPlan`: JSON plus an
 ``.npz`` of integer and boolean arrays, read back with ``allow_pickle=False``) belongs to the
@@ -30,6 +35,7 @@ def make_plan(
     n_folds: int = 5,
     val_fraction: float = 0.1,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> SplitPlan:
     """Draw the split plan of an ensemble over the rows of a training sample.
 
@@ -48,6 +54,10 @@ def make_plan(
         validation; 0 for none.
     seed
         Master seed: the folds, the validation sets and the members' seeds derive from it.
+    groups
+        ``[N]`` group (tile) of every row. With at least ``K`` groups, each split deals whole
+        groups to its folds (a random order, each group to the fold with the fewest rows so
+        far), so no member tests on a tile it trained on; otherwise rows are dealt one by one.
     """
     object_id = np.asarray(object_id)
     n = len(object_id)
@@ -62,8 +72,12 @@ def make_plan(
     n_members = n_splits * n_folds
     split_seq, val_seq, member_seq = np.random.SeedSequence(seed).spawn(3)
     test_fold = np.empty((n_splits, n), np.int16)
+    by_group = groups is not None and n_folds > 1 and len(np.unique(groups)) >= n_folds
     for r, seq in enumerate(split_seq.spawn(n_splits)):
-        test_fold[r, np.random.default_rng(seq).permutation(n)] = np.arange(n) % n_folds
+        rng = np.random.default_rng(seq)
+        test_fold[r] = _deal_groups(np.asarray(groups), n_folds, rng) if by_group else 0
+        if not by_group:
+            test_fold[r, rng.permutation(n)] = np.arange(n) % n_folds
     if n_folds == 1:
         test_fold[:] = NO_TEST_FOLD
     validation = np.zeros((n_members, n), bool)
@@ -73,6 +87,18 @@ def make_plan(
         validation[m, np.random.default_rng(seq).choice(train_part, n_val, replace=False)] = True
     member_seeds = np.array([s.generate_state(1)[0] for s in member_seq.spawn(n_members)], np.int64)
     return SplitPlan(test_fold, validation, n_folds, float(val_fraction), int(seed), member_seeds, object_id)
+
+
+def _deal_groups(groups: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold of every row: whole groups, in a random order, each to the fold with the fewest rows."""
+    names, sizes = np.unique(groups, return_counts=True)
+    fold_rows = np.zeros(n_folds, np.int64)
+    fold_of = {}
+    for g in rng.permutation(len(names)):
+        fold = int(np.argmin(fold_rows))
+        fold_of[names[g]] = fold
+        fold_rows[fold] += sizes[g]
+    return np.array([fold_of[g] for g in groups], np.int16)
 
 
 def derived_seed(master_seed: int, purpose: str) -> int:

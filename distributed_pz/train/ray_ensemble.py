@@ -291,7 +291,14 @@ def _prepare(
             "n_rows": sample.n_rows,
         },
     )
-    plan = make_plan(sample.object_id, config.n_splits, config.n_folds, config.val_fraction, config.seed)
+    plan = make_plan(
+        sample.object_id,
+        config.n_splits,
+        config.n_folds,
+        config.val_fraction,
+        config.seed,
+        groups=sample.tile_index,  # with >= K tiles, whole tiles left out: OOF rows carry the tile error
+    )
     plan.save(out)
     write_json(ensemble.config_file, {**resolved, "out": str(out)})  # last: a complete preparation
     return plan

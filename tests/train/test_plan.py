@@ -98,3 +98,19 @@ def test_one_fold_trains_on_everything_but_validation_and_tests_on_nothing():
 def test_rejects_too_few_rows():
     with pytest.raises(ValueError, match="cannot fill"):
         make_plan(IDS[:3], n_folds=5)
+
+
+def test_with_enough_tiles_whole_tiles_are_left_out():
+    tiles = np.repeat([0, 1, 2, 3, 4], [30, 10, 25, 15, 20])
+    plan = make_plan(np.arange(100), n_splits=3, n_folds=2, seed=2, groups=tiles)
+    for split in range(3):
+        for tile in range(5):
+            assert len(set(plan.test_fold[split, tiles == tile])) == 1  # a tile is in one fold
+        sizes = np.bincount(plan.test_fold[split], minlength=2)
+        assert abs(sizes[0] - sizes[1]) <= 30  # dealt to the emptier fold: roughly balanced
+    for spec in plan.members:
+        assert not set(tiles[plan.test_rows(spec)]) & set(tiles[plan.train_rows(spec)])
+    one_tile = make_plan(np.arange(100), n_splits=1, n_folds=2, seed=2, groups=np.zeros(100))
+    assert np.array_equal(
+        one_tile.test_fold, make_plan(np.arange(100), n_splits=1, n_folds=2, seed=2).test_fold
+    )
