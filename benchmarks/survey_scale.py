@@ -284,7 +284,7 @@ def stage_train(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
 def stage_train_rate(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     from distributed_pz.survey.store.store import open_store
     from distributed_pz.train.member import TrainConfig, train_member
-    from distributed_pz.train.stacked import MemberJob, train_stacked
+    from distributed_pz.train.vmapped import MemberJob, train_stacked
 
     store = catalogue_store(str(work / "train4k.zarr"), 1, 4000, seed=100)
     tile = open_store(store).tile("SIM_0000")

@@ -77,6 +77,7 @@ def export_hats(
         Threads of the local Dask client the import runs on.
     """
     from dask.distributed import Client
+    from hats.catalog import TableProperties
     from hats_import.catalog.arguments import ImportArguments
     from hats_import.pipeline import pipeline_with_client
 
@@ -96,14 +97,5 @@ def export_hats(
     )
     with Client(processes=False, n_workers=1, threads_per_worker=workers, dashboard_address=None) as client:
         pipeline_with_client(arguments, client)
-    rows = int(_hats_rows(out))
-    return HatsExport(out, rows, tuple(catalogues))
-
-
-def _hats_rows(out: str) -> int:
-    """Total rows recorded in the catalogue's ``hats.properties``."""
-    for line in read_text(join(out, "hats.properties")).splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "hats_nrows":
-            return int(value.strip())
-    raise ValueError(f"{out}: hats.properties has no hats_nrows")
+    rows = TableProperties.read_from_dir(out).total_rows  # hats_nrows of hats.properties
+    return HatsExport(out, int(rows), tuple(catalogues))

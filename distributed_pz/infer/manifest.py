@@ -11,7 +11,8 @@ exists is complete). A tile rewritten since (another identity) is predicted agai
 scratch: its old parts and catalogue are never mixed with the new rows.
 
 ``OUT/failures.json`` lists the tiles whose last attempt failed, with the error line.
-``OUT/.lock`` is held (``flock``) by the one run using a local directory; a second run is refused
+``OUT/.lock`` is held (:class:`filelock.FileLock`: ``flock`` on POSIX, ``msvcrt`` on Windows) by the
+one run using a local directory, whose pid is in ``OUT/.lock.pid``; a second run is refused
 (object storage has no locks: one run per ``--out`` URL is the user's to keep). Every output
 path is built by :meth:`RunManifest.path`, which refuses one outside ``OUT``. ``OUT`` is a local
 path or an fsspec URL (``s3://``, ``gs://``).
@@ -19,13 +20,14 @@ path or an fsspec URL (``s3://``, ``gs://``).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from distributed_pz import __version__
 from distributed_pz._files import (
@@ -44,6 +46,7 @@ RUN_MANIFEST = "manifest.json"
 FAILURES = "failures.json"
 STAGING = "_staging"
 LOCK = ".lock"
+LOCK_PID = ".lock.pid"
 RUN_FORMAT = "distributed_pz.predict-run"
 RUN_VERSION = 2
 
@@ -61,7 +64,7 @@ class RunManifest:
     tiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     in_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: dict[str, dict[str, str]] = field(default_factory=dict)
-    lock: Any = field(default=None, repr=False)
+    lock: FileLock | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, out: str | os.PathLike, identity: dict[str, Any]) -> RunManifest:
@@ -81,11 +84,11 @@ class RunManifest:
             return cls._read(out, json.loads(json.dumps(identity)), lock)  # tuples become lists
         except BaseException:
             if lock is not None:
-                lock.close()
+                lock.release()
             raise
 
     @classmethod
-    def _read(cls, out: str, identity: dict[str, Any], lock: Any) -> RunManifest:
+    def _read(cls, out: str, identity: dict[str, Any], lock: FileLock | None) -> RunManifest:
         path = join(out, RUN_MANIFEST)
         if not exists(path):
             manifest = cls(out, identity, lock=lock)
@@ -116,7 +119,7 @@ class RunManifest:
     def close(self) -> None:
         """Release ``OUT/.lock`` (the process's exit releases it too)."""
         if self.lock is not None:
-            self.lock.close()
+            self.lock.release()
             self.lock = None
 
     def path(self, *parts: str) -> str:
@@ -193,20 +196,16 @@ def _read_run_file(path: str) -> Any:
         raise ManifestError(f"{exc}; move it away (or use another --out)") from None
 
 
-def _lock(out: Path) -> Any:
-    """Hold ``OUT/.lock`` exclusively, or refuse: another run is writing here."""
-    handle = open(out / LOCK, "a+")  # held for the whole run, closed by RunManifest.close
+def _lock(out: Path) -> FileLock:
+    """Hold ``OUT/.lock`` and write this process's pid beside it, or refuse: another run is writing here."""
+    lock = FileLock(out / LOCK)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
+        lock.acquire(blocking=False)
+    except Timeout:
+        pid = out / LOCK_PID
+        holder = (pid.read_text().strip() if pid.is_file() else "") or "unknown"
         raise ManifestError(
             f"another dpz predict is using {out} (pid {holder}); wait for it to finish or use another --out"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
+    (out / LOCK_PID).write_text(str(os.getpid()))
+    return lock

@@ -1,4 +1,5 @@
-"""THE Gaussian-mixture maths of the package: pooling, density, CDF, moments, mode, quantiles, ODDS.
+"""THE Gaussian-mixture maths of the package: pooling, density, CDF, moments, mode, quantiles, ODDS,
+drawing samples.
 
 A batch of mixtures is three arrays ``weights, means, sigmas`` of shape (N, K), one mixture per
 row. Rows whose weights are all zero are "no PDF" rows: every summary of them is NaN. The
@@ -316,6 +317,19 @@ def odds(z0: Any, interval: float, weights: Any, means: Any, sigmas: Any) -> Any
     edges = torch.stack([z0 - interval / 2, z0 + interval / 2], dim=1)
     c = cdf(edges, weights, means, sigmas)
     return (c[:, 1] - c[:, 0]).clamp(0.0, 1.0)
+
+
+def sample(
+    weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n`` draws from each row's mixture, (N, n): a component picked by weight, then a normal draw
+    from it. In numpy with ``rng``, so the draws repeat with its seed; every row needs a positive
+    total weight."""
+    w = np.asarray(weights, dtype=np.float64)
+    cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+    pick = (rng.random((len(w), n, 1)) > cum[:, None, :]).sum(axis=2).clip(max=w.shape[1] - 1)
+    at = np.arange(len(w))[:, None]
+    return means[at, pick] + sigmas[at, pick] * rng.standard_normal((len(w), n))
 
 
 @_numpy_entry

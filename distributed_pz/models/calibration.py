@@ -38,6 +38,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from distributed_pz.metrics import mixture
+from distributed_pz.metrics.pdf import ks_statistic, pit_coverage
 
 METHOD = "width_temperature"
 TEMPERATURES = np.geomspace(0.1, 8.0, 17)
@@ -141,13 +142,10 @@ def _transform(
 
 def pit_scores(pit_values: np.ndarray) -> dict[str, float]:
     """KS distance from uniform and 68 % coverage of PIT values (finite ones)."""
-    p = np.sort(pit_values[np.isfinite(pit_values)])
+    p = pit_values[np.isfinite(pit_values)]
     if not p.size:
         return {"pit_ks": float("nan"), "coverage_68": float("nan")}
-    n = p.size
-    ks = max(np.max(np.arange(1, n + 1) / n - p), np.max(p - np.arange(n) / n))
-    coverage = np.mean(np.abs(p - 0.5) <= COVERAGE_68 / 2)
-    return {"pit_ks": float(ks), "coverage_68": float(coverage)}
+    return {"pit_ks": ks_statistic(p), "coverage_68": pit_coverage(p, COVERAGE_68)}
 
 
 def _grid_objective(
@@ -163,18 +161,15 @@ def _grid_objective(
 
     ``m`` is the mixture mode already shifted (``m + s (1 + m)``), ``means`` are unshifted.
     """
-    n = len(z)
     scale = (1.0 + np.abs(m))[:, None]
     d = means - mixture.mode(weights, means, sigmas)[:, None]  # (N, K)
     u = (z - m)[:, None]  # (N, 1)
     out = np.empty((temperatures.size, floors.size))
-    ranks_hi, ranks_lo = np.arange(1, n + 1) / n, np.arange(n) / n
     for i, t in enumerate(temperatures):
         for j, f in enumerate(floors):
             sd = np.hypot(t * sigmas, f * scale)
-            p = np.sort((weights * ndtr((u - t * d) / sd)).sum(axis=1))
-            ks = max(np.max(ranks_hi - p), np.max(p - ranks_lo))
-            out[i, j] = ks + abs(np.mean(np.abs(p - 0.5) <= COVERAGE_68 / 2) - COVERAGE_68)
+            p = (weights * ndtr((u - t * d) / sd)).sum(axis=1)
+            out[i, j] = ks_statistic(p) + abs(pit_coverage(p, COVERAGE_68) - COVERAGE_68)
     return out
 
 

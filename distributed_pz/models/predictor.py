@@ -6,7 +6,7 @@
 and every benchmark call it. It holds every member of an ensemble, loaded once (once per Dask
 worker, see :mod:`distributed_pz.infer.plugin`), and runs them together on each batch: the
 features a group of members shares are built once, members of one architecture run as one
-batched model (:mod:`distributed_pz.models.stacked`; the others one forward pass each), and
+batched model (:mod:`distributed_pz.models.folded`; the others one forward pass each), and
 the results are pooled into one PDF per source, on the model's device (GPU or CPU): only the
 final catalogue columns are copied to the host:
 
@@ -56,8 +56,8 @@ from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import Ensemble
 from distributed_pz.models.features import InputSpec
+from distributed_pz.models.folded import StackedDeepZ, stack_members
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
-from distributed_pz.models.stacked import StackedDeepZ, stack_members
 from distributed_pz.survey.store.tiles import TileArrays
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -333,7 +333,7 @@ def forward_members(
     """Every member's raw outputs on ``rows``, stacked ``(M, B, ...)`` in member order, and the raw features of each input spec.
 
     Members with the same input spec share one band selection and raw-feature computation.
-    ``groups`` (:func:`~distributed_pz.models.stacked.stack_members` of the members' models)
+    ``groups`` (:func:`~distributed_pz.models.folded.stack_members` of the members' models)
     runs each stacked group as one batched model; default: every member on its own. Members
     run ``forward_features`` and ``forward_head`` (no auxiliary outputs such as DEEPZ's
     reconstruction). ``autocast_dtype`` (bf16/fp16) runs the forward passes under autocast;

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distributed_pz import catalog as fl
+from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.models.registry import ModelConfig
@@ -63,13 +64,13 @@ def teacher_draws(
         raise ValueError("distillation needs a mixture-density ensemble (its members give p(z))")
     out = teacher(rows)
     keep = np.flatnonzero(((out["flags"] & fl.NO_ESTIMATE) == 0) & np.isfinite(out["z_phot"]))
-    w = out["pdf_weights"][keep].astype(np.float64)
-    mu, sd = out["pdf_means"][keep], out["pdf_sigmas"][keep]
-    rng = np.random.default_rng(seed)
-    cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
-    pick = (rng.random((len(keep), samples, 1)) > cum[:, None, :]).sum(axis=2).clip(max=w.shape[1] - 1)
-    at = np.arange(len(keep))[:, None]
-    z = mu[at, pick] + sd[at, pick] * rng.standard_normal((len(keep), samples))
+    z = mixture.sample(
+        out["pdf_weights"][keep],
+        out["pdf_means"][keep],
+        out["pdf_sigmas"][keep],
+        samples,
+        np.random.default_rng(seed),
+    )
     return keep, z.astype(np.float32)
 
 

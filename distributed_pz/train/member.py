@@ -183,29 +183,20 @@ def train_member(
     """
     tc = train_config or TrainConfig()
     config = _resolve_config(config, init_bundle)
-    spec = config.input_spec()
     device = torch.device(tc.device)
-    train, val = _split(data, val_data, seed, tc.val_fraction)
-    train_t = batch_tensors(train, spec, device=device)
-    val_t = batch_tensors(val, spec, device=device)
-    if resume is not None:
-        stats = FeatureStats.from_dict(resume["feature_stats"])
-    elif init_bundle is not None:
-        stats = init_bundle.feature_stats
-    else:
-        stats = fit_feature_stats(spec, train_t)
-    fine_tuning = init_bundle is not None or init_weights is not None
-    recon_weight = (
-        tc.reconstruction_weight if tc.reconstruction_weight is not None else float(not fine_tuning)
-    )
+    stats = FeatureStats.from_dict(resume["feature_stats"]) if resume is not None else None
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        model = build_model(config).to(device)
-        if init_bundle is not None:
-            model.load_state_dict(init_bundle.model.state_dict())
-        elif init_weights is not None:
-            model.load_state_dict(dict(init_weights))
-        loop = _Loop(model, spec, stats, tc, seed, device, recon_weight, train, train_t, val_t)
+        loop = MemberLoop.setup(
+            config,
+            data,
+            seed,
+            tc,
+            val_data=val_data,
+            init_bundle=init_bundle,
+            init_weights=init_weights,
+            stats=stats,
+        )
         if resume is not None:
             loop.load_state(resume)
         return loop.run(callback)
@@ -222,8 +213,18 @@ def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-class _Loop:
-    """Mutable training state of one member; ``run`` is the epoch loop."""
+class MemberLoop:
+    """One member's training state (model, Adam, random stream, best weights, history) and its epoch loop.
+
+    :meth:`run` trains the member on its own. An epoch has parts that every way of stepping shares:
+    :meth:`start_epoch` (the schedule's learning rate, the batch order), then per step
+    :meth:`augment` (the batch, augmented with the member's generator), :meth:`loss`, a backward
+    pass, :meth:`optimizer_step` (gradient clipping, the member's ``torch.optim.Adam``) and
+    :meth:`note_step`, and last :meth:`finish_epoch` (validation, best weights, early stopping,
+    callback). :func:`~distributed_pz.train.vmapped.train_stacked` drives several loops through the
+    same parts with their forward and backward passes vmapped: stacked training is this loop with
+    another way of computing the gradients.
+    """
 
     def __init__(
         self,
@@ -252,12 +253,153 @@ class _Loop:
         self.best_state = _copy_state(model)
         self.bad_epochs = 0
         self.history: list[EpochRecord] = []
+        # the epoch in progress (start_epoch resets them)
+        self.lr = tc.lr
+        self.steps = 0
+        self.sums: dict[str, float] = {}
+        self.started = 0.0
 
-    def epoch_record(
-        self, epoch: int, lr: float, sums: dict[str, float], steps: int, val_loss: float, started: float
-    ) -> EpochRecord:
+    @classmethod
+    def setup(
+        cls,
+        config: ModelConfig,
+        data: TileArrays,
+        seed: int,
+        tc: TrainConfig,
+        *,
+        val_data: TileArrays | None = None,
+        init_bundle: Bundle | None = None,
+        init_weights: Mapping[str, torch.Tensor] | None = None,
+        stats: FeatureStats | None = None,
+    ) -> MemberLoop:
+        """A fresh member: validation split, tensors on ``tc.device``, feature statistics (``stats``,
+        else ``init_bundle``'s, else fitted on the training rows), initial weights (``init_bundle``'s
+        or ``init_weights`` when given).
+
+        The model is built with torch's global generator: seed it with ``seed`` first (in a
+        ``torch.random.fork_rng``), as :func:`train_member` does.
+        """
+        spec = config.input_spec()
+        device = torch.device(tc.device)
+        train, val = split_rows(data, val_data, seed, tc.val_fraction)
+        train_t = batch_tensors(train, spec, device=device)
+        val_t = batch_tensors(val, spec, device=device)
+        if stats is None:
+            stats = init_bundle.feature_stats if init_bundle is not None else fit_feature_stats(spec, train_t)
+        fine_tuning = init_bundle is not None or init_weights is not None
+        recon = tc.reconstruction_weight if tc.reconstruction_weight is not None else float(not fine_tuning)
+        model = build_model(config).to(device)
+        if init_bundle is not None:
+            model.load_state_dict(init_bundle.model.state_dict())
+        elif init_weights is not None:
+            model.load_state_dict(dict(init_weights))
+        return cls(model, spec, stats, tc, seed, device, recon, train, train_t, val_t)
+
+    def run(self, callback: Callable[[EpochReport], bool | None] | None) -> TrainResult:
+        """Train epoch after epoch until done, stopped early, stopped by ``callback`` or diverged."""
+        while self.epoch < self.tc.epochs:
+            order = self.start_epoch()
+            reason = self._steps(order) or self.finish_epoch(callback)
+            if reason is not None:
+                return self.result(reason)
+        return self.result("completed")
+
+    def _steps(self, order: torch.Tensor) -> str | None:
+        """This epoch's optimisation steps, one batch after another; ``"nan"`` if the loss diverged."""
+        for rows in self.batches(order):
+            batch, raw, inputs = self.augment(rows)
+            loss, parts = self.loss(batch, raw, inputs, self.model(inputs))
+            if not torch.isfinite(loss):
+                return self.diverged(
+                    f"training loss is {loss.item()} at epoch {self.epoch}, step {self.steps}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer_step()
+            self.note_step(loss, parts)
+        return None
+
+    def start_epoch(self) -> torch.Tensor:
+        """Set the schedule's learning rate for this epoch and return the epoch's row order."""
+        self.started = time.perf_counter()
+        self.lr = learning_rate(self.schedule, self.epoch, self.tc.epochs, self.tc.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.sums, self.steps = {}, 0
+        self.model.train()
+        return torch.randperm(self.n_train, generator=self.generator, device=self.device)
+
+    def batches(self, order: torch.Tensor) -> list[torch.Tensor]:
+        """The epoch's batches of rows, in step order (a last batch of one row is skipped: batch norm
+        needs two)."""
+        size = self.tc.batch_size
+        return [order[s : s + size] for s in range(0, self.n_train, size) if len(order[s : s + size]) >= 2]
+
+    def augment(
+        self, rows: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The batch of ``rows``, its raw features (randomized coadds and cutout shifts drawn from the
+        member's generator) and the model inputs."""
+        tc = self.tc
+        batch = {k: v[rows] for k, v in self.train_t.items()}
+        raw = raw_features(
+            self.spec,
+            batch,
+            coadd_alpha=tc.coadd_alpha if tc.random_coadds else None,
+            max_shift=tc.max_shift if tc.augment_cutouts else None,
+            generator=self.generator,
+        )
+        return batch, raw, model_inputs(self.spec, raw, self.stats)
+
+    def loss(
+        self,
+        batch: dict[str, torch.Tensor],
+        raw: dict[str, torch.Tensor],
+        inputs: dict[str, torch.Tensor],
+        outputs: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training loss of ``outputs`` and its parts (:func:`~distributed_pz.train.loss.member_loss`)."""
+        usable = raw["flags"] == 0
+        return member_loss(
+            self.model, inputs, outputs, batch, usable, self.recon_weight, self.tc.class_weight
+        )
+
+    def optimizer_step(self) -> None:
+        """Clip the member's gradient norm (when asked) and take one Adam step."""
+        if self.tc.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.optimizer.step()
+
+    def note_step(self, loss: torch.Tensor, parts: Mapping[str, torch.Tensor]) -> None:
+        """Add one step's losses to the epoch's sums."""
+        self.steps += 1
+        self.sums["loss"] = self.sums.get("loss", 0.0) + loss.item()
+        for name, value in parts.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value.item()
+
+    def finish_epoch(self, callback: Callable[[EpochReport], bool | None] | None) -> str | None:
+        """Validate, record the epoch and decide whether to stop: the stop reason (``"nan"``,
+        ``"callback"``, ``"early_stopping"``) or ``None`` to go on."""
+        if self.steps == 0:
+            raise ValueError(
+                f"no training step: {self.n_train} training rows, batch size {self.tc.batch_size}"
+            )
+        val_loss = evaluate_loss(self.model, self.spec, self.stats, self.val_t, self.tc.batch_size)
+        if not math.isfinite(val_loss):
+            return self.diverged(f"validation loss is {val_loss} at epoch {self.epoch}")
+        record = self.epoch_record(val_loss)
+        self.history.append(record)
+        self.epoch += 1
+        if callback is not None and callback(EpochReport(record, self.seed, self.state, self.bundle)):
+            return "callback"
+        if self.tc.patience is not None and self.bad_epochs >= self.tc.patience:
+            return "early_stopping"
+        return None
+
+    def epoch_record(self, val_loss: float) -> EpochRecord:
         """Keep the best weights, count epochs without improvement (from the first LR drop on), and
-        describe the epoch (``sums`` of the batch losses over ``steps`` steps, since ``started``)."""
+        describe the epoch."""
+        epoch = self.epoch
         is_best = val_loss < self.best_val - self.tc.min_delta
         if is_best:
             self.best_val, self.best_epoch, self.best_state = val_loss, epoch, _copy_state(self.model)
@@ -266,85 +408,26 @@ class _Loop:
             self.bad_epochs += 1
         return EpochRecord(
             epoch=epoch,
-            lr=lr,
-            train_loss=sums["loss"] / steps,
+            lr=self.lr,
+            train_loss=self.sums["loss"] / self.steps,
             val_loss=val_loss,
             best_val_loss=self.best_val,
             is_best=is_best,
-            seconds=time.perf_counter() - started,
-            parts={k: v / steps for k, v in sums.items() if k != "loss"},
+            seconds=time.perf_counter() - self.started,
+            parts={k: v / self.steps for k, v in self.sums.items() if k != "loss"},
         )
 
-    def run(self, callback: Callable[[EpochReport], bool | None] | None) -> TrainResult:
-        reason = "completed"
-        while self.epoch < self.tc.epochs:
-            record, diverged = self._epoch()
-            if diverged:
-                reason = "nan"
-                break
-            self.history.append(record)
-            self.epoch += 1
-            if callback is not None:
-                report = EpochReport(record, self.seed, self.state, self.bundle)
-                if callback(report):
-                    reason = "callback"
-                    break
-            if self.tc.patience is not None and self.bad_epochs >= self.tc.patience:
-                reason = "early_stopping"
-                break
-        return TrainResult(self.bundle(stop_reason=reason), tuple(self.history), self.best_epoch, reason)
-
-    def _epoch(self) -> tuple[EpochRecord | None, bool]:
-        started = time.perf_counter()
-        tc, model = self.tc, self.model
-        lr = learning_rate(self.schedule, self.epoch, tc.epochs, tc.lr)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        model.train()
-        order = torch.randperm(self.n_train, generator=self.generator, device=self.device)
-        sums: dict[str, float] = {}
-        steps = 0
-        for start in range(0, self.n_train, tc.batch_size):
-            rows = order[start : start + tc.batch_size]
-            if len(rows) < 2:  # batch norm needs two rows
-                continue
-            batch = {k: v[rows] for k, v in self.train_t.items()}
-            raw = raw_features(
-                self.spec,
-                batch,
-                coadd_alpha=tc.coadd_alpha if tc.random_coadds else None,
-                max_shift=tc.max_shift if tc.augment_cutouts else None,
-                generator=self.generator,
-            )
-            inputs = model_inputs(self.spec, raw, self.stats)
-            outputs = model(inputs)
-            loss, parts = member_loss(
-                model, inputs, outputs, batch, raw["flags"] == 0, self.recon_weight, tc.class_weight
-            )
-            if not torch.isfinite(loss):
-                return None, self._diverged(
-                    f"training loss is {loss.item()} at epoch {self.epoch}, step {steps}"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            self.optimizer.step()
-            steps += 1
-            sums["loss"] = sums.get("loss", 0.0) + loss.item()
-            for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + value.item()
-        if steps == 0:
-            raise ValueError(f"no training step: {self.n_train} training rows, batch size {tc.batch_size}")
-        val_loss = evaluate_loss(model, self.spec, self.stats, self.val_t, tc.batch_size)
-        if not math.isfinite(val_loss):
-            return None, self._diverged(f"validation loss is {val_loss} at epoch {self.epoch}")
-        return self.epoch_record(self.epoch, lr, sums, steps, val_loss, started), False
-
-    def _diverged(self, message: str) -> bool:
+    def diverged(self, message: str) -> str:
+        """Raise :class:`TrainingDiverged`, or (``on_nan="stop"``) return the stop reason ``"nan"``."""
         if self.tc.on_nan == "raise":
             raise TrainingDiverged(f"member seed {self.seed}: {message}")
-        return True
+        return "nan"
+
+    def result(self, stop_reason: str) -> TrainResult:
+        """The best weights, the history, the best epoch and why training stopped."""
+        return TrainResult(
+            self.bundle(stop_reason=stop_reason), tuple(self.history), self.best_epoch, stop_reason
+        )
 
     def bundle(self, stop_reason: str | None = None) -> Bundle:
         """The best weights so far as a bundle (on a copy of the model)."""
@@ -434,9 +517,11 @@ def _resolve_config(config: ModelConfig | str | None, init_bundle: Bundle | None
     return model_config(config) if isinstance(config, str) else config
 
 
-def _split(
+def split_rows(
     data: TileArrays, val_data: TileArrays | None, seed: int, val_fraction: float
 ) -> tuple[TileArrays, TileArrays]:
+    """The labelled training and validation rows: ``val_data``'s labelled rows when given, else
+    ``val_fraction`` of ``data``'s labelled rows drawn with ``seed``."""
     if "z_spec" not in data.arrays:
         raise ValueError("training data has no 'z_spec' array")
     labelled = np.flatnonzero(np.isfinite(data.arrays["z_spec"]))

@@ -35,6 +35,7 @@ import torch.distributed as dist
 
 from distributed_pz.models.bundle import Bundle, load_bundle, save_bundle
 from distributed_pz.models.ensemble import EnsembleDir, MemberSpec, SplitPlan
+from distributed_pz.models.folded import stackable
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.member import (
@@ -48,7 +49,7 @@ from distributed_pz.train.member import (
 from distributed_pz.train.oof import predict_part, save_part
 from distributed_pz.train.plan import derived_seed
 from distributed_pz.train.sample import load_sample, read_sample_rows, select_sample
-from distributed_pz.train.stacked import MemberJob, stackable, train_stacked
+from distributed_pz.train.vmapped import MemberJob, train_stacked
 
 STATE_FILE = "state.pt"
 """A member's resume state inside a Ray Train checkpoint (``<member_id>/state.pt``)."""
@@ -120,7 +121,7 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
         data = read_sample_rows(sample, loop_config["arrays"])
         train_config = dataclasses.replace(config.train, device=str(device))
         fresh = [m for m in mine if m.member_id not in states]
-        if len(fresh) > 1 and device.type == "cuda" and stackable(config.model_config()):
+        if len(fresh) > 1 and stackable(config.model_config(), device, training=True):
             _train_stacked(config, plan, fresh, data, train_config, init_bundle, step)
             mine = [m for m in mine if m.member_id in states]
         for member in mine:
@@ -226,11 +227,8 @@ def _train_stacked(
     init_bundle: Bundle | None,
     step: Lockstep,
 ) -> None:
-    """Train ``members`` (none resumed) as one stacked model (:func:`~distributed_pz.train.stacked.train_stacked`).
-
-    Used on GPUs only: on a CPU the member loop measured faster (``benchmarks/results/survey_scale.md``,
-    ``train_rate``).
-    """
+    """Train ``members`` (none resumed) as one stacked model (:func:`~distributed_pz.train.vmapped.train_stacked`),
+    where :func:`~distributed_pz.models.folded.stackable` allows it (no convolutions, GPUs only)."""
     started = time.perf_counter()
     jobs = [
         MemberJob(

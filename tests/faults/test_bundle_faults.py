@@ -153,4 +153,9 @@ def test_b22_b23_a_tile_name_never_leads_outside_out(name, client, world, tmp_pa
     assert "\n" not in str(caught.value)
     assert (victim / "canary.txt").read_text() == "important"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "out"])
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lock", "failures.json", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".lock",
+        ".lock.pid",
+        "failures.json",
+        "manifest.json",
+    ]

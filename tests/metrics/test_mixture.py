@@ -80,3 +80,17 @@ def test_the_pdf_classes_and_the_catalogue_summaries_are_one_library():
     np.testing.assert_allclose(pdf.std(), out["z_std"], rtol=1e-12)
     np.testing.assert_allclose(odds(pdf), out["odds"], rtol=0, atol=1e-12)
     assert mixture.DEFAULT_ODDS_INTERVAL == 0.06
+
+
+def test_samples_follow_the_mixture():
+    w = np.array([[0.25, 0.75, 0.0], [1.0, 0.0, 0.0]])
+    mu = np.array([[0.5, 1.5, 9.0], [2.0, 9.0, 9.0]])
+    sd = np.array([[0.1, 0.2, 0.1], [0.3, 0.1, 0.1]])
+    draws = mixture.sample(w, mu, sd, 40_000, np.random.default_rng(1))
+    assert draws.shape == (2, 40_000)
+    mean, std = mixture.moments(w, mu, sd)
+    np.testing.assert_allclose(draws.mean(axis=1), mean, atol=0.01)
+    np.testing.assert_allclose(draws.std(axis=1), std, rtol=0.02)
+    assert (draws < 5).all()  # a zero-weight component is never picked
+    again = mixture.sample(w, mu, sd, 40_000, np.random.default_rng(1))
+    np.testing.assert_array_equal(draws, again)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from distributed_pz.models.folded import stack_members, stackable
 from distributed_pz.models.predictor import EnsemblePredictor
-from distributed_pz.models.stacked import stack_members
 from distributed_pz.train.member import TrainConfig, train_member
-from distributed_pz.train.stacked import MemberJob, stackable, train_stacked
+from distributed_pz.train.vmapped import MemberJob, train_stacked
 from tests.fixtures import learnable_tile, tiny_config
 
 torch.set_num_threads(1)
@@ -72,6 +72,15 @@ def test_stacked_prediction_equals_the_member_loop():
 
 
 def test_only_models_without_convolutions_are_stacked():
-    assert stackable(tiny_config("deepz")) and stackable(tiny_config("gaznet_c9"))
-    assert not stackable(tiny_config("gaznet_1"))
+    assert stackable(tiny_config("deepz"), "cuda", training=True)
+    assert stackable(tiny_config("gaznet_c9"), "cuda", training=True)
+    assert not stackable(tiny_config("gaznet_1"), "cuda", training=True)
     assert stack_members([torch.nn.Linear(2, 2)]) == [([0], None)]
+
+
+def test_one_rule_for_training_and_prediction():
+    deepz = tiny_config("deepz")
+    assert not stackable(deepz, "cpu", training=True)  # the member loop is faster on a CPU
+    assert stackable(deepz, "cpu", training=False) and stackable(deepz, "cuda", training=False)
+    assert not stackable(tiny_config("deepz", classify=True), "cpu", training=False)
+    assert not stackable(tiny_config("gaznet_c9"), "cpu", training=False)  # only DEEPZ layers fold

@@ -1,4 +1,4 @@
-"""Members of one architecture as one batched model at prediction time.
+"""Members of one architecture as one batched model at prediction time: batch norm folded, ``baddbmm``.
 
 A DEEPZ ensemble is 50 copies of three 250-wide MLPs; run one after another, each member's
 layers are small matrix products (and, on a GPU, 500 kernel launches a batch). Here the
@@ -8,13 +8,14 @@ the identity, and every layer of every member runs as one batched product
 (``torch.baddbmm`` over a leading member axis ``M``). The autoencoder's decoder is not run: a
 prediction needs only the encoder's latent features, the photo-z network and the head.
 
-:func:`stack_members` groups an ensemble's members by family and configuration and returns a
-:class:`StackedDeepZ` for each DEEPZ group (with :data:`MIN_STACK` members or more); other
-members run one by one (``forward_features`` + ``forward_head``). The outputs equal the
-member-by-member ones up to float rounding (``tests/models/test_stacked.py``).
+:func:`stack_members` groups an ensemble's members by configuration and returns a
+:class:`StackedDeepZ` for each group that :func:`stackable` allows (with :data:`MIN_STACK`
+members or more); other members run one by one (``forward_features`` + ``forward_head``). The
+outputs equal the member-by-member ones up to float rounding (``tests/train/test_stacked.py``).
 
-CNN members (GaZNet) are not stacked: on the CPU a ``vmap`` over their convolutions ran slower
-than the loop (``benchmarks/results/survey_scale.md``).
+:func:`stackable` is the one rule on which members run stacked, here and in training
+(:mod:`distributed_pz.train.vmapped`, whose technique, ``vmap`` over ``functional_call``, takes
+other models and pays off on other devices).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distributed_pz.models.deepz import DeepZ
+from distributed_pz.models.base import PhotoZModel
+from distributed_pz.models.deepz import DeepZ, DeepZConfig
 from distributed_pz.models.heads import MDNHead
+from distributed_pz.models.registry import ModelConfig, build_model
 
 MIN_STACK = 2
 """Fewest members of one configuration that are stacked."""
@@ -35,6 +38,27 @@ CPU_BLOCK_ELEMENTS = 1 << 20
 """On a CPU, members run in blocks of at most this many activations per layer (4 MB in float32):
 all 50 DEEPZ members at once stream 200 MB per layer through memory and ran 1.45 times slower
 than one member after another."""
+
+
+def stackable(config: ModelConfig, device: torch.device | str, *, training: bool) -> bool:
+    """Whether members of ``config`` on ``device`` run as one stacked model: the one rule, for
+    prediction and for training.
+
+    - Prediction (:func:`stack_members`, this module) stacks DEEPZ members without a class head,
+      on every device (on a CPU in cache-sized blocks, :data:`CPU_BLOCK_ELEMENTS`): the layers
+      :func:`fold_layers` folds, and the mixture head.
+    - Training (:func:`~distributed_pz.train.vmapped.train_stacked`, chosen by the Ray workers)
+      stacks models without convolutions, on GPUs only: on a CPU the member loop measured faster
+      (10 DEEPZ members at batch 100: 1 400 vs 650 samples/s), and a ``vmap`` over convolutions
+      slower still (``benchmarks/results/survey_scale.md``, ``train_rate`` and ``cnn``).
+    """
+    if not training:
+        return isinstance(config, DeepZConfig) and not config.classify
+    if torch.device(device).type != "cuda":
+        return False
+    with torch.device("meta"):
+        model = build_model(config)
+    return not any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 @dataclass(frozen=True)
@@ -157,13 +181,13 @@ class StackedDeepZ:
 def stack_members(models: Sequence[nn.Module]) -> list[tuple[list[int], StackedDeepZ | None]]:
     """Groups of member indices, each with its stacked model (``None``: run those members one by one).
 
-    DEEPZ members of one configuration without a class head form one stacked group; every
-    other member is a group of its own.
+    Members of one configuration that :func:`stackable` allows for prediction form one stacked
+    group; every other member is a group of its own.
     """
     groups: dict[object, list[int]] = {}
     for i, model in enumerate(models):
-        stackable = isinstance(model, DeepZ) and model.class_head is None
-        groups.setdefault(("deepz", model.config) if stackable else i, []).append(i)
+        fold = isinstance(model, PhotoZModel) and stackable(model.config, _device(model), training=False)
+        groups.setdefault(("stacked", model.config) if fold else i, []).append(i)
     out: list[tuple[list[int], StackedDeepZ | None]] = []
     for key, members in groups.items():
         if isinstance(key, tuple) and len(members) >= MIN_STACK:
@@ -171,3 +195,7 @@ def stack_members(models: Sequence[nn.Module]) -> list[tuple[list[int], StackedD
         else:
             out += [([i], None) for i in members]
     return out
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
