@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from distributed_pz.bands import DEFAULT_ZEROPOINT_SCATTER_MAG, get_band_set
 from distributed_pz.catalog import Flag
 from distributed_pz.models.augment import jitter_zeropoints, move_cutouts, random_coadd, random_cutout_moves
 from distributed_pz.models.features import (
@@ -163,6 +164,25 @@ def model_inputs(
         scale = torch.tensor(stats.image_scale, dtype=x.dtype, device=x.device)
         inputs["image"] = stretch_image(x, center, scale)
     return inputs
+
+
+def zeropoint_jitter(
+    spec: InputSpec, band_set: str | None, scale: float
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The ``zeropoint_jitter`` of :func:`raw_features` for a model trained on tiles of ``band_set``:
+    its calibration scatter (:meth:`~distributed_pz.bands.BandSet.zeropoint_scatter`, the default
+    one for an unknown set) times ``scale``, in the model's band order; ``None`` when off."""
+    if scale <= 0 or spec.catalog == "none":
+        return None
+    try:
+        known = get_band_set(band_set) if band_set else None
+    except KeyError:
+        known = None
+    if known is None or not set(spec.bands) <= set(known.bands):
+        tile, exposure = (DEFAULT_ZEROPOINT_SCATTER_MAG,) * len(spec.bands), (0.0,) * len(spec.bands)
+    else:
+        tile, exposure = known.zeropoint_scatter(spec.bands)
+    return tuple(scale * t for t in tile), tuple(scale * e for e in exposure)
 
 
 def fit_feature_stats(spec: InputSpec, batch: dict[str, torch.Tensor]) -> FeatureStats:

@@ -79,7 +79,7 @@ def student_rows(rows: TileArrays, keep: np.ndarray, z: np.ndarray) -> TileArray
     repeated = rows.take(np.repeat(keep, z.shape[1]))
     arrays = {k: v for k, v in repeated.arrays.items() if k != "class"}
     arrays["z_spec"] = z.reshape(-1)
-    return TileArrays(arrays, repeated.bands, repeated.image_bands, repeated.zeropoints)
+    return TileArrays(arrays, repeated.bands, repeated.image_bands, repeated.zeropoints, repeated.band_set)
 
 
 def distill(

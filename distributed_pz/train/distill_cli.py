@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         parts.append(tile.read_rows(names, 0, stop, teacher.image_bands))
     common = set.intersection(*(set(p.arrays) for p in parts))
     arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in common}
-    rows = TileArrays(arrays, parts[0].bands, parts[0].image_bands, parts[0].zeropoints)
+    rows = TileArrays(arrays, parts[0].bands, parts[0].image_bands, parts[0].zeropoints, parts[0].band_set)
     defaults = DistillConfig()
     train = dataclasses.replace(defaults.train, epochs=args.epochs, batch_size=args.batch_size)
     result = distill(teacher, rows, config=DistillConfig(samples=args.samples, seed=args.seed, train=train))

@@ -31,7 +31,13 @@ from distributed_pz._files import atomic_path
 from distributed_pz.models.base import PhotoZModel
 from distributed_pz.models.bundle import Bundle, make_bundle
 from distributed_pz.models.features import FeatureStats, InputSpec
-from distributed_pz.models.inputs import batch_tensors, fit_feature_stats, model_inputs, raw_features
+from distributed_pz.models.inputs import (
+    batch_tensors,
+    fit_feature_stats,
+    model_inputs,
+    raw_features,
+    zeropoint_jitter,
+)
 from distributed_pz.models.registry import ModelConfig, build_model, config_to_dict, model_config
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.loss import member_loss
@@ -72,6 +78,10 @@ class TrainConfig:
         Random quarter turns, flips and whole-pixel circular shifts up to ``max_shift`` pixels.
     random_coadds, coadd_alpha
         DEEPZ randomized coadds, keeping each exposure with probability ``coadd_alpha``.
+    zeropoint_jitter
+        Random zero-point offsets per source and band (and exposure) at this many times the
+        training tiles' calibration scatter (their band set's ``zeropoint_scatter_mag``), so
+        the model does not learn its training tiles' zero points; 0 = off.
     reconstruction_weight
         Weight of the autoencoder loss; ``None`` = 1 when training from scratch (pre-training)
         and 0 when fine-tuning from ``init_bundle`` / ``init_weights`` (DEEPZ §4.2).
@@ -96,6 +106,7 @@ class TrainConfig:
     max_shift: int = 2
     random_coadds: bool = True
     coadd_alpha: float = 0.8
+    zeropoint_jitter: float = 1.0
     reconstruction_weight: float | None = None
     class_weight: float = 1.0
     grad_clip: float | None = None
@@ -347,6 +358,7 @@ class MemberLoop:
             batch,
             coadd_alpha=tc.coadd_alpha if tc.random_coadds else None,
             max_shift=tc.max_shift if tc.augment_cutouts else None,
+            zeropoint_jitter=zeropoint_jitter(self.spec, self.train.band_set, tc.zeropoint_jitter),
             generator=self.generator,
         )
         return batch, raw, model_inputs(self.spec, raw, self.stats)

@@ -36,12 +36,15 @@ class TileArrays:
     zeropoints
         AB zero point per band of ``flux_exp`` (and of fluxes derived from ``mag``); empty means
         :data:`DEFAULT_ZEROPOINT` for every band.
+    band_set
+        Name of the photometric system (:mod:`distributed_pz.bands`), if known.
     """
 
     arrays: Mapping[str, np.ndarray]
     bands: tuple[str, ...]
     image_bands: tuple[str, ...] = ()
     zeropoints: tuple[float, ...] = ()
+    band_set: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", tuple(self.bands))
@@ -73,6 +76,7 @@ class TileArrays:
             bands=bands,
             image_bands=tuple(attrs.get("image_bands", ())),
             zeropoints=tuple(zeropoint.get(b, DEFAULT_ZEROPOINT) for b in bands),
+            band_set=attrs.get("band_set"),
         )
 
     @property
@@ -93,9 +97,8 @@ class TileArrays:
 
     def take(self, rows: np.ndarray | slice) -> TileArrays:
         """The same tile restricted to ``rows`` (an index array, boolean mask or slice)."""
-        return TileArrays(
-            {name: a[rows] for name, a in self.arrays.items()}, self.bands, self.image_bands, self.zeropoints
-        )
+        arrays = {name: a[rows] for name, a in self.arrays.items()}
+        return TileArrays(arrays, self.bands, self.image_bands, self.zeropoints, self.band_set)
 
 
 def _indices(wanted: tuple[str, ...], axis: tuple[str, ...], what: str) -> list[int]:
