@@ -98,6 +98,8 @@ class SplitPlan:
         ``[M]`` training seed of every member, derived from ``seed``.
     object_id
         ``[N]`` identifiers of the rows (to match predictions back to sources).
+    groups
+        ``[N]`` group (training tile) of every row, when the plan was drawn with them.
     """
 
     test_fold: np.ndarray
@@ -107,6 +109,18 @@ class SplitPlan:
     seed: int
     member_seeds: np.ndarray
     object_id: np.ndarray
+    groups: np.ndarray | None = None
+
+    @property
+    def leaves_groups_out(self) -> bool:
+        """Whether every test fold holds whole groups (tiles), of two groups or more."""
+        if self.groups is None or self.n_folds < 2 or len(np.unique(self.groups)) < 2:
+            return False
+        return all(
+            len(np.unique(self.test_fold[r, self.groups == g])) == 1
+            for r in range(self.n_splits)
+            for g in np.unique(self.groups)
+        )
 
     @property
     def n_rows(self) -> int:
@@ -154,6 +168,7 @@ class SplitPlan:
             validation=self.validation,
             member_seeds=self.member_seeds,
             object_id=self.object_id,
+            **({"groups": self.groups} if self.groups is not None else {}),
         )
         meta = {
             "format": PLAN_FORMAT,
@@ -185,6 +200,7 @@ def load_plan(directory: str | Path) -> SplitPlan:
             seed=int(meta["seed"]),
             member_seeds=arrays["member_seeds"],
             object_id=arrays["object_id"],
+            groups=arrays["groups"] if "groups" in arrays.files else None,
         )
     if plan.n_splits != meta["n_splits"] or plan.n_rows != meta["n_rows"]:
         raise ValueError(f"{directory}: plan.json and plan.npz disagree on the plan's shape")

@@ -166,22 +166,23 @@ def model_inputs(
     return inputs
 
 
-def zeropoint_jitter(
-    spec: InputSpec, band_set: str | None, scale: float
+def zeropoint_scatter(
+    bands: Sequence[str], band_set: str | None, scale: float = 1.0
 ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """The ``zeropoint_jitter`` of :func:`raw_features` for a model trained on tiles of ``band_set``:
-    its calibration scatter (:meth:`~distributed_pz.bands.BandSet.zeropoint_scatter`, the default
-    one for an unknown set) times ``scale``, in the model's band order; ``None`` when off."""
-    if scale <= 0 or spec.catalog == "none":
+    """Tile and exposure zero-point scatter [mag] of ``bands`` (in their order) in a survey of
+    ``band_set``, times ``scale`` (:meth:`~distributed_pz.bands.BandSet.zeropoint_scatter`; the
+    default scatter for an unknown set); ``None`` when ``scale`` is 0 — the ``zeropoint_jitter``
+    of :func:`raw_features`."""
+    if scale <= 0:
         return None
     try:
         known = get_band_set(band_set) if band_set else None
     except KeyError:
         known = None
-    if known is None or not set(spec.bands) <= set(known.bands):
-        tile, exposure = (DEFAULT_ZEROPOINT_SCATTER_MAG,) * len(spec.bands), (0.0,) * len(spec.bands)
+    if known is None or not set(bands) <= set(known.bands):
+        tile, exposure = (DEFAULT_ZEROPOINT_SCATTER_MAG,) * len(bands), (0.0,) * len(bands)
     else:
-        tile, exposure = known.zeropoint_scatter(spec.bands)
+        tile, exposure = known.zeropoint_scatter(tuple(bands))
     return tuple(scale * t for t in tile), tuple(scale * e for e in exposure)
 
 

@@ -30,6 +30,7 @@ def calibrate_oof(
     seed: int = 0,
     odds_interval: float = DEFAULT_ODDS_INTERVAL,
     fit_rows: np.ndarray | None = None,
+    survey_error: str = "",
 ) -> tuple[Calibration, dict[str, np.ndarray]]:
     """Fit the ensemble's calibration and calibrate its out-of-fold predictions, cross-fitted.
 
@@ -47,6 +48,9 @@ def calibrate_oof(
         ``(N,)`` bool: rows the calibration may be fitted on (default all). ``dpz train`` leaves
         out the spectroscopic stars and QSOs: a star's z = 0 is a label, not a redshift a
         galaxy's p(z) should cover. Every row is calibrated.
+    survey_error
+        How the predictions include the survey's tile-to-tile error (recorded in the
+        calibration's ``fitted_on``), e.g. ``"whole tiles left out"``.
 
     Returns
     -------
@@ -63,6 +67,7 @@ def calibrate_oof(
     z_spec = np.asarray(z_spec, np.float64)
     usable = np.ones(len(z_spec), bool) if fit_rows is None else np.asarray(fit_rows, bool)
     described = "out-of-fold predictions" if fit_rows is None else "out-of-fold galaxies"
+    described += f" ({survey_error})" if survey_error else ""
     calibration = fit_calibration(
         weights[usable], means[usable], sigmas[usable], z_spec[usable], described, seed
     )

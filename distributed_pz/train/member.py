@@ -36,7 +36,7 @@ from distributed_pz.models.inputs import (
     fit_feature_stats,
     model_inputs,
     raw_features,
-    zeropoint_jitter,
+    zeropoint_scatter,
 )
 from distributed_pz.models.registry import ModelConfig, build_model, config_to_dict, model_config
 from distributed_pz.survey.store.tiles import TileArrays
@@ -358,7 +358,7 @@ class MemberLoop:
             batch,
             coadd_alpha=tc.coadd_alpha if tc.random_coadds else None,
             max_shift=tc.max_shift if tc.augment_cutouts else None,
-            zeropoint_jitter=zeropoint_jitter(self.spec, self.train.band_set, tc.zeropoint_jitter),
+            zeropoint_jitter=zeropoint_scatter(self.spec.bands, self.train.band_set, tc.zeropoint_jitter),
             generator=self.generator,
         )
         return batch, raw, model_inputs(self.spec, raw, self.stats)

@@ -17,17 +17,21 @@ calibration (:mod:`distributed_pz.train.calibrate`), write ``oof.parquet`` and t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from distributed_pz._files import atomic_path
 from distributed_pz.catalog import MIXTURE_COLUMNS, write_table
 from distributed_pz.metrics import mixture as mixture_tools
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
+from distributed_pz.models.augment import jitter_zeropoints
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle
 from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
+from distributed_pz.models.inputs import zeropoint_scatter
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.store.tiles import TileArrays
@@ -36,16 +40,35 @@ from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.sample import load_sample, read_sample_rows
 
 
-def predict_part(bundle: Bundle, rows: TileArrays) -> dict[str, np.ndarray]:
+def predict_part(bundle: Bundle, rows: TileArrays, redraw_seed: int | None = None) -> dict[str, np.ndarray]:
     """One member's prediction of its test rows, as its part keeps it (on the bundle's device).
 
     ``z_phot`` (NaN where the member gave no estimate) and, for an MDN member, its mixture. A
     point member keeps ``z_phot`` only: its one-member Gaussian has the floor width; the spread
     comes from combining the splits (:func:`combine_parts`).
+
+    With ``redraw_seed``, each row is predicted as if its tile had other zero points (one draw per
+    row and band, and exposure, at the band set's calibration scatter): the test rows share the
+    member's training tiles' zero points, and a calibration fitted on them would not see the error
+    every other tile of the survey brings. The plan makes it unneeded when it leaves whole tiles
+    out (:attr:`~distributed_pz.models.ensemble.SplitPlan.leaves_groups_out`).
     """
+    if redraw_seed is not None:
+        rows = with_zeropoint_draws(rows, redraw_seed)
     predictor = EnsemblePredictor(bundle, device=bundle.device)
     out = predictor(rows)
     return {k: out[k] for k in (("z_phot", *MIXTURE_COLUMNS) if predictor.has_pdf else ("z_phot",))}
+
+
+def with_zeropoint_draws(rows: TileArrays, seed: int) -> TileArrays:
+    """``rows`` with their photometry moved by random zero points at the band set's calibration scatter."""
+    names = [k for k in ("mag", "flux_exp", "flux_exp_err") if k in rows.arrays]
+    scatter = zeropoint_scatter(rows.bands, rows.band_set)
+    if not names or scatter is None:
+        return rows
+    batch = {k: torch.as_tensor(np.asarray(rows.arrays[k], np.float32)) for k in names}
+    drawn = jitter_zeropoints(batch, *scatter, generator=torch.Generator().manual_seed(seed))
+    return dataclasses.replace(rows, arrays={**rows.arrays, **{k: drawn[k].numpy() for k in names}})
 
 
 def save_part(path: str | Path, rows: np.ndarray, prediction: Mapping[str, np.ndarray]) -> None:
@@ -172,7 +195,12 @@ def finish_ensemble(
             cls = read_sample_rows(sample, ["class"]).arrays["class"]
             galaxies = np.isin(cls, (CLASS_GALAXY, CLASS_UNKNOWN))
         combined = combine_parts(parts, plan.n_rows)
-        fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, fit_rows=galaxies)
+        survey_error = (
+            "whole tiles left out"
+            if plan.leaves_groups_out
+            else "zero points redrawn at the band set's calibration scatter"
+        )
+        fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, galaxies, survey_error)
         calibration = ensemble.save_calibration(fitted)
         meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
         tiles = np.asarray(sample.tiles)[sample.tile_index]

@@ -86,7 +86,10 @@ def make_plan(
         n_val = max(1, round(val_fraction * len(train_part))) if val_fraction > 0 else 0
         validation[m, np.random.default_rng(seq).choice(train_part, n_val, replace=False)] = True
     member_seeds = np.array([s.generate_state(1)[0] for s in member_seq.spawn(n_members)], np.int64)
-    return SplitPlan(test_fold, validation, n_folds, float(val_fraction), int(seed), member_seeds, object_id)
+    groups = None if groups is None else np.asarray(groups)
+    return SplitPlan(
+        test_fold, validation, n_folds, float(val_fraction), int(seed), member_seeds, object_id, groups
+    )
 
 
 def _deal_groups(groups: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:

@@ -259,7 +259,8 @@ def _finish(
     name = member.member_id
     test = plan.test_rows(member)
     if test.size:  # a one-fold plan has no test rows and no out-of-fold part
-        save_part(ensemble.oof_part(name), test, predict_part(result.bundle, data.take(test)))
+        redraw = None if plan.leaves_groups_out else member.seed  # the calibration must see other tiles
+        save_part(ensemble.oof_part(name), test, predict_part(result.bundle, data.take(test), redraw))
     record = {
         "member_id": name,
         "split": member.split,

@@ -110,7 +110,17 @@ def test_with_enough_tiles_whole_tiles_are_left_out():
         assert abs(sizes[0] - sizes[1]) <= 30  # dealt to the emptier fold: roughly balanced
     for spec in plan.members:
         assert not set(tiles[plan.test_rows(spec)]) & set(tiles[plan.train_rows(spec)])
+    assert plan.leaves_groups_out
     one_tile = make_plan(np.arange(100), n_splits=1, n_folds=2, seed=2, groups=np.zeros(100))
     assert np.array_equal(
         one_tile.test_fold, make_plan(np.arange(100), n_splits=1, n_folds=2, seed=2).test_fold
     )
+
+
+def test_the_plan_keeps_its_groups_on_disk(tmp_path):
+    tiles = np.repeat([0, 1, 2], [40, 30, 30])
+    make_plan(np.arange(100), n_splits=2, n_folds=3, seed=4, groups=tiles).save(tmp_path)
+    back = load_plan(tmp_path)
+    assert np.array_equal(back.groups, tiles) and back.leaves_groups_out
+    assert not make_plan(np.arange(100), n_splits=1, n_folds=2, groups=np.zeros(100)).leaves_groups_out
+    assert make_plan(np.arange(100), n_splits=1, n_folds=2).groups is None
