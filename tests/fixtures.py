@@ -19,6 +19,7 @@ from distributed_pz.models.bundle import Bundle, make_bundle, save_bundle
 from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
+from distributed_pz.models.locus import StellarLocus
 from distributed_pz.models.registry import build_model, model_config
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.tiles import TileArrays
@@ -126,17 +127,38 @@ def fresh_members(name: str, seeds: tuple[int, ...], rows: int = 200) -> list[Bu
     return members
 
 
-def save_ensemble(root: Path, bundles: list[Bundle], calibration: Calibration | None = None) -> str:
-    """Write ``bundles`` (and ``calibration``) as an ensemble directory (one split, ``len(bundles)``
-    folds); returns its hash."""
+def save_ensemble(
+    root: Path,
+    bundles: list[Bundle],
+    calibration: Calibration | None = None,
+    locus: StellarLocus | None = None,
+) -> str:
+    """Write ``bundles`` (and ``calibration``, ``locus``) as an ensemble directory (one split,
+    ``len(bundles)`` folds); returns its hash."""
     plan = make_plan(np.arange(10 * len(bundles)), n_splits=1, n_folds=len(bundles), seed=3)
     plan.save(root)
     ensemble = EnsembleDir(root)
     for spec, bundle in zip(plan.members, bundles, strict=True):
         save_bundle(ensemble.member(spec.member_id), bundle)
     entry = ensemble.save_calibration(calibration) if calibration else None
+    locus_entry = ensemble.save_locus(locus) if locus else None
     store = {"url": "test", "hash": "test"}
-    return ensemble.write_manifest(plan, {"model": bundles[0].model_name}, store, calibration=entry)
+    return ensemble.write_manifest(
+        plan, {"model": bundles[0].model_name}, store, calibration=entry, locus=locus_entry
+    )
+
+
+def star_magnitudes(n: int, seed: int, offsets: np.ndarray | None = None) -> np.ndarray:
+    """``(n, 9)`` KiDS+VIKING magnitudes of stars on a bent one-parameter locus, with zero-point ``offsets``."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, (n, 1))
+    k = np.arange(8)[None, :]
+    colours = (
+        0.2 + 0.6 * np.sin(2.0 * t + 0.4 * k) * (1 + 0.3 * k / 8) + 0.3 * t**2
+    )  # (n, 8) adjacent colours
+    ref = rng.uniform(16.0, 19.0, (n, 1))
+    mag = ref + np.concatenate([np.zeros((n, 1)), -np.cumsum(colours, axis=1)], axis=1)
+    return mag + (0.0 if offsets is None else offsets) + rng.normal(0, 0.01, mag.shape)
 
 
 def write_store(

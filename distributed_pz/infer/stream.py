@@ -9,16 +9,23 @@ the client then records the tile in the run manifest (:mod:`distributed_pz.infer
 and removes its parts. A rerun skips committed tiles and reuses the part files of a tile
 under way, cut into the same row blocks, so no row is lost or written twice.
 
+With ``homogenise``, each tile's photometry is first brought to the training tiles' zero points:
+a task measures the tile's per-band offsets from its own stars against the ensemble's stellar
+locus (:mod:`distributed_pz.models.locus`), every part task subtracts them from the rows it
+reads, and the catalogue records them (``zeropoint_offsets``). The offsets are a deterministic
+function of the tile and the ensemble, so a resumed tile gets the same ones.
+
 At most ``max_in_flight`` tasks are submitted at once (a window over ``as_completed``), so
 the memory of the client, the scheduler and the workers stays bounded however large the store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +38,7 @@ from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffi
 from distributed_pz.infer.manifest import STAGING, RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.ensemble import Ensemble, EnsembleDir
+from distributed_pz.models.locus import StellarLocus, TooFewStars, correct_photometry
 from distributed_pz.models.predictor import PredictOptions
 from distributed_pz.survey.store.errors import StoreError
 from distributed_pz.survey.store.store import absolute_url, open_store
@@ -81,13 +89,39 @@ def catalogue_metadata(
     return meta
 
 
-def predict_part(store_url: str, tile_name: str, start: int, stop: int, part: str, plugin: str) -> int:
-    """Worker task: read rows ``[start, stop)`` of a tile, predict, write the part file; returns rows."""
+def predict_part(
+    store_url: str,
+    tile_name: str,
+    start: int,
+    stop: int,
+    part: str,
+    plugin: str,
+    offsets: Mapping[str, float] | None = None,
+) -> int:
+    """Worker task: read rows ``[start, stop)`` of a tile (less its zero-point ``offsets``, if any),
+    predict, write the part file; returns rows."""
     predictor = worker_predictor(plugin)
     tile = open_store(store_url).tile(tile_name)
     rows = tile.read_rows(predictor.input_arrays(tile.array_names()), start, stop, predictor.image_bands)
+    if offsets:
+        rows = dataclasses.replace(rows, arrays=correct_photometry(rows.arrays, offsets, rows.bands))
     write_part(part, predictor.predict_chunk(rows))
     return stop - start
+
+
+def tile_zeropoints(store_url: str, tile_name: str, locus: Mapping[str, Any]) -> dict[str, Any]:
+    """Worker task: the tile's zero-point offsets from its stars against ``locus`` (its JSON form):
+    ``{"zeropoint_offsets": {band: mag}}``, or ``{"zeropoints": "not corrected: <why>"}``."""
+    tile = open_store(store_url).tile(tile_name)
+    if not tile.has("class"):
+        return {"zeropoints": "not corrected: the tile has no class array to find its stars by"}
+    try:
+        offsets = StellarLocus.from_dict(locus).tile_offsets(
+            tile.read(["class", "mag", "mag_err"]), tile.bands
+        )
+    except TooFewStars as exc:
+        return {"zeropoints": f"not corrected: {exc}"}
+    return {"zeropoints": "stellar-locus regression", "zeropoint_offsets": offsets}
 
 
 def commit_tile(parts: Sequence[str], path: str, fmt: str, metadata: dict[str, Any], plugin: str) -> int:
@@ -108,6 +142,7 @@ class _Tile:
     blocks: list[tuple[int, int]]
     missing: set[tuple[int, int]]
     content: str
+    zeropoints: dict[str, Any] = field(default_factory=dict)
 
 
 class _Run:
@@ -124,8 +159,10 @@ class _Run:
         digest: str,
         manifest: RunManifest,
         on_error: str,
+        locus: StellarLocus | None = None,
     ) -> None:
         self.client, self.store_url, self.out, self.fmt = client, store_url, out, fmt
+        self.locus = locus
         self.plugin, self.options, self.digest = plugin, options, digest
         self.manifest, self.on_error = manifest, on_error
         self.summary = RunSummary()
@@ -157,7 +194,16 @@ class _Run:
         makedirs(self.manifest.path(STAGING, name))
         missing = {b for b in blocks if not is_file(self.part_path(name, *b))}
         self.summary.parts_reused += len(blocks) - len(missing)
-        self.tiles[name] = _Tile(name, tile.n_rows, blocks, missing, content)
+        zeropoints = {}
+        if self.locus is not None:
+            zeropoints = self.client.submit(
+                tile_zeropoints,
+                self.store_url,
+                name,
+                self.locus.to_dict(),
+                key=f"dpz-zeropoints-{name}-{uuid.uuid4().hex[:8]}",
+            ).result()
+        self.tiles[name] = _Tile(name, tile.n_rows, blocks, missing, content, zeropoints)
         self.queue.extend((name, a, b) for a, b in blocks if (a, b) in missing)
 
     def fill(self, window: int) -> None:
@@ -175,6 +221,7 @@ class _Run:
                 stop,
                 self.part_path(name, start, stop),
                 self.plugin,
+                self.tiles[name].zeropoints.get("zeropoint_offsets"),
                 key=key,
                 retries=0,
             )
@@ -185,7 +232,7 @@ class _Run:
         tile = self.tiles[name]
         parts = [self.part_path(name, a, b) for a, b in tile.blocks]
         path = self.manifest.path(f"{name}{suffix(self.fmt)}")
-        meta = catalogue_metadata(self.digest, self.store_url, name, self.options)
+        meta = {**catalogue_metadata(self.digest, self.store_url, name, self.options), **tile.zeropoints}
         future = self.client.submit(
             commit_tile,
             parts,
@@ -257,6 +304,7 @@ def predict_store(
     on_error: str = "stop",
     max_in_flight: int | None = None,
     progress: bool = True,
+    homogenise: bool = False,
 ) -> RunSummary:
     """Predict tiles of a store with an ensemble on a Dask cluster; one catalogue per tile.
 
@@ -283,6 +331,10 @@ def predict_store(
         Most tasks submitted at once (default: twice the cluster's worker threads).
     progress
         Show a progress bar (sources and sources/s, tiles done).
+    homogenise
+        Bring each tile's zero points to the training tiles' first (stellar-locus regression
+        against the ensemble's locus); a tile with too few stars is predicted as it is, and its
+        catalogue says so.
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
@@ -296,18 +348,21 @@ def predict_store(
     out_dir = absolute_url(out)
     digest = ensemble.content_hash
     calibration = ensemble.calibration.content_hash if ensemble.calibration else None
+    if homogenise and ensemble.locus is None:
+        raise ValueError(f"ensemble {ensemble.location!r} has no stellar locus to homogenise tiles with")
     identity = {
         "bundle_hash": digest,
         "calibration_hash": calibration,
         "store": store_url,
         "format": fmt,
+        "homogenise": homogenise,
         **options.output_settings(),
     }
     manifest = RunManifest.open(out_dir, identity)
     try:
-        run = _Run(
-            client, store_url, out_dir, fmt, plugin_name(digest, options), options, digest, manifest, on_error
-        )
+        plugin = plugin_name(digest, options)
+        locus = ensemble.locus if homogenise else None
+        run = _Run(client, store_url, out_dir, fmt, plugin, options, digest, manifest, on_error, locus)
         return _predict(run, bundle_path, list(tiles or ()), rows_per_task, max_in_flight, progress)
     finally:
         manifest.close()

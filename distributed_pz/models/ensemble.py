@@ -16,14 +16,16 @@ path and an fsspec URL alike (a remote directory is read from its local copy,
     oof/<member_id>.npz  each member's out-of-fold part (:mod:`distributed_pz.train.oof`)
     oof.parquet          the pooled out-of-fold predictions, calibrated cross-fitted
     calibration.json     the p(z) recalibration fitted on them (:mod:`distributed_pz.models.calibration`)
+    stellar_locus.json   the training tiles' stellar locus, to homogenise other tiles' photometry
+                         (:mod:`distributed_pz.models.locus`)
     status.json          training progress (:mod:`distributed_pz.train.progress`)
     ray_train/           Ray Train's checkpoints, until the ensemble is complete
 
 Each member bundle appears atomically (temporary directory, then rename), and the manifest is
 renamed into place only after every member, so a directory with ``ensemble.json`` is complete.
 The ensemble content hash covers the members' content hashes, the plan arrays, the config, the
-store hash and the calibration's content hash: a catalogue's ``bundle_hash`` names the p(z) it
-holds, calibration included. :meth:`EnsembleDir.read` parses ``ensemble.json`` once into an
+store hash, the calibration's and the stellar locus's content hashes: a catalogue's ``bundle_hash``
+names the p(z) it holds, calibration included. :meth:`EnsembleDir.read` parses ``ensemble.json`` once into an
 :class:`Ensemble`. A single model bundle directory reads as an ensemble of one.
 
 The plan's format lives here (:class:`SplitPlan`, :class:`MemberSpec`, :func:`load_plan`: plain
@@ -49,6 +51,7 @@ from distributed_pz import __version__
 from distributed_pz._files import local_copy, read_json, utc_now, write_json, write_text
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle, BundleError, load_bundle
 from distributed_pz.models.calibration import Calibration
+from distributed_pz.models.locus import StellarLocus
 from distributed_pz.models.registry import ModelConfig, config_from_dict
 
 ENSEMBLE_FORMAT = "distributed_pz.ensemble"
@@ -226,6 +229,8 @@ class Ensemble:
         The p(z) recalibration fitted out of fold (``None``: none was fitted).
     band_set
         Band set of the training tiles (``None`` where unrecorded, e.g. a single bundle).
+    locus
+        The training tiles' stellar locus (``None``: too few stars, or a single bundle).
     plan
         The split plan (``None`` for a single bundle).
     config
@@ -240,6 +245,7 @@ class Ensemble:
     members: Mapping[str, Bundle] = field(default_factory=dict)
     calibration: Calibration | None = None
     band_set: str | None = None
+    locus: StellarLocus | None = None
     plan: SplitPlan | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     store_hash: str | None = None
@@ -276,15 +282,17 @@ def ensemble_hash(
     config: Mapping[str, Any],
     store_hash: str,
     calibration_hash: str | None,
+    locus_hash: str | None = None,
 ) -> str:
     """SHA-256 over the members' content hashes, the plan arrays, the config, the store hash and
-    the calibration's content hash (``None`` without one)."""
+    the calibration's and stellar locus's content hashes (``None`` without one)."""
     h = hashlib.sha256()
     description = {
         "members": dict(member_hashes),
         "config": config,
         "store_hash": store_hash,
         "calibration": calibration_hash,
+        "stellar_locus": locus_hash,
     }
     h.update(json.dumps(description, sort_keys=True).encode())
     for array in (plan.test_fold, plan.validation, plan.member_seeds, plan.object_id):
@@ -325,6 +333,7 @@ class EnsembleDir:
     """The pre-trained bundle members fine-tune from."""
     oof_catalog = _Entry("oof.parquet")
     calibration_file = _Entry("calibration.json")
+    locus_file = _Entry("stellar_locus.json")
     status_file = _Entry("status.json")
     ray_run = _Entry("ray_train")
     """Ray Train's run: its checkpoints live here until the ensemble is complete."""
@@ -390,6 +399,11 @@ class EnsembleDir:
             "method": calibration.method,
         }
 
+    def save_locus(self, locus: StellarLocus) -> dict[str, Any]:
+        """Write ``stellar_locus.json``; returns its manifest entry (path, content hash, stars)."""
+        write_json(self.locus_file, locus.to_dict())
+        return {"path": EnsembleDir.locus_file, "content_hash": locus.content_hash, "n_stars": locus.n_stars}
+
     def write_manifest(
         self,
         plan: SplitPlan,
@@ -397,6 +411,7 @@ class EnsembleDir:
         store: Mapping[str, Any],
         pretrain: Mapping[str, Any] | None = None,
         calibration: Mapping[str, Any] | None = None,
+        locus: Mapping[str, Any] | None = None,
     ) -> str:
         """Write ``ensemble.json`` atomically, after every member of ``plan`` is on disk.
 
@@ -412,6 +427,8 @@ class EnsembleDir:
             What the members fine-tuned from (bundle hash, store), if anything.
         calibration
             The calibration's entry (:meth:`save_calibration`), if one was fitted.
+        locus
+            The stellar locus's entry (:meth:`save_locus`), if one was built.
 
         Returns
         -------
@@ -437,6 +454,7 @@ class EnsembleDir:
             config,
             store["hash"],
             calibration["content_hash"] if calibration else None,
+            locus["content_hash"] if locus else None,
         )
         manifest = {
             "format": ENSEMBLE_FORMAT,
@@ -454,6 +472,7 @@ class EnsembleDir:
             "store": dict(store),
             "pretrain": dict(pretrain) if pretrain else None,
             "calibration": dict(calibration) if calibration else None,
+            "stellar_locus": dict(locus) if locus else None,
             "package_version": __version__,
             "created_utc": utc_now(),
             "content_hash": digest,
@@ -508,6 +527,7 @@ class EnsembleDir:
             if recorded != entry["content_hash"]:
                 raise BundleError(f"{where}: member {name} is not the one recorded")
         calibration = self._read_calibration(manifest.get("calibration"))
+        locus = self._read_locus(manifest.get("stellar_locus"))
         plan = self.read_plan()
         if verify:
             digest = ensemble_hash(
@@ -516,6 +536,7 @@ class EnsembleDir:
                 manifest["config"],
                 manifest["store"]["hash"],
                 calibration.content_hash if calibration else None,
+                locus.content_hash if locus else None,
             )
             if digest != manifest["content_hash"]:
                 raise BundleError(f"{where}: content hash does not match the manifest (edited?)")
@@ -526,6 +547,7 @@ class EnsembleDir:
             members=members,
             calibration=calibration,
             band_set=manifest["store"].get("band_set"),
+            locus=locus,
             plan=plan,
             config=manifest["config"],
             store_hash=manifest["store"]["hash"],
@@ -547,6 +569,22 @@ class EnsembleDir:
                 {},
             )
         return Ensemble(location=self.location, content_hash=digest, configs=configs, members=members)
+
+    def _read_locus(self, entry: Mapping[str, Any] | None) -> StellarLocus | None:
+        """The stellar locus the manifest records, its hash checked; ``None`` if it records none."""
+        if not entry:
+            return None
+        try:
+            locus = StellarLocus.from_dict(self.read_json(self.root / entry["path"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"ensemble {self.location!r}: {entry['path']} is not a stellar locus ({exc})"
+            ) from None
+        if locus.content_hash != entry["content_hash"]:
+            raise BundleError(
+                f"ensemble {self.location!r}: {entry['path']} is not the locus recorded (edited?)"
+            )
+        return locus
 
     def _read_calibration(self, entry: Mapping[str, Any] | None) -> Calibration | None:
         """The calibration the manifest records, its hash checked; ``None`` if it records none."""

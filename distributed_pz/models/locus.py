@@ -18,12 +18,16 @@ its fluxes) makes its photometry homogeneous with the training tiles'
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+STAR = 1
+"""Class code of a star (:data:`distributed_pz.survey.store.schema` ``class``)."""
 MAX_MAG_ERR = 0.05
 """Stars used: every band measured to better than this [mag]."""
 MIN_STARS = 30
@@ -112,6 +116,21 @@ class StellarLocus:
         segments = nodes[:-1, None, :] + s[None, :, None] * (nodes[1:] - nodes[:-1])[:, None, :]
         return np.concatenate([segments.reshape(-1, nodes.shape[1]), nodes[-1:]])
 
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the locus's JSON (sorted keys)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def tile_offsets(self, arrays: Mapping[str, np.ndarray], bands: Sequence[str]) -> dict[str, float]:
+        """Band -> zero-point offset of a tile, from its stars (``class`` == star) in ``arrays``
+        (``mag``, ``mag_err`` on the axis ``bands``); :class:`TooFewStars` if it has too few."""
+        if "class" not in arrays:
+            raise TooFewStars("the tile has no class array to find its stars by")
+        axis = [list(bands).index(b) for b in self.bands]
+        stars = np.asarray(arrays["class"]) == STAR
+        offsets = self.offsets(arrays["mag"][stars][:, axis], arrays["mag_err"][stars][:, axis])
+        return dict(zip(self.bands, map(float, offsets), strict=True))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "bands": list(self.bands),
@@ -131,9 +150,17 @@ def colour_to_band_offsets(colour_shift: np.ndarray) -> np.ndarray:
     return delta - delta.mean()
 
 
-def correct_photometry(arrays: Mapping[str, np.ndarray], offsets: np.ndarray) -> dict[str, np.ndarray]:
-    """The tile's ``mag`` less the offsets, and its fluxes (``flux_exp``, ``flux_exp_err``) scaled to match."""
+def correct_photometry(
+    arrays: Mapping[str, np.ndarray], offsets: Mapping[str, float] | np.ndarray, bands: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """The tile's ``mag`` less the offsets, and its fluxes (``flux_exp``, ``flux_exp_err``) scaled to match.
+
+    ``offsets`` per band on the arrays' band axis, or band -> offset for the axis ``bands`` (bands
+    without an offset are left as they are).
+    """
     out = dict(arrays)
+    if isinstance(offsets, Mapping):
+        offsets = np.array([offsets.get(b, 0.0) for b in bands])
     offsets = np.asarray(offsets, dtype=np.float64)
     if "mag" in arrays:
         out["mag"] = (arrays["mag"] - offsets).astype(arrays["mag"].dtype)

@@ -32,8 +32,10 @@ from distributed_pz.models.augment import jitter_zeropoints
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle
 from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
 from distributed_pz.models.inputs import zeropoint_scatter
+from distributed_pz.models.locus import STAR, StellarLocus, TooFewStars
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
+from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import EnsembleConfig
@@ -212,6 +214,7 @@ def finish_ensemble(
         )
     else:
         echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
+    locus = _stellar_locus(config, echo)
     record = {
         "url": config.store,
         "tiles": list(config.tiles),
@@ -227,4 +230,31 @@ def finish_ensemble(
             "store": config.pretrain_store,
             "tiles": list(config.pretrain_tiles),
         }
-    return ensemble.write_manifest(plan, config.result_fields(), record, pretrain, calibration)
+    locus_entry = ensemble.save_locus(locus) if locus is not None else None
+    return ensemble.write_manifest(plan, config.result_fields(), record, pretrain, calibration, locus_entry)
+
+
+def _stellar_locus(config: EnsembleConfig, echo: Callable[[str], None]) -> StellarLocus | None:
+    """The training tiles' stellar locus (every star of them, not only the spectroscopic rows), so
+    ``dpz predict --homogenise`` can bring another tile's zero points to theirs; ``None`` (said)
+    when the tiles have no class array or too few well-measured stars."""
+    store = open_store(config.store)
+    parts = []
+    for name in config.tiles:
+        tile = store.tile(name)
+        if not tile.has("class"):
+            echo(f"stellar locus: tile {name!r} has no class array; no locus, so no --homogenise")
+            return None
+        data = tile.read(["class", "mag", "mag_err"])
+        stars = data["class"] == STAR
+        parts.append((data["mag"][stars], data["mag_err"][stars]))
+    bands = store.tile(config.tiles[0]).bands
+    try:
+        locus = StellarLocus.fit(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), bands
+        )
+    except TooFewStars as exc:
+        echo(f"stellar locus: {exc}; no locus, so no --homogenise")
+        return None
+    echo(f"stellar locus: {locus.n_stars} well-measured stars of the training tiles")
+    return locus

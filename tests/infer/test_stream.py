@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import dataclasses
 import json
 import os
 import pathlib
@@ -25,8 +26,10 @@ from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING
 from distributed_pz.infer.stream import TileFailed, predict_store
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir
+from distributed_pz.models.locus import StellarLocus, correct_photometry
 from distributed_pz.models.predictor import EnsemblePredictor
-from tests.fixtures import fresh_members, save_ensemble, write_store
+from distributed_pz.survey.store.store import open_store
+from tests.fixtures import fresh_members, make_tile_arrays, save_ensemble, star_magnitudes, write_store
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -205,3 +208,48 @@ def test_the_ensemble_manifest_is_parsed_once_on_the_client_and_once_per_worker(
         assert main(argv) == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*.parquet")) == [f"{t}.parquet" for t in tiles]
     assert len(opened) == 1 + 2
+
+
+def test_homogenised_tiles_are_predicted_at_the_training_tiles_zero_points(client, tmp_path):
+    offsets = np.linspace(-0.04, 0.04, 9)
+    store = str(tmp_path / "store")
+    open_store(store, "a")
+    for name, seed, shift in (("REF", 0, None), ("OFF", 1, offsets)):
+        arrays, attrs = make_tile_arrays(600, seed=seed)
+        arrays["object_id"] += 10_000 * seed
+        stars = np.arange(600) < 300
+        arrays["class"][:] = np.where(stars, 1, 0)
+        arrays["mag"][stars] = star_magnitudes(300, seed, shift)
+        arrays["mag_err"][stars] = 0.01
+        open_store(store, "a").write_tile(name, arrays, attrs, chunk_rows=64, shard_rows=128)
+    ref = open_store(store).tile("REF")
+    ref_stars = ref.read(["mag", "mag_err"])
+    locus = StellarLocus.fit(ref_stars["mag"][:300], ref_stars["mag_err"][:300], ref.bands)
+    members = fresh_members("gaznet_c9", seeds=(1, 2))
+    save_ensemble(tmp_path / "ens", members, locus=locus)
+
+    summary = predict_store(
+        client,
+        store,
+        str(tmp_path / "ens"),
+        str(tmp_path / "out"),
+        tiles=["OFF"],
+        homogenise=True,
+        progress=False,
+    )
+    assert summary.committed == ["OFF"]
+    catalogue = read_catalog(tmp_path / "out" / "OFF.parquet")
+    found = np.array([catalogue.meta["zeropoint_offsets"][b] for b in ref.bands])
+    np.testing.assert_allclose(found, offsets - offsets.mean(), atol=0.01)  # ±0.04 mag found to < 0.01
+    tile = open_store(store).tile("OFF")
+    predictor = EnsemblePredictor(members, device="cpu")
+    rows = tile.read_rows(predictor.input_arrays(tile.array_names()))
+    corrected = dataclasses.replace(
+        rows, arrays=correct_photometry(rows.arrays, catalogue.meta["zeropoint_offsets"], rows.bands)
+    )
+    np.testing.assert_allclose(
+        catalogue.columns["z_phot"], predictor.predict_chunk(corrected)["z_phot"], rtol=1e-5
+    )
+    save_ensemble(tmp_path / "ens-plain", members)
+    with pytest.raises(ValueError, match="no stellar locus"):
+        predict_store(client, store, str(tmp_path / "ens-plain"), str(tmp_path / "o2"), homogenise=True)
