@@ -26,6 +26,7 @@ from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING
 from distributed_pz.infer.stream import TileFailed, predict_store
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor
+from distributed_pz.options import add_options
 from tests.fixtures import fresh_members, save_ensemble, write_store
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
@@ -159,7 +160,7 @@ def test_against_a_separately_started_scheduler_and_worker(world, tmp_path):
         with Client(scheduler_file=str(scheduler_file), timeout="30s") as c:
             c.wait_for_workers(1, timeout=60)
         parser = argparse.ArgumentParser()
-        cli.add_arguments(parser)
+        add_options(parser, cli.OPTIONS)
         argv = [
             "--store",
             str(root / "store"),
