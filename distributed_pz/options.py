@@ -94,7 +94,10 @@ class Spec:
         if self.kind == "switch":
             kwargs["action"] = "store_true"
         else:
-            kwargs.update(type=self.parse, choices=self.choices, metavar=self.option.metavar)
+            metavar = self.option.metavar
+            if metavar is None and self.choices is None and self.flag != self.name.replace("_", "-"):
+                metavar = self.flag.upper().replace("-", "_")  # as argparse names it after the flag
+            kwargs.update(type=self.parse, choices=self.choices, metavar=metavar)
             if self.kind == "append":
                 kwargs["action"] = "append"
         if self.option.positional:
