@@ -128,8 +128,6 @@ def _spec(f: dataclasses.Field, hint: Any) -> Spec:
     elif item is bool:
         kind = "switch"
     choices = meta.choices() if callable(meta.choices) else meta.choices
-    if typing.get_origin(item) is typing.Literal:
-        choices, item = choices or typing.get_args(item), str
     parse = meta.parse or (item if item in (int, float, Path) else None)
     default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
     if kind == "append" and default not in (None, dataclasses.MISSING):
@@ -166,16 +164,18 @@ def add_options(
     those options optional.
     """
     defaults = defaults or {}
-    containers: dict[str | None, Any] = {None: parser}
+    groups: dict[str | None, Any] = {None: parser}
+    exclusive: dict[str, Any] = {}
     for spec in specs(*classes):
-        group, exclusive = spec.option.group, spec.option.exclusive
-        if group not in containers:
-            containers[group] = parser.add_argument_group(group)
-        if exclusive is not None and exclusive not in containers:
-            containers[exclusive] = containers[group].add_mutually_exclusive_group()
+        group, alone = spec.option.group, spec.option.exclusive
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        if alone is not None and alone not in exclusive:
+            exclusive[alone] = groups[group].add_mutually_exclusive_group()
+        container = groups[group] if alone is None else exclusive[alone]
         name = spec.name if spec.option.positional else f"--{spec.flag}"
         kwargs = spec.argparse_kwargs(defaults.get(spec.name, spec.default), spec.name in defaults)
-        containers[exclusive if exclusive is not None else group].add_argument(name, **kwargs)
+        container.add_argument(name, **kwargs)
 
 
 def from_args(cls: type, args: argparse.Namespace, **values: Any) -> Any:

@@ -44,6 +44,11 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return parse_assignments(pairs, "model-set", lambda _, text: _json_or_text(text), what="FIELD")
 
 
+def tiles_option(flag: str, group: str | None, help: str) -> Any:
+    """A field of tile names or globs, the repeatable option ``--FLAG NAME`` (none: every tile)."""
+    return option((), flag=flag, append=True, metavar="NAME", group=group, help=help)
+
+
 def _json_or_text(text: str) -> Any:
     try:
         return json.loads(text)
@@ -82,21 +87,11 @@ class EnsembleConfig:
 
     store: str = option(help="survey store URL (path, file://, s3://, ...) with z_spec", group=DATA)
     out: str = option(help="ensemble directory; every Ray node must see it", group=DATA)
-    tiles: tuple[str, ...] = option(
-        (),
-        flag="tile",
-        append=True,
-        metavar="NAME",
-        group=DATA,
-        help="tile to train on, a name or a glob such as 'KIDS_1*' (repeat; none = every tile)",
+    tiles: tuple[str, ...] = tiles_option(
+        "tile", DATA, "tile to train on, a name or a glob such as 'KIDS_1*' (repeat; none = every tile)"
     )
-    exclude_tiles: tuple[str, ...] = option(
-        (),
-        flag="exclude-tile",
-        append=True,
-        metavar="NAME",
-        group=DATA,
-        help="tile (name or glob) not to train on, e.g. your evaluation tile (repeat)",
+    exclude_tiles: tuple[str, ...] = tiles_option(
+        "exclude-tile", DATA, "tile (name or glob) not to train on, e.g. your evaluation tile (repeat)"
     )
     model: str = option("deepz", choices=list_models, group=PLAN, help="registered model")
     model_overrides: Mapping[str, Any] = option(
@@ -121,13 +116,8 @@ class EnsembleConfig:
     pretrain_store: str | None = option(
         None, group=TRAINING, help="(simulated) store to pre-train on first; members fine-tune from it"
     )
-    pretrain_tiles: tuple[str, ...] = option(
-        (),
-        flag="pretrain-tile",
-        append=True,
-        metavar="NAME",
-        group=TRAINING,
-        help="pre-training tile (repeat; none = every tile)",
+    pretrain_tiles: tuple[str, ...] = tiles_option(
+        "pretrain-tile", TRAINING, "pre-training tile (repeat; none = every tile)"
     )
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(on_nan="stop"))
     resolved_model: ModelConfig | None = None

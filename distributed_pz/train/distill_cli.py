@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass
 
 from distributed_pz.options import from_args, option
+from distributed_pz.train.config import tiles_option
 from distributed_pz.train.distill import DistillConfig
 
 STUDENT = DistillConfig().train
@@ -23,9 +24,7 @@ class DistillInputs:
 
     ensemble: str = option(help="the teacher: ensemble (or bundle) directory")
     store: str = option(help="survey store URL with the rows to distil on")
-    tiles: tuple[str, ...] = option(
-        (), flag="tile", append=True, metavar="NAME", help="tile to use (repeat; none = every tile)"
-    )
+    tiles: tuple[str, ...] = tiles_option("tile", None, "tile to use (repeat; none = every tile)")
     max_rows: int | None = option(None, help="use at most this many rows per tile")
     out: str = option(help="student bundle directory (must not exist)")
     epochs: int = option(STUDENT.epochs, help="student epochs (at most)")
