@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from distributed_pz import __version__
 from distributed_pz.configfile import (
     ConfigFileError,
     add_config_option,
-    apply_config,
     config_path,
+    read_config,
     write_resolved,
 )
+from distributed_pz.options import add_options
 from distributed_pz.survey.store.errors import StoreError
 
 INTERRUPTED = 130
@@ -40,12 +42,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("distributed_pz.evaluate.export_cli", "turn a run's catalogues into a HATS catalogue"),
     "demo": ("distributed_pz.demo", "run the main job end to end on a simulated survey"),
 }
-"""Subcommand name -> (module defining ``add_arguments(parser)`` and ``run(args) -> int``, help).
+"""Subcommand name -> (module, help). The module defines ``OPTIONS``, the dataclasses whose
+:func:`~distributed_pz.options.option` fields are its options, and ``run(args) -> int``.
 
 A module may say where its resolved options go in ``RESOLVED_CONFIG = (option, placement)``:
-the option naming its output and ``"inside"`` that folder or ``"beside"`` it (a survey store);
-default ``("out", "inside")``, ``None`` for a command that writes nothing
-(:mod:`distributed_pz.configfile`).
+the option naming its output and ``"beside"`` it (a survey store) or the file name inside that
+folder (``None``: ``dpz-COMMAND.toml``); default ``("out", None)``, ``None`` for a command that
+writes nothing (:mod:`distributed_pz.configfile`).
 """
 
 
@@ -58,8 +61,13 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
-    """The ``dpz`` parser; only the subcommands in ``commands`` (default: all) import their module."""
+def build_parser(
+    commands: Iterable[str] | None = None, config: Mapping[str, Any] | None = None
+) -> argparse.ArgumentParser:
+    """The ``dpz`` parser; only the subcommands in ``commands`` (default: all) import their module.
+
+    ``config`` (option values by field name, from a ``--config`` file) replaces their defaults.
+    """
     wanted = set(COMMANDS if commands is None else commands)
     parser = argparse.ArgumentParser(
         prog="dpz",
@@ -75,17 +83,14 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
         command = sub.add_parser(
             name, help=help_text, description=module.__doc__, formatter_class=_HelpFormatter
         )
-        module.add_arguments(command)
+        add_options(command, module.OPTIONS, config)
         add_config_option(command)
         command.set_defaults(
-            run=module.run, resolved_config=getattr(module, "RESOLVED_CONFIG", ("out", "inside"))
+            run=module.run,
+            options=module.OPTIONS,
+            resolved_config=getattr(module, "RESOLVED_CONFIG", ("out", None)),
         )
     return parser
-
-
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return action.choices[name]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,14 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser([chosen] if chosen in COMMANDS else [])
-    config = config_path(argv) if chosen in COMMANDS else None
-    if config is not None:
+    path = config_path(argv) if chosen in COMMANDS else None
+    config = None
+    if path is not None:
         try:
-            apply_config(_subparser(parser, chosen), config)
+            config = read_config(path, importlib.import_module(COMMANDS[chosen][0]).OPTIONS)
         except ConfigFileError as exc:
-            parser.exit(2, f"dpz {chosen}: error: {exc}\n")
-    args = parser.parse_args(argv)
+            print(f"dpz {chosen}: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    args = build_parser([chosen] if chosen in COMMANDS else [], config).parse_args(argv)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         option, placement = args.resolved_config or (None, None)
         where = getattr(args, option or "", None)
         if where:
-            write_resolved(args.command, _subparser(parser, args.command), args, str(where), placement)
+            write_resolved(args.command, args.options, args, str(where), placement)
 
 
 if __name__ == "__main__":

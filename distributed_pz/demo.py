@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distributed_pz.cli import main as dpz
+from distributed_pz.options import option
 
 TRAIN_TILES = ("SIM_0000", "SIM_0001")
 TARGET_TILES = ("SIM_0002", "SIM_0003", "SIM_0004")
@@ -63,21 +64,23 @@ class Step:
     argv: tuple[str, ...]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out", default="demo_output", help="directory for the store, bundles, catalogues, report"
+@dataclass(frozen=True)
+class DemoOptions:
+    """The options of ``dpz demo``."""
+
+    out: str = option("demo_output", help="directory for the store, bundles, catalogues, report")
+    n: int = option(4000, help="sources per simulated tile")
+    splits: int = option(2, help="random splits of each ensemble")
+    folds: int = option(2, help="folds per split (members = splits × folds)")
+    epochs_scale: float = option(
+        1.0, help="multiply every model's demo epochs (DEEPZ 30, GaZNet-C9 30, GaZNet-1 16) by this"
     )
-    parser.add_argument("--n", type=int, default=4000, help="sources per simulated tile")
-    parser.add_argument("--splits", type=int, default=2, help="random splits of each ensemble")
-    parser.add_argument("--folds", type=int, default=2, help="folds per split (members = splits × folds)")
-    parser.add_argument(
-        "--epochs-scale",
-        type=float,
-        default=1.0,
-        help="multiply every model's demo epochs (DEEPZ 30, GaZNet-C9 30, GaZNet-1 16) by this",
-    )
-    parser.add_argument("--workers", type=int, default=2, help="Dask workers for prediction")
-    parser.add_argument("--seed", type=int, default=0, help="master seed of the simulation and the ensembles")
+    workers: int = option(2, help="Dask workers for prediction")
+    seed: int = option(0, help="master seed of the simulation and the ensembles")
+
+
+OPTIONS = (DemoOptions,)
+"""The dataclasses whose fields are the options of ``dpz demo``."""
 
 
 def demo_steps(args: argparse.Namespace) -> list[Step]:

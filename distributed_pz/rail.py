@@ -30,6 +30,7 @@ from rail.estimation.informer import CatInformer
 from distributed_pz.catalog import qp_ensemble
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
+from distributed_pz.options import specs
 from distributed_pz.survey.store.store import absolute_url, open_store
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
@@ -51,6 +52,14 @@ PHOTOMETRY = {
     "id_col": SharedParams.copy_param("id_col"),
 }
 """The RAIL photometry parameters both stages take."""
+
+
+def option_param(cls: type, name: str, **changes: Any) -> Param:
+    """The RAIL parameter of the ``dpz`` option declared by the field ``cls.name``: its type,
+    default and help, as ``dpz`` declares them; ``changes`` (``default``, ``msg``) replace them."""
+    spec = next(spec for spec in specs(cls) if spec.name == name)
+    declared = {"default": spec.default, "msg": spec.option.help, **changes}
+    return Param(spec.parse or str, declared["default"], msg=declared["msg"])
 
 
 def tile_arrays(data: Mapping[str, np.ndarray], config: Any, with_redshift: str | None = None) -> dict:
@@ -107,14 +116,16 @@ class DistributedPzInformer(CatInformer):
         **PHOTOMETRY,
         redshift_col=SharedParams.copy_param("redshift_col"),
         ensemble_dir=Param(str, "distributed_pz_ensemble", msg="ensemble directory to train into"),
-        model_name=Param(str, "deepz", msg="registered distributed_pz model"),
+        model_name=option_param(EnsembleConfig, "model"),
         model_overrides=Param(dict, {}, msg="model config fields to replace, e.g. {'hidden': 64}"),
-        n_splits=Param(int, 2, msg="random splits R of the ensemble"),
-        n_folds=Param(int, 2, msg="folds K per split (members = R x K)"),
+        n_splits=option_param(EnsembleConfig, "n_splits", default=2),
+        n_folds=option_param(EnsembleConfig, "n_folds", default=2),
         epochs=Param(int, TrainConfig().epochs, msg="epochs per member (at most)"),
         batch_size=Param(int, TrainConfig().batch_size, msg="rows per optimisation step"),
-        seed=Param(int, 0, msg="master seed of the plan and the members"),
-        num_workers=Param(int, 0, msg="Ray Train workers (0 = fill the local cluster)"),
+        seed=option_param(EnsembleConfig, "seed"),
+        num_workers=option_param(
+            ClusterConfig, "num_workers", default=0, msg="Ray Train workers (0 = fill the local cluster)"
+        ),
     )
 
     def run(self) -> None:
@@ -155,8 +166,8 @@ class DistributedPzEstimator(CatEstimator):
     config_options = CatEstimator.config_options.copy()
     config_options.update(
         **PHOTOMETRY,
-        predict_batch_size=Param(int, PredictOptions().batch_size, msg="rows per forward pass"),
-        odds_interval=Param(float, PredictOptions().odds_interval, msg="full width of the ODDS interval"),
+        predict_batch_size=option_param(PredictOptions, "batch_size"),
+        odds_interval=option_param(PredictOptions, "odds_interval"),
     )
 
     def __init__(self, args: Any, **kwargs: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import numpy as np
 import pytest
 
@@ -90,8 +92,8 @@ def test_predict_config_file_and_its_resolved_copy(run, tmp_path):
     )
     out = tmp_path / "run"
     assert main(["predict", "--config", str(config), "--out", str(out), "--batch-size", "32"]) == 0
-    resolved = (out / "dpz-predict.toml").read_text()
-    assert "batch-size = 32" in resolved and "odds-interval = 0.1" in resolved and 'tile = ["T1"]' in resolved
+    resolved = tomllib.loads((out / "dpz-predict.toml").read_text())
+    assert (resolved["batch-size"], resolved["odds-interval"], resolved["tile"]) == (32, 0.1, ["T1"])
     assert sorted(p.name for p in out.glob("*.parquet")) == ["T1.parquet"]
     assert read_catalog(out / "T1.parquet").meta["odds_interval"] == 0.1
     again = tmp_path / "again"  # the resolved copy is itself a config file

@@ -20,6 +20,7 @@ moto_server = pytest.importorskip("moto.server", reason="needs moto[server] (the
 from distributed_pz.catalog import read_catalog  # noqa: E402
 from distributed_pz.cli import main  # noqa: E402
 from distributed_pz.infer.cluster import connect  # noqa: E402
+from distributed_pz.models.ensemble import EnsembleDir  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
@@ -75,7 +76,7 @@ def test_demo_chain_on_s3_resumes(bucket, capsys, tmp_path):
             assert main(argv) == 0, name
         capsys.readouterr()
 
-        assert fs.isfile(f"{ensemble}/ensemble.json") and fs.isfile(f"{ensemble}/dpz-train.toml")
+        assert fs.isfile(f"{ensemble}/ensemble.json") and fs.isfile(f"{ensemble}/{EnsembleDir.options_file}")
         assert fs.isfile(f"{run}/manifest.json") and fs.isfile(f"{run}/dpz-predict.toml")
         assert not fs.exists(f"{run}/_staging/SIM_0001")  # parts removed once the tile was committed
         assert not [p for p in fs.find(root) if "/." in p or ".tmp-" in p]  # no temporary key ever written

@@ -32,11 +32,70 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Connection options of `dpz predict` that this script sets itself.
-RESERVED_PREDICT_OPTIONS = ("--scheduler", "--scheduler-file", "--cluster", "--workers")
+from distributed_pz.infer.cli import Connection
+from distributed_pz.options import add_options, option, specs
+
+RESERVED_PREDICT_OPTIONS = tuple(f"--{spec.flag}" for spec in specs(Connection))
+"""The connection options of `dpz predict`, which this script sets itself."""
+SLURM, DASK = "SLURM jobs (one GPU worker each)", "Dask"
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """The jobs this script submits and the Dask cluster they form."""
+
+    jobs: int = option(4, group=SLURM, help="number of worker jobs (GPUs) to submit")
+    partition: str | None = option(None, group=SLURM, help="SLURM partition (queue) with GPUs")
+    account: str | None = option(None, group=SLURM, help="SLURM account to charge")
+    walltime: str = option("04:00:00", group=SLURM, help="per-job time limit")
+    cores: int = option(8, group=SLURM, help="CPU cores per job (data loading, decoding)")
+    memory: str = option("64GB", group=SLURM, help="host memory per job")
+    gres: str = option("gpu:1", group=SLURM, help="GPU request per job (#SBATCH --gres=...)")
+    job_directive: tuple[str, ...] = option(
+        (),
+        append=True,
+        metavar="OPTION",
+        group=SLURM,
+        help="extra #SBATCH option, repeatable, e.g. --job-directive=--constraint=a100",
+    )
+    prologue: tuple[str, ...] = option(
+        (),
+        append=True,
+        metavar="COMMAND",
+        group=SLURM,
+        help="shell command run in each job before the worker (module load, venv activate), repeatable",
+    )
+    local_directory: str = option("${TMPDIR:-/tmp}", group=SLURM, help="node-local scratch for Dask spill")
+    log_directory: str = option("dask-logs", group=SLURM, help="where SLURM writes the jobs' logs")
+    worker: str = option(
+        "cuda",
+        choices=("cuda", "cpu"),
+        group=SLURM,
+        help="dask-cuda worker on a GPU, or a plain Dask worker (CPU partitions: also pass --gres '')",
+    )
+    interface: str | None = option(
+        None, group=DASK, help="network interface the scheduler and workers use (e.g. ib0)"
+    )
+    dashboard_address: str = option(
+        "127.0.0.1:8787",
+        group=DASK,
+        help="scheduler dashboard (ssh -L 8787:127.0.0.1:8787 to view it; ':8787' serves every interface)",
+    )
+    shared_temp_directory: str = option(
+        "dask-logs",
+        group=DASK,
+        help="directory every job sees, where the run's temporary TLS certificate is written (mode 600)",
+    )
+    scheduler_file: Path | None = option(
+        None, group=DASK, help="write the scheduler file here (default: a temp file)"
+    )
+    min_workers: int = option(1, group=DASK, help="workers to wait for before predicting")
+    wait_timeout: float = option(3600, group=DASK, help="seconds to wait for them (queue time)")
+    dry_run: bool = option(False, help="print the job script and dpz command, submit nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,60 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Arguments after `--` go to `dpz predict` (--store, --bundle, --out, --tile, ...).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    slurm = parser.add_argument_group("SLURM jobs (one GPU worker each)")
-    slurm.add_argument("--jobs", type=int, default=4, help="number of worker jobs (GPUs) to submit")
-    slurm.add_argument("--partition", help="SLURM partition (queue) with GPUs")
-    slurm.add_argument("--account", help="SLURM account to charge")
-    slurm.add_argument("--walltime", default="04:00:00", help="per-job time limit")
-    slurm.add_argument("--cores", type=int, default=8, help="CPU cores per job (data loading, decoding)")
-    slurm.add_argument("--memory", default="64GB", help="host memory per job")
-    slurm.add_argument("--gres", default="gpu:1", help="GPU request per job (#SBATCH --gres=...)")
-    slurm.add_argument(
-        "--job-directive",
-        action="append",
-        default=[],
-        metavar="OPTION",
-        help="extra #SBATCH option, repeatable, e.g. --job-directive=--constraint=a100",
-    )
-    slurm.add_argument(
-        "--prologue",
-        action="append",
-        default=[],
-        metavar="COMMAND",
-        help="shell command run in each job before the worker (module load, venv activate), repeatable",
-    )
-    slurm.add_argument(
-        "--local-directory", default="${TMPDIR:-/tmp}", help="node-local scratch for Dask spill"
-    )
-    slurm.add_argument("--log-directory", default="dask-logs", help="where SLURM writes the jobs' logs")
-    slurm.add_argument(
-        "--worker",
-        choices=("cuda", "cpu"),
-        default="cuda",
-        help="dask-cuda worker on a GPU, or a plain Dask worker (CPU partitions: also pass --gres '')",
-    )
-    dask = parser.add_argument_group("Dask")
-    dask.add_argument("--interface", help="network interface the scheduler and workers use (e.g. ib0)")
-    dask.add_argument(
-        "--dashboard-address",
-        default="127.0.0.1:8787",
-        help="scheduler dashboard (ssh -L 8787:127.0.0.1:8787 to view it; ':8787' serves every interface)",
-    )
-    dask.add_argument(
-        "--shared-temp-directory",
-        default="dask-logs",
-        help="directory every job sees, where the run's temporary TLS certificate is written (mode 600)",
-    )
-    dask.add_argument(
-        "--scheduler-file", type=Path, help="write the scheduler file here (default: a temp file)"
-    )
-    dask.add_argument("--min-workers", type=int, default=1, help="workers to wait for before predicting")
-    dask.add_argument(
-        "--wait-timeout", type=float, default=3600, help="seconds to wait for them (queue time)"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print the job script and dpz command, submit nothing"
-    )
+    add_options(parser, [SlurmOptions])
     parser.add_argument(
         "predict_args", nargs=argparse.REMAINDER, help="`--` then the arguments of `dpz predict`"
     )
@@ -112,9 +118,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.predict_args = args.predict_args[1:] if args.predict_args[:1] == ["--"] else args.predict_args
     if not args.predict_args:
         parser.error("give the `dpz predict` arguments after `--` (at least --store, --bundle, --out)")
-    for option in RESERVED_PREDICT_OPTIONS:
-        if any(arg == option or arg.startswith(option + "=") for arg in args.predict_args):
-            parser.error(f"{option} is set by this script; remove it from the `dpz predict` arguments")
+    for option_string in RESERVED_PREDICT_OPTIONS:
+        if any(arg == option_string or arg.startswith(option_string + "=") for arg in args.predict_args):
+            parser.error(f"{option_string} is set by this script; remove it from the `dpz predict` arguments")
     return args
 
 

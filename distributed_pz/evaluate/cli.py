@@ -9,6 +9,7 @@ options compare catalogues in one report. ``--truth`` is a table (Parquet/FITS/C
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,7 @@ from distributed_pz.evaluate.score import (
     evaluate_catalogues,
     truth_from_arrays,
 )
-from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
-from distributed_pz.metrics.point import OUTLIER_THRESHOLD, STRICT_OUTLIER_THRESHOLD
+from distributed_pz.options import from_args, option
 from distributed_pz.survey.store.errors import StoreError
 from distributed_pz.survey.store.store import open_store
 
@@ -79,55 +79,31 @@ def _is_catalogue(path: str) -> bool:
         return False
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``dpz evaluate`` options to ``parser`` (see :func:`run`)."""
-    parser.add_argument(
-        "--catalog",
-        action="append",
-        required=True,
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What ``dpz evaluate`` compares and where it writes the report."""
+
+    catalog: list[str] = option(
+        append=True,
         metavar="[LABEL=]PATH",
         help="catalogue (Parquet/FITS), or a folder of tile catalogues (a dpz predict run); repeat to "
         "compare several; label defaults to the file name",
     )
-    parser.add_argument(
-        "--truth",
-        required=True,
-        help="truth: a table with object_id, z_spec (Parquet/FITS/CSV) or a survey store URL",
+    truth: str = option(help="truth: a table with object_id, z_spec (Parquet/FITS/CSV) or a survey store URL")
+    truth_tile: list[str] | None = option(
+        None, append=True, help="with a store as truth: only these tiles (repeatable)"
     )
-    parser.add_argument(
-        "--truth-tile", action="append", help="with a store as truth: only these tiles (repeatable)"
+    truth_band: str = option("r", help="with a store as truth: band used as the magnitude")
+    out: str = option("evaluation", help="output directory (default: %(default)s)")
+    mag_column: str | None = option(
+        None, help=f"truth magnitude column (default: {DEFAULT_MAG_COLUMN} if present)"
     )
-    parser.add_argument("--truth-band", default="r", help="with a store as truth: band used as the magnitude")
-    parser.add_argument("--out", default="evaluation", help="output directory (default: %(default)s)")
-    parser.add_argument(
-        "--mag-column",
-        default=None,
-        help=f"truth magnitude column (default: {DEFAULT_MAG_COLUMN} if present)",
-    )
-    parser.add_argument(
-        "--outlier-threshold",
-        type=float,
-        default=OUTLIER_THRESHOLD,
-        help="|δz| outlier cut (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--strict-threshold",
-        type=float,
-        default=STRICT_OUTLIER_THRESHOLD,
-        help="|δz| strict outlier cut (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--odds-interval",
-        type=float,
-        default=None,
-        metavar="DZ",
-        help="recompute ODDS from the PDF as P(|z - z_phot| <= DZ/2), DZ the full width "
-        "(default: the catalogue's own odds column and its metadata odds_interval; without a column, "
-        f"recomputed with that interval, else {DEFAULT_ODDS_INTERVAL})",
-    )
-    parser.add_argument("--pit-bins", type=int, default=20, help="PIT histogram bins (default: %(default)s)")
-    parser.add_argument("--title", default="Photo-z evaluation", help="report title")
-    parser.add_argument("--no-plots", action="store_true", help="write only summary.json and report.md")
+    title: str = option("Photo-z evaluation", help="report title")
+    no_plots: bool = option(False, help="write only summary.json and report.md")
+
+
+OPTIONS = (EvaluateOptions, EvaluationSettings)
+"""The dataclasses whose fields are the options of ``dpz evaluate``."""
 
 
 def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,12 +111,7 @@ def evaluate_from_args(args: argparse.Namespace) -> dict[str, Any]:
     catalogs = dict(_catalog_arg(value) for value in args.catalog)
     if len(catalogs) != len(args.catalog):
         raise ValueError("two catalogues share a label: name them LABEL=PATH")
-    settings = EvaluationSettings(
-        outlier_threshold=args.outlier_threshold,
-        strict_threshold=args.strict_threshold,
-        odds_interval=args.odds_interval,
-        pit_bins=args.pit_bins,
-    )
+    settings = from_args(EvaluationSettings, args)
     with mirrored(args.out) as local:  # a remote --out: written here, then uploaded
         summary = evaluate_catalogues(
             catalogs,

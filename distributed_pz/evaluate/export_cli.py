@@ -9,30 +9,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
 from distributed_pz.evaluate.export import DEFAULT_PIXEL_THRESHOLD, export_hats, run_catalogues
+from distributed_pz.options import option
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dpz export``."""
-    parser.add_argument(
-        "--run",
-        dest="run_folder",
-        metavar="FOLDER",
-        required=True,
-        help="a dpz predict output folder (with manifest.json)",
+@dataclass(frozen=True)
+class ExportOptions:
+    """The options of ``dpz export``."""
+
+    run_folder: str = option(
+        flag="run", metavar="FOLDER", help="a dpz predict output folder (with manifest.json)"
     )
-    parser.add_argument(
-        "--hats", dest="out", required=True, metavar="OUT", help="HATS catalogue folder to create"
+    out: str = option(flag="hats", metavar="OUT", help="HATS catalogue folder to create")
+    tile: list[str] | None = option(
+        None, append=True, help="export only this tile (repeatable); default: all"
     )
-    parser.add_argument("--tile", action="append", help="export only this tile (repeatable); default: all")
-    parser.add_argument(
-        "--pixel-threshold",
-        type=int,
-        default=DEFAULT_PIXEL_THRESHOLD,
-        help="most rows per HEALPix partition",
-    )
-    parser.add_argument("--workers", type=int, default=1, help="threads of the import's Dask client")
+    pixel_threshold: int = option(DEFAULT_PIXEL_THRESHOLD, help="most rows per HEALPix partition")
+    workers: int = option(1, help="threads of the import's Dask client")
+
+
+OPTIONS = (ExportOptions,)
+"""The dataclasses whose fields are the options of ``dpz export``."""
 
 
 def run(args: argparse.Namespace) -> int:

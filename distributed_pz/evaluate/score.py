@@ -50,6 +50,7 @@ from distributed_pz.metrics.point import (
     interval_coverage,
     point_metrics,
 )
+from distributed_pz.options import option
 
 DEFAULT_MAG_COLUMN = "mag_r"
 """Truth magnitude column used when present and none is named."""
@@ -101,11 +102,19 @@ class EvaluationSettings:
         Catalogue flag bits whose sources are left out (default: "no estimate" bits).
     """
 
-    outlier_threshold: float = OUTLIER_THRESHOLD
-    strict_threshold: float = STRICT_OUTLIER_THRESHOLD
-    odds_interval: float | None = None
+    outlier_threshold: float = option(OUTLIER_THRESHOLD, help="|δz| outlier cut (default: %(default)s)")
+    strict_threshold: float = option(
+        STRICT_OUTLIER_THRESHOLD, help="|δz| strict outlier cut (default: %(default)s)"
+    )
+    odds_interval: float | None = option(
+        None,
+        metavar="DZ",
+        help="recompute ODDS from the PDF as P(|z - z_phot| <= DZ/2), DZ the full width "
+        "(default: the catalogue's own odds column and its metadata odds_interval; without a column, "
+        f"recomputed with that interval, else {DEFAULT_ODDS_INTERVAL})",
+    )
     coverage_levels: tuple[float, ...] = (0.68, 0.95)
-    pit_bins: int = 20
+    pit_bins: int = option(20, help="PIT histogram bins (default: %(default)s)")
     z_bin_width: float = 0.2
     mag_bin_width: float = 0.5
     completeness: tuple[float, ...] = DEFAULT_COMPLETENESS

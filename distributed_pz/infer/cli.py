@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
 from distributed_pz.catalog import WRITE_FORMATS
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
@@ -19,107 +20,82 @@ from distributed_pz.infer.manifest import FAILURES, ManifestError
 from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
 from distributed_pz.models.bundle import BundleError
 from distributed_pz.models.ensemble import EnsembleDir
-from distributed_pz.models.predictor import PDF_KINDS, PRECISIONS, PredictOptions
+from distributed_pz.models.predictor import PredictOptions
+from distributed_pz.options import from_args, option
 from distributed_pz.survey.store.errors import StoreError
 from distributed_pz.survey.store.store import absolute_url, open_store
 
-DEFAULTS = PredictOptions()
 
+@dataclass(frozen=True)
+class PredictRun:
+    """What ``dpz predict`` reads and writes, and how it schedules the tiles."""
 
-def _z_grid(text: str) -> tuple[float, float, int]:
-    try:
-        start, stop, points = text.split(",")
-        return float(start), float(stop), int(points)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected START,STOP,POINTS (e.g. 0,4,401), not {text!r}") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store", required=True, help="survey store URL or path (every worker must reach it)"
+    store: str = option(help="survey store URL or path (every worker must reach it)")
+    bundle: str = option(help="ensemble or single-model bundle directory")
+    out: str = option(help="output directory: one catalogue per tile + manifest.json")
+    tile: list[str] | None = option(
+        None, append=True, help="predict only this tile (repeatable); default: every tile"
     )
-    parser.add_argument("--bundle", required=True, help="ensemble or single-model bundle directory")
-    parser.add_argument(
-        "--out", required=True, help="output directory: one catalogue per tile + manifest.json"
-    )
-    parser.add_argument(
-        "--tile", action="append", help="predict only this tile (repeatable); default: every tile"
-    )
-    parser.add_argument("--format", choices=WRITE_FORMATS, default="parquet", help="catalogue file format")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--cluster",
-        choices=CLUSTERS,
-        default="local",
-        help="start a local cluster: 'local' (CPU processes, 1 thread each) or 'cuda' (one worker per GPU)",
-    )
-    where.add_argument("--scheduler", metavar="ADDRESS", help="join the running Dask cluster at ADDRESS")
-    where.add_argument(
-        "--scheduler-file", metavar="PATH", help="join the running Dask cluster described by PATH"
-    )
-    parser.add_argument(
-        "--workers", type=int, help="workers of a started cluster (default: one per core, or one per GPU)"
-    )
-    parser.add_argument(
-        "--dashboard-address",
+    format: str = option("parquet", choices=WRITE_FORMATS, help="catalogue file format")
+    dashboard_address: str | None = option(
+        None,
         metavar="ADDRESS",
         help="serve the Dask dashboard of a started cluster here (e.g. localhost:8787); default: none",
     )
-    parser.add_argument(
-        "--rows-per-task",
-        type=int,
-        help="rows per task, rounded down to whole Zarr chunks (default: one shard)",
+    rows_per_task: int | None = option(
+        None, help="rows per task, rounded down to whole Zarr chunks (default: one shard)"
     )
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="rows per forward pass")
-    parser.add_argument(
-        "--max-in-flight", type=int, help="most tasks submitted at once (default: twice the worker threads)"
+    max_in_flight: int | None = option(
+        None, help="most tasks submitted at once (default: twice the worker threads)"
     )
-    parser.add_argument(
-        "--on-error",
+    on_error: str = option(
+        "stop",
         choices=ON_ERROR,
-        default="stop",
         help=f"on a bad tile: stop the run, or skip it (recorded in {FAILURES}) and finish the others",
     )
-    parser.add_argument(
-        "--odds-interval",
-        type=float,
-        default=DEFAULTS.odds_interval,
-        help="full width of the ODDS interval around the mode (DEEPZ eq. 7)",
+    quiet: bool = option(False, help="no progress bar")
+    homogenise: bool = option(
+        False,
+        help="bring each tile's zero points to the training tiles' first (stellar-locus regression on "
+        "the tile's stars; the offsets go into the catalogue's metadata)",
     )
-    parser.add_argument(
-        "--precision",
-        choices=list(PRECISIONS),
-        default=DEFAULTS.precision,
-        help="forward-pass precision: fp32, or bf16/fp16 autocast (fp16 on GPUs only)",
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Which Dask cluster ``dpz predict`` runs on (``deploy/dask/slurm_predict.py`` sets these itself)."""
+
+    cluster: str = option(
+        "local",
+        choices=CLUSTERS,
+        exclusive="where",
+        help="start a local cluster: 'local' (CPU processes, 1 thread each) or 'cuda' (one worker per GPU)",
     )
-    parser.add_argument(
-        "--pdf",
-        choices=PDF_KINDS,
-        default=DEFAULTS.pdf,
-        help="PDF columns: the ensemble's Gaussian mixture, or its density on --z-grid",
+    scheduler: str | None = option(
+        None, metavar="ADDRESS", exclusive="where", help="join the running Dask cluster at ADDRESS"
     )
-    parser.add_argument(
-        "--z-grid",
-        type=_z_grid,
-        default=DEFAULTS.z_grid,
-        metavar="START,STOP,POINTS",
-        help="redshift grid of --pdf grid",
+    scheduler_file: str | None = option(
+        None, metavar="PATH", exclusive="where", help="join the running Dask cluster described by PATH"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    workers: int | None = option(
+        None, help="workers of a started cluster (default: one per core, or one per GPU)"
+    )
+
+
+OPTIONS = (PredictRun, Connection, PredictOptions)
+"""The dataclasses whose fields are the options of ``dpz predict``."""
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        options = PredictOptions(
-            batch_size=args.batch_size,
-            precision=args.precision,
-            odds_interval=args.odds_interval,
-            pdf=args.pdf,
-            z_grid=args.z_grid,
-        )
+        options = from_args(PredictOptions, args)
         # read once on the client (no weights): a wrong path, bands or calibration fail before a cluster starts
         ensemble = EnsembleDir(absolute_url(args.bundle)).read(weights=False)
         check_bands(ensemble, open_store(args.store), args.tile)
+        if args.homogenise and ensemble.locus is None:
+            raise ValueError(
+                f"--homogenise: the ensemble {args.bundle!r} has no stellar locus (trained without stars)"
+            )
         with connect(
             args.cluster,
             workers=args.workers,
@@ -141,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 on_error=args.on_error,
                 max_in_flight=args.max_in_flight,
                 progress=not args.quiet,
+                homogenise=args.homogenise,
             )
     except (BundleError, ClusterError, ManifestError, StoreError, TileFailed, ValueError) as exc:
         print(f"dpz predict: error: {exc}", file=sys.stderr)

@@ -9,6 +9,9 @@ path and an fsspec URL alike (a remote directory is read from its local copy,
     ensemble.json        manifest, written last: members and their content hashes, plan,
                          resolved training config, training store, calibration, ensemble hash
     config.json          the resolved training config (written when training starts)
+    dpz-train.toml       the options of the ``dpz train`` run as given, by option name (pass
+                         back with ``--config``; the same fields as config.json declare them,
+                         :mod:`distributed_pz.options`)
     plan.json, plan.npz  the split plan (:class:`SplitPlan`, drawn by :mod:`distributed_pz.train.plan`)
     sample.json, .npz    the training sample: store, tiles, hash; tile index, row, object_id, z_spec
     members/<member_id>/ one model bundle per member (:func:`distributed_pz.models.bundle.save_bundle`)
@@ -327,6 +330,8 @@ class EnsembleDir:
 
     manifest_file = _Entry(ENSEMBLE_FILE)
     config_file = _Entry("config.json")
+    options_file = _Entry("dpz-train.toml")
+    """The ``dpz train`` options as given, to pass back with ``--config``."""
     sample_file = _Entry("sample.json")
     sample_arrays = _Entry("sample.npz")
     pretrain = _Entry("pretrain")

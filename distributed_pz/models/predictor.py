@@ -43,6 +43,7 @@ depend on how rows are split into chunks or tasks.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,6 +59,7 @@ from distributed_pz.models.ensemble import Ensemble
 from distributed_pz.models.features import InputSpec
 from distributed_pz.models.folded import StackedDeepZ, stack_members
 from distributed_pz.models.inputs import batch_tensors, model_inputs, raw_features
+from distributed_pz.options import option
 from distributed_pz.survey.store.tiles import TileArrays
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -72,6 +74,15 @@ BF16_TOLERANCE = 0.01
 distance), ``z_mean``, ``z_std``, ``z_lo68``, ``z_hi68`` by at most this times ``1 + z`` and
 ``odds`` by at most this. ``z_phot`` (the mode) may move to another peak of a multimodal p(z)
 whose density is within 10 % of the highest, so fp32 stays the default."""
+
+
+def parse_z_grid(text: str) -> tuple[float, float, int]:
+    """``"0,4,401"`` -> ``(0.0, 4.0, 401)``: ``--z-grid START,STOP,POINTS``."""
+    try:
+        start, stop, points = text.split(",")
+        return float(start), float(stop), int(points)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START,STOP,POINTS (e.g. 0,4,401), not {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -97,11 +108,23 @@ class PredictOptions:
         Smallest width of a point-estimate ensemble's Gaussian.
     """
 
-    batch_size: int = 4096
-    precision: str = "fp32"
-    odds_interval: float = mixture.DEFAULT_ODDS_INTERVAL
-    pdf: str = "mixture"
-    z_grid: tuple[float, float, int] = (0.0, 4.0, 401)
+    batch_size: int = option(4096, help="rows per forward pass")
+    precision: str = option(
+        "fp32",
+        choices=list(PRECISIONS),
+        help="forward-pass precision: fp32, or bf16/fp16 autocast (fp16 on GPUs only)",
+    )
+    odds_interval: float = option(
+        mixture.DEFAULT_ODDS_INTERVAL, help="full width of the ODDS interval around the mode (DEEPZ eq. 7)"
+    )
+    pdf: str = option(
+        "mixture",
+        choices=PDF_KINDS,
+        help="PDF columns: the ensemble's Gaussian mixture, or its density on --z-grid",
+    )
+    z_grid: tuple[float, float, int] = option(
+        (0.0, 4.0, 401), parse=parse_z_grid, metavar="START,STOP,POINTS", help="redshift grid of --pdf grid"
+    )
     sigma_floor: float = 1e-3
 
     def __post_init__(self) -> None:

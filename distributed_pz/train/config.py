@@ -15,17 +15,45 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from distributed_pz.models.base import ModelConfig
-from distributed_pz.models.registry import check_overrides, config_from_dict, config_to_dict, model_config
+from distributed_pz.models.registry import (
+    check_overrides,
+    config_from_dict,
+    config_to_dict,
+    list_models,
+    model_config,
+)
+from distributed_pz.options import option, parse_assignments
 from distributed_pz.survey.store.store import SurveyStore, Tile
 from distributed_pz.train.member import TrainConfig
 
 DEVICE_FIELD = "device"
 """TrainConfig field chosen per Ray worker, so left out of the saved config."""
+DATA, PLAN, TRAINING, RAY = "data", "model and plan", "training", "Ray"
+"""The sections of ``dpz train --help``."""
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["hidden=64", 'bands=["g", "r"]']`` -> ``{"hidden": 64, "bands": ["g", "r"]}``: ``--model-set``
+    values, VALUE in JSON (non-JSON stays a string)."""
+    return parse_assignments(pairs, "model-set", lambda _, text: _json_or_text(text), what="FIELD")
+
+
+def tiles_option(flag: str, group: str | None, help: str) -> Any:
+    """A field of tile names or globs, the repeatable option ``--FLAG NAME`` (none: every tile)."""
+    return option((), flag=flag, append=True, metavar="NAME", group=group, help=help)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 @dataclass(frozen=True)
@@ -57,19 +85,40 @@ class EnsembleConfig:
         against the default band set (KiDS+VIKING).
     """
 
-    store: str
-    out: str
-    tiles: tuple[str, ...] = ()
-    exclude_tiles: tuple[str, ...] = ()
-    model: str = "deepz"
-    model_overrides: Mapping[str, Any] = field(default_factory=dict)
-    n_splits: int = 10
-    n_folds: int = 5
-    val_fraction: float = 0.1
-    seed: int = 0
+    store: str = option(help="survey store URL (path, file://, s3://, ...) with z_spec", group=DATA)
+    out: str = option(help="ensemble directory; every Ray node must see it", group=DATA)
+    tiles: tuple[str, ...] = tiles_option(
+        "tile", DATA, "tile to train on, a name or a glob such as 'KIDS_1*' (repeat; none = every tile)"
+    )
+    exclude_tiles: tuple[str, ...] = tiles_option(
+        "exclude-tile", DATA, "tile (name or glob) not to train on, e.g. your evaluation tile (repeat)"
+    )
+    model: str = option("deepz", choices=list_models, group=PLAN, help="registered model")
+    model_overrides: Mapping[str, Any] = option(
+        default_factory=dict,
+        flag="model-set",
+        append=True,
+        metavar="FIELD=VALUE",
+        group=PLAN,
+        help="override a model config field, VALUE in JSON (e.g. hidden=64); repeat",
+    )
+    n_splits: int = option(10, flag="splits", group=PLAN, help="random splits R")
+    n_folds: int = option(
+        5,
+        flag="folds",
+        group=PLAN,
+        help="folds K per split (members = R × K); 1 = train on everything (no out-of-fold "
+        "predictions, so no calibration)",
+    )
+    val_fraction: float = option(0.1, group=PLAN, help="share of each member's training part for validation")
+    seed: int = option(0, group=PLAN, help="master seed of the plan and the members")
     train: TrainConfig = field(default_factory=lambda: TrainConfig(on_nan="stop"))
-    pretrain_store: str | None = None
-    pretrain_tiles: tuple[str, ...] = ()
+    pretrain_store: str | None = option(
+        None, group=TRAINING, help="(simulated) store to pre-train on first; members fine-tune from it"
+    )
+    pretrain_tiles: tuple[str, ...] = tiles_option(
+        "pretrain-tile", TRAINING, "pre-training tile (repeat; none = every tile)"
+    )
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(on_nan="stop"))
     resolved_model: ModelConfig | None = None
 
@@ -234,8 +283,16 @@ class ClusterConfig:
         Worker-group restarts Ray Train allows; members resume from their last epoch checkpoint.
     """
 
-    address: str | None = None
-    num_workers: int | None = None
-    cpus_per_worker: int = 1
-    gpus_per_worker: float | None = None
-    max_failures: int = 3
+    address: str | None = option(
+        None, group=RAY, help="join a Ray cluster: 'auto' or 'ray://host:port' (none = start a local Ray)"
+    )
+    num_workers: int | None = option(
+        None, group=RAY, help="Ray Train workers (none = fill the cluster, at most one per member left)"
+    )
+    cpus_per_worker: int = option(1, group=RAY, help="CPUs (torch threads) per worker")
+    gpus_per_worker: float | None = option(
+        None,
+        group=RAY,
+        help="GPUs per worker; a fraction packs workers on one GPU (none = 1 if the cluster has a GPU, else 0)",
+    )
+    max_failures: int = option(3, group=RAY, help="worker-group restarts before giving up")

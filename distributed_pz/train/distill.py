@@ -27,6 +27,7 @@ from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.models.registry import ModelConfig
+from distributed_pz.options import option
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.member import TrainConfig, TrainResult, train_member
 
@@ -45,8 +46,8 @@ class DistillConfig:
         The student's training settings (:class:`TrainConfig`).
     """
 
-    samples: int = 8
-    seed: int = 0
+    samples: int = option(8, help="draws from the teacher's p(z) per row")
+    seed: int = option(0, help="seed of the draws and the student")
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=30, batch_size=256))
 
 

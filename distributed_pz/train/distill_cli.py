@@ -8,31 +8,31 @@ OUT` runs it exactly as it runs the ensemble.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+
+from distributed_pz.options import from_args, option
+from distributed_pz.train.config import tiles_option
+from distributed_pz.train.distill import DistillConfig
+
+STUDENT = DistillConfig().train
+"""The student's default training settings."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dpz distill``."""
-    from distributed_pz.train.distill import DistillConfig
+@dataclass(frozen=True, kw_only=True)
+class DistillInputs:
+    """What ``dpz distill`` reads and writes, and the student's epochs and batch size."""
 
-    defaults = DistillConfig()
-    parser.add_argument("--ensemble", required=True, help="the teacher: ensemble (or bundle) directory")
-    parser.add_argument("--store", required=True, help="survey store URL with the rows to distil on")
-    parser.add_argument(
-        "--tile",
-        action="append",
-        default=[],
-        dest="tiles",
-        metavar="NAME",
-        help="tile to use (repeat; none = every tile)",
-    )
-    parser.add_argument("--max-rows", type=int, default=None, help="use at most this many rows per tile")
-    parser.add_argument("--out", required=True, help="student bundle directory (must not exist)")
-    parser.add_argument(
-        "--samples", type=int, default=defaults.samples, help="draws from the teacher's p(z) per row"
-    )
-    parser.add_argument("--epochs", type=int, default=defaults.train.epochs, help="student epochs (at most)")
-    parser.add_argument("--batch-size", type=int, default=defaults.train.batch_size, help="rows per step")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the draws and the student")
+    ensemble: str = option(help="the teacher: ensemble (or bundle) directory")
+    store: str = option(help="survey store URL with the rows to distil on")
+    tiles: tuple[str, ...] = tiles_option("tile", None, "tile to use (repeat; none = every tile)")
+    max_rows: int | None = option(None, help="use at most this many rows per tile")
+    out: str = option(help="student bundle directory (must not exist)")
+    epochs: int = option(STUDENT.epochs, help="student epochs (at most)")
+    batch_size: int = option(STUDENT.batch_size, help="rows per step")
+
+
+OPTIONS = (DistillInputs, DistillConfig)
+"""The dataclasses whose fields are the options of ``dpz distill``."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from distributed_pz.models.predictor import EnsemblePredictor
     from distributed_pz.survey.store.store import open_store
     from distributed_pz.survey.store.tiles import TileArrays
-    from distributed_pz.train.distill import DistillConfig, distill
+    from distributed_pz.train.distill import distill
 
     teacher = EnsemblePredictor.from_ensemble(EnsembleDir(args.ensemble).read())
     store = open_store(args.store)
@@ -59,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
     common = set.intersection(*(set(p.arrays) for p in parts))
     arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in common}
     rows = TileArrays(arrays, parts[0].bands, parts[0].image_bands, parts[0].zeropoints, parts[0].band_set)
-    defaults = DistillConfig()
-    train = dataclasses.replace(defaults.train, epochs=args.epochs, batch_size=args.batch_size)
-    result = distill(teacher, rows, config=DistillConfig(samples=args.samples, seed=args.seed, train=train))
+    train = dataclasses.replace(STUDENT, epochs=args.epochs, batch_size=args.batch_size)
+    result = distill(teacher, rows, config=from_args(DistillConfig, args, train=train))
     path = save_bundle(args.out, result.bundle)
     meta = result.bundle.metadata
     print(

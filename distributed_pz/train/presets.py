@@ -11,7 +11,14 @@ what a 2-core machine trains in minutes on ~10⁴ rows. ``auto`` (the ``dpz trai
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
+
+from distributed_pz.options import option
+from distributed_pz.train.config import TRAINING
+from distributed_pz.train.member import TrainConfig
 
 PRESETS: dict[str, dict[str, dict[str, float]]] = {
     "paper": {
@@ -34,3 +41,38 @@ def preset_settings(preset: str, family: str) -> dict[str, float]:
     if preset == "auto":
         preset = "paper" if torch.cuda.is_available() else "cpu"
     return dict(PRESETS[preset][family])
+
+
+@dataclass(frozen=True)
+class MemberSettings:
+    """How ``dpz train`` trains each member: a preset, and the values that win over it."""
+
+    preset: str = option(
+        "auto",
+        choices=PRESET_NAMES,
+        group=TRAINING,
+        help="epochs, batch size and peak rate: 'paper' (DEEPZ 300 epochs at batch 100, GaZNet 60), "
+        "'cpu' (DEEPZ 30, GaZNet 30); auto = paper on a GPU, else cpu",
+    )
+    epochs: int | None = option(
+        None, group=TRAINING, help="epochs per member (at most); default: the preset's"
+    )
+    batch_size: int | None = option(
+        None, group=TRAINING, help="rows per optimisation step; default: the preset's"
+    )
+    lr: float | None = option(None, group=TRAINING, help="peak learning rate; default: the preset's")
+    patience: int = option(
+        TrainConfig.patience,
+        group=TRAINING,
+        help="stop a member after this many epochs without improvement (0 = never)",
+    )
+    pretrain_epochs: int | None = option(
+        None, group=TRAINING, help="pre-training epochs (default: as --epochs)"
+    )
+
+    def train_configs(self, family: str) -> tuple[TrainConfig, TrainConfig]:
+        """The members' and the pre-training's :class:`TrainConfig` for a model family (stopping on NaN)."""
+        chosen = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+        settings = {**preset_settings(self.preset, family), **{k: v for k, v in chosen.items() if v}}
+        member = TrainConfig(on_nan="stop", patience=self.patience or None, **settings)
+        return member, dataclasses.replace(member, epochs=self.pretrain_epochs or member.epochs)

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,7 @@ def readme_shell_text() -> str:
 def load_slurm_script():
     spec = importlib.util.spec_from_file_location("slurm_predict", SLURM_SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import does: its dataclasses resolve their annotations here
     spec.loader.exec_module(module)
     return module
 

@@ -13,7 +13,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from distributed_pz.catalog import read_catalog
-from distributed_pz.evaluate.cli import add_arguments, evaluate_from_args
+from distributed_pz.evaluate.cli import OPTIONS, evaluate_from_args
 from distributed_pz.evaluate.score import (
     EvaluationSettings,
     evaluate_catalogues,
@@ -34,6 +34,7 @@ from distributed_pz.metrics import (
     point_metrics,
     rows_to_dicts,
 )
+from distributed_pz.options import add_options
 
 Z_GRID = np.round(np.linspace(0.0, 3.5, 351), 6)
 
@@ -333,7 +334,7 @@ def test_truth_errors_are_explicit(files):
 
 def test_cli_arguments_run_the_same_evaluation(files, report):
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_options(parser, OPTIONS)
     args = parser.parse_args(
         [
             "--catalog",

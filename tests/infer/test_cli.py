@@ -11,11 +11,12 @@ from distributed_pz.infer import cli
 from distributed_pz.infer.cluster import ClusterError, connect
 from distributed_pz.infer.manifest import ManifestError, RunManifest
 from distributed_pz.models.predictor import PredictOptions
+from distributed_pz.options import add_options
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
-    cli.add_arguments(p)
+    add_options(p, cli.OPTIONS)
     return p
 
 

@@ -28,6 +28,7 @@ from distributed_pz.infer.stream import TileFailed, predict_store
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir
 from distributed_pz.models.locus import StellarLocus, correct_photometry
 from distributed_pz.models.predictor import EnsemblePredictor
+from distributed_pz.options import add_options
 from distributed_pz.survey.store.store import open_store
 from tests.fixtures import fresh_members, make_tile_arrays, save_ensemble, star_magnitudes, write_store
 
@@ -162,7 +163,7 @@ def test_against_a_separately_started_scheduler_and_worker(world, tmp_path):
         with Client(scheduler_file=str(scheduler_file), timeout="30s") as c:
             c.wait_for_workers(1, timeout=60)
         parser = argparse.ArgumentParser()
-        cli.add_arguments(parser)
+        add_options(parser, cli.OPTIONS)
         argv = [
             "--store",
             str(root / "store"),

@@ -17,9 +17,10 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from distributed_pz.bands import KIDS_VIKING
+from distributed_pz.options import add_options
 from distributed_pz.survey.ingest.columnmap import load_column_map
 from distributed_pz.survey.ingest.ingest import IngestError, ingest_catalog
-from distributed_pz.survey.ingest.ingest_cli import add_arguments, default_tile_name, run
+from distributed_pz.survey.ingest.ingest_cli import OPTIONS, default_tile_name, run
 from distributed_pz.survey.store.schema import (
     CLASS_GALAXY,
     CLASS_STAR,
@@ -301,7 +302,7 @@ def test_complete_tile_is_kept_unless_overwrite_and_incomplete_is_rewritten(tmp_
 
 def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dpz ingest")
-    add_arguments(parser)
+    add_options(parser, OPTIONS)
     assert all(action.help for action in parser._actions)
     return run(parser.parse_args(argv))
 

@@ -10,16 +10,17 @@ import pytest
 import torch
 
 from distributed_pz.bands import KIDS_VIKING
+from distributed_pz.options import add_options
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.train import cli
-from distributed_pz.train.config import EnsembleConfig
+from distributed_pz.train.config import EnsembleConfig, parse_overrides
 from distributed_pz.train.presets import preset_settings
 from distributed_pz.train.progress import ProgressCallback, new_status, progress_line
 
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
+    add_options(parser, cli.OPTIONS)
     return parser.parse_args(argv)
 
 
@@ -27,10 +28,10 @@ def test_options_and_defaults():
     args = parse(
         "--store", "s.zarr", "--out", "ens", "--tile", "a", "--tile", "b", "--model-set", "hidden=16"
     )
-    assert (args.splits, args.folds, args.model, args.tiles) == (10, 5, "deepz", ["a", "b"])
+    assert (args.n_splits, args.n_folds, args.model, args.tiles) == (10, 5, "deepz", ["a", "b"])
     assert args.address is None and args.num_workers is None and args.gpus_per_worker is None
-    assert cli.parse_overrides(args.model_set) == {"hidden": 16}
-    assert cli.parse_overrides(['bands=["g", "r"]', "reference_band=r"]) == {
+    assert parse_overrides(args.model_overrides) == {"hidden": 16}
+    assert parse_overrides(['bands=["g", "r"]', "reference_band=r"]) == {
         "bands": ["g", "r"],
         "reference_band": "r",
     }

@@ -10,8 +10,10 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from distributed_pz.options import option
 from distributed_pz.survey.ingest.catalog_readers import SUFFIXES
 from distributed_pz.survey.ingest.columnmap import list_column_maps
 from distributed_pz.survey.ingest.ingest import ingest_catalog
@@ -23,72 +25,79 @@ RESOLVED_CONFIG = ("store", "beside")
 """Where the resolved options go (:mod:`distributed_pz.configfile`)."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``dpz ingest`` to ``parser``."""
-    parser.add_argument(
-        "catalog",
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """The options of ``dpz ingest``."""
+
+    catalog: str = option(
+        positional=True,
         help="survey catalogue to ingest: a FITS table, Parquet, CSV or whitespace-separated ASCII file "
         "(format from the suffix, or from [catalog] format in the column map)",
     )
-    parser.add_argument(
-        "--columns",
-        required=True,
+    columns: str = option(
         metavar="MAP",
         help="column map saying which catalogue columns hold ids, positions, magnitudes, errors, "
         f"sentinels, spec-z and class: a shipped name ({', '.join(list_column_maps())}) "
         "or the path of your own .toml map",
     )
-    parser.add_argument(
-        "--store",
-        required=True,
+    store: str = option(
         metavar="URL",
         help="survey store to write into: a local path or an fsspec URL (created if absent; "
         "other tiles in it are left untouched)",
     )
-    parser.add_argument(
-        "--tile",
+    tile: str | None = option(
+        None,
         metavar="NAME",
         help="name of the tile to write (default: the catalogue's file name without its "
         "catalogue suffix, e.g. KIDS_129.0_-0.5 for KIDS_129.0_-0.5.fits)",
     )
-    parser.add_argument(
-        "--image",
-        action="append",
-        default=[],
+    image: tuple[str, ...] = option(
+        (),
+        append=True,
         metavar="BAND=PATH",
         help="tile image of BAND (FITS with a celestial WCS) to cut a 40x40 px cutout from at each "
         "source's ra/dec, NaN-padded near the edges; repeat once per band; overrides the column "
         "map's [images] files for that band",
     )
-    parser.add_argument(
-        "--cutout-cube",
-        action="append",
-        default=[],
+    cutout_cube: tuple[str, ...] = option(
+        (),
+        append=True,
         metavar="BAND=PATH",
         help="precomputed cutouts of BAND: a FITS cube (N, 40, 40) whose plane i is the cutout of "
         "catalogue row i (all data rows, in file order); repeat once per band",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
+    overwrite: bool = option(
+        False,
         help="replace the tile if the store already holds a complete tile of that name (without it "
         "ingest refuses; an incomplete tile left by an interrupted ingest is always rewritten)",
     )
-    parser.add_argument(
-        "--chunk-rows",
-        type=_positive_int,
-        default=DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = option(
+        DEFAULT_CHUNK_ROWS,
+        parse=_positive_int,
         metavar="N",
         help="rows per Zarr chunk, the unit readers decode (default: %(default)s)",
     )
-    parser.add_argument(
-        "--shard-rows",
-        type=_positive_int,
-        default=DEFAULT_SHARD_ROWS,
+    shard_rows: int = option(
+        DEFAULT_SHARD_ROWS,
+        parse=_positive_int,
         metavar="N",
         help="rows per Zarr shard (one file each), a multiple of --chunk-rows; the tile is written "
         "one shard of rows at a time (default: %(default)s)",
     )
+
+
+OPTIONS = (IngestOptions,)
+"""The dataclasses whose fields are the options of ``dpz ingest``."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,26 +145,13 @@ def default_tile_name(catalog: Path) -> str:
     return name.removesuffix(suffix) if suffix.lower() in SUFFIXES else name
 
 
-"""The names ``dpz`` (distributed_pz.cli) looks up in every subcommand module."""
-
-
-def _band_paths(pairs: Sequence[str], option: str) -> dict[str, str]:
+def _band_paths(pairs: Sequence[str], flag: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         band, sep, path = pair.partition("=")
         if not sep or not band or not path:
-            raise IngestError(f"{option} {pair!r}: expected BAND=PATH, e.g. {option} r=tile_r.fits")
+            raise IngestError(f"{flag} {pair!r}: expected BAND=PATH, e.g. {flag} r=tile_r.fits")
         if band in out:
-            raise IngestError(f"{option}: band {band!r} is given twice")
+            raise IngestError(f"{flag}: band {band!r} is given twice")
         out[band] = path
     return out
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not positive")
-    return value

@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+import typing
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
+from distributed_pz.options import option, parse_assignments, parse_text
 from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_blocks, tile_attrs
 from distributed_pz.survey.store.store import (
     DEFAULT_CHUNK_ROWS,
@@ -64,24 +67,12 @@ def write_simulated_tile(
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["z_max=2.5", ...]`` -> ``{"z_max": 2.5}``, typed from :class:`SimulationConfig`'s defaults."""
-    types = {f.name: str(f.type) for f in dataclasses.fields(SimulationConfig)}
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or name not in types:
-            raise SystemExit(
-                f"dpz simulate: --set {pair!r}: expected NAME=VALUE with NAME one of {sorted(types)}"
-            )
-        kind = types[name]
-        if kind == "bool":
-            overrides[name] = text.lower() in ("1", "true", "yes")
-        elif kind.startswith("tuple["):
-            item = {"str": str, "float": float, "int": int}[kind[len("tuple[") :].split(",")[0]]
-            overrides[name] = tuple(item(v) for v in text.split(",") if v)
-        else:
-            overrides[name] = {"str": str, "float": float, "int": int}[kind](text)
-    return overrides
+    """``["z_max=2.5", ...]`` -> ``{"z_max": 2.5}``, typed from :class:`SimulationConfig`'s annotations."""
+    types = typing.get_type_hints(SimulationConfig)
+    try:
+        return parse_assignments(pairs, "set", lambda name, text: parse_text(types[name], text), names=types)
+    except ValueError as exc:
+        raise SystemExit(f"dpz simulate: {exc}") from None
 
 
 def _settings_help() -> str:
@@ -93,31 +84,31 @@ def _settings_help() -> str:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="store URL or path to write (created if absent)")
-    parser.add_argument("--n", type=int, default=SimulationConfig().n_sources, help="sources per tile")
-    parser.add_argument("--tiles", type=int, default=1, help="number of tiles to simulate")
-    parser.add_argument("--tile-prefix", default="SIM_", help="tile names are PREFIX0000, PREFIX0001, ...")
-    parser.add_argument(
-        "--seed", type=int, default=SimulationConfig().seed, help="master seed (tile i uses seed+i)"
+@dataclass(frozen=True)
+class SimulateOptions:
+    """The options of ``dpz simulate``: the tiles, their storage, and the simulator's settings."""
+
+    out: str = option(help="store URL or path to write (created if absent)")
+    n: int = option(SimulationConfig.n_sources, help="sources per tile")
+    tiles: int = option(1, help="number of tiles to simulate")
+    tile_prefix: str = option("SIM_", help="tile names are PREFIX0000, PREFIX0001, ...")
+    seed: int = option(SimulationConfig.seed, help="master seed (tile i uses seed+i)")
+    chunk_rows: int = option(DEFAULT_CHUNK_ROWS, help="rows per Zarr chunk")
+    shard_rows: int = option(DEFAULT_SHARD_ROWS, help="rows per Zarr shard (a multiple of --chunk-rows)")
+    workers: int = option(1, help="threads rendering cutouts in parallel")
+    overwrite: bool = option(False, help="rewrite tiles that are already complete")
+    no_cutouts: bool = option(False, help="catalogue-only tiles (no cutout array; much faster)")
+    settings: tuple[str, ...] = option(
+        (), flag="set", append=True, metavar="NAME=VALUE", help=_settings_help()
     )
-    parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per Zarr chunk")
-    parser.add_argument(
-        "--shard-rows",
-        type=int,
-        default=DEFAULT_SHARD_ROWS,
-        help="rows per Zarr shard (a multiple of --chunk-rows)",
-    )
-    parser.add_argument("--workers", type=int, default=1, help="threads rendering cutouts in parallel")
-    parser.add_argument("--overwrite", action="store_true", help="rewrite tiles that are already complete")
-    parser.add_argument(
-        "--no-cutouts", action="store_true", help="catalogue-only tiles (no cutout array; much faster)"
-    )
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help=_settings_help())
+
+
+OPTIONS = (SimulateOptions,)
+"""The dataclasses whose fields are the options of ``dpz simulate``."""
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(args.settings)
     store = open_store(args.out, mode="a")
     existing = set(store.tile_names())
     for index in range(args.tiles):

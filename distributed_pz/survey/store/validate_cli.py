@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
+from distributed_pz.options import option
 from distributed_pz.survey.store.errors import StoreError
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.validate import check_named_tile, check_store, checksum_notes
@@ -13,14 +15,21 @@ RESOLVED_CONFIG = None
 """Where the resolved options go (:mod:`distributed_pz.configfile`)."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", help="store URL or path (local path, file://, memory://, s3://, gs://)")
-    parser.add_argument(
-        "--tile", action="append", help="check only this tile (repeatable); default: all tiles"
+@dataclass(frozen=True)
+class ValidateOptions:
+    """The options of ``dpz validate``."""
+
+    store: str = option(
+        positional=True, help="store URL or path (local path, file://, memory://, s3://, gs://)"
     )
-    parser.add_argument(
-        "--deep", action="store_true", help="also decode every chunk and check values (reads everything)"
+    tile: list[str] | None = option(
+        None, append=True, help="check only this tile (repeatable); default: all tiles"
     )
+    deep: bool = option(False, help="also decode every chunk and check values (reads everything)")
+
+
+OPTIONS = (ValidateOptions,)
+"""The dataclasses whose fields are the options of ``dpz validate``."""
 
 
 def run(args: argparse.Namespace) -> int:
