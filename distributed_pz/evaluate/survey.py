@@ -17,9 +17,10 @@ import numpy as np
 
 from distributed_pz.metrics.pdf import RedshiftPDF, pit, pit_coverage, pit_uniformity
 from distributed_pz.metrics.point import point_metrics
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_QSO, CLASS_STAR
 
-CLASS_NAMES = {0: "galaxies", 1: "stars", 2: "QSOs"}
-"""Truth class codes (:mod:`distributed_pz.survey.store.schema`) and their names in reports."""
+CLASS_NAMES = {CLASS_GALAXY: "galaxies", CLASS_STAR: "stars", CLASS_QSO: "QSOs"}
+"""Truth classes and their names in reports."""
 
 
 def survey_summary(
@@ -55,7 +56,7 @@ def survey_summary(
         galaxies, sample, counts = np.ones(len(z_spec), bool), "every source (the truth has no class)", {}
     else:
         codes = np.asarray(truth_class)
-        galaxies, sample = codes == 0, "galaxies (truth class)"
+        galaxies, sample = codes == CLASS_GALAXY, "galaxies (truth class)"
         counts = {name: int((codes == code).sum()) for code, name in CLASS_NAMES.items()}
     pit_values = pit(pdf, z_spec) if pdf is not None else np.full(len(z_spec), np.nan)
     pooled = _metrics(z_phot[galaxies], z_spec[galaxies], pit_values[galaxies], thresholds)

@@ -531,8 +531,8 @@ class EnsembleDir:
                 recorded = bundle_json["content_hash"]
             if recorded != entry["content_hash"]:
                 raise BundleError(f"{where}: member {name} is not the one recorded")
-        calibration = self._read_calibration(manifest.get("calibration"))
-        locus = self._read_locus(manifest.get("stellar_locus"))
+        calibration = self._read_recorded(manifest.get("calibration"), Calibration, "calibration")
+        locus = self._read_recorded(manifest.get("stellar_locus"), StellarLocus, "stellar locus")
         plan = self.read_plan()
         if verify:
             digest = ensemble_hash(
@@ -575,39 +575,18 @@ class EnsembleDir:
             )
         return Ensemble(location=self.location, content_hash=digest, configs=configs, members=members)
 
-    def _read_locus(self, entry: Mapping[str, Any] | None) -> StellarLocus | None:
-        """The stellar locus the manifest records, its hash checked; ``None`` if it records none."""
+    def _read_recorded(self, entry: Mapping[str, Any] | None, kind: type, what: str) -> Any:
+        """The ``what`` (``kind``: a calibration, a stellar locus) the manifest records, its content
+        hash checked; ``None`` if it records none."""
         if not entry:
             return None
-        try:
-            locus = StellarLocus.from_dict(self.read_json(self.root / entry["path"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(
-                f"ensemble {self.location!r}: {entry['path']} is not a stellar locus ({exc})"
-            ) from None
-        if locus.content_hash != entry["content_hash"]:
-            raise BundleError(
-                f"ensemble {self.location!r}: {entry['path']} is not the locus recorded (edited?)"
-            )
-        return locus
-
-    def _read_calibration(self, entry: Mapping[str, Any] | None) -> Calibration | None:
-        """The calibration the manifest records, its hash checked; ``None`` if it records none."""
-        if not entry:
-            return None
-        path = self.root / entry["path"]
+        where, path = f"ensemble {self.location!r}", self.root / entry["path"]
         if not path.is_file():
-            raise BundleError(
-                f"ensemble {self.location!r}: the calibration {entry['path']} it records is missing"
-            )
+            raise BundleError(f"{where}: the {what} {entry['path']} it records is missing")
         try:
-            calibration = Calibration.from_dict(self.read_json(path))
+            value = kind.from_dict(self.read_json(path))
         except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(
-                f"ensemble {self.location!r}: {entry['path']} is not a calibration ({exc})"
-            ) from None
-        if calibration.content_hash != entry["content_hash"]:
-            raise BundleError(
-                f"ensemble {self.location!r}: {entry['path']} is not the calibration recorded (edited?)"
-            )
-        return calibration
+            raise BundleError(f"{where}: {entry['path']} is not a {what} ({exc})") from None
+        if value.content_hash != entry["content_hash"]:
+            raise BundleError(f"{where}: {entry['path']} is not the {what} recorded (edited?)")
+        return value

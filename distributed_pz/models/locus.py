@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-STAR = 1
-"""Class code of a star (:data:`distributed_pz.survey.store.schema` ``class``)."""
+from distributed_pz.survey.store.schema import CLASS_STAR
+
 MAX_MAG_ERR = 0.05
 """Stars used: every band measured to better than this [mag]."""
 MIN_STARS = 30
@@ -127,7 +127,7 @@ class StellarLocus:
         if "class" not in arrays:
             raise TooFewStars("the tile has no class array to find its stars by")
         axis = [list(bands).index(b) for b in self.bands]
-        stars = np.asarray(arrays["class"]) == STAR
+        stars = np.asarray(arrays["class"]) == CLASS_STAR
         offsets = self.offsets(arrays["mag"][stars][:, axis], arrays["mag_err"][stars][:, axis])
         return dict(zip(self.bands, map(float, offsets), strict=True))
 

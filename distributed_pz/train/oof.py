@@ -32,9 +32,9 @@ from distributed_pz.models.augment import jitter_zeropoints
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle
 from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
 from distributed_pz.models.inputs import zeropoint_scatter
-from distributed_pz.models.locus import STAR, StellarLocus, TooFewStars
+from distributed_pz.models.locus import StellarLocus, TooFewStars
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
-from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_STAR, CLASS_UNKNOWN
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.calibrate import calibrate_oof
@@ -246,7 +246,7 @@ def _stellar_locus(config: EnsembleConfig, echo: Callable[[str], None]) -> Stell
             echo(f"stellar locus: tile {name!r} has no class array; no locus, so no --homogenise")
             return None
         data = tile.read(["class", "mag", "mag_err"])
-        stars = data["class"] == STAR
+        stars = data["class"] == CLASS_STAR
         parts.append((data["mag"][stars], data["mag_err"][stars]))
     bands = store.tile(config.tiles[0]).bands
     try:
