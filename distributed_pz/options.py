@@ -4,8 +4,9 @@ A field made with :func:`option` is an option of every command that lists its da
 name is the ``argparse`` dest, its annotation the value type, its default the option's default
 (no default: a required option); the metadata adds the help and, where needed, the flag (default:
 the field name with ``-``), metavar, choices, a parser of one value, repetition (``append``), a
-positional place, a help group and a mutually exclusive group. A ``bool`` field that defaults to
-False is a switch (``store_true``). From those fields alone:
+positional place, a help group and a mutually exclusive group. A ``bool`` field is a switch:
+``--FLAG`` when it defaults to False, ``--FLAG`` / ``--no-FLAG`` when it defaults to True. From
+those fields alone:
 
 * :func:`add_options` adds the ``argparse`` arguments of a command (one call per field);
 * :func:`from_args` builds the dataclass from the parsed namespace;
@@ -91,8 +92,8 @@ class Spec:
     def argparse_kwargs(self, default: Any, given: bool) -> dict[str, Any]:
         """Keyword arguments of ``add_argument``; ``given``: ``default`` came from a config file."""
         kwargs: dict[str, Any] = {"help": self.option.help, "default": default}
-        if self.kind == "switch":
-            kwargs["action"] = "store_true"
+        if self.kind == "switch":  # on by default: --FLAG / --no-FLAG
+            kwargs["action"] = argparse.BooleanOptionalAction if self.default is True else "store_true"
         else:
             metavar = self.option.metavar
             if metavar is None and self.choices is None and self.flag != self.name.replace("_", "-"):

@@ -74,6 +74,11 @@ class EnsembleConfig:
         the overrides win over the bands the training tile gives.
     n_splits, n_folds, val_fraction, seed
         Split plan (:func:`distributed_pz.train.plan.make_plan`); ``seed`` is the master seed.
+    survey_calibration
+        Out-of-fold predictions that carry the survey's tile-to-tile error, for the calibration:
+        whole tiles left out when there are at least ``n_folds`` training tiles, else the rows
+        predicted under zero points redrawn at the band set's scatter
+        (:func:`distributed_pz.train.oof.predict_part`).
     train
         How each member trains (epochs, batch size, learning rate, ...).
     pretrain_store, pretrain_tiles, pretrain
@@ -112,6 +117,12 @@ class EnsembleConfig:
     )
     val_fraction: float = option(0.1, group=PLAN, help="share of each member's training part for validation")
     seed: int = option(0, group=PLAN, help="master seed of the plan and the members")
+    survey_calibration: bool = option(
+        True,
+        group=PLAN,
+        help="calibrate on predictions that carry the survey's tile-to-tile error: with at least as many "
+        "tiles as folds, leave whole tiles out; else predict the out-of-fold rows under redrawn zero points",
+    )
     train: TrainConfig = field(default_factory=lambda: TrainConfig(on_nan="stop"))
     pretrain_store: str | None = option(
         None, group=TRAINING, help="(simulated) store to pre-train on first; members fine-tune from it"

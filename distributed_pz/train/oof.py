@@ -198,9 +198,13 @@ def finish_ensemble(
             galaxies = np.isin(cls, (CLASS_GALAXY, CLASS_UNKNOWN))
         combined = combine_parts(parts, plan.n_rows)
         survey_error = (
-            "whole tiles left out"
-            if plan.leaves_groups_out
-            else "zero points redrawn at the band set's calibration scatter"
+            (
+                "whole tiles left out"
+                if plan.leaves_groups_out
+                else "zero points redrawn at the band set's scatter"
+            )
+            if config.survey_calibration
+            else "the training tiles' zero points only"
         )
         fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, galaxies, survey_error)
         calibration = ensemble.save_calibration(fitted)

@@ -69,10 +69,18 @@ class MemberSettings:
     pretrain_epochs: int | None = option(
         None, group=TRAINING, help="pre-training epochs (default: as --epochs)"
     )
+    zeropoint_jitter: float = option(
+        TrainConfig.zeropoint_jitter,
+        group=TRAINING,
+        help="random zero-point offsets per source and band at this many times the band set's "
+        "tile-to-tile calibration scatter, so members do not learn their tiles' zero points (0 = off)",
+    )
 
     def train_configs(self, family: str) -> tuple[TrainConfig, TrainConfig]:
         """The members' and the pre-training's :class:`TrainConfig` for a model family (stopping on NaN)."""
         chosen = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
         settings = {**preset_settings(self.preset, family), **{k: v for k, v in chosen.items() if v}}
-        member = TrainConfig(on_nan="stop", patience=self.patience or None, **settings)
+        member = TrainConfig(
+            on_nan="stop", patience=self.patience or None, zeropoint_jitter=self.zeropoint_jitter, **settings
+        )
         return member, dataclasses.replace(member, epochs=self.pretrain_epochs or member.epochs)

@@ -297,7 +297,7 @@ def _prepare(
         config.n_folds,
         config.val_fraction,
         config.seed,
-        groups=sample.tile_index,  # with >= K tiles, whole tiles left out: OOF rows carry the tile error
+        groups=sample.tile_index if config.survey_calibration else None,  # >= K tiles: whole tiles left out
     )
     plan.save(out)
     write_json(ensemble.config_file, {**resolved, "out": str(out)})  # last: a complete preparation

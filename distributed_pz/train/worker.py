@@ -206,15 +206,9 @@ def _train(
         resume=state,
         callback=_epoch_reporter(name, "member", resumed_from, train_config.epochs, step),
     )
+    extra = {"resumed_from_epoch": resumed_from}
     _finish(
-        EnsembleDir(config.out),
-        plan,
-        member,
-        data,
-        result,
-        {"resumed_from_epoch": resumed_from},
-        started,
-        step,
+        EnsembleDir(config.out), plan, member, data, result, extra, started, step, config.survey_calibration
     )
 
 
@@ -242,7 +236,17 @@ def _train_stacked(
     results = train_stacked(config.model_config(), jobs, train_config=train_config, init_bundle=init_bundle)
     extra = {"resumed_from_epoch": 0, "stacked_members": len(members)}
     for member, result in zip(members, results, strict=True):
-        _finish(EnsembleDir(config.out), plan, member, data, result, extra, started, step)
+        _finish(
+            EnsembleDir(config.out),
+            plan,
+            member,
+            data,
+            result,
+            extra,
+            started,
+            step,
+            config.survey_calibration,
+        )
 
 
 def _finish(
@@ -254,12 +258,15 @@ def _finish(
     extra: Mapping[str, Any],
     started: float,
     step: Lockstep,
+    survey_calibration: bool,
 ) -> None:
-    """A trained member's out-of-fold part, then its bundle (renamed into place last)."""
+    """A trained member's out-of-fold part, then its bundle (renamed into place last). With
+    ``survey_calibration`` and a plan that does not leave whole tiles out, the part is predicted
+    under redrawn zero points (:func:`~distributed_pz.train.oof.predict_part`)."""
     name = member.member_id
     test = plan.test_rows(member)
     if test.size:  # a one-fold plan has no test rows and no out-of-fold part
-        redraw = None if plan.leaves_groups_out else member.seed  # the calibration must see other tiles
+        redraw = member.seed if survey_calibration and not plan.leaves_groups_out else None
         save_part(ensemble.oof_part(name), test, predict_part(result.bundle, data.take(test), redraw))
     record = {
         "member_id": name,
