@@ -11,10 +11,11 @@ import pytest
 from distributed_pz.models.bundle import BundleError, save_bundle
 from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, SINGLE_MEMBER_ID, EnsembleDir
+from distributed_pz.models.locus import StellarLocus
 from distributed_pz.train.member import TrainConfig, train_member
 from distributed_pz.train.oof import combine_parts, load_part, predict_part, save_part, write_catalog
 from distributed_pz.train.plan import make_plan
-from tests.fixtures import learnable_tile, save_ensemble, tiny_config
+from tests.fixtures import learnable_tile, save_ensemble, star_magnitudes, tiny_config
 
 WIDER = Calibration((), (0.01,), (2.0,), (0.01,), "test rows", 100)
 
@@ -190,3 +191,17 @@ def test_out_of_fold_rows_can_be_predicted_under_other_zero_points(bundles):
     np.testing.assert_array_equal(drawn["z_phot"], predict_part(bundles[0], rows, redraw_seed=3)["z_phot"])
     shift = np.abs(drawn["z_phot"] - plain["z_phot"])
     assert 0 < np.nanmedian(shift) < 0.1  # ~0.01 mag zero points: small, but not nothing
+
+
+def test_the_stellar_locus_is_read_with_the_ensemble_and_covered_by_its_hash(tmp_path, bundles):
+    stars = star_magnitudes(200, seed=0)
+    locus = StellarLocus.fit(stars, np.full_like(stars, 0.01), tuple("ugriZYJHK"))
+    digest = save_ensemble(tmp_path / "ens", bundles, locus=locus)
+    assert digest != save_ensemble(tmp_path / "plain", bundles)
+    assert EnsembleDir(tmp_path / "ens").read(weights=False).locus == locus
+    path = tmp_path / "ens" / EnsembleDir.locus_file
+    edited = json.loads(path.read_text())
+    edited["nodes"][0][0] += 0.1
+    path.write_text(json.dumps(edited))
+    with pytest.raises(BundleError, match="stellar_locus.json is not the stellar locus recorded"):
+        EnsembleDir(tmp_path / "ens").read(weights=False)
