@@ -206,7 +206,9 @@ def finish_ensemble(
             if config.survey_calibration
             else "the training tiles' zero points only"
         )
-        fitted, oof = calibrate_oof(combined, sample.z_spec, config.seed, galaxies, survey_error)
+        fitted, oof = calibrate_oof(
+            combined, sample.z_spec, config.seed, fit_rows=galaxies, survey_error=survey_error
+        )
         calibration = ensemble.save_calibration(fitted)
         meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
         tiles = np.asarray(sample.tiles)[sample.tile_index]
