@@ -11,6 +11,7 @@ predicts ``--unseen`` others; one row per model, remedy and survey seed:
 - ``jitter+calibration``: both (the default of ``dpz train``);
 - ``locus``: ``none``'s ensemble, each unseen tile homogenised first (``dpz predict --homogenise``:
   stellar-locus regression against the training tiles' stars);
+- ``jitter+locus``: ``jitter``'s ensemble, homogenised;
 - ``all``: ``jitter+calibration``'s ensemble, homogenised.
 
 Columns: NMAD and outliers of the galaxies' out-of-fold predictions (the training tiles) and of
@@ -49,6 +50,7 @@ REMEDIES = {
     "calibration": (0.0, True, False),
     "jitter+calibration": (1.0, True, False),
     "locus": (0.0, False, True),
+    "jitter+locus": (1.0, False, True),
     "all": (1.0, True, True),
 }
 """Remedy -> (zero-point jitter, survey calibration, homogenise)."""

@@ -3,9 +3,10 @@
 A survey is used one way: ensembles are trained on the few tiles with spectroscopy and predict
 every other tile, each with its own photometric zero points. So: simulate five KiDS+VIKING tiles
 → train DEEPZ, GaZNet-C9 and GaZNet-1 (cutouts + photometry) ensembles on the first two, each
-with a star/galaxy/QSO head, zero-point jitter, and a p(z) calibration fitted on out-of-fold
-predictions of the tile each member never saw (Ray Train) → predict the three unseen tiles with
-each (Dask) → evaluate the catalogues against the simulated truth in one report, per tile and
+with a star/galaxy/QSO head, zero-point jitter and a p(z) calibration fitted on its out-of-fold
+predictions (Ray Train) → predict the three unseen tiles with each (Dask), each tile's photometry
+first brought to the training tiles' zero points from its own stars (``--homogenise``) → evaluate
+the catalogues against the simulated truth in one report, per tile and
 pooled, galaxies apart (PIT, coverage, the ODDS cut, the class cut). Each step is the same command a user would type, and the steps are data
 (:func:`demo_steps`); rerunning the demo resumes (finished members are skipped).
 """
@@ -116,7 +117,7 @@ def demo_steps(args: argparse.Namespace) -> list[Step]:
         steps += [
             Step(
                 f"train a {args.splits}×{args.folds} {m.label} ensemble on {' and '.join(TRAIN_TILES)} "
-                "(Ray Train), calibrated on out-of-fold predictions of the tile each member never saw",
+                "(Ray Train), with zero-point jitter, calibrated on its out-of-fold predictions",
                 (
                     "train",
                     *("--store", store, *train_tiles, "--model", m.model, *settings),
@@ -126,11 +127,11 @@ def demo_steps(args: argparse.Namespace) -> list[Step]:
             ),
             Step(
                 f"predict the unseen tiles {', '.join(TARGET_TILES)} with the {m.label} ensemble on a "
-                "local Dask cluster",
+                "local Dask cluster, each tile's zero points brought to the training tiles' first",
                 (
                     "predict",
                     *("--store", store, *target_tiles, "--bundle", str(bundle)),
-                    *("--out", str(catalogues), "--workers", str(args.workers), "--quiet"),
+                    *("--out", str(catalogues), "--workers", str(args.workers), "--quiet", "--homogenise"),
                 ),
             ),
         ]

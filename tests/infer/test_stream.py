@@ -23,8 +23,9 @@ from distributed_pz.cli import main
 from distributed_pz.infer import cli
 from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.local import predict_tile_local
-from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING
+from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING, ManifestError
 from distributed_pz.infer.stream import TileFailed, predict_store
+from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir
 from distributed_pz.models.locus import StellarLocus, correct_photometry
 from distributed_pz.models.predictor import EnsemblePredictor
@@ -35,6 +36,7 @@ from tests.fixtures import fresh_members, make_tile_arrays, save_ensemble, star_
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 N_ROWS = 640  # five tasks of 128 rows per tile
+WIDE = Calibration((), (0.0,), (2.0,), (0.01,), "test", 100)
 BAD_SHARD = 3  # rows 384-511; its first chunk is chunk 6 (rows 384-447)
 
 
@@ -254,3 +256,22 @@ def test_homogenised_tiles_are_predicted_at_the_training_tiles_zero_points(clien
     save_ensemble(tmp_path / "ens-plain", members)
     with pytest.raises(ValueError, match="no stellar locus"):
         predict_store(client, store, str(tmp_path / "ens-plain"), str(tmp_path / "o2"), homogenise=True)
+
+
+def test_a_run_refuses_to_resume_with_another_calibration(client, world, tmp_path):
+    """The calibration is in the ensemble hash, so in the run's identity: a recalibrated ensemble
+    cannot add tiles to a run folder predicted with the old calibration."""
+    root, tiles, _ = world
+    members = fresh_members("deepz", seeds=(1, 2))
+    for name, calibration in (
+        ("narrow", Calibration((), (0.0,), (0.5,), (0.0,), "test", 100)),
+        ("wide", WIDE),
+    ):
+        save_ensemble(tmp_path / name, members, calibration)
+    out = str(tmp_path / "out")
+    predict_store(client, str(root / "store"), str(tmp_path / "narrow"), out, tiles=tiles[:1], progress=False)
+    with pytest.raises(ManifestError, match="bundle_hash"):
+        predict_store(
+            client, str(root / "store"), str(tmp_path / "wide"), out, tiles=tiles[1:], progress=False
+        )
+    assert read_catalog(f"{out}/{tiles[0]}.parquet").meta["calibration_hash"] != WIDE.content_hash
