@@ -5,13 +5,13 @@ exposure, the KiDS DR4 calibration scatter). An ensemble is trained on ``--train
 predicts ``--unseen`` others; one row per model, remedy and survey seed:
 
 - ``none``: no zero-point jitter, calibration on the out-of-fold rows as they are;
-- ``jitter``: members trained with zero-point jitter (``--zeropoint-jitter 1``);
+- ``jitter``: members trained with zero-point jitter (``--zeropoint-jitter 1``, the default);
 - ``calibration``: the calibration sees the survey's error (``--survey-calibration``: whole tiles
   left out with as many tiles as folds, else out-of-fold rows under redrawn zero points);
-- ``jitter+calibration``: both (the default of ``dpz train``);
+- ``jitter+calibration``: both;
 - ``locus``: ``none``'s ensemble, each unseen tile homogenised first (``dpz predict --homogenise``:
   stellar-locus regression against the training tiles' stars);
-- ``jitter+locus``: ``jitter``'s ensemble, homogenised;
+- ``jitter+locus``: ``jitter``'s ensemble, homogenised (what ``dpz demo`` does);
 - ``all``: ``jitter+calibration``'s ensemble, homogenised.
 
 Columns: NMAD and outliers of the galaxies' out-of-fold predictions (the training tiles) and of

@@ -6,9 +6,10 @@ every other tile, each with its own photometric zero points. So: simulate five K
 with a star/galaxy/QSO head, zero-point jitter and a p(z) calibration fitted on its out-of-fold
 predictions (Ray Train) → predict the three unseen tiles with each (Dask), each tile's photometry
 first brought to the training tiles' zero points from its own stars (``--homogenise``) → evaluate
-the catalogues against the simulated truth in one report, per tile and
-pooled, galaxies apart (PIT, coverage, the ODDS cut, the class cut). Each step is the same command a user would type, and the steps are data
-(:func:`demo_steps`); rerunning the demo resumes (finished members are skipped).
+the catalogues against the simulated truth in one report, per tile and pooled, galaxies apart
+(PIT, coverage, the ODDS cut, the class cut). Each step is the same command a user would type,
+and the steps are data (:func:`demo_steps`); rerunning the demo resumes (finished members are
+skipped).
 """
 
 from __future__ import annotations
