@@ -71,13 +71,13 @@ class DemoOptions:
     """The options of ``dpz demo``."""
 
     out: str = option("demo_output", help="directory for the store, bundles, catalogues, report")
-    n: int = option(4000, help="sources per simulated tile")
-    splits: int = option(2, help="random splits of each ensemble")
-    folds: int = option(2, help="folds per split (members = splits × folds)")
+    n: int = option(4000, minimum=1, help="sources per simulated tile")
+    splits: int = option(2, minimum=1, help="random splits of each ensemble")
+    folds: int = option(2, minimum=1, help="folds per split (members = splits × folds)")
     epochs_scale: float = option(
         1.0, help="multiply every model's demo epochs (DEEPZ 30, GaZNet-C9 30, GaZNet-1 16) by this"
     )
-    workers: int = option(2, help="Dask workers for prediction")
+    workers: int = option(2, minimum=1, help="Dask workers for prediction")
     seed: int = option(0, help="master seed of the simulation and the ensembles")
 
 

@@ -41,6 +41,7 @@ class Option:
     positional: bool = False
     group: str | None = None
     exclusive: str | None = None
+    minimum: float | None = None
 
 
 def option(
@@ -64,7 +65,8 @@ def option(
         ``choices`` (a sequence, or a function returning one when the parser is built),
         ``parse`` (one value from its text; default: the annotation's ``int``/``float``/...),
         ``append`` (repeatable), ``positional``, ``group`` (help section), ``exclusive``
-        (mutually exclusive group).
+        (mutually exclusive group), ``minimum`` (a count or size below it is refused when parsed,
+        from the command line or a config file, in one line naming the option).
     """
     meta = {OPTION: Option(help, **cli)}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
@@ -130,6 +132,8 @@ def _spec(f: dataclasses.Field, hint: Any) -> Spec:
         kind = "switch"
     choices = meta.choices() if callable(meta.choices) else meta.choices
     parse = meta.parse or (item if item in (int, float, Path) else None)
+    if meta.minimum is not None and parse is not None:
+        parse = _at_least(parse, meta.minimum)
     default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
     if kind == "append" and default not in (None, dataclasses.MISSING):
         default = list(default)  # argparse appends to a copy of the default: a list
@@ -145,6 +149,19 @@ def _spec(f: dataclasses.Field, hint: Any) -> Spec:
         choices=list(choices) if choices is not None else None,
         sequence=sequence,
     )
+
+
+def _at_least(parse: Callable[[str], Any], minimum: float) -> Callable[[str], Any]:
+    """``parse``, refusing a value below ``minimum`` (argparse prints the message after the option)."""
+
+    def checked(text: str) -> Any:
+        value = parse(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, not {text}")
+        return value
+
+    checked.__name__ = getattr(parse, "__name__", "value")  # argparse names the type in its errors
+    return checked
 
 
 def _unoptional(hint: Any) -> Any:

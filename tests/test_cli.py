@@ -78,3 +78,38 @@ def test_set_overrides_are_typed_and_checked(tmp_path):
     assert attrs["psf_fwhm_arcsec"]["r"] == pytest.approx(0.6)
     with pytest.raises(SystemExit, match="expected NAME=VALUE"):
         main(["simulate", "--n", "10", "--out", url, "--set", "no_such_setting=1"])
+
+
+@pytest.mark.parametrize(
+    "argv, flag, value",
+    [
+        ("train --store s --out o --epochs -3", "epochs", "-3"),
+        ("train --store s --out o --batch-size 0", "batch-size", "0"),
+        ("predict --store s --bundle b --out o --max-in-flight -1", "max-in-flight", "-1"),
+        ("predict --store s --bundle b --out o --workers -1", "workers", "-1"),
+        ("predict --store s --bundle b --out o --batch-size 0", "batch-size", "0"),
+        ("distill --ensemble e --store s --out o --epochs -2", "epochs", "-2"),
+        ("simulate --out s --n -5", "n", "-5"),
+        ("simulate --out s --chunk-rows 0", "chunk-rows", "0"),
+        ("simulate --out s --tiles 0", "tiles", "0"),
+    ],
+)
+def test_a_count_below_its_minimum_is_refused_when_parsed(argv, flag, value, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the relative outputs would land here
+    with pytest.raises(SystemExit) as stop:
+        main(argv.split())
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(f"error: argument --{flag}: must be at least 1, not {value}")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_count_below_its_minimum_in_a_config_file_is_refused(tmp_path, capsys):
+    config = tmp_path / "train.toml"
+    config.write_text('store = "s"\nout = "o"\nepochs = -3\n')
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--config", str(config)])
+    assert stop.value.code == 2
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1].endswith("epochs = -3: must be at least 1, not -3")
+    )

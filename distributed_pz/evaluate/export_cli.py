@@ -26,8 +26,8 @@ class ExportOptions:
     tile: list[str] | None = option(
         None, append=True, help="export only this tile (repeatable); default: all"
     )
-    pixel_threshold: int = option(DEFAULT_PIXEL_THRESHOLD, help="most rows per HEALPix partition")
-    workers: int = option(1, help="threads of the import's Dask client")
+    pixel_threshold: int = option(DEFAULT_PIXEL_THRESHOLD, minimum=1, help="most rows per HEALPix partition")
+    workers: int = option(1, minimum=1, help="threads of the import's Dask client")
 
 
 OPTIONS = (ExportOptions,)

@@ -114,7 +114,7 @@ class EvaluationSettings:
         f"recomputed with that interval, else {DEFAULT_ODDS_INTERVAL})",
     )
     coverage_levels: tuple[float, ...] = (0.68, 0.95)
-    pit_bins: int = option(20, help="PIT histogram bins (default: %(default)s)")
+    pit_bins: int = option(20, minimum=1, help="PIT histogram bins (default: %(default)s)")
     z_bin_width: float = 0.2
     mag_bin_width: float = 0.5
     completeness: tuple[float, ...] = DEFAULT_COMPLETENESS

@@ -43,10 +43,10 @@ class PredictRun:
         help="serve the Dask dashboard of a started cluster here (e.g. localhost:8787); default: none",
     )
     rows_per_task: int | None = option(
-        None, help="rows per task, rounded down to whole Zarr chunks (default: one shard)"
+        None, minimum=1, help="rows per task, rounded down to whole Zarr chunks (default: one shard)"
     )
     max_in_flight: int | None = option(
-        None, help="most tasks submitted at once (default: twice the worker threads)"
+        None, minimum=1, help="most tasks submitted at once (default: twice the worker threads)"
     )
     on_error: str = option(
         "stop",
@@ -78,7 +78,7 @@ class Connection:
         None, metavar="PATH", exclusive="where", help="join the running Dask cluster described by PATH"
     )
     workers: int | None = option(
-        None, help="workers of a started cluster (default: one per core, or one per GPU)"
+        None, minimum=1, help="workers of a started cluster (default: one per core, or one per GPU)"
     )
 
 

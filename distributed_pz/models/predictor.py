@@ -108,7 +108,7 @@ class PredictOptions:
         Smallest width of a point-estimate ensemble's Gaussian.
     """
 
-    batch_size: int = option(4096, help="rows per forward pass")
+    batch_size: int = option(4096, minimum=1, help="rows per forward pass")
     precision: str = option(
         "fp32",
         choices=list(PRECISIONS),

@@ -109,9 +109,10 @@ class EnsembleConfig:
         group=PLAN,
         help="override a model config field, VALUE in JSON (e.g. hidden=64); repeat",
     )
-    n_splits: int = option(10, flag="splits", group=PLAN, help="random splits R")
+    n_splits: int = option(10, minimum=1, flag="splits", group=PLAN, help="random splits R")
     n_folds: int = option(
         5,
+        minimum=1,
         flag="folds",
         group=PLAN,
         help="folds K per split (members = R × K); 1 = train on everything (no out-of-fold "
@@ -300,12 +301,16 @@ class ClusterConfig:
         None, group=RAY, help="join a Ray cluster: 'auto' or 'ray://host:port' (none = start a local Ray)"
     )
     num_workers: int | None = option(
-        None, group=RAY, help="Ray Train workers (none = fill the cluster, at most one per member left)"
+        None,
+        minimum=1,
+        group=RAY,
+        help="Ray Train workers (none = fill the cluster, at most one per member left)",
     )
-    cpus_per_worker: int = option(1, group=RAY, help="CPUs (torch threads) per worker")
+    cpus_per_worker: int = option(1, minimum=1, group=RAY, help="CPUs (torch threads) per worker")
     gpus_per_worker: float | None = option(
         None,
+        minimum=0,
         group=RAY,
         help="GPUs per worker; a fraction packs workers on one GPU (none = 1 if the cluster has a GPU, else 0)",
     )
-    max_failures: int = option(3, group=RAY, help="worker-group restarts before giving up")
+    max_failures: int = option(3, minimum=0, group=RAY, help="worker-group restarts before giving up")

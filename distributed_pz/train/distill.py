@@ -46,7 +46,7 @@ class DistillConfig:
         The student's training settings (:class:`TrainConfig`).
     """
 
-    samples: int = option(8, help="draws from the teacher's p(z) per row")
+    samples: int = option(8, minimum=1, help="draws from the teacher's p(z) per row")
     seed: int = option(0, help="seed of the draws and the student")
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=30, batch_size=256))
 

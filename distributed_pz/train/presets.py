@@ -55,22 +55,24 @@ class MemberSettings:
         "'cpu' (DEEPZ 30, GaZNet 30); auto = paper on a GPU, else cpu",
     )
     epochs: int | None = option(
-        None, group=TRAINING, help="epochs per member (at most); default: the preset's"
+        None, minimum=1, group=TRAINING, help="epochs per member (at most); default: the preset's"
     )
     batch_size: int | None = option(
-        None, group=TRAINING, help="rows per optimisation step; default: the preset's"
+        None, minimum=1, group=TRAINING, help="rows per optimisation step; default: the preset's"
     )
     lr: float | None = option(None, group=TRAINING, help="peak learning rate; default: the preset's")
     patience: int = option(
         TrainConfig.patience,
+        minimum=0,
         group=TRAINING,
         help="stop a member after this many epochs without improvement (0 = never)",
     )
     pretrain_epochs: int | None = option(
-        None, group=TRAINING, help="pre-training epochs (default: as --epochs)"
+        None, minimum=1, group=TRAINING, help="pre-training epochs (default: as --epochs)"
     )
     zeropoint_jitter: float = option(
         TrainConfig.zeropoint_jitter,
+        minimum=0,
         group=TRAINING,
         help="random zero-point offsets per source and band at this many times the band set's "
         "tile-to-tile calibration scatter, so members do not learn their tiles' zero points (0 = off)",

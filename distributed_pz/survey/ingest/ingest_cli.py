@@ -83,12 +83,14 @@ class IngestOptions:
     )
     chunk_rows: int = option(
         DEFAULT_CHUNK_ROWS,
+        minimum=1,
         parse=_positive_int,
         metavar="N",
         help="rows per Zarr chunk, the unit readers decode (default: %(default)s)",
     )
     shard_rows: int = option(
         DEFAULT_SHARD_ROWS,
+        minimum=1,
         parse=_positive_int,
         metavar="N",
         help="rows per Zarr shard (one file each), a multiple of --chunk-rows; the tile is written "

@@ -89,13 +89,15 @@ class SimulateOptions:
     """The options of ``dpz simulate``: the tiles, their storage, and the simulator's settings."""
 
     out: str = option(help="store URL or path to write (created if absent)")
-    n: int = option(SimulationConfig.n_sources, help="sources per tile")
-    tiles: int = option(1, help="number of tiles to simulate")
+    n: int = option(SimulationConfig.n_sources, minimum=1, help="sources per tile")
+    tiles: int = option(1, minimum=1, help="number of tiles to simulate")
     tile_prefix: str = option("SIM_", help="tile names are PREFIX0000, PREFIX0001, ...")
     seed: int = option(SimulationConfig.seed, help="master seed (tile i uses seed+i)")
-    chunk_rows: int = option(DEFAULT_CHUNK_ROWS, help="rows per Zarr chunk")
-    shard_rows: int = option(DEFAULT_SHARD_ROWS, help="rows per Zarr shard (a multiple of --chunk-rows)")
-    workers: int = option(1, help="threads rendering cutouts in parallel")
+    chunk_rows: int = option(DEFAULT_CHUNK_ROWS, minimum=1, help="rows per Zarr chunk")
+    shard_rows: int = option(
+        DEFAULT_SHARD_ROWS, minimum=1, help="rows per Zarr shard (a multiple of --chunk-rows)"
+    )
+    workers: int = option(1, minimum=1, help="threads rendering cutouts in parallel")
     overwrite: bool = option(False, help="rewrite tiles that are already complete")
     no_cutouts: bool = option(False, help="catalogue-only tiles (no cutout array; much faster)")
     settings: tuple[str, ...] = option(
