@@ -77,14 +77,16 @@ class Spec:
     """One option resolved from its field: what argparse, config files and RAIL need.
 
     ``kind`` is ``"switch"`` (``store_true``), ``"append"`` (repeatable) or ``"value"``;
-    ``parse`` turns one value's text into its type (``None``: kept as text); ``sequence`` is the
-    field's container (``tuple`` or ``list``) where it holds several values.
+    ``parse`` turns one value's text into its type (``None``: kept as text), checking its
+    ``minimum``; ``value_type`` is that type (``int``, ``float``, ``str``, ...); ``sequence`` is
+    the field's container (``tuple`` or ``list``) where it holds several values.
     """
 
     name: str
     flag: str
     kind: str
     parse: Callable[[str], Any] | None
+    value_type: type
     default: Any
     required: bool
     option: Option
@@ -143,6 +145,7 @@ def _spec(f: dataclasses.Field, hint: Any) -> Spec:
         flag=meta.flag or f.name.replace("_", "-"),
         kind=kind,
         parse=parse,
+        value_type=item if isinstance(item, type) else str,
         default=None if required else default,
         required=required,
         option=meta,

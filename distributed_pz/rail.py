@@ -59,7 +59,7 @@ def option_param(cls: type, name: str, **changes: Any) -> Param:
     default and help, as ``dpz`` declares them; ``changes`` (``default``, ``msg``) replace them."""
     spec = next(spec for spec in specs(cls) if spec.name == name)
     declared = {"default": spec.default, "msg": spec.option.help, **changes}
-    return Param(spec.parse or str, declared["default"], msg=declared["msg"])
+    return Param(spec.value_type, declared["default"], msg=declared["msg"])
 
 
 def tile_arrays(data: Mapping[str, np.ndarray], config: Any, with_redshift: str | None = None) -> dict:
