@@ -125,6 +125,11 @@ def spread_mixture(
 ) -> tuple[Any, Any, Any]:
     """One Gaussian per row from point estimates: the valid members' mean and spread.
 
+    The spread is the sample standard deviation divided by ``c4(n)`` (the bias of a standard
+    deviation from ``n`` draws, 0.80 for two, 0.92 for four), an unbiased estimate of the members'
+    scatter whatever their number: the out-of-fold rows pool one member per split, a catalogue
+    row every member, and a calibration fitted on the former must hold for the latter.
+
     Parameters
     ----------
     z
@@ -148,7 +153,7 @@ def spread_mixture(
     mean = safe.sum(dim=0) / n_valid.clamp_min(1)
     var = torch.where(valid, (safe - mean) ** 2, 0.0).sum(dim=0) / (n_valid - 1).clamp_min(1)
     floor = torch.full_like(mean, sigma_floor)
-    sigma = torch.where(n_valid >= 2, torch.maximum(var.sqrt(), floor), floor)
+    sigma = torch.where(n_valid >= 2, torch.maximum(var.sqrt() / _c4(n_valid), floor), floor)
     has = n_valid > 0
     out = (
         has.to(torch.float64)[:, None],
@@ -156,6 +161,13 @@ def spread_mixture(
         torch.where(has, sigma, 1.0)[:, None],
     )
     return _to_numpy(out) if as_numpy else out
+
+
+def _c4(n: torch.Tensor) -> torch.Tensor:
+    """``E[s] / sigma`` of the sample standard deviation of ``n`` normal draws (1 where ``n < 2``)."""
+    m = n.to(torch.float64).clamp_min(2.0)
+    c4 = torch.exp(0.5 * torch.log(2.0 / (m - 1.0)) + torch.lgamma(m / 2.0) - torch.lgamma((m - 1.0) / 2.0))
+    return torch.where(n >= 2, c4, torch.ones_like(c4))
 
 
 def _scaled(weights: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -63,7 +63,18 @@ def test_point_members_become_one_gaussian_of_their_spread():
     weights, means, sigmas = mixture.spread_mixture(z, np.isfinite(z), sigma_floor=1e-3)
     assert np.allclose(weights[:, 0], [1, 1, 1, 0])
     assert np.allclose(means[:3, 0], [0.6, 1.5, 0.9])
-    assert np.allclose(sigmas[:3, 0], [np.std([0.5, 0.7, 0.6], ddof=1), np.std([1.0, 2.0], ddof=1), 1e-3])
+    c4 = {2: np.sqrt(2 / np.pi), 3: np.sqrt(np.pi) / 2}  # E[s] / sigma for 2 and 3 draws
+    expected = [np.std([0.5, 0.7, 0.6], ddof=1) / c4[3], np.std([1.0, 2.0], ddof=1) / c4[2], 1e-3]
+    assert np.allclose(sigmas[:3, 0], expected)
+
+
+def test_the_spread_of_two_members_is_as_wide_as_the_spread_of_eight():
+    """Out-of-fold rows pool one member per split, catalogue rows all of them: one calibration must fit both."""
+    z = np.random.default_rng(0).normal(0.0, 0.1, (8, 40_000))
+    widths = [
+        mixture.spread_mixture(z[:n], np.ones((n, z.shape[1]), bool), 1e-6)[2].mean() for n in (2, 4, 8)
+    ]
+    np.testing.assert_allclose(widths, 0.1, rtol=0.01)
 
 
 def test_the_pdf_classes_and_the_catalogue_summaries_are_one_library():
