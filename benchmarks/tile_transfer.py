@@ -89,7 +89,7 @@ def train(
     argv = ["train", "--store", store, "--out", str(out), "--model", model, "--splits", "2", "--folds", "2"]
     argv += [a for t in train_tiles for a in ("--tile", t)]
     argv += ["--epochs", str(epochs), "--zeropoint-jitter", str(jitter), "--num-workers", "2"]
-    argv += ["--survey-calibration" if survey else "--no-survey-calibration"]
+    argv += ["--survey-calibration"] if survey else []
     assert dpz(argv) == 0, f"dpz {' '.join(argv)}"
 
 
