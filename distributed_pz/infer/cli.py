@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from distributed_pz.catalog import WRITE_FORMATS
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
-from distributed_pz.infer.compat import check_bands
+from distributed_pz.infer.compat import check_bands, check_homogenise
 from distributed_pz.infer.manifest import FAILURES, ManifestError
 from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
 from distributed_pz.models.bundle import BundleError
@@ -92,10 +92,8 @@ def run(args: argparse.Namespace) -> int:
         # read once on the client (no weights): a wrong path, bands or calibration fail before a cluster starts
         ensemble = EnsembleDir(absolute_url(args.bundle)).read(weights=False)
         check_bands(ensemble, open_store(args.store), args.tile)
-        if args.homogenise and ensemble.locus is None:
-            raise ValueError(
-                f"--homogenise: the ensemble {args.bundle!r} has no stellar locus (trained without stars)"
-            )
+        if args.homogenise:
+            check_homogenise(ensemble)
         with connect(
             args.cluster,
             workers=args.workers,

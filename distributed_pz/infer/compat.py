@@ -16,6 +16,14 @@ from distributed_pz.survey.store.errors import StoreError
 from distributed_pz.survey.store.store import SurveyStore
 
 
+def check_homogenise(ensemble: Ensemble) -> None:
+    """Raise ``ValueError`` if ``ensemble`` has no stellar locus to homogenise tiles with."""
+    if ensemble.locus is None:
+        raise ValueError(
+            f"--homogenise: the ensemble {ensemble.location!r} has no stellar locus (trained without stars)"
+        )
+
+
 class BandMismatch(ValueError):
     """The ensemble was trained on other bands than a tile holds (one-line message)."""
 

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from distributed_pz import __version__
 from distributed_pz._files import is_file, makedirs, remove_tree, utc_now
 from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, write_part
+from distributed_pz.infer.compat import check_homogenise
 from distributed_pz.infer.manifest import STAGING, RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.ensemble import Ensemble, EnsembleDir
@@ -113,12 +114,9 @@ def tile_zeropoints(store_url: str, tile_name: str, locus: Mapping[str, Any]) ->
     """Worker task: the tile's zero-point offsets from its stars against ``locus`` (its JSON form):
     ``{"zeropoint_offsets": {band: mag}}``, or ``{"zeropoints": "not corrected: <why>"}``."""
     tile = open_store(store_url).tile(tile_name)
-    if not tile.has("class"):
-        return {"zeropoints": "not corrected: the tile has no class array to find its stars by"}
+    arrays = tile.read([name for name in ("class", "mag", "mag_err") if tile.has(name)])
     try:
-        offsets = StellarLocus.from_dict(locus).tile_offsets(
-            tile.read(["class", "mag", "mag_err"]), tile.bands
-        )
+        offsets = StellarLocus.from_dict(locus).tile_offsets(arrays, tile.bands)
     except TooFewStars as exc:
         return {"zeropoints": f"not corrected: {exc}"}
     return {"zeropoints": "stellar-locus regression", "zeropoint_offsets": offsets}
@@ -348,8 +346,8 @@ def predict_store(
     out_dir = absolute_url(out)
     digest = ensemble.content_hash
     calibration = ensemble.calibration.content_hash if ensemble.calibration else None
-    if homogenise and ensemble.locus is None:
-        raise ValueError(f"ensemble {ensemble.location!r} has no stellar locus to homogenise tiles with")
+    if homogenise:
+        check_homogenise(ensemble)
     identity = {
         "bundle_hash": digest,
         "calibration_hash": calibration,

@@ -253,6 +253,7 @@ class MemberLoop:
         self.model, self.spec, self.stats, self.tc, self.seed = model, spec, stats, tc, seed
         self.device, self.recon_weight = device, recon_weight
         self.train, self.train_t, self.val_t = train, train_t, val_t
+        self.zeropoint_jitter = zeropoint_scatter(spec.bands, train.band_set, tc.zeropoint_jitter)
         self.n_train = len(train_t["z"])
         self.optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         self.generator = torch.Generator(device=device).manual_seed(seed)
@@ -358,7 +359,7 @@ class MemberLoop:
             batch,
             coadd_alpha=tc.coadd_alpha if tc.random_coadds else None,
             max_shift=tc.max_shift if tc.augment_cutouts else None,
-            zeropoint_jitter=zeropoint_scatter(self.spec.bands, self.train.band_set, tc.zeropoint_jitter),
+            zeropoint_jitter=self.zeropoint_jitter,
             generator=self.generator,
         )
         return batch, raw, model_inputs(self.spec, raw, self.stats)

@@ -35,7 +35,7 @@ from distributed_pz.models.inputs import zeropoint_scatter
 from distributed_pz.models.locus import StellarLocus, TooFewStars
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_STAR, CLASS_UNKNOWN
-from distributed_pz.survey.store.store import open_store
+from distributed_pz.survey.store.store import SurveyStore
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.calibrate import calibrate_oof
 from distributed_pz.train.config import EnsembleConfig
@@ -180,7 +180,7 @@ def finish_ensemble(
     plan: SplitPlan,
     arrays: list[str],
     digest: str,
-    band_set: str,
+    store: SurveyStore,
     echo: Callable[[str], None] = print,
 ) -> str:
     """Pool the out-of-fold parts into ``oof.parquet``, fit the calibration on them and write the
@@ -220,13 +220,13 @@ def finish_ensemble(
         )
     else:
         echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
-    locus = _stellar_locus(config, echo)
+    locus = _stellar_locus(store, config.tiles, echo)
     record = {
         "url": config.store,
         "tiles": list(config.tiles),
         "arrays": arrays,
         "hash": digest,
-        "band_set": band_set,
+        "band_set": store.tile(config.tiles[0]).band_set.name,
     }
     pretrain = None
     if config.pretrain_store:
@@ -240,13 +240,14 @@ def finish_ensemble(
     return ensemble.write_manifest(plan, config.result_fields(), record, pretrain, calibration, locus_entry)
 
 
-def _stellar_locus(config: EnsembleConfig, echo: Callable[[str], None]) -> StellarLocus | None:
+def _stellar_locus(
+    store: SurveyStore, tiles: Sequence[str], echo: Callable[[str], None]
+) -> StellarLocus | None:
     """The training tiles' stellar locus (every star of them, not only the spectroscopic rows), so
     ``dpz predict --homogenise`` can bring another tile's zero points to theirs; ``None`` (said)
     when the tiles have no class array or too few well-measured stars."""
-    store = open_store(config.store)
     parts = []
-    for name in config.tiles:
+    for name in tiles:
         tile = store.tile(name)
         if not tile.has("class"):
             echo(f"stellar locus: tile {name!r} has no class array; no locus, so no --homogenise")
@@ -254,7 +255,7 @@ def _stellar_locus(config: EnsembleConfig, echo: Callable[[str], None]) -> Stell
         data = tile.read(["class", "mag", "mag_err"])
         stars = data["class"] == CLASS_STAR
         parts.append((data["mag"][stars], data["mag_err"][stars]))
-    bands = store.tile(config.tiles[0]).bands
+    bands = store.tile(tiles[0]).bands
     try:
         locus = StellarLocus.fit(
             np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), bands

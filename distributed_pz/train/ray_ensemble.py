@@ -209,8 +209,7 @@ def train_ensemble(
     finished = ensemble.finished_members()
     content_hash = None
     if finished >= set(ids):
-        band_set = store.tile(config.tiles[0]).band_set.name
-        content_hash = finish_ensemble(ensemble, config, plan, arrays, digest, band_set, echo)
+        content_hash = finish_ensemble(ensemble, config, plan, arrays, digest, store, echo)
         shutil.rmtree(ensemble.ray_run, ignore_errors=True)
     return TrainOutcome(
         path=out,
