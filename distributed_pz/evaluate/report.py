@@ -320,7 +320,13 @@ def _survey_lines(cats: Mapping[str, Mapping[str, Any]]) -> list[str]:
             ]
         )
     header = ["catalogue", "tiles", "N", "NMAD", "outliers", "PIT KS", "cov. 68 %"]
-    header += ["tile KS median", "tile KS max", "|bias|/σ68 median", "|bias|/σ68 max", "truth classes"]
+    header += [
+        "tile KS median",
+        "tile KS max",
+        "|median δz|/σ68 median",
+        "|median δz|/σ68 max",
+        "truth classes",
+    ]
     lines += _table(header, rows)
     tile_rows = [
         [
@@ -336,7 +342,8 @@ def _survey_lines(cats: Mapping[str, Mapping[str, Any]]) -> list[str]:
         for label, v in with_survey.items()
         for tile, t in v["tiles"].items()
     ]
-    lines += _table(["catalogue", "tile", "N", "NMAD", "bias", "bias/σ68", "PIT KS", "cov. 68 %"], tile_rows)
+    header = ["catalogue", "tile", "N", "NMAD", "median δz", "median δz/σ68", "PIT KS", "cov. 68 %"]
+    lines += _table(header, tile_rows)
     return lines
 
 

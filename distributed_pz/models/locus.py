@@ -9,10 +9,21 @@ colour shift that puts a tile's stars back on it — each star matched to its ne
 (colours in units of the locus's width), the shift moved by the median residual, repeated until it
 settles — and turns it into per-band offsets. A shift along a straight stretch of the locus moves
 no star off it and is not seen: the regression measures what the locus's bends constrain, and the
-more stars, the better (a simulated 10k-source tile has ~150 usable stars; a KiDS tile thousands). Colours fix the offsets up to one grey term common to every band; it is set so the
-offsets average zero (a grey zero point does not change a colour, and moves a magnitude by as
-much as it moves every other). Subtracting the offsets from the tile's magnitudes (and scaling
-its fluxes) makes its photometry homogeneous with the training tiles'
+more stars, the better (a simulated 10k-source tile has ~150 usable stars; a KiDS tile thousands).
+Colours fix the offsets up to one grey term common to every band; it is set so the offsets
+average zero (a grey zero point does not change a colour, and moves a magnitude by as much as it
+moves every other).
+
+A tile's few stars measure some bands poorly — a ``u`` or ``Ks`` offset from 50 stars can be off
+by 0.05-0.1 mag, several times the survey's calibration scatter — and applying such an estimate
+would add more error than it removes. So the measured offsets are combined with what the survey's
+calibration lets them be: with ``S`` their covariance (a bootstrap over the tile's stars) and
+``T`` the prior covariance of a tile's offsets from the training tiles' locus (the band set's
+calibration scatter, :attr:`StellarLocus.prior_scatter`), the offsets applied are the posterior
+mean ``T (T + S)⁺ δ̂``: a well-measured band keeps its estimate, a poorly measured one shrinks
+towards the training tiles' zero points (on simulated 4 000-source tiles: rms error 0.026 mag
+raw, 0.0055 after, 0.014 with no correction). Subtracting the offsets from the tile's magnitudes
+(and scaling its fluxes) makes its photometry homogeneous with the training tiles'
 (:func:`correct_photometry`).
 """
 
@@ -39,6 +50,8 @@ DENSITY = 24
 """Interpolated points between two nodes, for the nearest-point match."""
 MAX_ITERATIONS = 100
 TOLERANCE_MAG = 1e-4
+BOOTSTRAP = 32
+"""Resamples of a tile's stars for the covariance of its measured offsets (seeded: reproducible)."""
 
 
 class TooFewStars(ValueError):
@@ -61,16 +74,36 @@ class StellarLocus:
         the match alone.
     n_stars
         Stars it was built from.
+    reference_shift
+        ``(B - 1,)`` the colour shift the regression finds for the training stars themselves; a
+        tile's shift is measured from it (the median colours of bins along the principal axis are
+        not where nearest-point residuals balance: on simulated KiDS stars they differ by up to
+        0.025 mag, which would move every tile, the training tiles too, by as much).
+    prior_scatter
+        ``(B,)`` RMS of a tile's zero-point offset from the training tiles' [mag]: the band set's
+        calibration scatter times ``sqrt(1 + 1/k)`` for ``k`` training tiles (their locus
+        averages their own offsets). Empty: the measured offsets are applied as they are.
     """
 
     bands: tuple[str, ...]
     nodes: tuple[tuple[float, ...], ...]
     width: tuple[float, ...]
     n_stars: int
+    reference_shift: tuple[float, ...] = ()
+    prior_scatter: tuple[float, ...] = ()
 
     @classmethod
-    def fit(cls, mag: np.ndarray, mag_err: np.ndarray, bands: Sequence[str]) -> StellarLocus:
-        """The locus of stars with magnitudes ``mag`` ``(N, B)`` (errors ``mag_err``) in ``bands``."""
+    def fit(
+        cls,
+        mag: np.ndarray,
+        mag_err: np.ndarray,
+        bands: Sequence[str],
+        calibration_scatter: Sequence[float] = (),
+        n_tiles: int = 1,
+    ) -> StellarLocus:
+        """The locus of stars with magnitudes ``mag`` ``(N, B)`` (errors ``mag_err``) in ``bands``,
+        from ``n_tiles`` tiles of a survey whose zero points scatter by ``calibration_scatter``
+        per band (empty: no prior, offsets applied as measured)."""
         colours = _usable_colours(mag, mag_err)
         if len(colours) < MIN_STARS:
             raise TooFewStars(f"{len(colours)} well-measured stars; a reference locus needs {MIN_STARS}")
@@ -85,10 +118,15 @@ class StellarLocus:
         curve = unit._dense()
         residual = colours - curve[_nearest(colours, curve)]
         width = 1.4826 * np.median(np.abs(residual), axis=0)
-        return cls(tuple(bands), _rows(nodes), tuple(map(float, np.maximum(width, 1e-3))), len(colours))
+        width = tuple(map(float, np.maximum(width, 1e-3)))
+        raw = cls(tuple(bands), _rows(nodes), width, len(colours))
+        reference = tuple(map(float, raw._colour_shift(colours, np.zeros(colours.shape[1]))))
+        prior = tuple(float(t) * np.sqrt(1.0 + 1.0 / max(n_tiles, 1)) for t in calibration_scatter)
+        return cls(tuple(bands), _rows(nodes), width, len(colours), reference, prior)
 
     def offsets(self, mag: np.ndarray, mag_err: np.ndarray) -> np.ndarray:
-        """Per-band zero-point offsets ``(B,)`` [mag] of the tile whose stars have ``mag``, ``mag_err``.
+        """Per-band zero-point offsets ``(B,)`` [mag] of the tile whose stars have ``mag``, ``mag_err``:
+        the posterior mean given :attr:`prior_scatter` (the measured offsets when it is empty).
 
         Raises
         ------
@@ -98,17 +136,28 @@ class StellarLocus:
         colours = _usable_colours(mag, mag_err)
         if len(colours) < MIN_STARS:
             raise TooFewStars(f"{len(colours)} well-measured stars; at least {MIN_STARS} are needed")
+        reference = np.asarray(self.reference_shift or np.zeros(colours.shape[1]))
+        shift = self._colour_shift(colours, reference)
+        measured = colour_to_band_offsets(shift - reference)
+        if not self.prior_scatter:
+            return measured
+        rng = np.random.default_rng(0)
+        resampled = (colours[rng.integers(0, len(colours), len(colours))] for _ in range(BOOTSTRAP))
+        draws = [colour_to_band_offsets(self._colour_shift(c, shift) - reference) for c in resampled]
+        return posterior_offsets(measured, np.cov(np.array(draws).T), np.asarray(self.prior_scatter))
+
+    def _colour_shift(self, colours: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """The colour shift that puts ``colours`` on the locus, iterated from ``start``."""
         width = np.asarray(self.width)
         curve, scaled = self._dense() / width, colours / width
-        shift = np.zeros(colours.shape[1])
+        shift = start / width
         for _ in range(MAX_ITERATIONS):
             moved = scaled - shift
             step = np.median(moved - curve[_nearest(moved, curve)], axis=0)
             shift += step
             if np.abs(step * width).max() < TOLERANCE_MAG:
                 break
-        shift = shift * width
-        return colour_to_band_offsets(shift)
+        return shift * width
 
     def _dense(self) -> np.ndarray:
         nodes = np.asarray(self.nodes)
@@ -137,11 +186,29 @@ class StellarLocus:
             "nodes": [list(n) for n in self.nodes],
             "width": list(self.width),
             "n_stars": self.n_stars,
+            **({"reference_shift": list(self.reference_shift)} if self.reference_shift else {}),
+            **({"prior_scatter": list(self.prior_scatter)} if self.prior_scatter else {}),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StellarLocus:
-        return cls(tuple(d["bands"]), _rows(d["nodes"]), tuple(map(float, d["width"])), int(d["n_stars"]))
+        return cls(
+            tuple(d["bands"]),
+            _rows(d["nodes"]),
+            tuple(map(float, d["width"])),
+            int(d["n_stars"]),
+            tuple(map(float, d.get("reference_shift", ()))),
+            tuple(map(float, d.get("prior_scatter", ()))),
+        )
+
+
+def posterior_offsets(measured: np.ndarray, covariance: np.ndarray, prior_scatter: np.ndarray) -> np.ndarray:
+    """``T (T + S)⁺ δ̂``: measured offsets ``δ̂`` (mean zero, covariance ``S``) combined with a prior of
+    independent per-band offsets of RMS ``prior_scatter``, seen up to their mean (``T = P D² P``)."""
+    n = len(measured)
+    centre = np.eye(n) - 1.0 / n
+    prior = centre @ np.diag(np.square(prior_scatter)) @ centre
+    return prior @ np.linalg.pinv(prior + covariance, hermitian=True, rtol=1e-10) @ measured
 
 
 def colour_to_band_offsets(colour_shift: np.ndarray) -> np.ndarray:

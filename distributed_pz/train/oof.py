@@ -255,10 +255,15 @@ def _stellar_locus(
         data = tile.read(["class", "mag", "mag_err"])
         stars = data["class"] == CLASS_STAR
         parts.append((data["mag"][stars], data["mag_err"][stars]))
-    bands = store.tile(tiles[0]).bands
+    first = store.tile(tiles[0])
+    scatter = zeropoint_scatter(first.bands, first.attrs.get("band_set"))[0]
     try:
         locus = StellarLocus.fit(
-            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), bands
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            first.bands,
+            scatter,
+            len(tiles),
         )
     except TooFewStars as exc:
         echo(f"stellar locus: {exc}; no locus, so no --homogenise")

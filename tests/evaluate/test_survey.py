@@ -43,6 +43,15 @@ def test_a_tile_wide_bias_shows_per_tile_not_pooled():
     assert out["spread"]["ks_median"] > out["pooled"]["pit_ks"] / 2
 
 
+def test_a_tile_s_shift_is_its_median_not_pulled_by_outliers():
+    rng = np.random.default_rng(2)
+    z, z_phot = _tile_sample(rng, 2000, 0.0)
+    z_phot[:200] = 0.02  # catastrophic outliers, all low
+    pdf = GaussianMixturePDF(np.ones((len(z), 1)), z_phot[:, None], 0.03 * (1 + z_phot)[:, None])
+    tile = survey_summary(z_phot, z, np.full(len(z), "A"), None, pdf, (0.15, 0.02))["tiles"]["A"]
+    assert abs(tile["bias_over_sigma68"]) < 0.1
+
+
 def test_dpz_evaluate_reads_a_folder_of_tile_catalogues(tmp_path):
     rng = np.random.default_rng(1)
     ids, zs = [], []

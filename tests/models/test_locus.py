@@ -10,6 +10,7 @@ from distributed_pz.models.locus import (
     TooFewStars,
     colour_to_band_offsets,
     correct_photometry,
+    posterior_offsets,
 )
 
 BANDS = ("g", "r", "i", "z")
@@ -38,8 +39,35 @@ def test_a_tile_s_zero_points_are_recovered_up_to_a_grey_term():
     assert np.abs(locus.offsets(*stars(2000, seed=2))).max() < 4e-3  # the same zero points: nothing to fix
 
 
+def test_the_training_stars_themselves_need_no_correction():
+    """The regression is measured from where it puts the training stars, not from the bin medians."""
+    mag, err = stars(100, seed=3, noise=0.02)
+    locus = StellarLocus.fit(mag, err, BANDS)
+    assert np.abs(locus.reference_shift).max() > 5e-3  # bin medians are not where residuals balance
+    assert np.abs(locus.offsets(mag, err)).max() < 1e-4
+
+
+def test_a_poorly_measured_band_shrinks_to_the_survey_s_calibration_scatter():
+    truth = np.array([0.01, -0.01, 0.0, 0.0])
+    mag, err = stars(40, seed=4, offsets=truth, noise=0.03)
+    raw = StellarLocus.fit(*stars(3000, seed=0), BANDS)
+    prior = StellarLocus.fit(*stars(3000, seed=0), BANDS, calibration_scatter=(0.01,) * 4, n_tiles=1)
+    assert prior.prior_scatter == pytest.approx((0.01 * np.sqrt(2),) * 4)
+    error_raw = np.abs(raw.offsets(mag, err) - (truth - truth.mean())).max()
+    error_prior = np.abs(prior.offsets(mag, err) - (truth - truth.mean())).max()
+    assert error_prior < error_raw
+
+
+def test_the_posterior_keeps_a_well_measured_offset_and_drops_an_unmeasured_one():
+    measured = np.array([0.02, -0.02, 0.0])
+    precise = posterior_offsets(measured, np.eye(3) * 1e-8, np.full(3, 0.02))
+    np.testing.assert_allclose(precise, measured, atol=1e-4)
+    vague = posterior_offsets(measured, np.eye(3) * 1.0, np.full(3, 0.02))
+    assert np.abs(vague).max() < 1e-3
+
+
 def test_the_locus_survives_its_json_form():
-    locus = StellarLocus.fit(*stars(500, seed=0), BANDS)
+    locus = StellarLocus.fit(*stars(500, seed=0), BANDS, calibration_scatter=(0.01,) * 4, n_tiles=2)
     assert StellarLocus.from_dict(locus.to_dict()) == locus
 
 

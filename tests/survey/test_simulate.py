@@ -280,6 +280,16 @@ def test_tile_attrs_describe_the_simulation():
     assert attrs["simulator"]["config"]["seed"] == 9 and "version" in attrs["simulator"]
 
 
+def test_tile_attrs_record_the_tile_s_zero_points_as_its_sources_see_them():
+    config = SimulationConfig(n_sources=1500, seed=4, star_fraction=0.5, zp_tile_mag=0.05, outlier_rate=0.0)
+    recorded = np.array(list(tile_attrs(config)["simulator"]["zeropoint_offset_mag"].values()))
+    arrays, truth = simulate_catalogue(config), simulate_truth(config)
+    bright = (truth["class"] == 1) & (arrays["mag_err"] < 0.02).all(axis=1)
+    measured = np.median(arrays["mag"][bright] - truth["mag_true"][bright], axis=0)
+    assert np.abs(recorded).max() > 0.03  # drawn at 0.05 mag per band
+    np.testing.assert_allclose(measured, recorded, atol=0.006)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

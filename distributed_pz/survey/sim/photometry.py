@@ -139,6 +139,14 @@ def plan_exposures(
     return ExposurePlan(zp_offset=zp_offset, noise_scale=noise_scale, gap_dec=gap)
 
 
+def zeropoint_offsets(plan: ExposurePlan) -> np.ndarray:
+    """Each band's effective zero-point offset ``(B,)`` [mag]: ``mag − mag_true`` of a noiseless
+    coadd over all the tile's exposures (inverse-variance weights, as :func:`coadd_signal`)."""
+    weight = plan.noise_scale**-2.0
+    factor = (weight * 10.0 ** (-0.4 * plan.zp_offset)).sum(axis=1) / weight.sum(axis=1)
+    return -2.5 * np.log10(factor)
+
+
 @dataclass(frozen=True)
 class SourceNoise:
     """What sets each source's measurement errors, per band.

@@ -40,6 +40,7 @@ from distributed_pz import __version__
 from distributed_pz.bands import BandSet, get_band_set
 from distributed_pz.survey.sim import images, population, sed
 from distributed_pz.survey.sim.photometry import (
+    ExposurePlan,
     SourceNoise,
     coadd,
     coadd_sigma,
@@ -49,6 +50,7 @@ from distributed_pz.survey.sim.photometry import (
     observe,
     plan_exposures,
     shot_noise_per_flux,
+    zeropoint_offsets,
 )
 from distributed_pz.survey.sim.psf import PsfField
 from distributed_pz.survey.sim.surveys import get_survey_design, survey_defaults
@@ -288,6 +290,7 @@ def tile_attrs(config: SimulationConfig) -> dict:
     """
     band_set = get_band_set(config.band_set)
     psf = _TileSimulator.tile_psf(config)
+    offsets = zeropoint_offsets(_TileSimulator.exposure_plan(config))
     return {
         "schema_version": SCHEMA_VERSION,
         "tile": config.tile,
@@ -306,6 +309,7 @@ def tile_attrs(config: SimulationConfig) -> dict:
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             "depth_5sigma": dict(zip(band_set.bands, config.depths, strict=True)),
             "psf_fwhm_tile_arcsec": dict(zip(band_set.bands, map(float, psf.tile_fwhm), strict=True)),
+            "zeropoint_offset_mag": dict(zip(band_set.bands, map(float, offsets), strict=True)),
         },
     }
 
@@ -355,19 +359,7 @@ class _TileSimulator:
             self.band_set.index(c.selection_band),
             knobs,
         )
-        half = c.tile_size_deg / 2.0
-        no_images = np.array([b not in self.band_set.image_bands for b in self.band_set.bands])
-        tile_rng = np.random.default_rng([c.seed, _STREAM_TILE])
-        self.plan = plan_exposures(
-            tile_rng,
-            c.n_exp_max,
-            c.zp_tile_mag,
-            c.zp_jitter_mag,
-            c.depth_scatter,
-            no_images,
-            c.not_observed_fraction,
-            (c.dec_center - half, c.dec_center + half),
-        )
+        self.plan = self.exposure_plan(c)
         self.psf = self.tile_psf(c)
         self.seeing = nominal_seeing(c, self.band_set)
         self.exposures = np.array(self.design.exposures)
@@ -384,6 +376,22 @@ class _TileSimulator:
             )
             if c.makes_cutouts
             else None
+        )
+
+    @staticmethod
+    def exposure_plan(config: SimulationConfig) -> ExposurePlan:
+        """The tile's exposures: zero points, depths, gaps (their own random stream, like the seeing)."""
+        band_set = get_band_set(config.band_set)
+        half = config.tile_size_deg / 2.0
+        return plan_exposures(
+            np.random.default_rng([config.seed, _STREAM_TILE]),
+            config.n_exp_max,
+            config.zp_tile_mag,
+            config.zp_jitter_mag,
+            config.depth_scatter,
+            np.array([b not in band_set.image_bands for b in band_set.bands]),
+            config.not_observed_fraction,
+            (config.dec_center - half, config.dec_center + half),
         )
 
     @staticmethod
