@@ -12,7 +12,7 @@ resume states) goes through :func:`atomic_path`, so a reader never sees half a f
   key" is the atomic commit there; no temporary key is ever visible.
 
 The small helpers (:func:`exists`, :func:`join`, :func:`read_text`, :func:`read_json`, :func:`makedirs`,
-:func:`remove_tree`) take either kind of location.
+:func:`remove_tree`, :func:`remove_file`) take either kind of location.
 """
 
 from __future__ import annotations
@@ -80,6 +80,16 @@ def remove_tree(url: str | os.PathLike) -> None:
     fs, path = fsspec.core.url_to_fs(str(url))
     if fs.exists(path):
         fs.rm(path, recursive=True)
+
+
+def remove_file(url: str | os.PathLike) -> None:
+    """Remove a file (an object), if present."""
+    if not is_remote(url):
+        local_path(url).unlink(missing_ok=True)
+        return
+    fs, path = fsspec.core.url_to_fs(str(url))
+    if fs.exists(path):
+        fs.rm_file(path)
 
 
 def read_bytes(url: str | os.PathLike) -> bytes:

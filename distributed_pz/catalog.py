@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,11 +316,35 @@ QP_ANCIL = {
 """Catalogue column -> its name in a qp file's ancil table; ``zmedian`` (the 50 % quantile) is added."""
 
 
+NO_ESTIMATE_SIGMA = 10.0
+"""σ of the placeholder PDF (one Gaussian at z = 0) of a source without an estimate in a qp file."""
+
+
+def qp_defined(pdf: RedshiftPDF) -> RedshiftPDF:
+    """``pdf`` with a placeholder where a source has none, so that every qp PDF is normalised.
+
+    A source without an estimate (all-zero weights or grid) becomes one Gaussian of mean 0 and
+    σ :data:`NO_ESTIMATE_SIGMA` (flat to 5 % over 0 < z < 3), or a flat grid PDF: no redshift
+    information, and no NaN for qp to warn about. Rows are kept so that a qp file (and a RAIL
+    estimate) has one PDF per catalogue row; their ancil ``flags`` and NaN ``zmode`` say why.
+    """
+    if isinstance(pdf, GaussianMixturePDF):
+        empty = ~np.isfinite(pdf.weights).all(axis=1)
+        weights, means, sigmas = pdf.weights.copy(), pdf.means.copy(), pdf.sigmas.copy()
+        weights[empty], means[empty], sigmas[empty] = 0.0, 0.0, NO_ESTIMATE_SIGMA
+        weights[empty, 0] = 1.0
+        return GaussianMixturePDF(weights, means, sigmas)
+    density = np.array(pdf.density, dtype=np.float64)
+    z = np.asarray(pdf.z_grid, dtype=np.float64)
+    density[~(np.nan_to_num(density).sum(axis=1) > 0)] = 1.0 / (z[-1] - z[0])
+    return GridPDF(z, density)
+
+
 def qp_ensemble(columns: Mapping[str, np.ndarray], meta: Mapping[str, Any]):
     """Catalogue columns as a ``qp.Ensemble`` with the point estimates in ancil (:data:`QP_ANCIL`).
 
-    Sources flagged with no estimate have all-zero mixture weights, which qp normalises to NaN;
-    their ancil ``flags`` say why (select ``flags & NO_ESTIMATE == 0``).
+    Sources flagged with no estimate hold a placeholder PDF (:func:`qp_defined`); their ancil
+    ``flags`` say why (select ``flags & NO_ESTIMATE == 0``).
     """
     pdf = pdf_from_columns(columns, meta)
     if pdf is None:
@@ -332,10 +355,7 @@ def qp_ensemble(columns: Mapping[str, np.ndarray], meta: Mapping[str, Any]):
     if usable.any():
         median[usable] = pdf.subset(usable).quantile(0.5)
     ancil["zmedian"] = median.astype(np.float32)
-    with warnings.catch_warnings():  # qp warns about the all-zero weights of no-estimate rows
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.filterwarnings("ignore", message="There are non-finite values")
-        ensemble = to_qp(pdf)
+    ensemble = to_qp(qp_defined(pdf))
     ensemble.set_ancil(ancil)
     return ensemble
 

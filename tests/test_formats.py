@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tomllib
+import warnings
 
 import numpy as np
 import pytest
 
-from distributed_pz.catalog import NO_ESTIMATE, pdf_from_columns, read_catalog
+from distributed_pz.catalog import NO_ESTIMATE, NO_ESTIMATE_SIGMA, pdf_from_columns, read_catalog
 from distributed_pz.cli import main
 from distributed_pz.infer.cluster import connect
 from tests.fixtures import fresh_members, save_ensemble, write_store
@@ -41,7 +42,11 @@ def test_qp_file_equals_the_parquet_catalogue(run):
     qp = pytest.importorskip("qp")
     for tile in ("T0", "T1"):
         parquet = read_catalog(run / "parquet" / f"{tile}.parquet")
-        ensemble = qp.read(str(run / "qp" / f"{tile}.hdf5"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # every PDF is defined: qp has nothing to warn about
+            ensemble = qp.read(str(run / "qp" / f"{tile}.hdf5"))
+            grid = np.linspace(0.0, 3.0, 61)
+            qp_pdf, qp_cdf = ensemble.pdf(grid), ensemble.cdf(grid)
         cols, ancil = parquet.columns, ensemble.ancil
         assert ensemble.npdf == len(parquet) == N_ROWS
         assert np.array_equal(ancil["object_id"], cols["object_id"])
@@ -60,6 +65,11 @@ def test_qp_file_equals_the_parquet_catalogue(run):
         pdf = pdf_from_columns(cols, parquet.meta).subset(ok)
         assert np.allclose(ancil["zmedian"][ok], pdf.quantile(0.5), atol=1e-5)
         assert np.all(np.isnan(ancil["zmedian"][~ok]))
+        assert np.allclose(qp_pdf[ok], pdf.pdf(grid[None, :]), rtol=1e-4, atol=1e-6)  # qp mixture = ours
+        assert np.allclose(qp_cdf[ok], pdf.cdf(grid[None, :]), atol=1e-6)
+        if (~ok).any():  # no estimate: one broad Gaussian at 0, flagged
+            assert np.allclose(ensemble.objdata["stds"][~ok][:, 0], NO_ESTIMATE_SIGMA)
+            assert np.all(ensemble.objdata["weights"][~ok][:, 0] == 1)
         # qp's own mixture CDF at the catalogue's quantiles gives their probabilities back
         z = np.stack([cols["z_lo68"][ok], ancil["zmedian"][ok], cols["z_hi68"][ok]], axis=1)
         cdf = np.stack([ensemble[np.flatnonzero(ok)].cdf(z[:, [i]])[:, 0] for i in range(3)], axis=1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -17,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 def test_inform_estimate_round_trip(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    model = str(tmp_path / "dpz_model.pkl")
+    model = str(tmp_path / "dpz_model.json")
     train_kwargs = {
         "name": "inform_dpz",
         "model": model,
@@ -33,6 +36,7 @@ def test_inform_estimate_round_trip(tmp_path, monkeypatch):
     first, reloaded, from_handle = one_algo(
         "DistributedPz", DistributedPzInformer, DistributedPzEstimator, train_kwargs, estim_kwargs
     )
+    assert set(json.loads(Path(model).read_text())) == {"ensemble", "content_hash"}  # JSON, not a pickle
     assert isinstance(first, qp.Ensemble) and first.npdf == 10  # validation_10gal, in 3 chunks
     assert set(first.objdata) == {"weights", "means", "stds"}  # qp.mixmod
     for name in ("zmode", "zmean", "zmedian", "z_lo68", "z_hi68", "flags", "object_id"):

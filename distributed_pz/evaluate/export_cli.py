@@ -1,7 +1,9 @@
 """Export the catalogues of a ``dpz predict`` run as one HATS catalogue, readable by ``lsdb``.
 
 The run folder's manifest lists the committed tiles; their Parquet catalogues are partitioned
-by HEALPix of ra, dec into a new HATS catalogue at --hats (``lsdb.open_catalog(OUT)``).
+by HEALPix of ra, dec into a new HATS catalogue at --hats (``lsdb.open_catalog(OUT)``). A run with
+failed or unfinished tiles is refused unless --allow-partial; an interrupted export resumes when
+the same command is run again.
 Needs the ``[hats]`` extra: ``pip install 'distributed_pz[hats]'``.
 """
 
@@ -28,6 +30,9 @@ class ExportOptions:
     )
     pixel_threshold: int = option(DEFAULT_PIXEL_THRESHOLD, minimum=1, help="most rows per HEALPix partition")
     workers: int = option(1, minimum=1, help="threads of the import's Dask client")
+    allow_partial: bool = option(
+        False, help="export the committed tiles of a run whose other tiles failed or did not finish"
+    )
 
 
 OPTIONS = (ExportOptions,)
@@ -37,8 +42,15 @@ OPTIONS = (ExportOptions,)
 def run(args: argparse.Namespace) -> int:
     """Export; 0 on success, 1 on a run folder that cannot be exported."""
     try:
-        catalogues = run_catalogues(args.run_folder, args.tile)
-        result = export_hats(catalogues, args.out, pixel_threshold=args.pixel_threshold, workers=args.workers)
+        catalogues = run_catalogues(args.run_folder, args.tile, allow_partial=args.allow_partial)
+        if catalogues.left_out:
+            print(
+                f"dpz export: warning: tiles failed or unfinished, left out: {', '.join(catalogues.left_out)}",
+                file=sys.stderr,
+            )
+        result = export_hats(
+            catalogues.files, args.out, pixel_threshold=args.pixel_threshold, workers=args.workers
+        )
     except (ImportError, ValueError) as exc:
         print(f"dpz export: error: {exc}", file=sys.stderr)
         return 1

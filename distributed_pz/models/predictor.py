@@ -53,6 +53,7 @@ import torch
 
 from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
+from distributed_pz.metrics.reduce import reduce_mixture
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import Ensemble
@@ -106,6 +107,10 @@ class PredictOptions:
         ``(start, stop, points)`` of the grid PDF (``pdf="grid"`` only).
     sigma_floor
         Smallest width of a point-estimate ensemble's Gaussian.
+    pdf_components
+        Merge each pooled mixture into at most this many Gaussians for the PDF columns
+        (:func:`~distributed_pz.metrics.reduce.reduce_mixture`: weight, mean and variance kept);
+        the point estimates are always those of the full mixture. ``None``: keep every component.
     """
 
     batch_size: int = option(4096, minimum=1, help="rows per forward pass")
@@ -126,6 +131,12 @@ class PredictOptions:
         (0.0, 4.0, 401), parse=parse_z_grid, metavar="START,STOP,POINTS", help="redshift grid of --pdf grid"
     )
     sigma_floor: float = 1e-3
+    pdf_components: int | None = option(
+        None,
+        minimum=1,
+        metavar="K",
+        help="merge each pooled mixture into K Gaussians (moments kept) in the PDF columns; default: all",
+    )
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -150,6 +161,8 @@ class PredictOptions:
         del settings["batch_size"]
         if self.pdf != "grid":
             del settings["z_grid"]
+        if self.pdf_components is None:  # runs from before the option resume
+            del settings["pdf_components"]
         return settings
 
 
@@ -211,8 +224,9 @@ class EnsemblePredictor:
 
     @property
     def n_components(self) -> int:
-        """Components of each source's pooled mixture."""
-        return self.n_members * self.members[0].config.n_components if self.has_pdf else 1
+        """Components of each source's mixture in the PDF columns (after ``pdf_components``)."""
+        pooled = self.n_members * self.members[0].config.n_components if self.has_pdf else 1
+        return min(pooled, self.options.pdf_components or pooled)
 
     def catalogue_metadata(self) -> dict[str, str]:
         """What the catalogue's p(z) is: ``pdf_source``, ``calibration`` and its hash (JSON-ready strings)."""
@@ -325,6 +339,8 @@ class EnsemblePredictor:
         columns["n_members"] = n_valid.to(torch.int16)
         grid = self.options.grid()
         if grid is None:
+            if self.options.pdf_components is not None:
+                weights, means, sigmas = reduce_mixture(weights, means, sigmas, self.options.pdf_components)
             columns.update(pdf_weights=weights.float(), pdf_means=means.float(), pdf_sigmas=sigmas.float())
         else:
             z_grid = torch.as_tensor(grid, dtype=torch.float64, device=weights.device)

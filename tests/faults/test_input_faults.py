@@ -11,7 +11,8 @@ import pytest
 from astropy.io import fits
 
 from distributed_pz.cli import main
-from distributed_pz.survey.ingest.ingest import MAX_MAG_ERR, default_object_ids, ingest_catalog
+from distributed_pz.survey.ingest.ingest import default_object_ids, ingest_catalog
+from distributed_pz.survey.ingest.validity import MAX_MAG_ERR
 from distributed_pz.survey.store.errors import StoreError
 from distributed_pz.survey.store.schema import FLAG_BAD, FLAG_NOT_DETECTED, FLAG_NOT_OBSERVED, FLAG_OK
 from distributed_pz.survey.store.store import check_tile_name

@@ -22,12 +22,10 @@ from distributed_pz.survey.ingest.catalog_readers import read_catalog
 from distributed_pz.survey.ingest.columnmap import ColumnMap, load_column_map
 from distributed_pz.survey.ingest.cutouts import CutoutCube, CutoutSource, TileImage
 from distributed_pz.survey.ingest.ingest_errors import IngestError
+from distributed_pz.survey.ingest.validity import equals_any, usable_magnitudes
 from distributed_pz.survey.store.schema import (
     CLASS_UNKNOWN,
     FLAG_BAD,
-    FLAG_NOT_DETECTED,
-    FLAG_NOT_OBSERVED,
-    FLAG_OK,
 )
 from distributed_pz.survey.store.store import (
     DEFAULT_CHUNK_ROWS,
@@ -50,9 +48,6 @@ __all__ = [
 ]
 
 Columns = dict[str, np.ndarray]
-MAX_MAG_ERR = 5.0
-"""Largest usable magnitude error (S/N ~0.2); larger ones (1e30 sentinels) flag the magnitude bad.
-A non-detection keeps its error column (often the limiting magnitude) whatever its size."""
 
 
 def ingest_catalog(
@@ -224,37 +219,23 @@ def photometry(
     A magnitude equal to a ``not_observed`` value is flagged ``FLAG_NOT_OBSERVED``, one equal to
     a ``not_detected`` value ``FLAG_NOT_DETECTED`` (its error, often the limiting magnitude, is
     kept when usable); a non-finite magnitude, one outside ``valid_range``, or one whose error is
-    non-finite, negative, a sentinel or above :data:`MAX_MAG_ERR` is ``FLAG_BAD``. Every flagged
+    non-finite, negative, a sentinel or above :data:`~.validity.MAX_MAG_ERR` is ``FLAG_BAD``. Every flagged
     magnitude is NaN.
     """
     n, n_bands = len(rows), cmap.band_set.n_bands
     mag = np.full((n, n_bands), np.nan, dtype=np.float32)
     err = np.full((n, n_bands), np.nan, dtype=np.float32)
     flag = np.full((n, n_bands), FLAG_BAD, dtype=np.uint8)
-    low, high = cmap.valid_range
     sentinels = cmap.not_detected + cmap.not_observed
     for b, (mag_col, err_col) in enumerate(zip(cmap.mag_columns, cmap.mag_err_columns, strict=True)):
         m = _numeric(table, mag_col, rows, path)
         e = _numeric(table, err_col, rows, path)
-        not_observed = _equals_any(m, cmap.not_observed)
-        not_detected = _equals_any(m, cmap.not_detected) & ~not_observed
-        err_ok = np.isfinite(e) & (e >= 0) & ~_equals_any(e, sentinels)
-        measured = err_ok & (e <= MAX_MAG_ERR)
-        ok = np.isfinite(m) & (m >= low) & (m <= high) & measured & ~not_observed & ~not_detected
-        flag[not_observed, b] = FLAG_NOT_OBSERVED
-        flag[not_detected, b] = FLAG_NOT_DETECTED
-        flag[ok, b] = FLAG_OK
-        mag[ok, b] = m[ok]
-        keep_err = ok | (not_detected & err_ok)
-        err[keep_err, b] = e[keep_err]
+        not_observed = equals_any(m, cmap.not_observed)
+        not_detected = equals_any(m, cmap.not_detected) & ~not_observed
+        mag[:, b], err[:, b], flag[:, b] = usable_magnitudes(
+            m, e, not_detected, not_observed, cmap.valid_range, sentinels
+        )
     return mag, err, flag
-
-
-def _equals_any(values: np.ndarray, sentinels: tuple[float, ...]) -> np.ndarray:
-    """Exact matches, compared in the column's own precision (-99.9 in float32 is not -99.9)."""
-    if not sentinels:
-        return np.zeros(values.shape, dtype=bool)
-    return np.isin(values, np.asarray(sentinels, dtype=values.dtype))
 
 
 def _numeric(table: Columns, column: str, rows: np.ndarray | None, path: Path) -> np.ndarray:

@@ -1,29 +1,13 @@
-"""RAIL stages: train and run distributed_pz ensembles from inside RAIL (``pip install 'distributed_pz[rail]'``).
-
-:class:`DistributedPzInformer` is a RAIL ``CatInformer``: it writes the training table as one
-tile of a survey store and trains an ensemble with :func:`~distributed_pz.train.ray_ensemble.train_ensemble`
-— the code behind ``dpz train`` — then registers the ensemble directory as its model.
-:class:`DistributedPzEstimator` is a ``CatEstimator``: each chunk RAIL hands it goes through the
-:class:`~distributed_pz.models.predictor.EnsemblePredictor` behind ``dpz predict`` and comes back as a
-``qp.Ensemble`` of the pooled Gaussian mixtures with ``zmode``, ``zmean``, ``zmedian``,
-``z_lo68``/``z_hi68`` (the 15.87/84.13 % quantiles), ``zstd``, ``odds`` and ``flags`` in ancil
-(:data:`distributed_pz.catalog.QP_ANCIL`).
-
-Both follow RAIL's photometry conventions: ``bands`` and ``err_bands`` name the magnitude and
-error columns (bluest first), ``ref_band`` the DEEPZ flux-ratio denominator, a magnitude of
-``nondetect_val`` (99) is a non-detection — its error becomes the band's ``mag_limits`` entry
-when one is given — and ``nonobserved_val`` (-99) or a non-finite value is not observed.
-"""
+"""The RAIL stages: :class:`DistributedPzInformer` and :class:`DistributedPzEstimator`."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from ceci.config import StageParameter as Param
 from rail.core.common_params import SharedParams
+from rail.core.data import TableHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
@@ -31,6 +15,9 @@ from distributed_pz.catalog import qp_ensemble
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.options import specs
+from distributed_pz.rail.model import EnsembleModelHandle, check_model
+from distributed_pz.rail.photometry import tile_arrays
+from distributed_pz.survey.ingest.columnmap import DEFAULT_VALID_RANGE
 from distributed_pz.survey.store.store import absolute_url, open_store
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.config import ClusterConfig, EnsembleConfig
@@ -39,8 +26,6 @@ from distributed_pz.train.ray_ensemble import train_ensemble
 
 RAIL_TILE = "rail"
 """Name of the tile the training table is written as."""
-NOT_DETECTED, NOT_OBSERVED = 1, 2
-"""``mag_flag`` values of the survey store schema."""
 
 PHOTOMETRY = {
     "bands": SharedParams.copy_param("bands"),
@@ -50,6 +35,9 @@ PHOTOMETRY = {
     "nonobserved_val": SharedParams.copy_param("nonobserved_val"),
     "mag_limits": SharedParams.copy_param("mag_limits"),
     "id_col": SharedParams.copy_param("id_col"),
+    "mag_valid_range": Param(
+        list, list(DEFAULT_VALID_RANGE), msg="[low, high]: magnitudes outside are flagged bad (as dpz ingest)"
+    ),
 }
 """The RAIL photometry parameters both stages take."""
 
@@ -62,43 +50,7 @@ def option_param(cls: type, name: str, **changes: Any) -> Param:
     return Param(spec.value_type, declared["default"], msg=declared["msg"])
 
 
-def tile_arrays(data: Mapping[str, np.ndarray], config: Any, with_redshift: str | None = None) -> dict:
-    """A RAIL table (dict of columns) as survey-store arrays, following the RAIL conventions.
-
-    Parameters
-    ----------
-    data
-        Columns of the table: ``config.bands``, ``config.err_bands``, optionally ``id_col``,
-        ``ra``, ``dec``.
-    config
-        The stage configuration (``bands``, ``err_bands``, ``nondetect_val``,
-        ``nonobserved_val``, ``mag_limits``, ``id_col``).
-    with_redshift
-        Column holding the spectroscopic redshift, copied as ``z_spec``.
-    """
-    mag = np.stack([np.asarray(data[b], dtype=np.float64) for b in config.bands], axis=1)  # (N, B)
-    err = np.stack([np.asarray(data[b], dtype=np.float64) for b in config.err_bands], axis=1)
-    undetected = mag == config.nondetect_val
-    unobserved = (mag == config.nonobserved_val) | ~np.isfinite(mag)
-    limits = np.array([config.mag_limits.get(b, np.nan) for b in config.bands])
-    err = np.where(undetected & np.isfinite(limits), limits, err)
-    n = len(mag)
-    arrays = {
-        "object_id": np.asarray(data.get(config.id_col, np.arange(n)), dtype=np.int64),
-        "ra": np.asarray(data.get("ra", np.zeros(n)), dtype=np.float64),
-        "dec": np.asarray(data.get("dec", np.zeros(n)), dtype=np.float64),
-        "mag": np.where(undetected | unobserved, np.nan, mag).astype(np.float32),
-        "mag_err": np.where(unobserved, np.nan, err).astype(np.float32),
-        "mag_flag": np.where(undetected, NOT_DETECTED, np.where(unobserved, NOT_OBSERVED, 0)).astype(
-            np.uint8
-        ),
-    }
-    if with_redshift is not None:
-        arrays["z_spec"] = np.asarray(data[with_redshift], dtype=np.float32)
-    return arrays
-
-
-def _table(stage: Any) -> Mapping[str, np.ndarray]:
+def _table(stage: Any) -> Any:
     data = stage.get_data("input")
     return data[stage.config.hdf5_groupname] if stage.config.hdf5_groupname else data
 
@@ -106,11 +58,13 @@ def _table(stage: Any) -> Mapping[str, np.ndarray]:
 class DistributedPzInformer(CatInformer):
     """Train a distributed_pz ensemble (Ray Train, as ``dpz train``) on a RAIL training table.
 
-    The model RAIL stores is ``{"ensemble": DIRECTORY}``: the ensemble directory ``ensemble_dir``
-    (a path or an ``s3://``/``gs://`` URL), which the estimator loads.
+    The model RAIL stores is the JSON ``{"ensemble": URL, "content_hash": HASH}``
+    (:mod:`distributed_pz.rail.model`): the ensemble directory ``ensemble_dir`` (a path or an
+    ``s3://``/``gs://`` URL) and its content hash, which the estimator checks when it loads it.
     """
 
     name = "DistributedPzInformer"
+    outputs = [("model", EnsembleModelHandle)]
     config_options = CatInformer.config_options.copy()
     config_options.update(
         **PHOTOMETRY,
@@ -163,6 +117,7 @@ class DistributedPzEstimator(CatEstimator):
     """p(z) of every row of a RAIL table from a distributed_pz ensemble, chunk by chunk."""
 
     name = "DistributedPzEstimator"
+    inputs = [("model", EnsembleModelHandle), ("input", TableHandle)]
     config_options = CatEstimator.config_options.copy()
     config_options.update(
         **PHOTOMETRY,
@@ -175,15 +130,30 @@ class DistributedPzEstimator(CatEstimator):
         self.predictor: EnsemblePredictor | None = None
 
     def open_model(self, **kwargs: Any) -> None:
-        """Load the ensemble the informer registered (once), on the GPU when torch sees one."""
+        """Load the ensemble the informer registered (once), on the GPU when torch sees one.
+
+        Raises
+        ------
+        ValueError
+            The model is not ``{"ensemble", "content_hash"}``, or the ensemble's content hash is
+            not the one recorded (retrained or replaced since).
+        """
         super().open_model(**kwargs)
+        model = check_model(self.model, str(self.config.model))
+        ensemble = EnsembleDir(model["ensemble"]).read()
+        if ensemble.content_hash != model["content_hash"]:
+            raise ValueError(
+                f"{self.config.model}: ensemble {model['ensemble']} has content hash "
+                f"{ensemble.content_hash[:12]}, the model records {model['content_hash'][:12]} "
+                "(retrained or replaced since; rerun the informer)"
+            )
         options = PredictOptions(
             batch_size=self.config.predict_batch_size, odds_interval=self.config.odds_interval
         )
-        self.predictor = EnsemblePredictor.from_ensemble(EnsembleDir(self.model["ensemble"]).read(), options)
+        self.predictor = EnsemblePredictor.from_ensemble(ensemble, options)
 
     def _process_chunk(self, start: int, end: int, data: Any, first: bool) -> None:
-        arrays = tile_arrays(data, self.config)
+        arrays = tile_arrays(data, self.config, first_row=start)
         rows = TileArrays(arrays, tuple(self.config.bands))
         columns = self.predictor.predict_chunk(rows)
         ensemble = qp_ensemble(columns, {})
