@@ -52,6 +52,12 @@ MAX_FIT_ROWS = 2000
 ROWS_PER_BIN = 1500
 """Fitting rows per redshift bin (at most :data:`MAX_BINS` bins, at least one)."""
 MAX_BINS = 4
+COVERAGE_TOLERANCE = 0.01
+"""A fit that moves its own rows' 68 % coverage further from 68.3 % than this is refused."""
+
+
+class CalibrationRefused(ValueError):
+    """A fit that would leave its own rows' 68 % coverage worse than no calibration at all."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class Calibration:
             m[live] = mixture.mode(weights[live], means[live], sigmas[live])
         b = np.searchsorted(np.asarray(self.edges), m)
         s = np.where(live, np.asarray(self.shift)[b], 0.0)
+        s = np.maximum(s, -m / (1.0 + np.abs(m)))  # the z >= 0 guard: no shift moves a mode below 0
         t = np.where(live, np.asarray(self.temperature)[b], 1.0)
         f = np.where(live, np.asarray(self.floor)[b], 0.0)
         return _transform(weights, means, sigmas, m, s, t, f)
@@ -177,10 +184,10 @@ def _fit_bin(
     weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray, m: np.ndarray
 ) -> tuple[float, float, float]:
     """``(s, T, f)`` of one bin: the median shift, then the best ``(T, f)`` of the coarse grid and
-    of a finer grid around it."""
+    of a finer grid around it; no change at all (``0, 1, 0``) where that scores better."""
     median = mixture.quantiles(weights, means, sigmas, (0.5,))[:, 0]
     shift = float(np.median((z - median) / (1.0 + np.abs(m))))
-    shifted = m + shift * (1.0 + np.abs(m))
+    shifted = np.maximum(m + shift * (1.0 + np.abs(m)), 0.0)  # as Calibration.apply
     t_grid, f_grid = TEMPERATURES, FLOORS
     best = (1.0, 0.0)
     for _ in range(2):
@@ -189,7 +196,9 @@ def _fit_bin(
         best = (float(t_grid[i]), float(f_grid[j]))
         t_grid = best[0] * FINE_STEPS
         f_grid = np.concatenate([[0.0], (best[1] or FLOORS[1]) * FINE_STEPS])
-    return (shift, *best)
+    fitted = _grid_objective(weights, means, sigmas, z, shifted, np.array([best[0]]), np.array([best[1]]))
+    unchanged = _grid_objective(weights, means, sigmas, z, m, np.ones(1), np.zeros(1))
+    return (shift, *best) if fitted[0, 0] < unchanged[0, 0] else (0.0, 1.0, 0.0)
 
 
 def fit_calibration(
@@ -217,6 +226,9 @@ def fit_calibration(
     ------
     ValueError
         Fewer than 50 usable rows.
+    CalibrationRefused
+        The fit would move the rows' 68 % coverage further from 68.3 % (by more than
+        :data:`COVERAGE_TOLERANCE`) than no calibration.
     """
     weights, means, sigmas = (np.asarray(a, np.float64) for a in (weights, means, sigmas))
     z_spec = np.asarray(z_spec, np.float64)
@@ -249,6 +261,12 @@ def fit_calibration(
         before,
     )
     after = pit_scores(_pit(*calibration.apply(w, mu, sd), z))
+    miss_before, miss_after = (abs(x["coverage_68"] - COVERAGE_68) for x in (before, after))
+    if miss_after > miss_before + COVERAGE_TOLERANCE:
+        raise CalibrationRefused(
+            f"the fit would move its rows' 68 % coverage from {before['coverage_68']:.1%} "
+            f"to {after['coverage_68']:.1%}"
+        )
     return Calibration(**{**asdict(calibration), "after": after})
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from distributed_pz.catalog import MIXTURE_COLUMNS
 from distributed_pz.metrics import mixture
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
-from distributed_pz.models.calibration import Calibration, fit_calibration
+from distributed_pz.models.calibration import Calibration, CalibrationRefused, fit_calibration
 
 
 def calibrate_oof(
@@ -61,7 +61,8 @@ def calibrate_oof(
     Raises
     ------
     ValueError
-        Too few usable rows to fit on (see :func:`~distributed_pz.models.calibration.fit_calibration`).
+        Too few usable rows to fit on, or the fit is refused (:class:`~distributed_pz.models.calibration.CalibrationRefused`;
+        see :func:`~distributed_pz.models.calibration.fit_calibration`).
     """
     weights, means, sigmas = (np.asarray(combined[k], np.float64) for k in MIXTURE_COLUMNS)
     z_spec = np.asarray(z_spec, np.float64)
@@ -75,9 +76,17 @@ def calibrate_oof(
     out_w, out_mu, out_sd = weights.copy(), means.copy(), sigmas.copy()
     for rows in (half, ~half):
         other = ~rows & usable
-        fit = fit_calibration(
-            weights[other], means[other], sigmas[other], z_spec[other], "half of the out-of-fold rows", seed
-        )
+        try:
+            fit = fit_calibration(
+                weights[other],
+                means[other],
+                sigmas[other],
+                z_spec[other],
+                "half of the out-of-fold rows",
+                seed,
+            )
+        except CalibrationRefused:
+            continue  # that half's rows stay as the members pooled them
         out_w[rows], out_mu[rows], out_sd[rows] = fit.apply(weights[rows], means[rows], sigmas[rows])
     summary = mixture.summarise(out_w, out_mu, out_sd, odds_interval)
     calibrated = dict(combined)

@@ -30,6 +30,7 @@ from distributed_pz.metrics import mixture as mixture_tools
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.models.augment import jitter_zeropoints
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle
+from distributed_pz.models.calibration import CalibrationRefused
 from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
 from distributed_pz.models.inputs import zeropoint_scatter
 from distributed_pz.models.locus import StellarLocus, TooFewStars
@@ -206,18 +207,26 @@ def finish_ensemble(
             if config.survey_calibration
             else "the training tiles' zero points only"
         )
-        fitted, oof = calibrate_oof(
-            combined, sample.z_spec, config.seed, fit_rows=galaxies, survey_error=survey_error
-        )
-        calibration = ensemble.save_calibration(fitted)
-        meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
         tiles = np.asarray(sample.tiles)[sample.tile_index]
-        write_catalog(ensemble.oof_catalog, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
-        before, after = fitted.before, fitted.after
-        echo(
-            f"calibration: {fitted.describe()}: PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
-            f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
-        )
+        try:
+            fitted, oof = calibrate_oof(
+                combined, sample.z_spec, config.seed, fit_rows=galaxies, survey_error=survey_error
+            )
+        except CalibrationRefused as exc:
+            echo(f"calibration refused: {exc}; the catalogues carry the members' pooled p(z)")
+            meta = {"calibration": f"none (refused: {exc})"}
+            write_catalog(
+                ensemble.oof_catalog, plan.object_id, sample.z_spec, combined, tile=tiles, metadata=meta
+            )
+        else:
+            calibration = ensemble.save_calibration(fitted)
+            meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
+            write_catalog(ensemble.oof_catalog, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
+            before, after = fitted.before, fitted.after
+            echo(
+                f"calibration: {fitted.describe()}: PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
+                f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
+            )
     else:
         echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
     locus = _stellar_locus(store, config.tiles, echo)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from distributed_pz.metrics import mixture
+from distributed_pz.models import calibration
 from distributed_pz.models.calibration import (
     Calibration,
+    CalibrationRefused,
     fit_calibration,
     pit_scores,
 )
@@ -68,4 +70,18 @@ def test_identity_calibration_changes_nothing():
 def test_too_few_rows_to_calibrate_on():
     (w, mu, sd), z = miscalibrated(40, "wide")
     with pytest.raises(ValueError, match="too few"):
+        fit_calibration(w, mu, sd, z)
+
+
+def test_no_shift_moves_a_mode_below_zero():
+    cal = Calibration((), (-0.3,), (1.0,), (0.0,), "test", 100)
+    w, mu, sd = np.ones((3, 1)), np.array([[0.02], [0.1], [1.0]]), np.full((3, 1), 0.05)
+    _, means, _ = cal.apply(w, mu, sd)
+    assert means[:, 0] == pytest.approx([0.0, 0.0, 1.0 - 0.3 * 2.0])
+
+
+def test_a_fit_that_worsens_its_own_rows_coverage_is_refused(monkeypatch):
+    (w, mu, sd), z = miscalibrated(3000, "wide")  # 68 % coverage ~96 %
+    monkeypatch.setattr(calibration, "_fit_bin", lambda *args: (0.0, 0.05, 0.0))  # far too narrow
+    with pytest.raises(CalibrationRefused, match="68 % coverage from"):
         fit_calibration(w, mu, sd, z)
