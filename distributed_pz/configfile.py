@@ -4,8 +4,8 @@ The keys of a config file are the command's long options, written with ``-`` or 
 (``batch-size = 512`` or ``batch_size = 512``; ``tile = ["A", "B"]`` for a repeatable option).
 They become the parser's defaults, so the command line wins; keys, value types and defaults all
 come from the dataclass fields that declare the options (:mod:`distributed_pz.options`), and
-unknown keys and values of the wrong kind are refused with the list of known keys. After the
-run, the resolved options (file, command line and defaults together) are written with
+unknown keys and values of the wrong kind are refused with the list of known keys. After a
+run that succeeded (or one that made its output), the resolved options (file, command line and defaults together) are written with
 ``tomli_w`` as ``dpz-COMMAND.toml`` into the command's output folder (``dpz train``: the
 ensemble, as :attr:`~distributed_pz.models.ensemble.EnsembleDir.options_file`; ``dpz predict``:
 the run folder), or as ``STORE.dpz-COMMAND.toml`` beside a survey store, ready to be passed
