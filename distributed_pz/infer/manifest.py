@@ -13,7 +13,8 @@ scratch: its old parts and catalogue are never mixed with the new rows.
 ``OUT/failures.json`` lists the tiles whose last attempt failed, with the error line.
 ``OUT/.lock`` is held (:class:`filelock.FileLock`: ``flock`` on POSIX, ``msvcrt`` on Windows) by the
 one run using a local directory, whose pid is in ``OUT/.lock.pid``; a second run is refused
-(object storage has no locks: one run per ``--out`` URL is the user's to keep). Every output
+(object storage has no locks: one run per ``--out`` URL is the user's to keep; what an overlapping
+run leaves, a failure of a tile done since and its orphan part files, the next run clears). Every output
 path is built by :meth:`RunManifest.path`, which refuses one outside ``OUT``. ``OUT`` is a local
 path or an fsspec URL (``s3://``, ``gs://``).
 """
@@ -163,6 +164,10 @@ class RunManifest:
         self.tiles[tile] = {"file": file, "rows": rows, "content": content, "committed_utc": utc_now()}
         self.in_progress.pop(tile, None)
         self.save()
+        self.clear_failure(tile)
+
+    def clear_failure(self, tile: str) -> None:
+        """Drop a tile's entry from ``failures.json``, if any (the tile is done now)."""
         if self.failures.pop(tile, None) is not None:
             self.save_failures()
 

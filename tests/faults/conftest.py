@@ -68,16 +68,19 @@ def sdss_store(folder: Path, bands=("u", "g", "r", "i", "z")) -> str:
     return url
 
 
-def write_ensemble(root: Path, band_set: str | None = None, model: str = "deepz", **overrides) -> Path:
+def write_ensemble(
+    root: Path, band_set: str | None = None, model: str = "deepz", calibration=None, **overrides
+) -> Path:
     """Two tiny ``model`` members (real weights; ``overrides`` of their config) as a 1 × 2
-    ensemble; ``band_set`` recorded if given."""
+    ensemble; ``band_set`` and ``calibration`` recorded if given."""
     bundles = fresh_members(model, seeds=(1, 2), **overrides)
     plan = make_plan(np.arange(20), n_splits=1, n_folds=2, seed=3)
     plan.save(root)
     for spec, bundle in zip(plan.members, bundles, strict=True):
         save_bundle(EnsembleDir(root).member(spec.member_id), bundle)
     store = {"url": "test", "hash": "test", **({"band_set": band_set} if band_set else {})}
-    EnsembleDir(root).write_manifest(plan, {"model": model}, store)
+    entry = EnsembleDir(root).save_calibration(calibration) if calibration else None
+    EnsembleDir(root).write_manifest(plan, {"model": model}, store, calibration=entry)
     return root
 
 
