@@ -79,6 +79,8 @@ def _one(key: str, spec: Spec, value: Any) -> Any:
             value = spec.parse(str(value))
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigFileError(f"{key} = {value!r}: {exc}") from None
+    elif spec.value_type is str and not isinstance(value, str):
+        raise ConfigFileError(f"{key} = {value!r}: expected a string")
     if spec.choices is not None and value not in spec.choices:
         raise ConfigFileError(f"{key} = {value!r}: expected one of {spec.choices}")
     return value
@@ -96,8 +98,8 @@ def read_config(path: str, classes: Iterable[type]) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
             values = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigFileError(f"--config {path}: {exc}") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"--config {path}: not a TOML file ({type(exc).__name__}: {exc})") from None
     keys = _keys(classes)
     unknown = sorted(k for k in values if k.replace("_", "-") not in keys and k not in keys)
     if unknown:

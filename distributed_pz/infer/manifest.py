@@ -194,6 +194,27 @@ class RunManifest:
         write_json(join(self.out, FAILURES), self.failures)
 
 
+def check_out(out: str, *inputs: str) -> None:
+    """Raise :class:`ManifestError` if ``out`` is or lies inside one of ``inputs`` (the survey store,
+    the ensemble), or holds a survey store or an ensemble: a run would write its files into them."""
+    for given in inputs:
+        if _inside(out, given):
+            raise ManifestError(f"--out {out} is inside the input {given}; use another --out")
+    for marker, what in (
+        ("zarr.json", "a Zarr store"),
+        ("ensemble.json", "an ensemble"),
+        ("bundle.json", "a model bundle"),
+    ):
+        if is_file(join(out, marker)):
+            raise ManifestError(f"--out {out} holds {what} ({marker}); use another --out")
+
+
+def _inside(path: str, folder: str) -> bool:
+    if is_remote(path) or is_remote(folder):
+        return posixpath.join(path.rstrip("/"), "").startswith(posixpath.join(folder.rstrip("/"), ""))
+    return local_path(path).resolve().is_relative_to(local_path(folder).resolve())
+
+
 def _read_run_file(path: str) -> Any:
     try:
         return read_json(path, ManifestError)
