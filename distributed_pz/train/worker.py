@@ -7,7 +7,7 @@ After every epoch a worker reports its metrics and its member's resume state
 (``<member_id>/state.pt``) through ``ray.train.report``; Ray Train merges the workers' files
 into one checkpoint. ``ray.train.report`` is a barrier that every worker must call equally
 often, so a step starts by or-ing every worker's "still training" flag (:class:`Lockstep`, through
-a Ray actor: no torch process group, no socket of its own): workers that are done keep reporting
+a Ray actor, on loopback like every local Ray process; no torch process group): workers that are done keep reporting
 (without a checkpoint) until every worker is done.
 
 After a worker dies, Ray Train restarts the group and ``ray.train.get_checkpoint()`` holds the
