@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from distributed_pz import __version__
+from distributed_pz._files import exists
 from distributed_pz.configfile import (
     ConfigFileError,
     add_config_option,
@@ -96,7 +97,9 @@ def build_parser(
 def main(argv: list[str] | None = None) -> int:
     """Run ``dpz COMMAND [options]``: options from ``--config FILE.toml``, then the command line.
 
-    Ctrl-C and a store problem a subcommand left uncaught end in one line.
+    Ctrl-C and a store problem a subcommand left uncaught end in one line. The resolved options
+    are written into the output when the command succeeded, or when the output is its own (new at
+    start): a refused command leaves an existing run or ensemble as it was.
     """
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -109,6 +112,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dpz {chosen}: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
     args = build_parser([chosen] if chosen in COMMANDS else [], config).parse_args(argv)
+    option, placement = args.resolved_config or (None, None)
+    where = getattr(args, option, None) if option else None
+    new = bool(where) and not exists(where)
+    rc = 1
+    try:
+        rc = _run(args)
+    finally:
+        if where and (rc == 0 or new):  # a refused command leaves an existing output alone
+            write_resolved(args.command, args.options, args, str(where), placement)
+    return rc
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's exit status; Ctrl-C and an uncaught store problem in one line."""
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
@@ -120,11 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"dpz {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        option, placement = args.resolved_config or (None, None)
-        where = getattr(args, option or "", None)
-        if where:
-            write_resolved(args.command, args.options, args, str(where), placement)
 
 
 if __name__ == "__main__":

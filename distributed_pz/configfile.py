@@ -4,8 +4,8 @@ The keys of a config file are the command's long options, written with ``-`` or 
 (``batch-size = 512`` or ``batch_size = 512``; ``tile = ["A", "B"]`` for a repeatable option).
 They become the parser's defaults, so the command line wins; keys, value types and defaults all
 come from the dataclass fields that declare the options (:mod:`distributed_pz.options`), and
-unknown keys and values of the wrong kind are refused with the list of known keys. After the
-run, the resolved options (file, command line and defaults together) are written with
+unknown keys and values of the wrong kind are refused with the list of known keys. After a
+run that succeeded (or one that made its output), the resolved options (file, command line and defaults together) are written with
 ``tomli_w`` as ``dpz-COMMAND.toml`` into the command's output folder (``dpz train``: the
 ensemble, as :attr:`~distributed_pz.models.ensemble.EnsembleDir.options_file`; ``dpz predict``:
 the run folder), or as ``STORE.dpz-COMMAND.toml`` beside a survey store, ready to be passed
@@ -79,6 +79,8 @@ def _one(key: str, spec: Spec, value: Any) -> Any:
             value = spec.parse(str(value))
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigFileError(f"{key} = {value!r}: {exc}") from None
+    elif spec.value_type is str and not isinstance(value, str):
+        raise ConfigFileError(f"{key} = {value!r}: expected a string")
     if spec.choices is not None and value not in spec.choices:
         raise ConfigFileError(f"{key} = {value!r}: expected one of {spec.choices}")
     return value
@@ -96,8 +98,8 @@ def read_config(path: str, classes: Iterable[type]) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
             values = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigFileError(f"--config {path}: {exc}") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"--config {path}: not a TOML file ({type(exc).__name__}: {exc})") from None
     keys = _keys(classes)
     unknown = sorted(k for k in values if k.replace("_", "-") not in keys and k not in keys)
     if unknown:

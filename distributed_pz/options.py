@@ -167,6 +167,17 @@ def _at_least(parse: Callable[[str], Any], minimum: float) -> Callable[[str], An
     return checked
 
 
+def positive_float(text: str) -> float:
+    """A ``parse`` for a value that must be above 0 (a learning rate)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+positive_float.__name__ = "float"  # argparse names the type in its errors
+
+
 def _unoptional(hint: Any) -> Any:
     """``X | None`` -> ``X``."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):

@@ -115,13 +115,14 @@ def trained_members(name: str, seeds: tuple[int, ...], rows: int = 200) -> list[
     return [train_member(config, tile, seed, train_config=train).bundle for seed in seeds]
 
 
-def fresh_members(name: str, seeds: tuple[int, ...], rows: int = 200) -> list[Bundle]:
-    """Tiny freshly initialised members (real weights, feature statistics fitted on a tile)."""
+def fresh_members(name: str, seeds: tuple[int, ...], rows: int = 200, **overrides) -> list[Bundle]:
+    """Tiny freshly initialised members (real weights, feature statistics fitted on a tile);
+    ``overrides`` replace config fields (e.g. ``head="mdn"``)."""
     tile = learnable_tile(rows, seed=0)
     members = []
     for seed in seeds:
         torch.manual_seed(seed)
-        model = build_model(tiny_config(name))
+        model = build_model(tiny_config(name, **overrides))
         stats = fit_feature_stats(model.input_spec, batch_tensors(tile, model.input_spec))
         members.append(make_bundle(model, stats, tile.bands, tile.image_bands))
     return members

@@ -9,13 +9,12 @@ server speaks the S3 protocol over HTTP on 127.0.0.1, and s3fs/botocore reach it
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import pytest
 
-s3fs = pytest.importorskip("s3fs", reason="needs s3fs (the dev extra)")
-moto_server = pytest.importorskip("moto.server", reason="needs moto[server] (the dev extra)")
+pytest.importorskip("s3fs", reason="needs s3fs (the dev extra)")
+pytest.importorskip("moto.server", reason="needs moto[server] (the dev extra)")
 
 from distributed_pz.catalog import read_catalog  # noqa: E402
 from distributed_pz.cli import main  # noqa: E402
@@ -23,34 +22,6 @@ from distributed_pz.infer.cluster import connect  # noqa: E402
 from distributed_pz.models.ensemble import EnsembleDir  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
-
-BUCKET = "dpz-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def bucket(monkeypatch, tmp_path):
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "DPZ_CACHE": str(tmp_path / "cache"),
-    }.items():
-        monkeypatch.setenv(key, value)
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    fs.mkdir(BUCKET)
-    yield fs, f"s3://{BUCKET}"
-    s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
 
 
 def _commands(root: str, scheduler: str) -> dict[str, list[str]]:

@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass
 
 from distributed_pz.catalog import WRITE_FORMATS
-from distributed_pz.infer.cluster import CLUSTERS, ClusterError, connect
+from distributed_pz.infer.cluster import CLUSTERS, ClusterError, check_local_workers, connect
 from distributed_pz.infer.compat import check_bands, check_homogenise
-from distributed_pz.infer.manifest import FAILURES, ManifestError
+from distributed_pz.infer.manifest import FAILURES, ManifestError, check_out
 from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
 from distributed_pz.models.bundle import BundleError
 from distributed_pz.models.ensemble import EnsembleDir
@@ -94,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
         check_bands(ensemble, open_store(args.store), args.tile)
         if args.homogenise:
             check_homogenise(ensemble)
+        check_out(absolute_url(args.out), absolute_url(args.store), absolute_url(args.bundle))
+        if args.workers and args.cluster == "local" and not (args.scheduler or args.scheduler_file):
+            warning = check_local_workers(args.workers)
+            if warning:
+                print(f"dpz predict: {warning}", file=sys.stderr)
         with connect(
             args.cluster,
             workers=args.workers,

@@ -2,7 +2,8 @@
 
 A model trained on one band system must not predict another one silently, even when band
 names agree (KiDS ``u g r i`` are not SDSS ``u g r i``): an ensemble records the ``band_set``
-of its training tiles and a tile of another ``band_set`` is refused. Every band and image band
+of its training tiles, a single bundle (a distilled student) its teacher's, and a tile of another
+``band_set`` is refused. Every band and image band
 the members read must also be on the tile's axes. Tiles whose metadata cannot be read are left
 to the run, which fails each of them on its own (``--on-error skip`` then finishes the others).
 """

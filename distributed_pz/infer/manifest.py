@@ -13,7 +13,8 @@ scratch: its old parts and catalogue are never mixed with the new rows.
 ``OUT/failures.json`` lists the tiles whose last attempt failed, with the error line.
 ``OUT/.lock`` is held (:class:`filelock.FileLock`: ``flock`` on POSIX, ``msvcrt`` on Windows) by the
 one run using a local directory, whose pid is in ``OUT/.lock.pid``; a second run is refused
-(object storage has no locks: one run per ``--out`` URL is the user's to keep). Every output
+(object storage has no locks: one run per ``--out`` URL is the user's to keep; what an overlapping
+run leaves, a failure of a tile done since and its orphan part files, the next run clears). Every output
 path is built by :meth:`RunManifest.path`, which refuses one outside ``OUT``. ``OUT`` is a local
 path or an fsspec URL (``s3://``, ``gs://``).
 """
@@ -163,6 +164,10 @@ class RunManifest:
         self.tiles[tile] = {"file": file, "rows": rows, "content": content, "committed_utc": utc_now()}
         self.in_progress.pop(tile, None)
         self.save()
+        self.clear_failure(tile)
+
+    def clear_failure(self, tile: str) -> None:
+        """Drop a tile's entry from ``failures.json``, if any (the tile is done now)."""
         if self.failures.pop(tile, None) is not None:
             self.save_failures()
 
@@ -187,6 +192,27 @@ class RunManifest:
 
     def save_failures(self) -> None:
         write_json(join(self.out, FAILURES), self.failures)
+
+
+def check_out(out: str, *inputs: str) -> None:
+    """Raise :class:`ManifestError` if ``out`` is or lies inside one of ``inputs`` (the survey store,
+    the ensemble), or holds a survey store or an ensemble: a run would write its files into them."""
+    for given in inputs:
+        if _inside(out, given):
+            raise ManifestError(f"--out {out} is inside the input {given}; use another --out")
+    for marker, what in (
+        ("zarr.json", "a Zarr store"),
+        ("ensemble.json", "an ensemble"),
+        ("bundle.json", "a model bundle"),
+    ):
+        if is_file(join(out, marker)):
+            raise ManifestError(f"--out {out} holds {what} ({marker}); use another --out")
+
+
+def _inside(path: str, folder: str) -> bool:
+    if is_remote(path) or is_remote(folder):
+        return posixpath.join(path.rstrip("/"), "").startswith(posixpath.join(folder.rstrip("/"), ""))
+    return local_path(path).resolve().is_relative_to(local_path(folder).resolve())
 
 
 def _read_run_file(path: str) -> Any:

@@ -129,8 +129,18 @@ def commit_tile(parts: Sequence[str], path: str, fmt: str, metadata: dict[str, A
     return commit_parts(parts, path, fmt, metadata)
 
 
+class PartsVanished(RuntimeError):
+    """A tile's part files disappeared between their writing and its commit."""
+
+    def __init__(self, tile: str, exc: FileNotFoundError) -> None:
+        super().__init__(
+            f"tile {tile!r}: a part file vanished before the commit ({exc}); is another dpz predict "
+            "writing to this --out? (object storage has no lock: run one at a time, then rerun to finish)"
+        )
+
+
 def _reason(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+    return str(exc) if isinstance(exc, StoreError | PartsVanished) else f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -182,6 +192,8 @@ class _Run:
         content = tile.content_id()
         if self.manifest.done(name, content):
             self.summary.already_done.append(name)
+            self.manifest.clear_failure(name)  # an overlapping run's, on object storage
+            remove_tree(self.manifest.path(STAGING, name))  # and its orphan parts
             return
         blocks = self.manifest.blocks(name, content)
         if blocks is None or blocks[-1][1] != tile.n_rows:
@@ -270,6 +282,9 @@ class _Run:
             return
         try:
             rows = future.result()
+        except FileNotFoundError as exc:
+            self.fail(name, PartsVanished(name, exc) if kind == "commit" else exc)
+            return
         except Exception as exc:  # a worker error of any type fails this tile only
             self.fail(name, exc)
             return

@@ -231,7 +231,8 @@ class Ensemble:
     calibration
         The p(z) recalibration fitted out of fold (``None``: none was fitted).
     band_set
-        Band set of the training tiles (``None`` where unrecorded, e.g. a single bundle).
+        Band set of the training tiles (a single bundle's: its metadata's, e.g. a distilled
+        student's; ``None`` where unrecorded).
     locus
         The training tiles' stellar locus (``None``: too few stars, or a single bundle).
     plan
@@ -561,19 +562,18 @@ class EnsembleDir:
     def _read_bundle(self, device: torch.device | str, verify: bool, weights: bool) -> Ensemble:
         if weights:
             bundle = load_bundle(self.root, device=device, verify=verify)
-            configs, digest, members = (
-                {SINGLE_MEMBER_ID: bundle.config},
-                bundle.content_hash,
-                {SINGLE_MEMBER_ID: bundle},
-            )
+            config, digest, metadata = bundle.config, bundle.content_hash, bundle.metadata
         else:
             bundle_json = self.read_json(self.root / BUNDLE_FILE)
-            configs, digest, members = (
-                {SINGLE_MEMBER_ID: config_from_dict(bundle_json["config"])},
-                bundle_json["content_hash"],
-                {},
-            )
-        return Ensemble(location=self.location, content_hash=digest, configs=configs, members=members)
+            config, digest = config_from_dict(bundle_json["config"]), bundle_json["content_hash"]
+            metadata, bundle = bundle_json.get("metadata", {}), None
+        return Ensemble(
+            location=self.location,
+            content_hash=digest,
+            configs={SINGLE_MEMBER_ID: config},
+            members={} if bundle is None else {SINGLE_MEMBER_ID: bundle},
+            band_set=metadata.get("band_set"),
+        )
 
     def _read_recorded(self, entry: Mapping[str, Any] | None, kind: type, what: str) -> Any:
         """The ``what`` (``kind``: a calibration, a stellar locus) the manifest records, its content

@@ -22,6 +22,7 @@ from typing import Any
 
 from distributed_pz.models.base import ModelConfig
 from distributed_pz.models.registry import (
+    build_model,
     check_overrides,
     config_from_dict,
     config_to_dict,
@@ -187,6 +188,7 @@ class EnsembleConfig:
                     f"{_where(tile)} has other bands than tile {first.name!r}; train on tiles of one band set"
                 )
         check_tile(model, first)
+        _check_buildable(model, self.model_overrides)
         if pretrain_store is not None:
             check_tile(model, pretrain_store.tile(pretrain_tiles[0]), "pre-training ")
         return dataclasses.replace(self, tiles=tiles, pretrain_tiles=pretrain_tiles, resolved_model=model)
@@ -272,6 +274,16 @@ def check_tile(model: ModelConfig, tile: Tile, role: str = "") -> None:
     absent = [a for a in spec.arrays(available) if a not in available]
     if absent:
         raise ValueError(f"model {model.name!r} reads the arrays {absent}, which {where} does not have")
+
+
+def _check_buildable(model: ModelConfig, overrides: Mapping[str, Any]) -> None:
+    """Build the model once (no weights kept): sizes it cannot have (``hidden=-4``) are one line."""
+    try:
+        build_model(model)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"--model-set {' '.join(f'{k}={v}' for k, v in overrides.items())}: the model cannot be built ({exc})"
+        ) from None
 
 
 def _where(tile: Tile) -> str:

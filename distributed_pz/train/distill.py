@@ -12,7 +12,8 @@ teacher ``p``, hence ``KL(p || q)``. Rows the teacher cannot predict are left ou
 
 The student is a plain bundle (:func:`~distributed_pz.models.bundle.save_bundle`): ``dpz predict
 --bundle STUDENT`` runs it exactly as it runs the ensemble, so a user picks ensemble or student at
-predict time. Its metadata names the teacher (``distilled_from``, its content hash).
+predict time. Its metadata names the teacher (``distilled_from``, its content hash) and the band
+set it was trained on (``band_set``), so a tile of another band set is refused as the teacher is.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def distill(
     Returns
     -------
     The student's training result; its bundle's metadata has ``distilled_from`` (the teacher's
-    content hash), ``distill_rows`` and ``distill_samples``.
+    content hash), ``distill_rows``, ``distill_samples`` and the rows' ``band_set`` (the teacher's:
+    ``dpz distill`` refuses tiles of another), which ``dpz predict`` checks tiles against.
     """
     config = config or DistillConfig()
     keep, z = teacher_draws(teacher, rows, config.samples, config.seed)
@@ -126,6 +128,7 @@ def distill(
         "distilled_from": teacher.bundle_hash,
         "distill_rows": len(keep),
         "distill_samples": config.samples,
+        **({"band_set": rows.band_set} if rows.band_set else {}),
     }
     bundle: Bundle = dataclasses.replace(result.bundle, metadata=metadata)
     return dataclasses.replace(result, bundle=bundle)

@@ -8,6 +8,7 @@ OUT` runs it exactly as it runs the ensemble.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 
 from distributed_pz.options import from_args, option
@@ -36,29 +37,17 @@ OPTIONS = (DistillInputs, DistillConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the rows, distil, save the student bundle."""
+    """Check the teacher, the store and --out; read the rows, distil, save the student bundle."""
     import dataclasses
 
-    import numpy as np
-
-    from distributed_pz.models.bundle import save_bundle
-    from distributed_pz.models.ensemble import EnsembleDir
-    from distributed_pz.models.predictor import EnsemblePredictor
-    from distributed_pz.survey.store.store import open_store
-    from distributed_pz.survey.store.tiles import TileArrays
+    from distributed_pz.models.bundle import BundleError, save_bundle
     from distributed_pz.train.distill import distill
 
-    teacher = EnsemblePredictor.from_ensemble(EnsembleDir(args.ensemble).read())
-    store = open_store(args.store)
-    parts = []
-    for name in args.tiles or store.tile_names():
-        tile = store.tile(name)
-        stop = tile.n_rows if args.max_rows is None else min(args.max_rows, tile.n_rows)
-        names = [*teacher.input_arrays(tile.array_names()), *(["z_spec"] if tile.has("z_spec") else [])]
-        parts.append(tile.read_rows(names, 0, stop, teacher.image_bands))
-    common = set.intersection(*(set(p.arrays) for p in parts))
-    arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in common}
-    rows = TileArrays(arrays, parts[0].bands, parts[0].image_bands, parts[0].zeropoints, parts[0].band_set)
+    try:
+        teacher, rows = _inputs(args)
+    except (BundleError, ValueError) as exc:
+        print(f"dpz distill: error: {exc}", file=sys.stderr)
+        return 1
     train = dataclasses.replace(STUDENT, epochs=args.epochs, batch_size=args.batch_size)
     result = distill(teacher, rows, config=from_args(DistillConfig, args, train=train))
     path = save_bundle(args.out, result.bundle)
@@ -68,3 +57,48 @@ def run(args: argparse.Namespace) -> int:
         f"best epoch {result.best_epoch + 1}/{len(result.history)}: {path}"
     )
     return 0
+
+
+def _inputs(args: argparse.Namespace):
+    """The teacher's predictor and the rows to distil on, after the checks that need no training:
+    a new --out, a mixture-density teacher, tiles of its band set with the bands it reads."""
+    from distributed_pz._files import exists
+    from distributed_pz.infer.compat import check_bands
+    from distributed_pz.models.ensemble import EnsembleDir
+    from distributed_pz.models.predictor import EnsemblePredictor
+    from distributed_pz.survey.store.store import open_store
+
+    if exists(args.out):
+        raise ValueError(f"--out {args.out} exists; the student is written to a new folder")
+    ensemble = EnsembleDir(args.ensemble).read()
+    teacher = EnsemblePredictor.from_ensemble(ensemble)
+    if not teacher.has_pdf:
+        raise ValueError(
+            f"ensemble {args.ensemble!r}: its members give point estimates; a student learns a p(z) "
+            "(distil a mixture-density ensemble, e.g. --model-set head=mdn)"
+        )
+    store = open_store(args.store)
+    check_bands(ensemble, store, args.tiles)
+    return teacher, _rows(teacher, store, args.tiles or store.tile_names(), args.max_rows)
+
+
+def _rows(teacher, store, tiles, max_rows: int | None):
+    """The first ``max_rows`` rows of each tile (the arrays the teacher reads, and z_spec), as one."""
+    import numpy as np
+
+    from distributed_pz.survey.store.tiles import TileArrays
+
+    parts = []
+    for name in tiles:
+        tile = store.tile(name)
+        stop = tile.n_rows if max_rows is None else min(max_rows, tile.n_rows)
+        names = [*teacher.input_arrays(tile.array_names()), *(["z_spec"] if tile.has("z_spec") else [])]
+        parts.append(tile.read_rows(names, 0, stop, teacher.image_bands))
+    band_sets = {p.band_set for p in parts}
+    if len(band_sets) > 1:
+        raise ValueError(
+            f"tiles {list(tiles)} are of several band sets {sorted(map(str, band_sets))}; distil on one"
+        )
+    common = set.intersection(*(set(p.arrays) for p in parts))
+    arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in common}
+    return TileArrays(arrays, parts[0].bands, parts[0].image_bands, parts[0].zeropoints, parts[0].band_set)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from distributed_pz.options import option
+from distributed_pz.options import option, positive_float
 from distributed_pz.train.config import TRAINING
 from distributed_pz.train.member import TrainConfig
 
@@ -60,7 +60,9 @@ class MemberSettings:
     batch_size: int | None = option(
         None, minimum=1, group=TRAINING, help="rows per optimisation step; default: the preset's"
     )
-    lr: float | None = option(None, group=TRAINING, help="peak learning rate; default: the preset's")
+    lr: float | None = option(
+        None, parse=positive_float, group=TRAINING, help="peak learning rate; default: the preset's"
+    )
     patience: int = option(
         TrainConfig.patience,
         minimum=0,

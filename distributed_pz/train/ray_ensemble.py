@@ -11,7 +11,8 @@ Packing: a worker takes ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs â€
 fraction (0.5 = two members training side by side on one GPU), or none for CPU-only Ray. By
 default the workers fill the cluster, capped at the members left to train. Members are
 data-parallel over workers; DDP inside a member (for a model too large for one device) is not
-implemented: the process group is set up (gloo) only to keep the workers' reports in step.
+implemented, so no torch process group is set up (:class:`MembersOnly`): the workers' reports
+are kept in step through Ray (:class:`~distributed_pz.train.worker.Lockstep`).
 
 Data: workers read their rows from the survey store themselves (store URL, tile names and the
 sample's row indices on the output directory), rather than receiving arrays through
@@ -25,7 +26,8 @@ unreadable chunk among the sample's rows (each a one-line :class:`StoreError`; R
 otherwise retry such a deterministic error ``max_failures`` times).
 
 Security: a local Ray started here listens on 127.0.0.1 only (its node address is the loopback
-one, as in Ray's single-machine mode for Windows/macOS), so no other machine can reach it; and
+one, as in Ray's single-machine mode for Windows/macOS), so no other machine can reach it (nor does Ray Train's torch set-up listen: no process group,
+whose TCPStore would bind every interface); and
 Ray >= 2.60 turns on its token authentication for every new local cluster (unless
 ``RAY_AUTH_MODE=disabled`` is set), so other users of this machine cannot submit work either.
 ``RAY_AUTH_MODE`` must not be changed after Ray is imported: the driver would disagree with
@@ -56,6 +58,7 @@ import ray
 import ray.train
 import torch
 from ray._private import ray_constants
+from ray.train.backend import Backend
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from distributed_pz._files import is_remote, mirrored, read_json, write_json
@@ -80,6 +83,15 @@ QUIET_RAY_ENV = {
 }
 """Settings that cut a TorchTrainer start from ~25 s to ~10 s and keep Ray quiet (STACK-NOTES.md);
 the environment wins where it sets them."""
+
+
+class MembersOnly(TorchConfig):
+    """Ray Train's torch set-up (each worker's device) without a process group: members need no
+    collectives, and torch.distributed's TCPStore would listen on every interface."""
+
+    @property
+    def backend_cls(self) -> type[Backend]:
+        return Backend
 
 
 @dataclass(frozen=True)
@@ -342,7 +354,7 @@ def _fit(
             scaling_config=ray.train.ScalingConfig(
                 num_workers=n_workers, use_gpu=gpus > 0, resources_per_worker=per_worker
             ),
-            torch_config=TorchConfig(backend="gloo"),
+            torch_config=MembersOnly(),
             run_config=ray.train.RunConfig(
                 name=EnsembleDir.ray_run,
                 storage_path=str(ensemble.root),

@@ -6,8 +6,9 @@ by world rank (``pending[rank::world]``) and each worker trains its share with t
 After every epoch a worker reports its metrics and its member's resume state
 (``<member_id>/state.pt``) through ``ray.train.report``; Ray Train merges the workers' files
 into one checkpoint. ``ray.train.report`` is a barrier that every worker must call equally
-often, so a step starts with an all-reduce of "still training" flags: workers that are done
-keep reporting (without a checkpoint) until every worker is done.
+often, so a step starts by or-ing every worker's "still training" flag (:class:`Lockstep`, through
+a Ray actor, on loopback like every local Ray process; no torch process group): workers that are done keep reporting
+(without a checkpoint) until every worker is done.
 
 After a worker dies, Ray Train restarts the group and ``ray.train.get_checkpoint()`` holds the
 state of every member that was running, whichever rank picks it up now: training continues
@@ -20,18 +21,20 @@ With a pre-training store, rank 0 first pre-trains (the others step idly) and sa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import ray.train
+import ray.train.collective
 import ray.train.torch
 import torch
-import torch.distributed as dist
 
 from distributed_pz.models.bundle import Bundle, load_bundle, save_bundle
 from distributed_pz.models.ensemble import EnsembleDir, MemberSpec, SplitPlan
@@ -57,21 +60,55 @@ PRETRAIN = EnsembleDir.pretrain
 """The pre-training run's name in checkpoints and progress reports."""
 
 
-class Lockstep:
-    """Keeps every worker's ``ray.train.report`` calls in step (report is a barrier)."""
+@ray.remote(num_cpus=0)
+class _Tally:
+    """Ors one flag of each of ``world`` workers per step; every caller waits for the step's last flag."""
 
-    def __init__(self, world_size: int, identity: Mapping[str, Any]) -> None:
+    def __init__(self, world: int) -> None:
+        self.world = world
+        self.flags: dict[int, list[bool]] = {}
+        self.ready: dict[int, asyncio.Event] = {}
+
+    async def any(self, step: int, flag: bool) -> bool:
+        flags = self.flags.setdefault(step, [])
+        ready = self.ready.setdefault(step, asyncio.Event())
+        flags.append(flag)
+        if len(flags) == self.world:
+            ready.set()
+            self.flags.pop(step - 1, None)  # every worker has left the step before this one
+            self.ready.pop(step - 1, None)
+        await ready.wait()
+        return any(flags)
+
+
+class Lockstep:
+    """Keeps every worker's ``ray.train.report`` calls in step (report is a barrier).
+
+    The workers' flags meet in a small Ray actor that rank 0 starts (a worker group of its own:
+    a restarted group starts afresh), not in a torch process group, whose TCPStore would
+    listen on every interface.
+    """
+
+    def __init__(self, rank: int, world_size: int, identity: Mapping[str, Any]) -> None:
         self.world_size = world_size
         self.identity = dict(identity)
         self.finished: list[str] = []
+        self.steps = 0
+        self.tally = None
+        if world_size > 1:
+            name = f"dpz-lockstep-{uuid.uuid4().hex}"
+            if rank == 0:
+                self.tally = _Tally.options(name=name).remote(world_size)
+            name = ray.train.collective.broadcast_from_rank_zero(name)  # rank 0's, its tally started
+            if rank != 0:
+                self.tally = ray.get_actor(name)
 
     def any(self, flag: bool) -> bool:
-        """True if ``flag`` is set on any worker (an all-reduce, so also a barrier)."""
-        if self.world_size == 1:
+        """True if ``flag`` is set on any worker (so also a barrier)."""
+        if self.tally is None:
             return flag
-        value = torch.tensor([int(flag)])
-        dist.all_reduce(value)
-        return bool(value.item())
+        self.steps += 1
+        return ray.get(self.tally.any.remote(self.steps, flag))
 
     def report(self, metrics: Mapping[str, Any], checkpoint_dir: str | None = None) -> None:
         """One step of a worker with work: metrics and, optionally, a checkpoint directory."""
@@ -101,7 +138,7 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     torch.set_num_threads(loop_config["threads"])
-    step = Lockstep(world, {"rank": rank, "pid": os.getpid()})
+    step = Lockstep(rank, world, {"rank": rank, "pid": os.getpid()})
 
     # Every worker decides from the same view of the disk, before anyone writes to it.
     plan = ensemble.read_plan()

@@ -57,15 +57,30 @@ def write_tiles(url: str, tiles=TILES) -> str:
     return url
 
 
-def write_ensemble(root: Path, band_set: str | None = None) -> Path:
-    """Two tiny DEEPZ members (real weights) as a 1 × 2 ensemble; ``band_set`` recorded if given."""
-    bundles = fresh_members("deepz", seeds=(1, 2))
+def sdss_store(folder: Path, bands=("u", "g", "r", "i", "z")) -> str:
+    """``FOLDER/sdss.zarr``: one 300-row tile ``S0`` of band set ``sdss`` with ``bands``."""
+    arrays, attrs = tile_arrays(2, n_rows=300)
+    if len(bands) != len(attrs["bands"]):
+        arrays = {k: v[:, : len(bands)] if k.startswith("mag") else v for k, v in arrays.items()}
+    attrs = {**attrs, "band_set": "sdss", "bands": list(bands), "zeropoint": dict.fromkeys(bands, 22.5)}
+    url = str(folder / "sdss.zarr")
+    open_store(url, "a").write_tile("S0", arrays, attrs, chunk_rows=64, shard_rows=128)
+    return url
+
+
+def write_ensemble(
+    root: Path, band_set: str | None = None, model: str = "deepz", calibration=None, **overrides
+) -> Path:
+    """Two tiny ``model`` members (real weights; ``overrides`` of their config) as a 1 × 2
+    ensemble; ``band_set`` and ``calibration`` recorded if given."""
+    bundles = fresh_members(model, seeds=(1, 2), **overrides)
     plan = make_plan(np.arange(20), n_splits=1, n_folds=2, seed=3)
     plan.save(root)
     for spec, bundle in zip(plan.members, bundles, strict=True):
         save_bundle(EnsembleDir(root).member(spec.member_id), bundle)
     store = {"url": "test", "hash": "test", **({"band_set": band_set} if band_set else {})}
-    EnsembleDir(root).write_manifest(plan, {"model": "deepz"}, store)
+    entry = EnsembleDir(root).save_calibration(calibration) if calibration else None
+    EnsembleDir(root).write_manifest(plan, {"model": model}, store, calibration=entry)
     return root
 
 

@@ -15,9 +15,8 @@ from distributed_pz.models.bundle import BUNDLE_FILE as BUNDLE_MANIFEST
 from distributed_pz.models.bundle import WEIGHTS, BundleError
 from distributed_pz.models.ensemble import ENSEMBLE_FILE as MANIFEST
 from distributed_pz.models.ensemble import EnsembleDir
-from distributed_pz.survey.store.store import open_store
 
-from .conftest import SHARD_ROWS, tile_arrays
+from .conftest import SHARD_ROWS, sdss_store
 
 pytestmark = pytest.mark.faults
 
@@ -98,16 +97,6 @@ def test_b17_a_corrupt_bundle_fails_predict_in_one_line(client, world, tmp_path)
         predict_store(client, str(world["store"]), str(ensemble), str(tmp_path / "out"), progress=False)
 
 
-def _sdss_store(tmp_path, bands) -> str:
-    arrays, attrs = tile_arrays(2, n_rows=300)
-    if len(bands) != len(attrs["bands"]):
-        arrays = {k: v[:, : len(bands)] if k.startswith("mag") else v for k, v in arrays.items()}
-    attrs = {**attrs, "band_set": "sdss", "bands": list(bands), "zeropoint": dict.fromkeys(bands, 22.5)}
-    url = str(tmp_path / "sdss.zarr")
-    open_store(url, "a").write_tile("S0", arrays, attrs, chunk_rows=64, shard_rows=128)
-    return url
-
-
 @pytest.mark.parametrize(
     "row, ensemble, bands, message",
     [
@@ -128,7 +117,7 @@ def _sdss_store(tmp_path, bands) -> str:
 def test_bands_that_do_not_fit_are_refused_before_a_cluster_starts(
     row, ensemble, bands, message, world, tmp_path, capsys
 ):
-    store = _sdss_store(tmp_path, bands)
+    store = sdss_store(tmp_path, bands)
     out = tmp_path / "out"
     rc = main(["predict", "--store", store, "--bundle", str(world[ensemble]), "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,6 +1,9 @@
-"""RELIABILITY.md S2, S3: what a run exposes on the network.
+"""RELIABILITY.md S2, S3 and RELIABILITY-NEW-SURFACES.md's TCPStore finding: what a run exposes
+on the network.
 
-S2: a local Ray started by ``dpz train`` listens on 127.0.0.1 only. S3: the SLURM deploy's
+S2: a local Ray started by ``dpz train`` listens on 127.0.0.1 only, and so does every process
+of a ``dpz train`` while its members train (Ray Train sets up no torch process group, whose
+TCPStore listened on every interface). S3: the SLURM deploy's
 scheduler takes TLS clients only (a per-run certificate handed to ``dpz predict`` through its
 environment) and its dashboard defaults to loopback. S1 (tile names escaping ``--out``) is in
 ``test_input_faults.py`` and ``test_bundle_faults.py``.
@@ -10,15 +13,20 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
 
-from .conftest import REPO
+from distributed_pz.models.ensemble import EnsembleDir
+
+from .conftest import REPO, dpz
 
 pytestmark = [pytest.mark.faults, pytest.mark.distributed, pytest.mark.slow]
 
@@ -55,6 +63,51 @@ def test_s2_a_local_ray_listens_on_loopback_only():
         assert [s for s in sockets if not _is_loopback(s[1])] == []
     finally:
         ray.shutdown()
+
+
+def _tree(pid: int) -> set[int]:
+    try:
+        return {pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def _training_pids(status_file) -> set[int]:
+    """Pids of the Ray Train workers with a member in training (from ``status.json``)."""
+    try:
+        members = json.loads(status_file.read_text())["members"].values()
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return set()
+    return {m["pid"] for m in members if m["state"] == "running" and m.get("epoch", 0) >= 1}
+
+
+def test_s4_every_process_of_dpz_train_listens_on_loopback_only_while_members_train(world, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "ensemble"
+    run = dpz(
+        "train", "--store", str(world["store"]), "--tile", "T2", "--out", str(out), "--model", "deepz",
+        "--model-set", "hidden=16", "--model-set", "n_layers=2", "--model-set", "latent=4",
+        "--splits", "1", "--folds", "2", "--epochs", "30", "--batch-size", "256", "--patience", "0",
+        "--num-workers", "2",
+    )  # fmt: skip
+    seen: dict[tuple[int, str, int], None] = {}
+    trainers: set[int] = set()
+    try:
+        while run.poll() is None:
+            training = _training_pids(out / EnsembleDir.status_file)
+            if training:  # sockets of the whole tree while members train, not before
+                pids = _tree(run.pid)
+                trainers |= training & pids
+                seen.update(dict.fromkeys(_listening(pids)))
+            time.sleep(0.2)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 0, err
+    assert len(trainers) == 2, "no socket scan caught both workers training"
+    assert {s[0] for s in seen} & trainers  # the training workers' own sockets were among those scanned
+    assert [s for s in seen if not _is_loopback(s[1])] == []
 
 
 def _slurm_script():
