@@ -2,7 +2,8 @@
 
 The keys of a config file are the command's long options, written with ``-`` or ``_``
 (``batch-size = 512`` or ``batch_size = 512``; ``tile = ["A", "B"]`` for a repeatable option).
-They become the parser's defaults, so the command line wins; keys, value types and defaults all
+A relative path in the file (``store``, ``out``, ...) is relative to the file's folder, not to
+where the command runs. They become the parser's defaults, so the command line wins; keys, value types and defaults all
 come from the dataclass fields that declare the options (:mod:`distributed_pz.options`), and
 unknown keys and values of the wrong kind are refused with the list of known keys. After a
 run that succeeded (or one that made its output), the resolved options (file, command line and defaults together) are written with
@@ -17,12 +18,13 @@ from __future__ import annotations
 import argparse
 import tomllib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import tomli_w
 
 from distributed_pz._files import exists, write_text
-from distributed_pz.options import Spec, resolved, specs
+from distributed_pz.options import Spec, anchored, resolved, specs
 
 CONFIG_OPTION = "config"
 
@@ -108,9 +110,12 @@ def read_config(path: str, classes: Iterable[type]) -> dict[str, Any]:
             f"this command takes: {', '.join(sorted(keys))}"
         )
     read = {}
+    folder = Path(path).resolve().parent
     for key, value in values.items():
         spec = keys.get(key.replace("_", "-"), keys.get(key))
         read[spec.name] = _convert(key, spec, value)
+        if spec.option.path:
+            read[spec.name] = anchored(read[spec.name], folder)
     return read
 
 

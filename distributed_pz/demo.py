@@ -70,7 +70,7 @@ class Step:
 class DemoOptions:
     """The options of ``dpz demo``."""
 
-    out: str = option("demo_output", help="directory for the store, bundles, catalogues, report")
+    out: str = option("demo_output", path=True, help="directory for the store, bundles, catalogues, report")
     n: int = option(4000, minimum=1, help="sources per simulated tile")
     splits: int = option(2, minimum=1, help="random splits of each ensemble")
     folds: int = option(2, minimum=1, help="folds per split (members = splits × folds)")

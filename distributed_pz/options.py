@@ -42,6 +42,7 @@ class Option:
     group: str | None = None
     exclusive: str | None = None
     minimum: float | None = None
+    path: bool = False
 
 
 def option(
@@ -66,7 +67,9 @@ def option(
         ``parse`` (one value from its text; default: the annotation's ``int``/``float``/...),
         ``append`` (repeatable), ``positional``, ``group`` (help section), ``exclusive``
         (mutually exclusive group), ``minimum`` (a count or size below it is refused when parsed,
-        from the command line or a config file, in one line naming the option).
+        from the command line or a config file, in one line naming the option), ``path`` (a
+        file or folder: relative in a config file, it is relative to that file; the resolved
+        options record it absolute).
     """
     meta = {OPTION: Option(help, **cli)}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
@@ -220,9 +223,26 @@ def from_args(cls: type, args: argparse.Namespace, **values: Any) -> Any:
 
 
 def resolved(classes: Iterable[type], args: argparse.Namespace) -> dict[str, Any]:
-    """The parsed options of ``classes`` by flag (the config-file keys), ``None`` left out."""
-    values = {spec.flag: getattr(args, spec.name, None) for spec in specs(*classes)}
-    return {flag: value for flag, value in values.items() if value is not None}
+    """The parsed options of ``classes`` by flag (the config-file keys), ``None`` left out; local
+    relative paths made absolute (against the working directory, as the command read them)."""
+    values = {}
+    for spec in specs(*classes):
+        value = getattr(args, spec.name, None)
+        if value is not None:
+            values[spec.flag] = anchored(value, Path.cwd()) if spec.option.path else value
+    return values
+
+
+def anchored(value: Any, folder: Path) -> Any:
+    """A path option's value (or list of them) with local relative paths joined to ``folder``;
+    URLs (``s3://...``) and absolute paths as they are."""
+    if isinstance(value, list | tuple):
+        return type(value)(anchored(v, folder) for v in value)
+    text = str(value)
+    if "://" in text or Path(text).is_absolute():
+        return value
+    joined = (folder / text).resolve()
+    return joined if isinstance(value, Path) else str(joined)
 
 
 def parse_assignments(

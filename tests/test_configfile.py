@@ -23,7 +23,7 @@ def test_train_options_from_a_file_command_line_wins(tmp_path):
     args = parser.parse_args(["train", "--epochs", "2"])
     assert (args.store, args.out, args.tiles, args.n_splits, args.epochs, args.lr) == (
         "s3://bucket/sim.zarr",
-        "ens",
+        str(tmp_path / "ens"),  # relative to the config file; a URL as it is
         ["A", "B"],
         3,
         2,

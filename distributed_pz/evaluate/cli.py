@@ -89,12 +89,14 @@ class EvaluateOptions:
         help="catalogue (Parquet/FITS), or a folder of tile catalogues (a dpz predict run); repeat to "
         "compare several; label defaults to the file name",
     )
-    truth: str = option(help="truth: a table with object_id, z_spec (Parquet/FITS/CSV) or a survey store URL")
+    truth: str = option(
+        path=True, help="truth: a table with object_id, z_spec (Parquet/FITS/CSV) or a survey store URL"
+    )
     truth_tile: list[str] | None = option(
         None, append=True, help="with a store as truth: only these tiles (repeatable)"
     )
     truth_band: str = option("r", help="with a store as truth: band used as the magnitude")
-    out: str = option("evaluation", help="output directory (default: %(default)s)")
+    out: str = option("evaluation", path=True, help="output directory (default: %(default)s)")
     mag_column: str | None = option(
         None, help=f"truth magnitude column (default: {DEFAULT_MAG_COLUMN} if present)"
     )

@@ -22,9 +22,9 @@ class ExportOptions:
     """The options of ``dpz export``."""
 
     run_folder: str = option(
-        flag="run", metavar="FOLDER", help="a dpz predict output folder (with manifest.json)"
+        path=True, flag="run", metavar="FOLDER", help="a dpz predict output folder (with manifest.json)"
     )
-    out: str = option(flag="hats", metavar="OUT", help="HATS catalogue folder to create")
+    out: str = option(path=True, flag="hats", metavar="OUT", help="HATS catalogue folder to create")
     tile: list[str] | None = option(
         None, append=True, help="export only this tile (repeatable); default: all"
     )

@@ -30,9 +30,9 @@ from distributed_pz.survey.store.store import absolute_url, open_store
 class PredictRun:
     """What ``dpz predict`` reads and writes, and how it schedules the tiles."""
 
-    store: str = option(help="survey store URL or path (every worker must reach it)")
-    bundle: str = option(help="ensemble or single-model bundle directory")
-    out: str = option(help="output directory: one catalogue per tile + manifest.json")
+    store: str = option(path=True, help="survey store URL or path (every worker must reach it)")
+    bundle: str = option(path=True, help="ensemble or single-model bundle directory")
+    out: str = option(path=True, help="output directory: one catalogue per tile + manifest.json")
     tile: list[str] | None = option(
         None, append=True, help="predict only this tile (repeatable); default: every tile"
     )
@@ -75,7 +75,11 @@ class Connection:
         None, metavar="ADDRESS", exclusive="where", help="join the running Dask cluster at ADDRESS"
     )
     scheduler_file: str | None = option(
-        None, metavar="PATH", exclusive="where", help="join the running Dask cluster described by PATH"
+        None,
+        path=True,
+        metavar="PATH",
+        exclusive="where",
+        help="join the running Dask cluster described by PATH",
     )
     workers: int | None = option(
         None, minimum=1, help="workers of a started cluster (default: one per core, or one per GPU)"

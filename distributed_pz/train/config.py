@@ -93,8 +93,10 @@ class EnsembleConfig:
         against the default band set (KiDS+VIKING).
     """
 
-    store: str = option(help="survey store URL (path, file://, s3://, ...) with z_spec", group=DATA)
-    out: str = option(help="ensemble directory; every Ray node must see it", group=DATA)
+    store: str = option(
+        path=True, help="survey store URL (path, file://, s3://, ...) with z_spec", group=DATA
+    )
+    out: str = option(path=True, help="ensemble directory; every Ray node must see it", group=DATA)
     tiles: tuple[str, ...] = tiles_option(
         "tile", DATA, "tile to train on, a name or a glob such as 'KIDS_1*' (repeat; none = every tile)"
     )
@@ -129,7 +131,10 @@ class EnsembleConfig:
     )
     train: TrainConfig = field(default_factory=lambda: TrainConfig(on_nan="stop"))
     pretrain_store: str | None = option(
-        None, group=TRAINING, help="(simulated) store to pre-train on first; members fine-tune from it"
+        None,
+        path=True,
+        group=TRAINING,
+        help="(simulated) store to pre-train on first; members fine-tune from it",
     )
     pretrain_tiles: tuple[str, ...] = tiles_option(
         "pretrain-tile", TRAINING, "pre-training tile (repeat; none = every tile)"

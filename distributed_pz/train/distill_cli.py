@@ -23,11 +23,11 @@ STUDENT = DistillConfig().train
 class DistillInputs:
     """What ``dpz distill`` reads and writes, and the student's epochs and batch size."""
 
-    ensemble: str = option(help="the teacher: ensemble (or bundle) directory")
-    store: str = option(help="survey store URL with the rows to distil on")
+    ensemble: str = option(path=True, help="the teacher: ensemble (or bundle) directory")
+    store: str = option(path=True, help="survey store URL with the rows to distil on")
     tiles: tuple[str, ...] = tiles_option("tile", None, "tile to use (repeat; none = every tile)")
     max_rows: int | None = option(None, minimum=1, help="use at most this many rows per tile")
-    out: str = option(help="student bundle directory (must not exist)")
+    out: str = option(path=True, help="student bundle directory (must not exist)")
     epochs: int = option(STUDENT.epochs, minimum=1, help="student epochs (at most)")
     batch_size: int = option(STUDENT.batch_size, minimum=1, help="rows per step")
 

@@ -174,3 +174,14 @@ def test_g10_a_learning_rate_not_above_0_is_refused_when_parsed(value, tmp_path,
         .splitlines()[-1]
         .endswith(f"argument --lr: must be above 0, not {value}")
     )
+
+
+def test_g8_relative_paths_in_a_config_are_relative_to_it_and_recorded_absolute(tmp_path, monkeypatch):
+    folder = tmp_path / "configs" / "survey"
+    folder.mkdir(parents=True)
+    (folder / "simulate.toml").write_text('out = "sim.zarr"\nn = 40\nno-cutouts = true\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", "--config", "configs/survey/simulate.toml"]) == 0
+    assert (folder / "sim.zarr").is_dir() and not (tmp_path / "sim.zarr").exists()
+    recorded = (folder / "sim.zarr.dpz-simulate.toml").read_text()
+    assert f'out = "{folder / "sim.zarr"}"' in recorded

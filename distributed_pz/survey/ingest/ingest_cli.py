@@ -40,6 +40,7 @@ class IngestOptions:
     """The options of ``dpz ingest``."""
 
     catalog: str = option(
+        path=True,
         positional=True,
         help="survey catalogue to ingest: a FITS table, Parquet, CSV or whitespace-separated ASCII file "
         "(format from the suffix, or from [catalog] format in the column map)",
@@ -51,6 +52,7 @@ class IngestOptions:
         "or the path of your own .toml map",
     )
     store: str = option(
+        path=True,
         metavar="URL",
         help="survey store to write into: a local path or an fsspec URL (created if absent; "
         "other tiles in it are left untouched)",

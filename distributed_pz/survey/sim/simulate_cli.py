@@ -88,7 +88,7 @@ def _settings_help() -> str:
 class SimulateOptions:
     """The options of ``dpz simulate``: the tiles, their storage, and the simulator's settings."""
 
-    out: str = option(help="store URL or path to write (created if absent)")
+    out: str = option(path=True, help="store URL or path to write (created if absent)")
     n: int = option(SimulationConfig.n_sources, minimum=1, help="sources per tile")
     tiles: int = option(1, minimum=1, help="number of tiles to simulate")
     tile_prefix: str = option("SIM_", help="tile names are PREFIX0000, PREFIX0001, ...")

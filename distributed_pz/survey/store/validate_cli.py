@@ -20,7 +20,7 @@ class ValidateOptions:
     """The options of ``dpz validate``."""
 
     store: str = option(
-        positional=True, help="store URL or path (local path, file://, memory://, s3://, gs://)"
+        path=True, positional=True, help="store URL or path (local path, file://, memory://, s3://, gs://)"
     )
     tile: list[str] | None = option(
         None, append=True, help="check only this tile (repeatable); default: all tiles"
