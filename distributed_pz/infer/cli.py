@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from distributed_pz.catalog import WRITE_FORMATS
 from distributed_pz.infer.cluster import CLUSTERS, ClusterError, check_local_workers, connect
-from distributed_pz.infer.compat import check_bands, check_homogenise
 from distributed_pz.infer.manifest import FAILURES, ManifestError, check_out
 from distributed_pz.infer.stream import ON_ERROR, TileFailed, predict_store
 from distributed_pz.models.bundle import BundleError
+from distributed_pz.models.compat import check_bands, check_homogenise
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import PredictOptions
 from distributed_pz.options import from_args, option

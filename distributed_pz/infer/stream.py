@@ -35,9 +35,9 @@ from tqdm import tqdm
 from distributed_pz import __version__
 from distributed_pz._files import is_file, makedirs, remove_tree, utc_now
 from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, write_part
-from distributed_pz.infer.compat import check_homogenise
 from distributed_pz.infer.manifest import STAGING, RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
+from distributed_pz.models.compat import check_homogenise
 from distributed_pz.models.ensemble import Ensemble, EnsembleDir
 from distributed_pz.models.locus import StellarLocus, TooFewStars, correct_photometry
 from distributed_pz.models.predictor import PredictOptions

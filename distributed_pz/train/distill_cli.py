@@ -63,7 +63,7 @@ def _inputs(args: argparse.Namespace):
     """The teacher's predictor and the rows to distil on, after the checks that need no training:
     a new --out, a mixture-density teacher, tiles of its band set with the bands it reads."""
     from distributed_pz._files import exists
-    from distributed_pz.infer.compat import check_bands
+    from distributed_pz.models.compat import check_bands
     from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.predictor import EnsemblePredictor
     from distributed_pz.survey.store.store import open_store
