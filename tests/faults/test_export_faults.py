@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 
 import numpy as np
 import pytest
@@ -121,38 +120,14 @@ def test_manifest_files_outside_the_run_are_refused(runs, tmp_path, capsys, entr
     assert not out.exists()
 
 
-@pytest.fixture
-def bucket(monkeypatch, tmp_path):
-    """A moto S3 server on 127.0.0.1 with one bucket; credentials in the environment, as for every command."""
-    moto_server = pytest.importorskip("moto.server", reason="needs moto[server] (the dev extra)")
-    s3fs = pytest.importorskip("s3fs")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "DPZ_CACHE": str(tmp_path / "cache"),
-    }.items():
-        monkeypatch.setenv(key, value)
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    fs.mkdir("dpz")
-    yield fs
-    s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
-
-
 def test_h7_run_and_hats_on_s3(bucket, runs, world, tmp_path, capsys):
-    bucket.put(str(runs["full"]), "dpz/run", recursive=True)
-    argv = ["export", "--run", "s3://dpz/run", "--hats", "s3://dpz/hats/photoz"]
+    fs, root = bucket
+    fs.put(str(runs["full"]), f"{root}/run", recursive=True)
+    argv = ["export", "--run", f"{root}/run", "--hats", f"{root}/hats/photoz"]
     assert main(argv) == 0, capsys.readouterr().err
     assert f"{3 * N_ROWS} rows of 3 catalogues" in capsys.readouterr().out
-    assert not bucket.exists(f"dpz/hats/photoz/{EXPORT_RECORD}")
-    bucket.get(
-        "dpz/hats/photoz", str(tmp_path / "photoz"), recursive=True
+    assert not fs.exists(f"{root}/hats/photoz/{EXPORT_RECORD}")
+    fs.get(
+        f"{root}/hats/photoz", str(tmp_path / "photoz"), recursive=True
     )  # read where the cluster's workers can
     assert_every_row_once(str(tmp_path / "photoz"), world)
