@@ -3,7 +3,8 @@
 Flux ratios over the i band go into an encoder (10 linear layers × 250 nodes, batch norm, ReLU,
 2 % dropout after all but the last three linear layers) giving 10 latent features, and a decoder
 of the same shape reconstructs the ratios. The photo-z network (10 linear layers × 250, 1 %
-dropout) reads the ratios and the latent features and outputs a mixture of 10 Gaussians.
+dropout) reads the ratios and the latent features and outputs a mixture of 10 Gaussians. Ratios
+carry colours only; the option ``reference_magnitude`` (ours) adds the i magnitude to the inputs.
 Loss: −log p(z_spec), plus the reconstruction error while pre-training on simulations (§4.2).
 The point estimate is the mode of p(z).
 """
@@ -21,7 +22,7 @@ from distributed_pz.models.base import PhotoZModel
 from distributed_pz.models.features import InputSpec
 from distributed_pz.models.heads import ClassHead, MDNHead
 from distributed_pz.models.layers import fc_stack
-from distributed_pz.models.registry import register_family, register_model
+from distributed_pz.models.registry import later_field, register_family, register_model
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class DeepZConfig:
     use_exposures
         Build fluxes from individual exposures (randomized coadds while training) when the tile
         has them; otherwise from the catalogue magnitudes.
+    reference_magnitude
+        Also read the reference band's magnitude (from the same flux as the ratios), so the
+        networks know the source's brightness, not only its colours.
     hidden, n_layers, latent
         Width and number of linear layers of each of the three networks; latent size.
     autoencoder_dropout, photoz_dropout
@@ -59,6 +63,7 @@ class DeepZConfig:
     bands: tuple[str, ...] = ()
     reference_band: str = "i"
     use_exposures: bool = True
+    reference_magnitude: bool = later_field(False)
     hidden: int = 250
     n_layers: int = 10
     latent: int = 10
@@ -73,6 +78,10 @@ class DeepZConfig:
     def __post_init__(self) -> None:
         if self.n_layers < 2:
             raise ValueError(f"{self.name}: n_layers must be at least 2")
+        if not isinstance(self.reference_magnitude, bool):
+            raise TypeError(
+                f"{self.name}: reference_magnitude must be true or false, got {self.reference_magnitude!r}"
+            )
         self.input_spec()
 
     @property
@@ -85,6 +94,7 @@ class DeepZConfig:
             bands=self.bands,
             reference_band=self.reference_band,
             use_exposures=self.use_exposures,
+            reference_magnitude=self.reference_magnitude,
         )
 
     def tiny_overrides(self) -> dict[str, Any]:

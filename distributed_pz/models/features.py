@@ -5,7 +5,8 @@ Two catalogue encodings, one per family:
 - GaZNet (Li et al. 2022 §2.2): the magnitudes of the model's bands followed by the colours of
   adjacent bands (``u-g, g-r, ...``): ``B + (B - 1)`` values.
 - DEEPZ (Eriksen et al. 2020 §2.2): fluxes divided by the flux of a reference band (i), the
-  reference band itself left out: ``B - 1`` values.
+  reference band itself left out: ``B - 1`` values; with ``reference_magnitude`` the reference
+  band's magnitude follows (``B`` values), so the network also knows how bright a source is.
 
 A missing measurement (NaN magnitude or flux, a colour with a missing band, a ratio over a
 missing or non-positive reference flux) becomes the fill value 0 after standardisation and a 1
@@ -48,6 +49,9 @@ class InputSpec:
     use_exposures
         ``"flux_ratio"`` only: build fluxes from ``flux_exp`` (randomized coadds while
         training) when the tile has them, else from ``mag``.
+    reference_magnitude
+        ``"flux_ratio"`` only: append the reference band's magnitude, from the same flux as the
+        ratios and the tile's zero point, as one more catalogue value.
     clip
         Standardised catalogue values are clipped to ``[-clip, clip]``.
     """
@@ -57,9 +61,12 @@ class InputSpec:
     image_bands: tuple[str, ...] = ()
     reference_band: str = "i"
     use_exposures: bool = True
+    reference_magnitude: bool = False
     clip: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.reference_magnitude and self.catalog != "flux_ratio":
+            raise ValueError(f"a reference magnitude needs the flux_ratio encoding, not {self.catalog!r}")
         if self.catalog == "flux_ratio" and self.reference_band not in self.bands:
             raise ValueError(f"reference band {self.reference_band!r} is not among the bands {self.bands}")
         if self.catalog != "none" and len(self.bands) < 2:
@@ -69,7 +76,9 @@ class InputSpec:
     def n_catalog(self) -> int:
         """Number of catalogue feature values ``F`` (the network input is ``2 F`` with the mask)."""
         nb = len(self.bands)
-        return {"mag_colour": 2 * nb - 1, "flux_ratio": nb - 1, "none": 0}[self.catalog]
+        if self.catalog == "flux_ratio":
+            return nb - 1 + int(self.reference_magnitude)
+        return {"mag_colour": 2 * nb - 1, "none": 0}[self.catalog]
 
     @property
     def n_image(self) -> int:
@@ -117,6 +126,12 @@ class FeatureStats:
 def mag_to_flux(mag: torch.Tensor, zeropoint: torch.Tensor | float) -> torch.Tensor:
     """AB magnitudes to linear fluxes, ``10**(-0.4 (mag - zp))``; NaN stays NaN."""
     return torch.pow(10.0, -0.4 * (mag - zeropoint))
+
+
+def flux_to_mag(flux: torch.Tensor, zeropoint: torch.Tensor | float) -> torch.Tensor:
+    """Linear fluxes to AB magnitudes, ``zp - 2.5 log10(flux)``; NaN where the flux is missing or not positive."""
+    positive = torch.where(flux > 0, flux, torch.full_like(flux, float("nan")))
+    return zeropoint - 2.5 * torch.log10(positive)
 
 
 def adjacent_colours(mag: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from distributed_pz.models.features import (
     coadd_exposures,
     fit_robust_stats,
     flux_ratio_features,
+    flux_to_mag,
     mag_colour_features,
     mag_to_flux,
     standardize_with_mask,
@@ -51,8 +52,10 @@ def batch_tensors(
     Returns
     -------
     dict with, as needed: ``mag`` ``(N, B)``; ``flux_exp``, ``flux_exp_err`` ``(N, B, E)`` or
-    ``flux`` ``(N, B)``; ``cutout`` ``(N, C, P, P)``; targets ``z`` ``(N,)`` and ``class`` ``(N,)``
-    (int64, :data:`IGNORE_CLASS` where unknown) when the tile has them.
+    ``flux`` ``(N, B)`` (both at the tile's zero points) and, for a reference magnitude,
+    ``reference_zeropoint`` ``(N,)`` (the reference band's); ``cutout`` ``(N, C, P, P)``; targets
+    ``z`` ``(N,)`` and ``class`` ``(N,)`` (int64, :data:`IGNORE_CLASS` where unknown) when the
+    tile has them.
     """
     rows = slice(None) if rows is None else rows
     a = tile.arrays
@@ -72,6 +75,9 @@ def batch_tensors(
         else:
             zp = tensor(np.array([tile.zeropoint(b) for b in spec.bands]))
             out["flux"] = mag_to_flux(tensor(a["mag"][rows][:, idx]), zp)
+        if spec.reference_magnitude:
+            n = next(iter(out.values())).shape[0]
+            out["reference_zeropoint"] = tensor(np.full(n, tile.zeropoint(spec.reference_band)))
     if "cutout" in reads:
         out["cutout"] = tensor(a["cutout"][rows][:, tile.image_band_indices(spec.image_bands)])
     if "z_spec" in a:
@@ -130,9 +136,13 @@ def raw_features(
             flux, _ = coadd_exposures(batch["flux_exp"], batch["flux_exp_err"])
         else:
             flux = batch["flux"]
-        reference = flux[:, spec.bands.index(spec.reference_band)]
+        ref = spec.bands.index(spec.reference_band)
+        reference = flux[:, ref]
         flags |= torch.where(torch.isfinite(reference) & (reference > 0), 0, Flag.NO_REFERENCE).int()
-        raw["catalog"] = flux_ratio_features(flux, spec.bands.index(spec.reference_band))
+        raw["catalog"] = flux_ratio_features(flux, ref)
+        if spec.reference_magnitude:
+            magnitude = flux_to_mag(reference, batch["reference_zeropoint"])
+            raw["catalog"] = torch.cat([raw["catalog"], magnitude[:, None]], dim=1)
         flags |= torch.where(torch.isfinite(flux).any(dim=1), 0, Flag.NO_PHOTOMETRY).int()
     if spec.catalog == "mag_colour":
         flags |= torch.where(torch.isfinite(batch["mag"]).any(dim=1), 0, Flag.NO_PHOTOMETRY).int()

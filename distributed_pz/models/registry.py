@@ -28,6 +28,8 @@ updated by the overrides before the config checks itself (so an override may rep
 band set alone leaves invalid, say ``reference_band="r"`` for a DEEPZ on bands without i)."""
 DEFAULT_BAND_SET = KIDS_VIKING
 """Band set of :func:`model_config` when none is given."""
+LATER_FIELD = "later"
+"""Metadata key of a config field added after bundles were saved (:func:`later_field`)."""
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,23 @@ def create_model(name: str, band_set: BandSet | str | None = None, **overrides: 
     return build_model(model_config(name, band_set, **overrides))
 
 
+def later_field(default: Any) -> Any:
+    """A config field added after bundles were saved: :func:`config_to_dict` leaves it out while it
+    holds ``default``, so the configs and content hashes of the bundles saved before it stay as
+    they were (and :func:`config_from_dict` gives them ``default``)."""
+    return dataclasses.field(default=default, metadata={LATER_FIELD: True})
+
+
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:
-    """JSON-ready description of a config (its family plus every field)."""
-    return {"family": config.family, **{k: _lists(v) for k, v in dataclasses.asdict(config).items()}}
+    """JSON-ready description of a config: its family plus every field (a :func:`later_field` only
+    when it differs from its default)."""
+    left_out = {
+        f.name
+        for f in dataclasses.fields(config)
+        if f.metadata.get(LATER_FIELD) and getattr(config, f.name) == f.default
+    }
+    fields = {k: _lists(v) for k, v in dataclasses.asdict(config).items() if k not in left_out}
+    return {"family": config.family, **fields}
 
 
 def config_from_dict(d: Mapping[str, Any]) -> ModelConfig:
