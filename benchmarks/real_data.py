@@ -4,7 +4,8 @@ For each real catalogue of the shared data (zCOSMOS-bright, 12 bands; SDSS MGS, 
 catalogue files are ingested with ``dpz ingest`` and the catalogue's shipped column map into a
 temporary store; everything catalogue-specific lives in that map. A catalogue shipped as train
 and test files gives two tiles; one shipped as a single file is split 70/30 by a seeded
-permutation. DEEPZ (flux ratios + mixture density network) and a GaZNet catalogue path
+permutation. DEEPZ (flux ratios + mixture density network; also with the reference band's
+magnitude as one more input, ``deepz_refmag``) and a GaZNet catalogue path
 (``gaznet_c9`` with its bands overridden by the tile's) are trained as small ensembles (seeds
 ``seed .. seed + members - 1``) on the training part, with a seeded 20 % of it held out for early
 stopping and for the p(z) calibration (:mod:`distributed_pz.models.calibration`, fitted on the
@@ -186,13 +187,23 @@ def reference_band(train: TileArrays, default: str) -> str:
 
 def network_configs(train: TileArrays) -> dict[str, Any]:
     """The catalogue-only models, configured for the tile's bands (registry overrides only)."""
-    deepz = model_config("deepz")
+    deepz = {
+        "bands": train.bands,
+        "reference_band": reference_band(train, model_config("deepz").reference_band),
+    }
     return {
-        "deepz": model_config(
-            "deepz", bands=train.bands, reference_band=reference_band(train, deepz.reference_band)
-        ),
+        "deepz": model_config("deepz", **deepz),
+        "deepz_refmag": model_config("deepz", **deepz, reference_magnitude=True),
         "gaznet_c9": model_config("gaznet_c9", bands=train.bands),
     }
+
+
+def feature_label(config: Any) -> str:
+    """What a network reads, for the tables."""
+    if config.family != "deepz":
+        return "mags + colours"
+    label = f"flux ratios over {config.reference_band}"
+    return f"{label} + {config.reference_band} mag" if config.reference_magnitude else label
 
 
 def score(z_phot: np.ndarray, z_spec: np.ndarray, pdf: GaussianMixturePDF | None = None) -> dict[str, float]:
@@ -262,13 +273,10 @@ def run_catalogue(
             *(on_val[k] for k in MIXTURE_COLUMNS), val.arrays["z_spec"], "validation rows", seed
         )
         out = EnsemblePredictor(bundles, calibration=calibration)(test)
-        features = (
-            f"flux ratios over {config.reference_band}" if config.family == "deepz" else "mags + colours"
-        )
         predictions[f"{name} ×{members}"] = {
             "z_phot": out["z_phot"],
             "pdf": tuple(out[k] for k in MIXTURE_COLUMNS),
-            "features": features,
+            "features": feature_label(config),
             "epochs": ", ".join(f"{len(r.history)} ({r.best_epoch + 1})" for r in results),
             "train_s": train_s,
             "bundle": bundles[0].content_hash[:12],
@@ -412,6 +420,8 @@ network's pooled p(z) is calibrated (`distributed_pz.models.calibration`: shift,
 and floor per z_mean bin) on its predictions of those validation rows — never on the test rows.
 `deepz` = DEEPZ flux ratios + 10-Gaussian MDN (z_phot = mode of p(z));
 its reference band is the registry's (i) when the catalogue has it, else its most measured band.
+`deepz_refmag` = the same DEEPZ with `reference_magnitude=true`: the reference band's magnitude as
+one more input (brightness, which flux ratios lack).
 `gaznet_c9` = the GaZNet catalogue path with `bands` overridden by the catalogue's bands (point
 head; its p(z) is the calibrated Gaussian of the members' mean and spread). Baselines are fitted on the same `n_train` rows with magnitudes + adjacent colours,
 missing values set to the training median plus a mask column per feature missing in training (standardised for kNN).
