@@ -136,10 +136,10 @@ def raw_features(
             flux, _ = coadd_exposures(batch["flux_exp"], batch["flux_exp_err"])
         else:
             flux = batch["flux"]
-        ref = spec.bands.index(spec.reference_band)
-        reference = flux[:, ref]
+        ref_index = spec.bands.index(spec.reference_band)
+        reference = flux[:, ref_index]
         flags |= torch.where(torch.isfinite(reference) & (reference > 0), 0, Flag.NO_REFERENCE).int()
-        raw["catalog"] = flux_ratio_features(flux, ref)
+        raw["catalog"] = flux_ratio_features(flux, ref_index)
         if spec.reference_magnitude:
             magnitude = flux_to_mag(reference, batch["reference_zeropoint"])
             raw["catalog"] = torch.cat([raw["catalog"], magnitude[:, None]], dim=1)
