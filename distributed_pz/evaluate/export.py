@@ -5,7 +5,9 @@ tiles of adaptive order so that each Parquet partition holds a bounded number of
 every row carries its ``_healpix_29`` index. :func:`export_hats` runs the ``hats-import``
 pipeline over the Parquet catalogues a ``dpz predict`` run committed (its ``manifest.json``
 lists them), partitioning by HEALPix of ``ra``, ``dec``; ``lsdb.open_catalog(OUT)`` then reads
-the same rows. Needs the ``[hats]`` extra (``hats``, ``hats-import``, ``lsdb``).
+the same rows — with the catalogue's columns, or with ``rubin`` in Rubin DP1's ``object_photoz``
+columns (:mod:`distributed_pz.evaluate.rubin`). Needs the ``[hats]`` extra (``hats``,
+``hats-import``, ``lsdb``).
 
 Only the run's own files are read: every manifest ``file`` entry must lie inside the run folder.
 A run with failed or unfinished tiles is refused unless ``allow_partial`` (then they are named).
@@ -162,6 +164,8 @@ def export_hats(
     *,
     pixel_threshold: int = DEFAULT_PIXEL_THRESHOLD,
     workers: int = 1,
+    rubin: bool = False,
+    pdf_components: int | None = None,
 ) -> HatsExport:
     """Import Parquet catalogues into a new HATS catalogue at ``out`` with ``hats-import``.
 
@@ -176,14 +180,29 @@ def export_hats(
         Most rows per partition.
     workers
         Threads of the local Dask client the import runs on.
+    rubin
+        Write Rubin DP1's ``object_photoz`` columns (:func:`~distributed_pz.evaluate.rubin.rubin_table`)
+        instead of the catalogue's.
+    pdf_components
+        With ``rubin``: merge each nested mixture into this many Gaussians.
     """
     from dask.distributed import Client
     from hats.catalog import TableProperties
     from hats_import.catalog.arguments import ImportArguments
     from hats_import.pipeline import pipeline_with_client
 
+    if pdf_components is not None and not rubin:
+        raise ValueError("--pdf-components reduces the nested p(z) of --rubin; pass --rubin too")
+    reader: Any = "parquet"
+    if rubin:
+        from distributed_pz.evaluate.rubin import RubinReader, check_catalogues
+
+        check_catalogues(catalogues)
+        reader = RubinReader(pdf_components)
     out = out.rstrip("/") if is_remote(out) else str(local_path(out).resolve())
-    record = {"catalogues": list(catalogues), "pixel_threshold": pixel_threshold}
+    record: dict[str, Any] = {"catalogues": list(catalogues), "pixel_threshold": pixel_threshold}
+    if rubin:
+        record["rubin"] = {"pdf_components": pdf_components}
     _check_destination(out, record)
     makedirs(out)
     write_json(join(out, EXPORT_RECORD), record)
@@ -193,7 +212,7 @@ def export_hats(
             output_artifact_name=name,
             output_path=_location(parent),
             input_file_list=[_location(c) for c in catalogues],
-            file_reader="parquet",
+            file_reader=reader,
             ra_column="ra",
             dec_column="dec",
             pixel_threshold=pixel_threshold,

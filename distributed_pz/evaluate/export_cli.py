@@ -3,7 +3,8 @@
 The run folder's manifest lists the committed tiles; their Parquet catalogues are partitioned
 by HEALPix of ra, dec into a new HATS catalogue at --hats (``lsdb.open_catalog(OUT)``). A run with
 failed or unfinished tiles is refused unless --allow-partial; an interrupted export resumes when
-the same command is run again.
+the same command is run again. With --rubin the columns are Rubin DP1's ``object_photoz``
+convention (``dpz_z_median`` ... ``dpz_z_err68_high`` and the nested ``dpz_ens_mixmod``).
 Needs the ``[hats]`` extra: ``pip install 'distributed_pz[hats]'``.
 """
 
@@ -33,6 +34,17 @@ class ExportOptions:
     allow_partial: bool = option(
         False, help="export the committed tiles of a run whose other tiles failed or did not finish"
     )
+    rubin: bool = option(
+        False,
+        help="write Rubin DP1's object_photoz columns: dpz_z_median ... dpz_z_err68_high and the "
+        "nested p(z) mixture dpz_ens_mixmod (means, stds, weights)",
+    )
+    pdf_components: int | None = option(
+        None,
+        minimum=1,
+        metavar="K",
+        help="with --rubin: merge each nested mixture into K Gaussians (moments kept); default: all",
+    )
 
 
 OPTIONS = (ExportOptions,)
@@ -49,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         result = export_hats(
-            catalogues.files, args.out, pixel_threshold=args.pixel_threshold, workers=args.workers
+            catalogues.files,
+            args.out,
+            pixel_threshold=args.pixel_threshold,
+            workers=args.workers,
+            rubin=args.rubin,
+            pdf_components=args.pdf_components,
         )
     except (ImportError, ValueError) as exc:
         print(f"dpz export: error: {exc}", file=sys.stderr)
