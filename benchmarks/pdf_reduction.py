@@ -1,31 +1,50 @@
 """What ``--pdf-components K`` costs: CRPS, PIT KS and bytes per source at K = 10, 20 against the full mixture.
 
-    nice -n 10 python -m benchmarks.pdf_reduction [--work DIR] [--n 3000] [--epochs 5]
+    python -m benchmarks.pdf_reduction --sample demo --ensemble demo_output/bundles/deepz \\
+        --store demo_output/survey.zarr --tile SIM_0002 --tile SIM_0003 --tile SIM_0004
+    python -m benchmarks.pdf_reduction            # a small simulated run, made once under --work
 
-A small simulated run (made once under --work, then reused): ``dpz simulate`` of two tiles,
-``dpz train`` of a DEEPZ ensemble on SIM_0000 (``--splits`` × 2 folds), then the unseen tile
-SIM_0001 predicted in this process with each K. The point estimates are the full mixture's for
-every K, so NMAD is one number; the table is ``results/pdf_reduction.md``.
+Each ``--tile`` of ``--store`` is predicted whole in this process by the ensemble (its calibration
+applied, each tile homogenised against its stellar locus when it has one and the tile has
+stars, as ``dpz predict --homogenise``), once with the full pooled mixture and once per K; the
+point estimates are the full mixture's for every K, so NMAD is one number. Without
+``--ensemble`` a small run is made once under ``--work``: ``dpz simulate`` of two tiles and a DEEPZ
+ensemble trained on SIM_0000, measured on SIM_0001. Rows go to ``results/pdf_reduction.jsonl``;
+the table, one row per sample and K, is ``results/pdf_reduction.md``.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import command_line, write_markdown
+from benchmarks.harness import append_rows, argument_parser, load_average, markdown_table, read_rows, report
 from distributed_pz.catalog import NO_ESTIMATE, pdf_from_columns, write_table
-from distributed_pz.infer.local import predict_tile_local
 from distributed_pz.metrics.pdf import ks_statistic, pit
 from distributed_pz.metrics.point import nmad
 from distributed_pz.models.ensemble import EnsembleDir
+from distributed_pz.models.locus import TooFewStars, correct_photometry
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store.store import open_store
+
+NAME = "pdf_reduction"
+COLUMNS = [
+    "sample",
+    "K",
+    "components",
+    "n",
+    "crps",
+    "pit_ks",
+    "nmad",
+    "pdf_bytes",
+    "parquet_bytes",
+    "loadavg_1m",
+]
 
 
 def dpz(*args: str) -> None:
@@ -43,56 +62,75 @@ def make_run(work: Path, n: int, epochs: int, splits: int) -> tuple[str, str]:
     return str(store), str(ensemble)
 
 
-def measure(store: str, ensemble: str, k: int | None, work: Path) -> dict[str, float]:
-    """CRPS, PIT KS, NMAD and PDF bytes per source of SIM_0001 with ``--pdf-components k``."""
-    predictor = EnsemblePredictor.from_ensemble(
-        EnsembleDir(ensemble).read(device="cpu"), PredictOptions(pdf_components=k)
-    )
-    columns = predict_tile_local(store, "SIM_0001", predictor)
-    z_spec = open_store(store).tile("SIM_0001").read(["z_spec"])["z_spec"].astype(np.float64)
+def predict(store: str, ensemble: str, tiles: list[str], k: int | None) -> dict[str, np.ndarray]:
+    """Catalogue columns and ``z_spec`` of every tile, with ``--pdf-components k``."""
+    read = EnsembleDir(ensemble).read(device="cpu")
+    predictor = EnsemblePredictor.from_ensemble(read, PredictOptions(pdf_components=k))
+    parts = []
+    for name in tiles:
+        tile = open_store(store).tile(name)
+        rows = tile.read_rows([*predictor.input_arrays(tile.array_names()), "z_spec"])
+        if read.locus is not None and tile.has("class"):
+            try:
+                offsets = read.locus.tile_offsets(tile.read(["class", "mag", "mag_err"]), tile.bands)
+                rows = dataclasses.replace(rows, arrays=correct_photometry(rows.arrays, offsets, rows.bands))
+            except TooFewStars:
+                pass  # predicted as it is, as dpz predict does
+        parts.append({**predictor.predict_chunk(rows), "z_spec": rows.arrays["z_spec"]})
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def measure(sample: str, columns: dict[str, np.ndarray], k: int | None, work: Path) -> dict[str, float]:
+    """CRPS, PIT KS, NMAD and bytes per source of the predicted rows with a finite ``z_spec``."""
+    z_spec = columns.pop("z_spec").astype(np.float64)
     ok = ((columns["flags"] & NO_ESTIMATE) == 0) & np.isfinite(z_spec)
     pdf = pdf_from_columns(columns, {}).subset(ok)
-    path = write_table(work / f"k{k or 'full'}.parquet", columns, {})
+    path = write_table(work / f"{sample}-k{k or 'full'}.parquet", columns, {})
     return {
+        "sample": sample,
+        "K": k or "full",
         "components": columns["pdf_weights"].shape[1],
+        "n": int(ok.sum()),
         "crps": float(np.mean(pdf.crps(z_spec[ok]))),
         "pit_ks": ks_statistic(pit(pdf, z_spec[ok])),
         "nmad": nmad(columns["z_phot"][ok], z_spec[ok]),
         "pdf_bytes": 3 * 4 * columns["pdf_weights"].shape[1],
         "parquet_bytes": Path(path).stat().st_size / len(columns["object_id"]),
+        **load_average(),
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def main(argv: list[str] | None = None) -> int:
+    parser = argument_parser(__doc__, work="dpz_pdf_reduction", n=3000, epochs=5)
+    parser.add_argument(
+        "--splits", type=int, default=2, help="small run: ensemble splits (members = 2 × splits)"
     )
-    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "dpz_pdf_reduction"))
-    parser.add_argument("--n", type=int, default=3000, help="rows per simulated tile")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--splits", type=int, default=2, help="ensemble splits (members = 2 × splits)")
+    parser.add_argument("--ensemble", help="a trained ensemble to measure (default: the small run's)")
+    parser.add_argument("--store", help="the store of --tile")
+    parser.add_argument("--tile", action="append", default=[], help="a tile to predict (repeatable)")
+    parser.add_argument("--sample", default="simulated SIM_0001", help="the rows' label in the table")
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    store, ensemble = make_run(work, args.n, args.epochs, args.splits)
-    rows = [(k, measure(store, ensemble, k, work)) for k in (None, 20, 10)]
-    lines = [
-        "# Mixture reduction (`--pdf-components K`) on an unseen simulated tile",
-        "",
-        f"Command: `{command_line(argv)}`; SIM_0001 ({args.n} rows), DEEPZ ensemble of "
-        f"{2 * args.splits} members trained {args.epochs} epochs on SIM_0000.",
-        "",
-        "| K | components | CRPS | PIT KS | NMAD | PDF bytes / source | Parquet bytes / source |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for k, r in rows:
-        lines.append(
-            f"| {k or 'full'} | {r['components']} | {r['crps']:.4f} | {r['pit_ks']:.4f} | {r['nmad']:.4f} "
-            f"| {r['pdf_bytes']} | {r['parquet_bytes']:.0f} |"
-        )
-    print("\n".join(lines))
-    write_markdown("pdf_reduction", "\n".join(lines) + "\n")
+    if args.ensemble:
+        store, ensemble, tiles = args.store, args.ensemble, args.tile
+    else:
+        (store, ensemble), tiles = make_run(work, args.n, args.epochs, args.splits), ["SIM_0001"]
+    for k in (None, 20, 10):
+        started = time.perf_counter()
+        row = measure(args.sample, predict(store, ensemble, tiles, k), k, work)
+        append_rows(NAME, [{**row, "seconds": time.perf_counter() - started}])
+        print(markdown_table([row], COLUMNS))
+    rows = read_rows(NAME)
+    report(
+        NAME,
+        "Mixture reduction (`--pdf-components K`): what K Gaussians per source cost",
+        __doc__.split("\n\n", 1)[1].split("\n\n", 1)[1].strip(),
+        markdown_table(rows, ["time_utc", *COLUMNS]),
+        rows=rows,
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
