@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("rail.estimation.estimator", reason="needs the [rail] extra (pz-rail-base)")
 qp = pytest.importorskip("qp")
 
-from rail.utils.testing_utils import one_algo  # noqa: E402
+from rail.core.data import TableHandle  # noqa: E402
+from rail.utils.testing_utils import one_algo, traindata  # noqa: E402
 
 from distributed_pz.rail import DistributedPzEstimator, DistributedPzInformer  # noqa: E402
 
@@ -33,10 +34,12 @@ def test_inform_estimate_round_trip(tmp_path, monkeypatch):
         "num_workers": 1,
     }
     estim_kwargs = {"model": model, "hdf5_groupname": "photometry", "chunk_size": 4}
+    DistributedPzInformer.make_stage(**train_kwargs).inform(TableHandle("training_data", path=traindata))
+    assert set(json.loads(Path(model).read_text())) == {"ensemble", "content_hash"}  # JSON, not a pickle
+    # one_algo informs again (the finished ensemble is reused), estimates three ways, removes the model
     first, reloaded, from_handle = one_algo(
         "DistributedPz", DistributedPzInformer, DistributedPzEstimator, train_kwargs, estim_kwargs
     )
-    assert set(json.loads(Path(model).read_text())) == {"ensemble", "content_hash"}  # JSON, not a pickle
     assert isinstance(first, qp.Ensemble) and first.npdf == 10  # validation_10gal, in 3 chunks
     assert set(first.objdata) == {"weights", "means", "stds"}  # qp.mixmod
     for name in ("zmode", "zmean", "zmedian", "z_lo68", "z_hi68", "flags", "object_id"):
