@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,6 +68,9 @@ def simulated_split(folder) -> dict[str, str]:
 
 def test_rail_pipeline_ends_with_the_evaluator_outputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # ceci starts every stage as `python3 -m distributed_pz STAGE`: the environment's python3, as
+    # in a shell where it is activated (CI runs the suite with the venv's python, not on PATH)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     inputs = simulated_split(tmp_path)
     yaml = str(tmp_path / "dpz_pipeline.yml")
     # `rail pipe build`'s steps (RailPipeline.build_and_write), without its loop over

@@ -26,6 +26,7 @@ the nanny killed it with a "Worker process still alive ... killing" warning afte
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -126,6 +127,20 @@ def _http_kwargs(dashboard_address: str | None) -> dict:
         "dashboard_address": None,
         "scheduler_kwargs": {"dashboard_address": f"{LOOPBACK}:0"},
     }
+
+
+class _InterruptRace(logging.Filter):
+    """Drops distributed's own traceback when Ctrl-C lands before one of its ``sync`` calls has
+    started its future (``NameError: cannot access free variable 'future'`` in its ``cancel``
+    callback, logged by tornado): ``dpz`` reports the interrupt in one line, and that traceback
+    says nothing about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, NameError) and "'future'" in str(error))
+
+
+logging.getLogger("tornado.application").addFilter(_InterruptRace())
 
 
 @contextmanager
