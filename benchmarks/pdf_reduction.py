@@ -15,7 +15,6 @@ the table, one row per sample and K, is ``results/pdf_reduction.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import time
@@ -25,10 +24,11 @@ import numpy as np
 
 from benchmarks.harness import append_rows, argument_parser, load_average, markdown_table, read_rows, report
 from distributed_pz.catalog import NO_ESTIMATE, pdf_from_columns, write_table
+from distributed_pz.infer.local import predict_tile_local
+from distributed_pz.infer.stream import tile_zeropoints
 from distributed_pz.metrics.pdf import ks_statistic, pit
 from distributed_pz.metrics.point import nmad
 from distributed_pz.models.ensemble import EnsembleDir
-from distributed_pz.models.locus import TooFewStars, correct_photometry
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store.store import open_store
 
@@ -68,15 +68,11 @@ def predict(store: str, ensemble: str, tiles: list[str], k: int | None) -> dict[
     predictor = EnsemblePredictor.from_ensemble(read, PredictOptions(pdf_components=k))
     parts = []
     for name in tiles:
-        tile = open_store(store).tile(name)
-        rows = tile.read_rows([*predictor.input_arrays(tile.array_names()), "z_spec"])
-        if read.locus is not None and tile.has("class"):
-            try:
-                offsets = read.locus.tile_offsets(tile.read(["class", "mag", "mag_err"]), tile.bands)
-                rows = dataclasses.replace(rows, arrays=correct_photometry(rows.arrays, offsets, rows.bands))
-            except TooFewStars:
-                pass  # predicted as it is, as dpz predict does
-        parts.append({**predictor.predict_chunk(rows), "z_spec": rows.arrays["z_spec"]})
+        offsets = None
+        if read.locus is not None:  # "not corrected: ..." without stars, as dpz predict does
+            offsets = tile_zeropoints(store, name, read.locus.to_dict()).get("zeropoint_offsets")
+        z_spec = open_store(store).tile(name).read(["z_spec"])["z_spec"]
+        parts.append({**predict_tile_local(store, name, predictor, offsets=offsets), "z_spec": z_spec})
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 

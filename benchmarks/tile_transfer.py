@@ -34,7 +34,6 @@ history of this file.
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -48,10 +47,12 @@ from benchmarks.real_data import CATALOGUES, ingest, shared_data_dir
 from distributed_pz.catalog import NO_ESTIMATE, pdf_from_columns
 from distributed_pz.cli import main as dpz
 from distributed_pz.evaluate.survey import survey_summary
+from distributed_pz.infer.local import predict_tile_local
+from distributed_pz.infer.stream import tile_zeropoints
 from distributed_pz.metrics.point import point_metrics
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.inputs import zeropoint_scatter
-from distributed_pz.models.locus import TooFewStars, correct_photometry
+from distributed_pz.models.locus import correct_photometry
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.store.schema import CLASS_GALAXY
 from distributed_pz.survey.store.store import open_store
@@ -174,24 +175,19 @@ def predict_unseen(
     parts, left = [], []
     for name in tiles:
         tile = open_store(store).tile(name)
-        extra = [a for a in ("z_spec", "class") if tile.has(a)]
-        rows = tile.read_rows([*predictor.input_arrays(tile.array_names()), *extra])
-        offsets = np.zeros(len(tile.bands))
-        if homogenise:
-            try:
-                found = ensemble.locus.tile_offsets(tile.read(["class", "mag", "mag_err"]), tile.bands)
-                offsets = np.array([found.get(b, 0.0) for b in tile.bands])
-                rows = dataclasses.replace(rows, arrays=correct_photometry(rows.arrays, offsets, rows.bands))
-            except TooFewStars as exc:
-                print(f"{name}: not homogenised ({exc})")
-        left.append(true_offsets(store, name) - reference - offsets)
-        out = predictor.predict_chunk(rows)
+        found = tile_zeropoints(store, name, ensemble.locus.to_dict()) if homogenise else {}
+        if "zeropoint_offsets" not in found and homogenise:
+            print(f"{name}: {found['zeropoints']}")
+        offsets = found.get("zeropoint_offsets")
+        left.append(true_offsets(store, name) - reference - [(offsets or {}).get(b, 0.0) for b in tile.bands])
+        out = predict_tile_local(store, name, predictor, offsets=offsets)
+        truth = tile.read([a for a in ("z_spec", "class") if tile.has(a)])
         ok = (out["flags"] & NO_ESTIMATE) == 0
         parts.append(
             {
                 **{k: v[ok] for k, v in out.items()},
-                "z_spec": rows.arrays["z_spec"][ok],
-                "class": rows.arrays.get("class", np.zeros(len(ok), np.uint8))[ok],
+                "z_spec": truth["z_spec"][ok],
+                "class": truth.get("class", np.zeros(len(ok), np.uint8))[ok],
                 "tile": np.full(ok.sum(), name),
             }
         )

@@ -21,7 +21,6 @@ the memory of the client, the scheduler and the workers stays bounded however la
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections import deque
@@ -35,11 +34,12 @@ from tqdm import tqdm
 from distributed_pz import __version__
 from distributed_pz._files import is_file, makedirs, remove_tree, utc_now
 from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, write_part
+from distributed_pz.infer.local import prediction_rows
 from distributed_pz.infer.manifest import STAGING, RunManifest
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.compat import check_homogenise
 from distributed_pz.models.ensemble import Ensemble, EnsembleDir
-from distributed_pz.models.locus import StellarLocus, TooFewStars, correct_photometry
+from distributed_pz.models.locus import StellarLocus, TooFewStars
 from distributed_pz.models.predictor import PredictOptions
 from distributed_pz.survey.store.errors import StoreError
 from distributed_pz.survey.store.store import absolute_url, open_store
@@ -103,10 +103,7 @@ def predict_part(
     predict, write the part file; returns rows."""
     predictor = worker_predictor(plugin)
     tile = open_store(store_url).tile(tile_name)
-    rows = tile.read_rows(predictor.input_arrays(tile.array_names()), start, stop, predictor.image_bands)
-    if offsets:
-        rows = dataclasses.replace(rows, arrays=correct_photometry(rows.arrays, offsets, rows.bands))
-    write_part(part, predictor.predict_chunk(rows))
+    write_part(part, predictor.predict_chunk(prediction_rows(tile, predictor, start, stop, offsets)))
     return stop - start
 
 

@@ -163,7 +163,7 @@ def _grid_objective(
     m: np.ndarray,
     temperatures: np.ndarray,
     floors: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """KS and |coverage - 0.683| of the PIT for every (temperature, floor) of a grid: two ``(T, F)``.
 
     ``m`` is the mixture mode already shifted (``m + s (1 + m)``), ``means`` are unshifted.

@@ -214,19 +214,16 @@ def finish_ensemble(
             )
         except CalibrationRefused as exc:
             echo(f"calibration refused: {exc}; the catalogues carry the members' pooled p(z)")
-            meta = {"calibration": f"none (refused: {exc})"}
-            write_catalog(
-                ensemble.oof_catalog, plan.object_id, sample.z_spec, combined, tile=tiles, metadata=meta
-            )
+            oof, meta = combined, {"calibration": f"none (refused: {exc})"}
         else:
             calibration = ensemble.save_calibration(fitted)
             meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
-            write_catalog(ensemble.oof_catalog, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
             before, after = fitted.before, fitted.after
             echo(
                 f"calibration: {fitted.describe()}: PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
                 f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
             )
+        write_catalog(ensemble.oof_catalog, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
     else:
         echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
     locus = _stellar_locus(store, config.tiles, echo)
@@ -265,7 +262,7 @@ def _stellar_locus(
         stars = data["class"] == CLASS_STAR
         parts.append((data["mag"][stars], data["mag_err"][stars]))
     first = store.tile(tiles[0])
-    scatter = zeropoint_scatter(first.bands, first.attrs.get("band_set"))[0]
+    scatter = zeropoint_scatter(first.bands, first.band_set.name)[0]
     try:
         locus = StellarLocus.fit(
             np.concatenate([p[0] for p in parts]),
