@@ -30,7 +30,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from astropy.io import fits
-from astropy.table import Table
 
 from distributed_pz._files import atomic_path, commit_file, is_remote, local_path, temporary_beside
 from distributed_pz.metrics.pdf import GaussianMixturePDF, GridPDF, RedshiftPDF, to_qp
@@ -181,8 +180,12 @@ def to_arrow(columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any] | No
             pa.field(name, array.type, nullable=False, metadata={"unit": unit, "description": description})
         )
         arrays.append(array)
-    schema = pa.schema(fields, metadata={k: json.dumps(v) for k, v in (metadata or {}).items()})
+    schema = pa.schema(fields, metadata=_schema_metadata(metadata or {}))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _schema_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    return {k: json.dumps(v) for k, v in metadata.items()}
 
 
 def _fixed_size_list(values: np.ndarray) -> pa.FixedSizeListArray:
@@ -202,23 +205,18 @@ def _target(path: str | os.PathLike) -> str | Path:
 
 def write_part(path: str | os.PathLike, columns: Mapping[str, np.ndarray]) -> str | Path:
     """Write one task's rows as a Parquet part file, atomically (temporary file, then rename)."""
-    path = _target(path)
-    with atomic_path(path) as tmp:
-        pq.write_table(to_arrow(columns), tmp)
-    return path
+    with writing(path, "parquet", {}) as writer:
+        writer.write_chunk(columns)
+    return writer.path
 
 
 def write_table(
     path: str | os.PathLike, columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
 ) -> str | Path:
     """Write a whole catalogue (format from the suffix) in one call, atomically."""
-    writer = open_writer(path, table_format(path), metadata)
-    try:
+    with writing(path, table_format(path), metadata) as writer:
         writer.write_chunk(columns)
-        return writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+    return writer.path
 
 
 class ParquetWriter:
@@ -231,8 +229,11 @@ class ParquetWriter:
         self._writer: pq.ParquetWriter | None = None
 
     def write_chunk(self, chunk: Mapping[str, np.ndarray] | pa.Table) -> None:
-        """Append rows (columns, or an Arrow table of part-file columns)."""
-        table = to_arrow(from_arrow(chunk) if isinstance(chunk, pa.Table) else chunk, self.metadata)
+        """Append rows (columns, or an Arrow table of part-file columns, taken as they are)."""
+        if isinstance(chunk, pa.Table):
+            table = chunk.replace_schema_metadata(_schema_metadata(self.metadata))
+        else:
+            table = to_arrow(chunk, self.metadata)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._tmp, table.schema)
         self._writer.write_table(table)
@@ -279,6 +280,9 @@ class FitsWriter(_CollectingWriter):
 
     def commit(self) -> str | Path:
         """Write the table (and the ``Z_GRID`` extension of a grid PDF), then move into place."""
+        from astropy.io import fits
+        from astropy.table import Table
+
         columns = self._columns()
         table = Table()
         for name, (unit, _) in COLUMNS.items():
@@ -390,6 +394,21 @@ def open_writer(
     raise ValueError(f"format must be one of {list(WRITE_FORMATS)}, not {fmt!r}")
 
 
+@contextmanager
+def writing(
+    path: str | os.PathLike, fmt: str, metadata: Mapping[str, Any]
+) -> Iterator[ParquetWriter | FitsWriter | QpWriter]:
+    """A writer (:func:`open_writer`) committed when the block ends; aborted, leaving nothing,
+    when it raises."""
+    writer = open_writer(path, fmt, metadata)
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
 def commit_parts(
     parts: Iterable[str | os.PathLike], path: str | os.PathLike, fmt: str, metadata: Mapping[str, Any]
 ) -> int:
@@ -400,17 +419,12 @@ def commit_parts(
     int
         Rows written.
     """
-    writer = open_writer(path, fmt, metadata)
     rows = 0
-    try:
+    with writing(path, fmt, metadata) as writer:
         for part in parts:
             table = _read_parquet(str(part))
             writer.write_chunk(table)
             rows += table.num_rows
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     return rows
 
 
@@ -527,6 +541,8 @@ def _arrow_to_numpy(name: str, column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _read_fits(path: str, columns: Sequence[str] | None) -> CatalogTable:
+    from astropy.io import fits
+
     with fits.open(path, use_fsspec=is_remote(path)) as hdul:
         table_hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None)
         if table_hdu is None:

@@ -16,6 +16,13 @@ which halved DEEPZ's throughput here (benchmarks/results/inference_cpu.md). Work
 running cluster keep their own settings: start them with
 ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None`` for the same effect.
 
+Local CPU workers are forked from this process, not spawned (Dask's
+``distributed.worker.multiprocessing-method``): they start with its imports (torch and this
+package) rather than importing them again, which took about 2 s of every ``dpz predict``
+(``benchmarks/results/survey_scale.md``, stage ``startup``); :class:`TorchThreads` then sets
+torch's threads from the nanny's ``OMP_NUM_THREADS``. CUDA workers are spawned (CUDA does not
+survive a fork).
+
 Ctrl-C reaches every process of the terminal's process group; the workers of a cluster started
 here ignore it (:class:`IgnoreInterrupts`), so the client alone reacts: it closes the cluster
 and says, in one line, that the run was interrupted. Closing waits up to
@@ -43,6 +50,8 @@ WORKER_MEMORY_MIB = 480
 """Memory of one local worker with an ensemble loaded (L1: 590-620 MiB on a 100k-row tile, ~480 idle)."""
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 """Dask config for the workers of clusters started here (``None`` unsets a variable)."""
+FORKED_WORKERS = {"distributed.worker.multiprocessing-method": "fork"}
+"""Dask config of local CPU clusters: workers forked from this process, its imports included."""
 
 
 class ClusterError(RuntimeError):
@@ -63,6 +72,20 @@ class IgnoreInterrupts(WorkerPlugin):
 
     def setup(self, worker) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class TorchThreads(WorkerPlugin):
+    """Worker plugin: torch's intra-op threads as the nanny's ``OMP_NUM_THREADS`` says (1 by
+    default). A forked worker would otherwise keep the thread count torch had in this process."""
+
+    name = "distributed_pz-torch-threads"
+
+    def setup(self, worker) -> None:
+        threads = os.environ.get("OMP_NUM_THREADS")
+        if threads and threads.isdigit() and int(threads) > 0:
+            import torch
+
+            torch.set_num_threads(int(threads))
 
 
 def default_workers() -> int:
@@ -184,13 +207,19 @@ def connect(
         if kind == "cuda":
             cluster = _cuda_cluster(workers, dashboard_address)
         else:
-            cluster = LocalCluster(
-                n_workers=workers or default_workers(),
-                threads_per_worker=1,
-                processes=True,
-                worker_class=PatientNanny,
-                **_http_kwargs(dashboard_address),
-            )
+            cluster = _local_cluster(workers, dashboard_address)
     with cluster, Client(cluster) as client:
         client.register_plugin(IgnoreInterrupts())
+        client.register_plugin(TorchThreads())
         yield client
+
+
+def _local_cluster(workers: int | None, dashboard_address: str | None) -> LocalCluster:
+    with dask.config.set(FORKED_WORKERS):
+        return LocalCluster(
+            n_workers=workers or default_workers(),
+            threads_per_worker=1,
+            processes=True,
+            worker_class=PatientNanny,
+            **_http_kwargs(dashboard_address),
+        )

@@ -33,9 +33,10 @@ from tqdm import tqdm
 
 from distributed_pz import __version__
 from distributed_pz._files import is_file, makedirs, remove_tree, utc_now
-from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, write_part
+from distributed_pz.catalog import FLAG_BITS, WRITE_FORMATS, commit_parts, suffix, writing
 from distributed_pz.infer.local import prediction_rows
 from distributed_pz.infer.manifest import STAGING, RunManifest
+from distributed_pz.infer.overlap import predict_overlapped, steps
 from distributed_pz.infer.plugin import PredictorPlugin, plugin_name, worker_predictor
 from distributed_pz.models.compat import check_homogenise
 from distributed_pz.models.ensemble import Ensemble, EnsembleDir
@@ -43,6 +44,7 @@ from distributed_pz.models.locus import StellarLocus, TooFewStars
 from distributed_pz.models.predictor import PredictOptions
 from distributed_pz.survey.store.errors import StoreError
 from distributed_pz.survey.store.store import absolute_url, open_store
+from distributed_pz.survey.store.tiles import TileArrays
 
 ON_ERROR = ("stop", "skip")
 
@@ -100,11 +102,17 @@ def predict_part(
     offsets: Mapping[str, float] | None = None,
 ) -> int:
     """Worker task: read rows ``[start, stop)`` of a tile (less its zero-point ``offsets``, if any),
-    predict, write the part file; returns rows."""
+    predict, write the part file, the three overlapped (:mod:`distributed_pz.infer.overlap`);
+    returns rows."""
     predictor = worker_predictor(plugin)
     tile = open_store(store_url).tile(tile_name)
-    write_part(part, predictor.predict_chunk(prediction_rows(tile, predictor, start, stop, offsets)))
-    return stop - start
+
+    def read(first: int, last: int) -> TileArrays:
+        return prediction_rows(tile, predictor, first, last, offsets)
+
+    with writing(part, "parquet", {}) as writer:
+        blocks = steps(start, stop, predictor.options.batch_size)
+        return predict_overlapped(predictor, read, blocks, writer.write_chunk)
 
 
 def tile_zeropoints(store_url: str, tile_name: str, locus: Mapping[str, Any]) -> dict[str, Any]:

@@ -166,6 +166,20 @@ class PredictOptions:
         return settings
 
 
+@dataclass(frozen=True)
+class ForwardedBatch:
+    """One batch after the networks (:meth:`EnsemblePredictor.forward_batch`), before pooling."""
+
+    outputs: dict[str, torch.Tensor]
+    """Every member's raw outputs, ``(M, B, ...)``."""
+    flags: torch.Tensor
+    """Input flag bits, ``(B,)``."""
+    partial: torch.Tensor
+    """Rows with a non-finite input value, ``(B,)``."""
+    passthrough: dict[str, np.ndarray]
+    """The :data:`PASSTHROUGH` arrays of the batch's rows."""
+
+
 class EnsemblePredictor:
     """All members of an ensemble on one device; ``predictor(rows)`` predicts a chunk.
 
@@ -272,16 +286,18 @@ class EnsemblePredictor:
             first = self.members[0]
             rows = TileArrays(dict(rows), first.data_bands, first.data_image_bands)
         step = self.options.batch_size
-        parts = [self._predict_batch(rows, slice(s, s + step)) for s in range(0, max(rows.n_rows, 1), step)]
-        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        return {**{k: np.asarray(rows.arrays[k]) for k in PASSTHROUGH if k in rows.arrays}, **out}
+        parts = [
+            self.finish_batch(self.forward_batch(rows, slice(s, s + step)))
+            for s in range(0, max(rows.n_rows, 1), step)
+        ]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     __call__ = predict_chunk
 
-    def _forward(
-        self, rows: TileArrays, batch: slice
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Every member's raw outputs ``(M, B, ...)``, the input flags and the partial-input mask of one batch."""
+    @torch.inference_mode()
+    def forward_batch(self, rows: TileArrays, batch: slice = slice(None)) -> ForwardedBatch:
+        """The networks' part of a prediction: every member on rows ``batch`` of ``rows`` (at most
+        :attr:`PredictOptions.batch_size` of them); :meth:`finish_batch` makes the columns."""
         dtype = PRECISIONS[self.options.precision]
         outputs, raws = forward_members(self.members, rows, batch, self.device, dtype, self._groups)
         flags = torch.zeros_like(next(iter(raws.values()))["flags"])
@@ -291,7 +307,8 @@ class EnsemblePredictor:
             for name in ("catalog", "image"):
                 if name in raw:
                     partial |= (~torch.isfinite(raw[name])).flatten(1).any(dim=1)
-        return outputs, flags, partial
+        passthrough = {k: np.asarray(rows.arrays[k])[batch] for k in PASSTHROUGH if k in rows.arrays}
+        return ForwardedBatch(outputs, flags, partial, passthrough)
 
     def _calibrated(
         self, weights: torch.Tensor, means: torch.Tensor, sigmas: torch.Tensor
@@ -300,9 +317,12 @@ class EnsemblePredictor:
         arrays = self.calibration.apply(*(t.cpu().numpy() for t in (weights, means, sigmas)))
         return tuple(torch.as_tensor(a, dtype=torch.float64, device=weights.device) for a in arrays)
 
-    def _predict_batch(self, rows: TileArrays, batch: slice) -> dict[str, np.ndarray]:
-        """Pooling and summaries on the device; only the final columns come to the host."""
-        outputs, flags, partial = self._forward(rows, batch)
+    @torch.inference_mode()
+    def finish_batch(self, forwarded: ForwardedBatch) -> dict[str, np.ndarray]:
+        """The catalogue columns of a :meth:`forward_batch`: pooling, calibration, summaries and
+        PDF columns on the device, then to the host. Thread-safe: a stream may finish one batch
+        while the networks run on the next (:mod:`distributed_pz.infer.overlap`)."""
+        outputs, flags, partial = forwarded.outputs, forwarded.flags.clone(), forwarded.partial
         usable = (flags & fl.NO_ESTIMATE) == 0  # (N,)
         if self.has_pdf:
             w = torch.softmax(outputs["logits"].double(), dim=2)  # (M, N, K)
@@ -347,7 +367,7 @@ class EnsemblePredictor:
             columns["pdf"] = mixture.on_grid(z_grid, weights, means, sigmas).float()
         out = {k: v.cpu().numpy() for k, v in columns.items()}
         out["flags"] = out["flags"].astype(fl.FLAG_DTYPE)
-        return out
+        return {**forwarded.passthrough, **out}
 
 
 def class_probability(class_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

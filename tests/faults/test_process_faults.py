@@ -96,8 +96,12 @@ def test_f4_a_second_run_on_the_same_out_is_refused_and_the_first_is_exact(world
     wait_for(
         lambda: (out / RUN_MANIFEST).is_file() or first.poll() is not None, 60, "the first run's manifest"
     )
-    second = dpz(*_predict_args(world, out))
-    _, err = second.communicate(timeout=60)
+    os.kill(first.pid, signal.SIGSTOP)  # the first run holds --out however fast it would finish
+    try:
+        second = dpz(*_predict_args(world, out))
+        _, err = second.communicate(timeout=60)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 1
     assert err.strip().splitlines()[-1] == (
         f"dpz predict: error: another dpz predict is using {out} (pid {first.pid}); "

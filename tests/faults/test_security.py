@@ -11,7 +11,6 @@ environment) and its dashboard defaults to loopback. S1 (tile names escaping ``-
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import json
 import os
@@ -25,8 +24,9 @@ import psutil
 import pytest
 
 from distributed_pz.models.ensemble import EnsembleDir
+from tests.deploy.test_configs import load_slurm_script
 
-from .conftest import REPO, dpz
+from .conftest import dpz
 
 pytestmark = [pytest.mark.faults, pytest.mark.distributed, pytest.mark.slow]
 
@@ -110,15 +110,6 @@ def test_s4_every_process_of_dpz_train_listens_on_loopback_only_while_members_tr
     assert [s for s in seen if not _is_loopback(s[1])] == []
 
 
-def _slurm_script():
-    spec = importlib.util.spec_from_file_location(
-        "slurm_predict", REPO / "deploy" / "dask" / "slurm_predict.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _self_signed(tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("needs openssl to make a test certificate")
@@ -134,7 +125,7 @@ def _self_signed(tmp_path):
 def test_s3_slurm_deploy_scheduler_takes_tls_clients_only_and_its_dashboard_is_local(tmp_path):
     from distributed import LocalCluster, Security
 
-    script = _slurm_script()
+    script = load_slurm_script()
     args = script.parse_args(["--", "--store", "s", "--bundle", "b", "--out", "o"])
     assert args.dashboard_address == "127.0.0.1:8787"
     key, cert = _self_signed(tmp_path)

@@ -28,7 +28,7 @@ from distributed_pz.infer.stream import TileFailed, predict_store
 from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir
 from distributed_pz.models.locus import StellarLocus, correct_photometry
-from distributed_pz.models.predictor import EnsemblePredictor
+from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.options import add_options
 from distributed_pz.survey.store.store import open_store
 from tests.fixtures import fresh_members, make_tile_arrays, save_ensemble, star_magnitudes, write_store
@@ -77,8 +77,14 @@ def corrupt(store, tile: str) -> tuple[os.PathLike, bytes]:
 def test_pipeline_catalogue_equals_local_prediction(client, world, tmp_path):
     root, tiles, reference = world
     out = tmp_path / "out"
-    summary = predict_store(
-        client, str(root / "store"), str(root / "ensemble"), str(out), rows_per_task=128, progress=False
+    summary = predict_store(  # three overlapped steps of at most 48 rows per 128-row task
+        client,
+        str(root / "store"),
+        str(root / "ensemble"),
+        str(out),
+        rows_per_task=128,
+        options=PredictOptions(batch_size=48),
+        progress=False,
     )
     assert sorted(summary.committed) == tiles and summary.rows_predicted == 3 * N_ROWS and not summary.failed
     for tile in tiles:
