@@ -1,12 +1,12 @@
-"""Speed at survey scale (issue 15): stacked members, device summaries, bands read, student, scale.
+"""Speed at survey scale (issues 15, 25): the pipeline against its bound, start-up, training, student, scale.
 
 Stages (``--stages``, default all, in this order; each appends its rows as it finishes):
 
 - ``predict50``: a 50-member DEEPZ ensemble (freshly initialised paper-size members) through
-  ``dpz predict`` on a catalogue-only 20k-source tile, one 1-thread worker, the whole command
-  timed (interpreter, cluster start, plugin, reads, Parquet, commit); bound = 1-thread 1024²
-  fp32 matmul rate measured in the same run / (50 x 3.05 MFLOP per source).
-- ``overhead``: the same tile with one DEEPZ member: ``EnsemblePredictor`` alone on rows in
+  ``dpz predict`` on a catalogue-only 100k-source tile (a KiDS DR4 tile's size), one 1-thread
+  worker, the whole command timed (interpreter, cluster start, plugin, reads, Parquet, commit);
+  bound = 1-thread 1024² fp32 matmul rate measured in the same run / (50 x 3.05 MFLOP per source).
+- ``overhead``: the same rows with one DEEPZ member: ``EnsemblePredictor`` alone on rows in
   memory (1 thread) vs the ``predict_store`` pipeline (one 1-thread worker, cluster running).
 - ``bytes``: GaZNet-1 through the reference run on a tile with cutouts: bytes the process
   read (``/proc/self/io`` ``rchar``) per source.
@@ -16,9 +16,12 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
   NMAD and PIT KS of ensemble and student on held-out simulated rows; the student through
   ``dpz predict`` (one 1-thread worker).
 - ``cnn``: GaZNet-1 training steps, ``vmap`` over stacked members vs the member loop.
-- ``scale``: the student through ``dpz predict`` on 1e4, 1e5 and ``--scale-tiles`` x 1e5 sources
-  (10 = 1e6; 3 by default, what 2 shared cores afford), catalogue-only, one 1-thread worker:
-  seconds per source and peak memory of the child processes.
+- ``startup``: the whole ``dpz predict`` command on a 1000-source tile (best and median of 3):
+  interpreter, imports, cluster, ensemble, commit, shutdown — what a run costs besides its sources.
+- ``scale``: the student (one fresh DEEPZ member of its size when the ``student`` stage has not
+  run) through ``dpz predict`` on 1e4, 1e5 and ``--scale-tiles`` x 1e5 sources (10 = 1e6),
+  catalogue-only, 1-thread workers (1, and 2 for the last point): seconds per source, the rows
+  written, and the peak RSS of the client and of each worker process (sampled every 0.2 s).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
 from benchmarks.harness import (
@@ -52,8 +56,11 @@ DEEPZ_MFLOP = 3.05
 RAIL = {"GPz": 8500, "FlexZBoost": 700}
 STUDENT = {"epochs": 30, "samples": 8}
 """Distillation settings of the ``student`` stage (``--student-epochs``, ``--student-samples``)."""
-SCALE = [(10_000, 1), (100_000, 1), (100_000, 3)]
-"""(sources per tile, tiles) of the scale curve; ``--scale-tiles`` sets the last (10 = 1e6 sources)."""
+SCALE = [(10_000, 1, 1), (100_000, 1, 1), (100_000, 10, 1), (100_000, 10, 2)]
+"""(sources per tile, tiles, workers) of the scale curve; ``--scale-tiles`` sets the tiles of the
+last two (10 = 1e6 sources)."""
+PREDICT_SOURCES = 100_000
+"""Sources of the ``predict50`` and ``overhead`` tile (a KiDS DR4 tile's size)."""
 """RAIL's fastest CPU estimators, rows/s per process, as measured here (issue 15)."""
 
 
@@ -127,7 +134,7 @@ def fresh_ensemble(root: Path, store_url: str, members: int) -> str:
     return ensure_ensemble(root, str(base), members)
 
 
-def predict_args(bundle: str, store: str, out: str, *tiles: str) -> list[str]:
+def predict_args(bundle: str, store: str, out: str, *tiles: str, workers: int = 1) -> list[str]:
     tile_args = [a for t in tiles for a in ("--tile", t)]
     return [
         "predict",
@@ -138,14 +145,14 @@ def predict_args(bundle: str, store: str, out: str, *tiles: str) -> list[str]:
         "--out",
         out,
         "--workers",
-        "1",
+        str(workers),
         "--quiet",
         *tile_args,
     ]
 
 
 def stage_predict50(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
-    store = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
+    store = catalogue_store(str(work / "cat100k.zarr"), 1, PREDICT_SOURCES)
     ensemble = fresh_ensemble(work / "bundles", store, 50)
     rate = matmul_rate()
     cpu = children_cpu()
@@ -157,16 +164,16 @@ def stage_predict50(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
         {
             **common,
             "stage": "predict50",
-            "what": "50-member DEEPZ, dpz predict, 1 worker x 1 thread, 20k sources, start included",
-            "sources": 20_000,
+            "what": f"50-member DEEPZ, dpz predict, 1 worker x 1 thread, {PREDICT_SOURCES:,} sources, start included",
+            "sources": PREDICT_SOURCES,
             "seconds": seconds,
-            "sources_per_s": 20_000 / seconds,
+            "sources_per_s": PREDICT_SOURCES / seconds,
             "matmul_1t_gflop_s": rate / 1e9,
             "bound_sources_per_s": bound,
-            "fraction_of_bound": 20_000 / seconds / bound,
+            "fraction_of_bound": PREDICT_SOURCES / seconds / bound,
             "cpu_seconds": cpu,
-            "sources_per_cpu_s": 20_000 / cpu,
-            "cpu_fraction_of_bound": 20_000 / cpu / bound,
+            "sources_per_cpu_s": PREDICT_SOURCES / cpu,
+            "cpu_fraction_of_bound": PREDICT_SOURCES / cpu / bound,
             **load_average(),
         }
     ]
@@ -180,7 +187,7 @@ def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     from distributed_pz.models.predictor import EnsemblePredictor
     from distributed_pz.survey.store.store import open_store
 
-    store = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
+    store = catalogue_store(str(work / "cat100k.zarr"), 1, PREDICT_SOURCES)
     fresh_ensemble(work / "bundles", store, 50)
     member = work / "bundles" / "deepz"
     tile = open_store(store).tile("SIM_0000")
@@ -202,7 +209,7 @@ def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
         {
             **common,
             "stage": "overhead",
-            "what": "1 DEEPZ member, 20k sources: predictor alone vs predict_store (cluster running)",
+            "what": f"1 DEEPZ member, {PREDICT_SOURCES:,} sources: predictor alone vs predict_store (cluster running)",
             "sources": tile.n_rows,
             "predictor_sources_per_s": tile.n_rows / alone,
             "pipeline_sources_per_s": tile.n_rows / pipeline,
@@ -419,31 +426,90 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def stage_scale(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
-    student = str(work / "student")
-    rows = []
-    for n, tiles in SCALE:
-        store = catalogue_store(
-            str(work / f"scale_{n}.zarr"), max(t for m, t in SCALE if m == n), n, seed=300
-        )
+def stage_startup(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    store = catalogue_store(str(work / "cat1k.zarr"), 1, 1000, seed=400)
+    bundle, name = scale_model(work, store)
+    seconds = []
+    for _ in range(3):
         with tempfile.TemporaryDirectory() as out:
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            seconds = dpz(*predict_args(student, store, out, *[f"SIM_{i:04d}" for i in range(tiles)]))
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            seconds.append(dpz(*predict_args(bundle, store, out)))
+    return [
+        {
+            **common,
+            "stage": "startup",
+            "what": f"dpz predict of a 1000-source tile with the {name}, 1 worker x 1 thread: the whole command",
+            "model": name,
+            "seconds_min": min(seconds),
+            "seconds_median": float(np.median(seconds)),
+            **load_average(),
+        }
+    ]
+
+
+def scale_model(work: Path, store: str) -> tuple[str, str]:
+    """The student of the ``student`` stage when there is one, else one fresh paper-size DEEPZ
+    member (the student's architecture: the same cost per source); its path and what it is."""
+    if (work / "student").exists():
+        return str(work / "student"), "student"
+    fresh_ensemble(work / "bundles", store, 1)
+    return str(work / "bundles" / "deepz"), "DEEPZ member"
+
+
+def stage_scale(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for n, tiles, workers in SCALE:
+        store = catalogue_store(
+            str(work / f"scale_{n}.zarr"), max(t for m, t, _ in SCALE if m == n), n, seed=300
+        )
+        bundle, name = scale_model(work, store)
+        with tempfile.TemporaryDirectory() as out:
+            names = [f"SIM_{i:04d}" for i in range(tiles)]
+            seconds, peaks = sampled(predict_args(bundle, store, out, *names, workers=workers))
+            written = sum(pq.read_metadata(f"{out}/{t}.parquet").num_rows for t in names)
         sources = n * tiles
         rows.append(
             {
                 **common,
                 "stage": "scale",
-                "what": f"student, dpz predict, {tiles} x {n}, 1 worker x 1 thread",
+                "what": f"{name}, dpz predict, catalogue-only tiles of {n:,} sources",
+                "model": name,
                 "sources": sources,
+                "tiles": tiles,
+                "workers": workers,
+                "rows_written": written,
                 "seconds": seconds,
                 "us_per_source": seconds / sources * 1e6,
-                "peak_rss_mb_children": max(before, peak) / 1024,
+                "peak_rss_mb_client": peaks["client"] / 2**20,
+                "peak_rss_mb_worker": max(peaks["workers"], default=0) / 2**20,
                 **load_average(),
             }
         )
     return rows
+
+
+def sampled(args: list[str], every_s: float = 0.2) -> tuple[float, dict[str, Any]]:
+    """Run ``dpz ARGS`` (as :func:`dpz`); its wall seconds and the peak RSS (bytes, sampled every
+    ``every_s``) of its client process and of each of its worker processes."""
+    import psutil
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distributed_pz.cli", *args], env=env, stdout=subprocess.DEVNULL
+    )
+    client, peaks = psutil.Process(process.pid), {}
+    while process.poll() is None:
+        try:
+            for p in [client, *client.children(recursive=True)]:
+                peaks[p.pid] = max(peaks.get(p.pid, 0), p.memory_info().rss)
+        except psutil.Error:
+            pass  # a process ended between the listing and the reading
+        time.sleep(every_s)
+    seconds = time.perf_counter() - started
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, args)
+    workers = [rss for pid, rss in peaks.items() if pid != client.pid and rss > 100 * 2**20]
+    return seconds, {"client": peaks.get(client.pid, 0), "workers": workers}
 
 
 STAGES = {
@@ -453,6 +519,7 @@ STAGES = {
     "train": stage_train,
     "train_rate": stage_train_rate,
     "student": stage_student,
+    "startup": stage_startup,
     "scale": stage_scale,
     "cnn": stage_cnn,
 }
@@ -492,7 +559,19 @@ def write_report() -> str:
             "vs_gpz",
             "loadavg_1m",
         ],
-        "scale": ["time_utc", "sources", "seconds", "us_per_source", "peak_rss_mb_children", "loadavg_1m"],
+        "startup": ["time_utc", "model", "seconds_min", "seconds_median", "loadavg_1m"],
+        "scale": [
+            "time_utc",
+            "model",
+            "sources",
+            "workers",
+            "rows_written",
+            "seconds",
+            "us_per_source",
+            "peak_rss_mb_client",
+            "peak_rss_mb_worker",
+            "loadavg_1m",
+        ],
         "cnn": ["time_utc", "vmap_s", "loop_s", "vmap_over_loop", "loadavg_1m"],
     }
     for stage, cols in columns.items():
@@ -508,10 +587,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-epochs", type=int, default=STUDENT["epochs"], help="student epochs")
     parser.add_argument("--student-samples", type=int, default=STUDENT["samples"], help="draws per row")
     parser.add_argument(
-        "--scale-tiles", type=int, default=3, help="100k-source tiles of the last scale point"
+        "--scale-tiles", type=int, default=10, help="100k-source tiles of the last scale points"
     )
     args = parser.parse_args(argv)
-    SCALE[-1] = (100_000, args.scale_tiles)
+    SCALE[-2:] = [(100_000, args.scale_tiles, 1), (100_000, args.scale_tiles, 2)]
     STUDENT.update(epochs=args.student_epochs, samples=args.student_samples)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
