@@ -12,9 +12,12 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
   read (``/proc/self/io`` ``rchar``) per source.
 - ``train``: ``dpz train`` 1 x 2 and 10 x 5 DEEPZ members on the same rows, 6 epochs.
 - ``train_rate``: samples/s of ``train_stacked`` vs ``train_member`` for 10 members.
-- ``student``: distil the 10 x 5 ensemble of ``train`` (the 1 x 2 one when 10 x 5 is absent);
-  NMAD and PIT KS of ensemble and student on held-out simulated rows; the student through
-  ``dpz predict`` (one 1-thread worker).
+- ``student``: distil the 10 x 5 ensemble of ``train`` (the 1 x 2 one when 10 x 5 is absent) on
+  its training rows and 16k unlabeled rows; NMAD and PIT KS of ensemble and student on held-out
+  simulated rows; the student through ``dpz predict`` (one 1-thread worker, start included) on
+  the 100k-source tile, and RAIL GPz, trained on the same training rows, estimating the same
+  100k rows in one 1-thread process of the RAIL environment (``benchmarks.rail_rate``; without
+  that environment GPz is skipped and said so).
 - ``cnn``: GaZNet-1 training steps, ``vmap`` over stacked members vs the member loop.
 - ``startup``: the whole ``dpz predict`` command on a 1000-source tile (best and median of 3):
   interpreter, imports, cluster, ensemble, commit, shutdown — what a run costs besides its sources.
@@ -53,15 +56,13 @@ from benchmarks.harness import (
 NAME = "survey_scale"
 DEEPZ_MFLOP = 3.05
 """FLOPs per source of one paper-size DEEPZ member's full forward pass (``bounds.md``)."""
-RAIL = {"GPz": 8500, "FlexZBoost": 700}
 STUDENT = {"epochs": 30, "samples": 8}
 """Distillation settings of the ``student`` stage (``--student-epochs``, ``--student-samples``)."""
 SCALE = [(10_000, 1, 1), (100_000, 1, 1), (100_000, 10, 1), (100_000, 10, 2)]
 """(sources per tile, tiles, workers) of the scale curve; ``--scale-tiles`` sets the tiles of the
 last two (10 = 1e6 sources)."""
 PREDICT_SOURCES = 100_000
-"""Sources of the ``predict50`` and ``overhead`` tile (a KiDS DR4 tile's size)."""
-"""RAIL's fastest CPU estimators, rows/s per process, as measured here (issue 15)."""
+"""Sources of the ``predict50``, ``overhead`` and ``student`` tile (a KiDS DR4 tile's size)."""
 
 
 def dpz(*args: str, threads: int = 1) -> float:
@@ -378,8 +379,10 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     ensemble = (
         str(work / "ens_10x5") if (work / "ens_10x5" / "ensemble.json").exists() else str(work / "ens_1x2")
     )
-    train_store = str(work / "train4k.zarr")
-    unlabeled = catalogue_store(str(work / "cat20k.zarr"), 1, 20_000)
+    train_store = catalogue_store(str(work / "train4k.zarr"), 1, 4000, seed=100)
+    distil_store = catalogue_store(str(work / "distil20k.zarr"), 1, 4000, seed=100)  # the training rows
+    catalogue_store(distil_store, 2, 16_000, seed=100)  # and 16k unlabeled rows of the survey
+    survey = catalogue_store(str(work / "cat100k.zarr"), 1, PREDICT_SOURCES)
     student = work / "student"
     if not student.exists():
         dpz(
@@ -387,11 +390,13 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
             "--ensemble",
             ensemble,
             "--store",
-            train_store,
+            distil_store,
             "--out",
             str(student),
             "--epochs",
-            "30",
+            str(STUDENT["epochs"]),
+            "--samples",
+            str(STUDENT["samples"]),
             threads=2,
         )
     test_store = catalogue_store(str(work / "test5k.zarr"), 1, 5000, seed=200)
@@ -408,22 +413,66 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
         )
         scores[name] = {"nmad": nmad(out["z_phot"][ok], z[ok]), "pit_ks": ks_statistic(pit(mix, z[ok]))}
     with tempfile.TemporaryDirectory() as out:
-        seconds = dpz(*predict_args(str(student), unlabeled, out))
+        seconds = dpz(*predict_args(str(student), survey, out))
+    gpz = rail_rate(work, train_store, survey)
+    rate = PREDICT_SOURCES / seconds
     return [
         {
             **common,
             "stage": "student",
-            "what": f"student of {Path(ensemble).name}: 5000 held-out rows; dpz predict 20k, 1 worker x 1 thread",
+            "what": (
+                f"student of {Path(ensemble).name} (distilled on its 4k training rows + 16k unlabeled): "
+                f"5000 held-out rows; dpz predict of {PREDICT_SOURCES:,} sources, 1 worker x 1 thread, "
+                "start included; RAIL GPz on the same rows, one process, 1 thread"
+            ),
             "ensemble_nmad": scores["ensemble"]["nmad"],
             "student_nmad": scores["student"]["nmad"],
             "nmad_ratio": scores["student"]["nmad"] / scores["ensemble"]["nmad"],
             "ensemble_pit_ks": scores["ensemble"]["pit_ks"],
             "student_pit_ks": scores["student"]["pit_ks"],
-            "student_sources_per_s": 20_000 / seconds,
-            "vs_gpz": 20_000 / seconds / RAIL["GPz"],
+            "student_sources_per_s": rate,
+            "gpz_rows_per_s": gpz.get("rows_per_s"),
+            "gpz_train_s": gpz.get("train_s"),
+            "vs_gpz": rate / gpz["rows_per_s"] if gpz else None,
             **load_average(),
         }
     ]
+
+
+RAIL_PYTHON = Path(__file__).resolve().parent.parent / ".rail-venv" / "bin" / "python"
+"""The RAIL environment of ``benchmarks.rail_comparison`` (its docstring says how to make it)."""
+
+
+def rail_rate(work: Path, train_store: str, survey: str) -> dict[str, Any]:
+    """RAIL GPz trained on the training tile and timed on the survey tile's rows, in the RAIL
+    environment (:mod:`benchmarks.rail_rate`); ``{}`` when that environment is absent."""
+    from distributed_pz.survey.store.store import open_store
+
+    if not RAIL_PYTHON.exists():
+        print(f"survey_scale: no RAIL environment at {RAIL_PYTHON}; GPz not run", file=sys.stderr)
+        return {}
+    train = open_store(train_store).tile("SIM_0000").read(["mag", "mag_err", "z_spec"])
+    tile = open_store(survey).tile("SIM_0000")
+    test = tile.read(["mag", "mag_err"])
+    path = work / "gpz_rows.npz"
+    np.savez(
+        path,
+        bands=np.array(tile.bands),
+        train_mag=train["mag"],
+        train_mag_err=train["mag_err"],
+        train_z=train["z_spec"],
+        test_mag=test["mag"],
+        test_mag_err=test["mag_err"],
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(
+        [str(RAIL_PYTHON), "-m", "benchmarks.rail_rate", str(path)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def stage_startup(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
@@ -556,6 +605,7 @@ def write_report() -> str:
             "ensemble_pit_ks",
             "student_pit_ks",
             "student_sources_per_s",
+            "gpz_rows_per_s",
             "vs_gpz",
             "loadavg_1m",
         ],
