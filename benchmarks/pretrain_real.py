@@ -30,7 +30,6 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +180,6 @@ def run_catalogue(
     sim_sources: int = 30_000,
     pretrain_epochs: int = 30,
     seed: int = 0,
-    log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Pre-train once on the catalogue's simulation, then train and score every size both ways.
 
@@ -214,9 +212,10 @@ def run_catalogue(
     started = time.perf_counter()
     sim_config, bands = simulation(catalogue, pool, data_dir, sim_sources, seed + 11)
     sim = simulated_catalogue(sim_config, SELECTIONS[catalogue.name])
-    sim_fit, sim_val = (sim.take(slice(int(0.9 * sim.n_rows))), sim.take(slice(int(0.9 * sim.n_rows), None)))
+    k = int(0.9 * sim.n_rows)  # pre-training rows; the rest stop it early
+    sim_fit, sim_val = sim.take(slice(k)), sim.take(slice(k, None))
     sim_s = time.perf_counter() - started
-    log(f"{catalogue.name}: simulated {sim.n_rows} selected galaxies in {sim_s:.0f} s")
+    print(f"{catalogue.name}: simulated {sim.n_rows} selected galaxies in {sim_s:.0f} s", flush=True)
     config = model_config("deepz", bands=bands, reference_band=reference_band(pool, "i"))
     pre, pre_s = train_ensemble(
         config,
@@ -226,7 +225,7 @@ def run_catalogue(
         1,
         TrainConfig(epochs=pretrain_epochs, batch_size=BATCH, patience=5),
     )
-    log(f"{catalogue.name}: pre-trained in {pre_s:.0f} s, epochs {epochs_label(pre)}")
+    print(f"{catalogue.name}: pre-trained in {pre_s:.0f} s, epochs {epochs_label(pre)}", flush=True)
     outputs = [
         ("simulation only", 0, epochs_label(pre), pre_s, EnsemblePredictor(pre[0].bundle)(test), False)
     ]
@@ -237,7 +236,10 @@ def run_catalogue(
             results, train_s = train_ensemble(config, fit, val, seed, members, tc, init_bundle=start)
             predictor, calibrated = calibrated_or_not([r.bundle for r in results], val, seed)
             outputs.append((init, n, epochs_label(results), train_s, predictor(test), calibrated))
-            log(f"{catalogue.name}: {n} rows, {init}: {train_s:.0f} s, epochs {epochs_label(results)}")
+            print(
+                f"{catalogue.name}: {n} rows, {init}: {train_s:.0f} s, epochs {epochs_label(results)}",
+                flush=True,
+            )
     z_spec = test.arrays["z_spec"].astype(np.float64)
     scored = np.logical_and.reduce([np.isfinite(out["z_phot"]) for *_, out, _ in outputs])
     rows = []
