@@ -42,11 +42,12 @@ from distributed_pz.catalog import MIXTURE_COLUMNS
 from distributed_pz.cli import main as dpz_main
 from distributed_pz.metrics import GaussianMixturePDF, pit, pit_coverage, pit_uniformity, point_metrics
 from distributed_pz.models import model_config
+from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.calibration import fit_calibration
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.tiles import TileArrays
-from distributed_pz.train import TrainConfig, train_member
+from distributed_pz.train import TrainConfig, TrainResult, train_member
 
 NAME = "real_data"
 COLUMNS = [
@@ -217,6 +218,36 @@ def score(z_phot: np.ndarray, z_spec: np.ndarray, pdf: GaussianMixturePDF | None
     return row
 
 
+def train_ensemble(
+    config: Any,
+    fit: TileArrays,
+    val: TileArrays,
+    seed: int,
+    members: int,
+    tc: TrainConfig,
+    init_bundle: Bundle | None = None,
+) -> tuple[list[TrainResult], float]:
+    """Members of seeds ``seed .. seed + members - 1`` trained on ``fit``, early-stopped on ``val``.
+
+    Returns the members and the seconds their training took; ``init_bundle`` is fine-tuned.
+    """
+    started = time.perf_counter()
+    results = [
+        train_member(config, fit, seed + k, train_config=tc, val_data=val, init_bundle=init_bundle)
+        for k in range(members)
+    ]
+    return results, time.perf_counter() - started
+
+
+def calibrated_ensemble(bundles: list[Bundle], val: TileArrays, seed: int) -> EnsemblePredictor:
+    """The ensemble of ``bundles`` with its p(z) calibration fitted on its predictions of ``val``."""
+    on_val = EnsemblePredictor(bundles)(val)
+    calibration = fit_calibration(
+        *(on_val[k] for k in MIXTURE_COLUMNS), val.arrays["z_spec"], "validation rows", seed
+    )
+    return EnsemblePredictor(bundles, calibration=calibration)
+
+
 def run_catalogue(
     catalogue: Catalogue,
     data_dir: Path,
@@ -264,15 +295,9 @@ def run_catalogue(
     predictions: dict[str, dict[str, Any]] = {}
     for name, config in network_configs(train).items():
         tc = TrainConfig(epochs=epochs, batch_size=100, patience=patience)
-        started = time.perf_counter()
-        results = [train_member(config, fit, seed + k, train_config=tc, val_data=val) for k in range(members)]
-        train_s = time.perf_counter() - started
+        results, train_s = train_ensemble(config, fit, val, seed, members, tc)
         bundles = [r.bundle for r in results]
-        on_val = EnsemblePredictor(bundles)(val)
-        calibration = fit_calibration(
-            *(on_val[k] for k in MIXTURE_COLUMNS), val.arrays["z_spec"], "validation rows", seed
-        )
-        out = EnsemblePredictor(bundles, calibration=calibration)(test)
+        out = calibrated_ensemble(bundles, val, seed)(test)
         predictions[f"{name} ×{members}"] = {
             "z_phot": out["z_phot"],
             "pdf": tuple(out[k] for k in MIXTURE_COLUMNS),
