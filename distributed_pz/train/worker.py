@@ -259,7 +259,8 @@ def _train_stacked(
     step: Lockstep,
 ) -> None:
     """Train ``members`` (none resumed) as one stacked model (:func:`~distributed_pz.train.vmapped.train_stacked`),
-    where :func:`~distributed_pz.models.folded.stackable` allows it (no convolutions, GPUs only)."""
+    where :func:`~distributed_pz.models.folded.stackable` allows it (DEEPZ on every device, other models
+    without convolutions on GPUs)."""
     started = time.perf_counter()
     jobs = [
         MemberJob(

@@ -1,4 +1,4 @@
-"""Stacked members (train_stacked, StackedDeepZ) equal the member-by-member loop up to float rounding."""
+"""Stacked members (train_stacked: batched DEEPZ, vmapped others; StackedDeepZ) equal the member loop up to float rounding."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 
 from distributed_pz.models.folded import stack_members, stackable
 from distributed_pz.models.predictor import EnsemblePredictor
+from distributed_pz.train.batched import _dropped
 from distributed_pz.train.member import TrainConfig, train_member
 from distributed_pz.train.vmapped import MemberJob, train_stacked
 from tests.fixtures import learnable_tile, tiny_config
@@ -55,6 +56,47 @@ def test_stacked_early_stopping_and_resume_state_match_the_loop():
     assert len(resumed.history) == len(alone.history)
 
 
+def test_a_stopped_member_does_not_move_while_the_others_train():
+    config = tiny_config("deepz")  # dropout on
+    tile = learnable_tile(200, seed=7)
+    tc = TrainConfig(epochs=3, batch_size=50, patience=None)
+    stopped = []
+
+    def stop(report):  # keeps the loop's own state(), to read it again once the others are done
+        stopped.append((report.state(), report.state))
+        return True
+
+    jobs = [MemberJob(tile, 1), MemberJob(tile, 2, callback=stop), MemberJob(tile, 3)]
+    assert [len(r.history) for r in train_stacked(config, jobs, train_config=tc)] == [3, 1, 3]
+    then, state = stopped[0]
+    now = state()
+    for name, value in then["model"].items():
+        torch.testing.assert_close(now["model"][name], value, rtol=0, atol=0)
+    for key, value in then["optimizer"]["state"].items():
+        for part in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(now["optimizer"]["state"][key][part], value[part], rtol=0, atol=0)
+
+
+def test_vmapped_members_equal_the_member_loop():
+    config = tiny_config("gaznet_c9", dropout=0.0)  # no convolutions: stacked through vmap
+    tile = learnable_tile(120, seed=8)
+    jobs = [MemberJob(tile.take(np.arange(0, 120)), 1), MemberJob(tile.take(np.arange(0, 100)), 2)]
+    tc = TrainConfig(epochs=2, batch_size=32, patience=None)
+    for job, result in zip(jobs, train_stacked(config, jobs, train_config=tc), strict=True):
+        alone = train_member(config, job.data, job.seed, train_config=tc)
+        np.testing.assert_allclose(
+            [r.val_loss for r in result.history], [r.val_loss for r in alone.history], rtol=1e-4
+        )
+
+
+def test_dropout_drops_each_activation_with_its_probability():
+    n, p = 200_000, 0.02
+    dropped = _dropped(n, p, torch.device("cpu"))
+    assert len(torch.unique(dropped)) == len(dropped) and 0 <= dropped.min() and dropped.max() < n
+    assert abs(len(dropped) / n - p) < 5 * np.sqrt(p * (1 - p) / n)
+    assert len(_dropped(10, 0.5, torch.device("cpu"))) <= 10
+
+
 def test_stacked_prediction_equals_the_member_loop():
     config = tiny_config("deepz")
     tile = learnable_tile(120, seed=6)
@@ -80,7 +122,8 @@ def test_only_models_without_convolutions_are_stacked():
 
 def test_one_rule_for_training_and_prediction():
     deepz = tiny_config("deepz")
-    assert not stackable(deepz, "cpu", training=True)  # the member loop is faster on a CPU
+    assert stackable(deepz, "cpu", training=True)  # batched products beat the member loop on a CPU
+    assert not stackable(tiny_config("gaznet_c9"), "cpu", training=True)  # vmap does not
     assert stackable(deepz, "cpu", training=False) and stackable(deepz, "cuda", training=False)
     assert not stackable(tiny_config("deepz", classify=True), "cpu", training=False)
     assert not stackable(tiny_config("gaznet_c9"), "cpu", training=False)  # only DEEPZ layers fold
