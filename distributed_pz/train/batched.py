@@ -5,8 +5,8 @@ and batch-norm buffer of ``M`` members of one DEEPZ configuration is stacked alo
 member axis, and the members' own modules are made views of the stacks (``Tensor.set_``): what a
 member's module reads (validation, best weights, resume states) and what its ``torch.optim.Adam``
 writes are the stacked weights, with nothing copied back and forth. A step of a block of
-members runs every linear layer of every member as one batched product (``torch.baddbmm`` over
-``(m, B, in) x (m, in, out)``), batch norm in training mode per member over its own batch (its
+members runs every linear layer of every member as one batched product (``torch.baddbmm``,
+``(m, out, in) x (m, in, B)``: features first, the weights as they lie), batch norm in training mode per member over its own batch (its
 running statistics updated per member), dropout per member, then each member's own loss
 (:meth:`~distributed_pz.train.member.MemberLoop.loss`: redshift NLL and the autoencoder's
 reconstruction error) on its slice of the outputs; one backward pass gives every member's
@@ -105,7 +105,8 @@ class BatchedDeepZ:
 
 
 class BatchedSteps:
-    """How :class:`~distributed_pz.train.vmapped.train_stacked` steps DEEPZ members: batched products."""
+    """How :func:`~distributed_pz.train.vmapped.train_stacked` steps DEEPZ members: batched products
+    (:meth:`losses` of a block, then :meth:`update` of that block's members whose loss is finite)."""
 
     def __init__(self, loops: Sequence[MemberLoop]) -> None:
         self.loops = loops
@@ -154,8 +155,8 @@ class BatchedSteps:
 
 
 def _layers(module: nn.Module, prefix: str) -> list[_Layer]:
-    """The layers of a (nested) sequence of Linear, BatchNorm1d, ReLU and Dropout modules, each
-    linear layer with what follows it.
+    """The layers of a (nested) sequence of Linear, BatchNorm1d (affine, with a momentum), ReLU and
+    Dropout modules, each linear layer with what follows it.
 
     Raises
     ------
@@ -170,6 +171,8 @@ def _layers(module: nn.Module, prefix: str) -> list[_Layer]:
         if isinstance(m, nn.Linear):
             layers.append(_Layer(name, bias=m.bias is not None))
         elif isinstance(m, nn.BatchNorm1d) and last and last.batch_norm is None and not last.relu:
+            if not m.affine or m.momentum is None:
+                raise TypeError(f"cannot stack {name} for training: affine batch norms with a momentum only")
             layers[-1] = replace(last, batch_norm=name, momentum=m.momentum, eps=m.eps)
         elif isinstance(m, nn.ReLU) and last and not last.relu:
             layers[-1] = replace(last, relu=True)
@@ -177,6 +180,8 @@ def _layers(module: nn.Module, prefix: str) -> list[_Layer]:
             layers[-1] = replace(last, dropout=m.p)
         else:
             raise TypeError(f"cannot stack {type(m).__name__} at {name} for training")
+    if any(layer.batch_norm is not None and not layer.relu for layer in layers):
+        raise TypeError(f"{prefix}: only a batch norm with a ReLU after it is stacked for training")
     return layers
 
 
@@ -202,8 +207,8 @@ class _BatchNormReLU(torch.autograd.Function):
 
     One function rather than torch's own operations (each a pass over the activations, and
     ``var_mean`` over the batch axis a slow one): five passes forward, five backward. Dropout
-    draws only the positions it drops (:func:`_dropped`) and scales the batch norm's affine
-    part by ``1 / (1 - p)`` (ReLU commutes with it).
+    scales the batch norm's affine part by ``1 / (1 - p)`` (ReLU commutes with it) and, on a CPU,
+    draws only the positions it drops (:func:`_dropped`).
     """
 
     @staticmethod
@@ -227,8 +232,10 @@ class _BatchNormReLU(torch.autograd.Function):
         rstd = torch.rsqrt(var + layer.eps)
         scale = weight.unsqueeze(2) * rstd * keep
         out = torch.addcmul(bias.unsqueeze(2) * keep, centred, scale).relu_()
-        if layer.dropout > 0:
-            out.view(-1)[_dropped(out.numel(), layer.dropout, out.device)] = 0.0
+        if layer.dropout > 0 and out.device.type == "cpu":
+            out.view(-1)[_dropped(out.numel(), layer.dropout)] = 0.0
+        elif layer.dropout > 0:  # a mask: cheap on a GPU, where _dropped would wait for the device
+            out.mul_(torch.empty_like(out).bernoulli_(1.0 - layer.dropout))
         ctx.save_for_backward(centred, rstd, scale, out)
         ctx.keep = keep
         return out
@@ -247,12 +254,12 @@ class _BatchNormReLU(torch.autograd.Function):
         return grad_x, (sum_gc * rstd * ctx.keep).squeeze(2), (sum_g * ctx.keep).squeeze(2), None, None
 
 
-def _dropped(n: int, p: float, device: torch.device) -> torch.Tensor:
+def _dropped(n: int, p: float) -> torch.Tensor:
     """Flat positions among ``n`` that dropout drops, each independently with probability ``p``:
     the gaps between them drawn from the geometric distribution (a few hundred draws where a mask
     would take ``n``)."""
     expected = n * p
-    gaps = torch.empty(int(expected + 6 * math.sqrt(expected) + 16), dtype=torch.float64, device=device)
+    gaps = torch.empty(int(expected + 6 * math.sqrt(expected) + 16), dtype=torch.float64)
     positions = gaps.geometric_(p).cumsum(0) - 1
     while positions[-1] < n:  # more than 6 sigma above the mean: draw on
         more = torch.empty_like(gaps).geometric_(p).cumsum(0) + positions[-1]
