@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,23 +84,26 @@ class BatchedDeepZ:
         self.sigma_min = base.head.sigma_min
 
     def __call__(
-        self, members: slice, x: torch.Tensor
+        self, members: slice, x: torch.Tensor, dropout: Sequence[torch.Generator]
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The outputs of DEEPZ's ``forward`` for the ``members`` (a slice of the stack) on their inputs
         ``x`` ``(m, B, 2F)``, each ``(m, B, ...)``, and the parameters they read: ``(m, ...)`` leaves
-        whose ``.grad`` a backward pass fills. Batch-norm running statistics are updated."""
+        whose ``.grad`` a backward pass fills. Batch-norm running statistics are updated; each
+        member's dropout is drawn from its own generator in ``dropout``."""
         leaves = {k: self.stacks[k][members].detach().requires_grad_() for k in self.params}
         state = {**{k: v[members] for k, v in self.stacks.items()}, **leaves}
         x = x.transpose(1, 2)  # (m, 2F, B): features first, so that W (m, out, in) multiplies as it lies
-        latent = _run(self.parts["encoder"], x, state)  # (m, L, B)
-        features = _run(self.parts["photoz"], torch.cat([x, latent], dim=1), state)  # (m, H, B)
-        logits, means, raw = _run(self.head, features, state).transpose(1, 2).chunk(3, dim=2)  # 3 x (m, B, K)
+        latent = _run(self.parts["encoder"], x, state, dropout)  # (m, L, B)
+        features = _run(self.parts["photoz"], torch.cat([x, latent], dim=1), state, dropout)  # (m, H, B)
+        logits, means, raw = _run(self.head, features, state, dropout).transpose(1, 2).chunk(3, dim=2)
         outputs = {
             "logits": logits,
             "means": means,
             "sigmas": F.softplus(raw) + self.sigma_min,
             "latent": latent.transpose(1, 2),
-            "reconstruction": _run(self.parts["decoder"], latent, state).transpose(1, 2),  # (m, B, F)
+            "reconstruction": _run(self.parts["decoder"], latent, state, dropout).transpose(
+                1, 2
+            ),  # (m, B, F)
         }
         return outputs, leaves
 
@@ -132,7 +136,7 @@ class BatchedSteps:
         parts = [self.loops[i].augment(batches[i]) for i in block]  # (batch, raw features, inputs)
         x = torch.stack([inputs["catalog"] for _, _, inputs in parts])  # (m, B, 2F)
         self.block = slice(block[0], block[-1] + 1)
-        outputs, self.leaves = self.model(self.block, x)
+        outputs, self.leaves = self.model(self.block, x, [self.loops[i].dropout for i in block])
         split = {k: v.unbind(0) for k, v in outputs.items()}
         return {
             i: self.loops[i].loss(*parts[j], {k: v[j] for k, v in split.items()}) for j, i in enumerate(block)
@@ -185,8 +189,14 @@ def _layers(module: nn.Module, prefix: str) -> list[_Layer]:
     return layers
 
 
-def _run(layers: list[_Layer], x: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``(m, in, B) -> (m, out, B)`` through ``layers`` with the stacked ``state`` (training mode).
+def _run(
+    layers: list[_Layer],
+    x: torch.Tensor,
+    state: dict[str, torch.Tensor],
+    dropout: Sequence[torch.Generator],
+) -> torch.Tensor:
+    """``(m, in, B) -> (m, out, B)`` through ``layers`` with the stacked ``state`` (training mode) and
+    the members' dropout generators.
 
     Features first: ``W x`` with the weights ``(m, out, in)`` as they lie, whose gradients
     (``g x^T``) then come out in the weights' own layout (no transposed copy per layer).
@@ -196,9 +206,11 @@ def _run(layers: list[_Layer], x: torch.Tensor, state: dict[str, torch.Tensor]) 
         x = torch.baddbmm(state[f"{layer.linear}.bias"].unsqueeze(2), w, x) if layer.bias else torch.bmm(w, x)
         if layer.batch_norm is not None:
             bn = layer.batch_norm
-            x = _BatchNormReLU.apply(x, state[f"{bn}.weight"], state[f"{bn}.bias"], layer, state)
+            x = _BatchNormReLU.apply(x, state[f"{bn}.weight"], state[f"{bn}.bias"], layer, state, dropout)
+        elif layer.relu and layer.dropout > 0:
+            x = _drop(x.relu() * (1.0 / (1.0 - layer.dropout)), layer.dropout, dropout)
         elif layer.relu:
-            x = F.dropout(x.relu_(), layer.dropout)
+            x = x.relu_()
     return x
 
 
@@ -208,7 +220,7 @@ class _BatchNormReLU(torch.autograd.Function):
     One function rather than torch's own operations (each a pass over the activations, and
     ``var_mean`` over the batch axis a slow one): five passes forward, five backward. Dropout
     scales the batch norm's affine part by ``1 / (1 - p)`` (ReLU commutes with it) and, on a CPU,
-    draws only the positions it drops (:func:`_dropped`).
+    draws only the positions it drops (:func:`_drop`).
     """
 
     @staticmethod
@@ -219,6 +231,7 @@ class _BatchNormReLU(torch.autograd.Function):
         bias: torch.Tensor,
         layer: _Layer,
         state: dict[str, torch.Tensor],
+        dropout: Sequence[torch.Generator],
     ) -> torch.Tensor:
         """``x`` ``(m, H, B)``, ``weight`` and ``bias`` ``(m, H)``; ``state`` holds the running statistics."""
         name, n = layer.batch_norm, x.shape[2]
@@ -232,16 +245,16 @@ class _BatchNormReLU(torch.autograd.Function):
         rstd = torch.rsqrt(var + layer.eps)
         scale = weight.unsqueeze(2) * rstd * keep
         out = torch.addcmul(bias.unsqueeze(2) * keep, centred, scale).relu_()
-        if layer.dropout > 0 and out.device.type == "cpu":
-            out.view(-1)[_dropped(out.numel(), layer.dropout)] = 0.0
-        elif layer.dropout > 0:  # a mask: cheap on a GPU, where _dropped would wait for the device
-            out.mul_(torch.empty_like(out).bernoulli_(1.0 - layer.dropout))
+        if layer.dropout > 0:
+            _drop(out, layer.dropout, dropout)
         ctx.save_for_backward(centred, rstd, scale, out)
         ctx.keep = keep
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None, None]:
         centred, rstd, scale, out = ctx.saved_tensors
         n = grad.shape[2]
         grad = torch.ops.aten.threshold_backward(grad, out, 0.0)  # ReLU and dropout
@@ -251,17 +264,35 @@ class _BatchNormReLU(torch.autograd.Function):
         grad_x = torch.addcmul(scale * sum_g / -n, centred, scale * sum_gc * rstd * rstd / -n).addcmul_(
             grad, scale
         )
-        return grad_x, (sum_gc * rstd * ctx.keep).squeeze(2), (sum_g * ctx.keep).squeeze(2), None, None
+        return grad_x, (sum_gc * rstd * ctx.keep).squeeze(2), (sum_g * ctx.keep).squeeze(2), None, None, None
 
 
-def _dropped(n: int, p: float) -> torch.Tensor:
+def _drop(out: torch.Tensor, p: float, dropout: Sequence[torch.Generator]) -> torch.Tensor:
+    """Zero dropped activations of ``out`` ``(m, ...)`` in place, member ``j``'s drawn from ``dropout[j]``
+    (on a CPU only the positions dropped, :func:`_dropped`; on a GPU a mask, as the positions would
+    make it wait for the device)."""
+    for j, generator in enumerate(dropout):
+        member = out[j]
+        if out.device.type == "cpu":
+            member.view(-1)[_dropped(member.numel(), p, generator)] = 0.0
+        else:
+            member.mul_(torch.empty_like(member).bernoulli_(1.0 - p, generator=generator))
+    return out
+
+
+def _dropped(n: int, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Flat positions among ``n`` that dropout drops, each independently with probability ``p``:
     the gaps between them drawn from the geometric distribution (a few hundred draws where a mask
     would take ``n``)."""
     expected = n * p
     gaps = torch.empty(int(expected + 6 * math.sqrt(expected) + 16), dtype=torch.float64)
-    positions = gaps.geometric_(p).cumsum(0) - 1
+    positions = gaps.geometric_(p, generator=generator).cumsum(0) - 1
     while positions[-1] < n:  # more than 6 sigma above the mean: draw on
-        more = torch.empty_like(gaps).geometric_(p).cumsum(0) + positions[-1]
+        more = torch.empty_like(gaps).geometric_(p, generator=generator).cumsum(0) + positions[-1]
         positions = torch.cat([positions, more])
     return positions[positions < n].long()
+
+
+def dropout_seed(seed: int) -> int:
+    """The seed of the dropout stream of the member of seed ``seed`` (apart from its batch stream)."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])

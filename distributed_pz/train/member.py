@@ -259,6 +259,9 @@ class MemberLoop:
             model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True
         )
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.dropout: torch.Generator | None = (
+            None  # stacked training's own dropout stream, else torch's global one
+        )
         self.schedule = tc.schedule_for(model.config)
         self.patience_from = first_drop(self.schedule, tc.epochs, tc.lr)
         self.epoch = 0
@@ -480,6 +483,8 @@ class MemberLoop:
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dropout is not None:
+            state[self._dropout_key()] = self.dropout.get_state()
         return state
 
     def load_state(self, state: Mapping[str, Any]) -> None:
@@ -498,6 +503,12 @@ class MemberLoop:
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        if self.dropout is not None:
+            self.dropout.set_state(state[self._dropout_key()])
+
+    def _dropout_key(self) -> str:
+        """The resume state's entry for the random stream dropout draws from."""
+        return "rng_cuda" if self.device.type == "cuda" else "rng_cpu"
 
 
 @torch.no_grad()

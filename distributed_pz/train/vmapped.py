@@ -24,43 +24,50 @@ stopped, takes none, so its step count, Adam moments and weights stay as they ar
 optimizer over stacked ``(M, ...)`` tensors could not say that: torch's Adam keeps one step
 count per tensor, and moves the moments of a member whose gradient is zero.)
 
-What differs from the member-by-member loop: the dropout masks (drawn from the global generator,
-seeded from the members' seeds, rather than from each member's own stream, with the same
-distribution), so the results are equal up to float rounding when dropout is off
-(``tests/train/test_stacked.py``) and statistically equivalent when it is on; a rerun of the
-same members repeats them, a member retrained alone (the Ray worker's retry of a lost member)
-gets other masks. Which members the Ray workers stack, and on which devices, is
+What differs from the member-by-member loop: the dropout masks (with the same distribution), so
+the results are equal up to float rounding when dropout is off (``tests/train/test_stacked.py``)
+and statistically equivalent when it is on. DEEPZ members draw theirs from a stream of their own
+(seeded from the member's seed, saved in its resume state): a member resumed by
+:func:`train_stacked`, in whatever company, ends bit-identical to one never interrupted. Other
+models draw from the global generator seeded from all the members' seeds: a rerun of the same
+members repeats them, a member resumed in other company gets other masks.
+
+Which members the Ray workers stack, and on which devices, is
 :func:`~distributed_pz.models.folded.stackable`'s rule (``training=True``: DEEPZ everywhere,
 other models without convolutions on GPUs). The per-epoch callback gets an ordinary
-:class:`EpochReport`, whose ``state()`` is a ``train_member`` resume state: a restarted member
-continues with :func:`train_member`.
+:class:`EpochReport`, whose ``state()`` is a resume state for :func:`train_stacked` (``resume=``)
+or :func:`train_member` (equivalent, not bit-identical).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.features import FeatureStats
 from distributed_pz.models.registry import ModelConfig
 from distributed_pz.survey.store.tiles import TileArrays
-from distributed_pz.train.batched import BatchedSteps, Losses, batchable
+from distributed_pz.train.batched import BatchedSteps, Losses, batchable, dropout_seed
 from distributed_pz.train.member import EpochReport, MemberLoop, TrainConfig, TrainResult
 
 
 @dataclass(frozen=True)
 class MemberJob:
-    """One member to train: its rows, validation rows (``None``: split from ``data``), seed, callback."""
+    """One member to train: its rows, validation rows (``None``: split from ``data``), seed, callback,
+    and the resume state to continue from (:meth:`EpochReport.state`; ``None``: from the start)."""
 
     data: TileArrays
     seed: int
     val_data: TileArrays | None = None
     callback: Callable[[EpochReport], bool | None] | None = None
+    resume: Mapping[str, Any] | None = None
 
 
 def train_stacked(
@@ -77,7 +84,8 @@ def train_stacked(
     config
         The members' model config (one architecture).
     jobs
-        Each member's rows, seed and per-epoch callback (returning True stops that member).
+        Each member's rows, seed, per-epoch callback (returning True stops that member) and resume
+        state (members may be at different epochs; each runs until its own last epoch).
     train_config
         Training settings shared by the members (defaults: :class:`TrainConfig`).
     init_bundle
@@ -88,13 +96,17 @@ def train_stacked(
     devices = [device.index or 0] if device.type == "cuda" else []
     loops = []
     for job in jobs:  # each member set up exactly as train_member sets it up
+        stats = FeatureStats.from_dict(job.resume["feature_stats"]) if job.resume is not None else None
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(job.seed)
-            loops.append(
-                MemberLoop.setup(
-                    config, job.data, job.seed, tc, val_data=job.val_data, init_bundle=init_bundle
-                )
+            loop = MemberLoop.setup(
+                config, job.data, job.seed, tc, val_data=job.val_data, init_bundle=init_bundle, stats=stats
             )
+            if batchable(config):
+                loop.dropout = torch.Generator(device=device).manual_seed(dropout_seed(job.seed))
+            if job.resume is not None:
+                loop.load_state(job.resume)
+        loops.append(loop)
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(
             int(np.random.SeedSequence([job.seed for job in jobs]).generate_state(1)[0])
@@ -115,10 +127,9 @@ class _Lockstep:
         self.reasons: list[str | None] = [None] * len(loops)  # why each member stopped
 
     def run(self) -> list[TrainResult]:
-        for _ in range(self.loops[0].tc.epochs):
-            live = [i for i, reason in enumerate(self.reasons) if reason is None]
-            if not live:
-                break
+        while live := [
+            i for i, loop in enumerate(self.loops) if self.reasons[i] is None and loop.epoch < loop.tc.epochs
+        ]:
             self._epoch(live)
         return [
             loop.result(reason or "completed") for loop, reason in zip(self.loops, self.reasons, strict=True)
