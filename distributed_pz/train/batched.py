@@ -271,26 +271,33 @@ def _drop(out: torch.Tensor, p: float, dropout: Sequence[torch.Generator]) -> to
     """Zero dropped activations of ``out`` ``(m, ...)`` in place, member ``j``'s drawn from ``dropout[j]``
     (on a CPU only the positions dropped, :func:`_dropped`; on a GPU a mask, as the positions would
     make it wait for the device)."""
-    for j, generator in enumerate(dropout):
-        member = out[j]
-        if out.device.type == "cpu":
-            member.view(-1)[_dropped(member.numel(), p, generator)] = 0.0
-        else:
-            member.mul_(torch.empty_like(member).bernoulli_(1.0 - p, generator=generator))
+    if out.device.type == "cpu":
+        out.view(-1)[_dropped(out[0].numel(), p, dropout)] = 0.0
+    else:
+        for j, generator in enumerate(dropout):
+            out[j].mul_(torch.empty_like(out[j]).bernoulli_(1.0 - p, generator=generator))
     return out
 
 
-def _dropped(n: int, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Flat positions among ``n`` that dropout drops, each independently with probability ``p``:
-    the gaps between them drawn from the geometric distribution (a few hundred draws where a mask
-    would take ``n``)."""
+def _dropped(n: int, p: float, dropout: Sequence[torch.Generator]) -> torch.Tensor:
+    """Flat positions among ``len(dropout)`` members' ``n`` activations (member ``j``'s from ``j * n``)
+    that dropout drops, each independently with probability ``p``: the gaps between them drawn from
+    the geometric distribution (a few hundred draws where a mask would take ``n``), from each
+    member's own generator only as far as that member needs."""
     expected = n * p
-    gaps = torch.empty(int(expected + 6 * math.sqrt(expected) + 16), dtype=torch.float64)
-    positions = gaps.geometric_(p, generator=generator).cumsum(0) - 1
-    while positions[-1] < n:  # more than 6 sigma above the mean: draw on
-        more = torch.empty_like(gaps).geometric_(p, generator=generator).cumsum(0) + positions[-1]
-        positions = torch.cat([positions, more])
-    return positions[positions < n].long()
+    k = int(expected + 6 * math.sqrt(expected) + 16)
+
+    def gaps(generator: torch.Generator | None) -> torch.Tensor:
+        if generator is None:  # this member's positions already pass n
+            return torch.full((k,), math.inf, dtype=torch.float64)
+        return torch.empty(k, dtype=torch.float64).geometric_(p, generator=generator)
+
+    positions = torch.stack([gaps(g) for g in dropout]).cumsum(1) - 1  # (m, k)
+    while (last := positions[:, -1]).min() < n:  # more than 6 sigma above the mean: draw on
+        short = [g if last[j] < n else None for j, g in enumerate(dropout)]
+        positions = torch.cat([positions, torch.stack([gaps(g) for g in short]).cumsum(1) + last[:, None]], 1)
+    offsets = torch.arange(len(dropout), dtype=torch.float64)[:, None] * n
+    return (positions + offsets)[positions < n].long()
 
 
 def dropout_seed(seed: int) -> int:
