@@ -115,6 +115,7 @@ class BatchedSteps:
     def __init__(self, loops: Sequence[MemberLoop]) -> None:
         self.loops = loops
         self.model = BatchedDeepZ([loop.model for loop in loops])
+        self.named = [list(loop.model.named_parameters()) for loop in loops]  # walked once, not every step
         self.leaves: dict[str, torch.Tensor] = {}
         self.block: slice = slice(0)
 
@@ -148,7 +149,7 @@ class BatchedSteps:
         grads = {k: None if v.grad is None else v.grad.unbind(0) for k, v in self.leaves.items()}
         for i in stepping:
             j = i - self.block.start
-            for name, param in self.loops[i].model.named_parameters():
+            for name, param in self.named[i]:
                 param.grad = None if grads[name] is None else grads[name][j]
             self.loops[i].optimizer_step()
             self.loops[i].optimizer.zero_grad(set_to_none=True)
