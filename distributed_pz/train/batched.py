@@ -6,8 +6,9 @@ member axis, and the members' own modules are made views of the stacks (``Tensor
 member's module reads (validation, best weights, resume states) and what its ``torch.optim.Adam``
 writes are the stacked weights, with nothing copied back and forth. A step of a block of
 members runs every linear layer of every member as one batched product (``torch.baddbmm``,
-``(m, out, in) x (m, in, B)``: features first, the weights as they lie), batch norm in training mode per member over its own batch (its
-running statistics updated per member), dropout per member, then each member's own loss
+``(m, out, in) x (m, in, B)``: features first, the weights as they lie), batch norm in training
+mode per member over its own batch (its running statistics updated per member), dropout per
+member from the member's own generator (``MemberLoop.dropout``), then each member's own loss
 (:meth:`~distributed_pz.train.member.MemberLoop.loss`: redshift NLL and the autoencoder's
 reconstruction error) on its slice of the outputs; one backward pass gives every member's
 gradients, which become its parameters' ``.grad``. Each member then clips and steps its own

@@ -4,8 +4,9 @@
 with Adam (torch's fused kernel: one pass over the weights, a third of the default's time) under
 a pure learning-rate schedule, keeps the weights of the best validation epoch, stops early after
 ``patience`` epochs without improvement and stops on a non-finite loss (raising
-:class:`TrainingDiverged`, or returning the best weights so far with ``stop_reason="nan"``). It returns the best model as an in-memory :class:`~distributed_pz.bundle.Bundle`
-plus the per-epoch history.
+:class:`TrainingDiverged`, or returning the best weights so far with ``stop_reason="nan"``). It
+returns the best model as an in-memory :class:`~distributed_pz.bundle.Bundle` plus the per-epoch
+history.
 
 Hooks for an orchestration layer: ``callback(report)`` runs after every epoch (report metrics,
 save ``report.state()`` as a checkpoint; returning True stops training), and ``resume=state``
@@ -259,9 +260,8 @@ class MemberLoop:
             model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True
         )
         self.generator = torch.Generator(device=device).manual_seed(seed)
-        self.dropout: torch.Generator | None = (
-            None  # stacked training's own dropout stream, else torch's global one
-        )
+        # stacked training's own dropout stream (None: torch's global one)
+        self.dropout: torch.Generator | None = None
         self.schedule = tc.schedule_for(model.config)
         self.patience_from = first_drop(self.schedule, tc.epochs, tc.lr)
         self.epoch = 0
