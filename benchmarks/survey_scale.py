@@ -11,7 +11,9 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
 - ``bytes``: GaZNet-1 through the reference run on a tile with cutouts: bytes the process
   read (``/proc/self/io`` ``rchar``) per source.
 - ``train``: ``dpz train`` 1 x 2 and 10 x 5 DEEPZ members on the same rows, 6 epochs.
-- ``train_rate``: samples/s of ``train_stacked`` vs ``train_member`` for 10 members.
+- ``train_rate``: samples/s of ``train_stacked`` vs ``train_member`` one member after another,
+  10 and 50 DEEPZ members (``--train-rate-epochs``), 1 thread; bound = 1-thread matmul rate
+  measured in the same run / (3 x 3.05 MFLOP per sample), and each one's fraction of it.
 - ``student``: distil the 10 x 5 ensemble of ``train`` (the 1 x 2 one when 10 x 5 is absent) on
   its training rows and 16k unlabeled rows; NMAD and PIT KS of ensemble and student on held-out
   simulated rows; the student through ``dpz predict`` (one 1-thread worker, start included) on
@@ -58,6 +60,8 @@ DEEPZ_MFLOP = 3.05
 """FLOPs per source of one paper-size DEEPZ member's full forward pass (``bounds.md``)."""
 STUDENT = {"epochs": 30, "samples": 8}
 """Distillation settings of the ``student`` stage (``--student-epochs``, ``--student-samples``)."""
+TRAIN_RATE = {"members": (10, 50), "epochs": 2}
+"""Members and epochs of the ``train_rate`` stage (``--train-rate-epochs``)."""
 SCALE = [(10_000, 1, 1), (100_000, 1, 1), (100_000, 10, 1), (100_000, 10, 2)]
 """(sources per tile, tiles, workers) of the scale curve; ``--scale-tiles`` sets the tiles of the
 last two (10 = 1e6 sources)."""
@@ -290,32 +294,59 @@ def stage_train(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def stage_train_rate(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """Samples/s of ``train_stacked`` and the member loop (``train_member`` one member after another),
+    10 and 50 DEEPZ members, 1 thread, against the FLOP bound measured in the same run."""
     from distributed_pz.survey.store.store import open_store
     from distributed_pz.train.member import TrainConfig, train_member
     from distributed_pz.train.vmapped import MemberJob, train_stacked
 
     store = catalogue_store(str(work / "train4k.zarr"), 1, 4000, seed=100)
-    tile = open_store(store).tile("SIM_0000")
-    data = tile.read_rows(["mag", "flux_exp", "flux_exp_err", "z_spec"])
-    rows = []
+    data = open_store(store).tile("SIM_0000").read_rows(["mag", "flux_exp", "flux_exp_err", "z_spec"])
     torch.set_num_threads(1)
-    tc = TrainConfig(epochs=1, batch_size=100, patience=None)
-    jobs = [MemberJob(data.take(np.arange(s * 100, s * 100 + 1000)), s) for s in range(10)]
-    stacked = _timed(lambda: train_stacked(_config(), jobs, train_config=tc))
-    loop = _timed(lambda: [train_member(_config(), j.data, j.seed, train_config=tc) for j in jobs])
-    samples = 10 * 800  # 1000 rows less the 20 % validation split, one epoch, 10 members
-    rows.append(
-        {
-            **common,
-            "stage": "train_rate",
-            "what": "10 DEEPZ members, batch 100, 1 thread, 1 epoch",
-            "stacked_samples_per_s": samples / stacked,
-            "loop_samples_per_s": samples / loop,
-            "speedup": loop / stacked,
-            **load_average(),
-        }
-    )
+    tc = TrainConfig(epochs=TRAIN_RATE["epochs"], batch_size=100, patience=None)
+    warm = TrainConfig(epochs=1, batch_size=100)
+    train_stacked(_config(), [MemberJob(data.take(np.arange(400)), s) for s in range(2)], train_config=warm)
+    train_member(_config(), data.take(np.arange(400)), 0, train_config=warm)
+    rate = matmul_rate()
+    bound = rate / (3 * DEEPZ_MFLOP * 1e6)  # forward and backward: 3 x the forward's FLOPs
+    rows = []
+    for members in TRAIN_RATE["members"]:
+        jobs = [MemberJob(data.take(np.arange(s * 40, s * 40 + 2000)), s) for s in range(members)]
+        samples = members * 1600 * tc.epochs  # 2000 rows less the 20 % validation split
+        stacked = _cpu_and_wall(train_stacked, _config(), jobs, train_config=tc)
+        loop = _cpu_and_wall(
+            lambda each: [train_member(_config(), j.data, j.seed, train_config=tc) for j in each], jobs
+        )
+        rows.append(
+            {
+                **common,
+                "stage": "train_rate",
+                "what": (
+                    f"DEEPZ members of 2000 rows, batch 100, {tc.epochs} epochs, 1 thread; samples/s per"
+                    " CPU second of the process (wall in the rows); bound = 1-thread 1024² fp32 matmul"
+                    f" rate / (3 x {DEEPZ_MFLOP} MFLOP per sample), setup and validation included"
+                ),
+                "members": members,
+                "stacked_samples_per_s": samples / stacked[0],
+                "loop_samples_per_s": samples / loop[0],
+                "stacked_wall_samples_per_s": samples / stacked[1],
+                "loop_wall_samples_per_s": samples / loop[1],
+                "speedup": loop[0] / stacked[0],
+                "matmul_1t_gflop_s": rate / 1e9,
+                "bound_samples_per_s": bound,
+                "stacked_fraction_of_bound": samples / stacked[0] / bound,
+                "loop_fraction_of_bound": samples / loop[0] / bound,
+                **load_average(),
+            }
+        )
     return rows
+
+
+def _cpu_and_wall(fn, *args: Any, **kwargs: Any) -> tuple[float, float]:
+    """CPU seconds of this process and wall seconds of ``fn(*args, **kwargs)``."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    fn(*args, **kwargs)
+    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def stage_cnn(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
@@ -596,7 +627,17 @@ def write_report() -> str:
         ],
         "bytes": ["time_utc", "image_bands_read", "bytes_read_per_source", "one_band_bytes", "loadavg_1m"],
         "train": ["time_utc", "what", "members", "seconds", "loadavg_1m"],
-        "train_rate": ["time_utc", "stacked_samples_per_s", "loop_samples_per_s", "speedup", "loadavg_1m"],
+        "train_rate": [
+            "time_utc",
+            "members",
+            "stacked_samples_per_s",
+            "loop_samples_per_s",
+            "speedup",
+            "bound_samples_per_s",
+            "stacked_fraction_of_bound",
+            "loop_fraction_of_bound",
+            "loadavg_1m",
+        ],
         "student": [
             "time_utc",
             "ensemble_nmad",
@@ -636,12 +677,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
     parser.add_argument("--student-epochs", type=int, default=STUDENT["epochs"], help="student epochs")
     parser.add_argument("--student-samples", type=int, default=STUDENT["samples"], help="draws per row")
+    parser.add_argument("--train-rate-epochs", type=int, default=TRAIN_RATE["epochs"], help="epochs")
     parser.add_argument(
         "--scale-tiles", type=int, default=10, help="100k-source tiles of the last scale points"
     )
     args = parser.parse_args(argv)
     SCALE[-2:] = [(100_000, args.scale_tiles, 1), (100_000, args.scale_tiles, 2)]
     STUDENT.update(epochs=args.student_epochs, samples=args.student_samples)
+    TRAIN_RATE["epochs"] = args.train_rate_epochs
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     common = machine()

@@ -14,8 +14,8 @@ members or more); other members run one by one (``forward_features`` + ``forward
 outputs equal the member-by-member ones up to float rounding (``tests/train/test_stacked.py``).
 
 :func:`stackable` is the one rule on which members run stacked, here and in training
-(:mod:`distributed_pz.train.vmapped`, whose technique, ``vmap`` over ``functional_call``, takes
-other models and pays off on other devices).
+(:mod:`distributed_pz.train.batched` for DEEPZ, the same batched products with autograd through
+them; :mod:`distributed_pz.train.vmapped`'s ``vmap`` over ``functional_call`` for other models).
 """
 
 from __future__ import annotations
@@ -48,12 +48,16 @@ def stackable(config: ModelConfig, device: torch.device | str, *, training: bool
       on every device (on a CPU in cache-sized blocks, :data:`CPU_BLOCK_ELEMENTS`): the layers
       :func:`fold_layers` folds, and the mixture head.
     - Training (:func:`~distributed_pz.train.vmapped.train_stacked`, chosen by the Ray workers)
-      stacks models without convolutions, on GPUs only: on a CPU the member loop measured faster
-      (10 DEEPZ members at batch 100: 1 400 vs 650 samples/s), and a ``vmap`` over convolutions
-      slower still (``benchmarks/results/survey_scale.md``, ``train_rate`` and ``cnn``).
+      stacks DEEPZ members without a class head on every device (batched products,
+      :mod:`distributed_pz.train.batched`: on a CPU 1.1-1.2 times the member loop's samples/s,
+      ``benchmarks/results/survey_scale.md``, ``train_rate``), and other models without
+      convolutions on GPUs only (``vmap``: on a CPU the member loop measured faster, and a ``vmap``
+      over convolutions slower still, ``cnn``).
     """
     if not training:
         return isinstance(config, DeepZConfig) and not config.classify
+    if isinstance(config, DeepZConfig) and not config.classify:
+        return True
     if torch.device(device).type != "cuda":
         return False
     with torch.device("meta"):

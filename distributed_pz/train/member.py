@@ -1,11 +1,12 @@
 """Train one ensemble member in plain PyTorch (CPU or GPU): the loop Ray Train wraps.
 
 ``train_member(config, data, seed)`` fits the feature statistics on the training rows, trains
-with Adam under a pure learning-rate schedule, keeps the weights of the best validation epoch,
-stops early after ``patience`` epochs without improvement and stops on a non-finite loss
-(raising :class:`TrainingDiverged`, or returning the best weights so far with
-``stop_reason="nan"``). It returns the best model as an in-memory :class:`~distributed_pz.bundle.Bundle`
-plus the per-epoch history.
+with Adam (torch's fused kernel: one pass over the weights, a third of the default's time) under
+a pure learning-rate schedule, keeps the weights of the best validation epoch, stops early after
+``patience`` epochs without improvement and stops on a non-finite loss (raising
+:class:`TrainingDiverged`, or returning the best weights so far with ``stop_reason="nan"``). It
+returns the best model as an in-memory :class:`~distributed_pz.bundle.Bundle` plus the per-epoch
+history.
 
 Hooks for an orchestration layer: ``callback(report)`` runs after every epoch (report metrics,
 save ``report.state()`` as a checkpoint; returning True stops training), and ``resume=state``
@@ -233,7 +234,7 @@ class MemberLoop:
     pass, :meth:`optimizer_step` (gradient clipping, the member's ``torch.optim.Adam``) and
     :meth:`note_step`, and last :meth:`finish_epoch` (validation, best weights, early stopping,
     callback). :func:`~distributed_pz.train.vmapped.train_stacked` drives several loops through the
-    same parts with their forward and backward passes vmapped: stacked training is this loop with
+    same parts with their forward and backward passes batched: stacked training is this loop with
     another way of computing the gradients.
     """
 
@@ -255,8 +256,12 @@ class MemberLoop:
         self.train, self.train_t, self.val_t = train, train_t, val_t
         self.zeropoint_jitter = zeropoint_scatter(spec.bands, train.band_set, tc.zeropoint_jitter)
         self.n_train = len(train_t["z"])
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True
+        )
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        # stacked training's own dropout stream (None: torch's global one)
+        self.dropout: torch.Generator | None = None
         self.schedule = tc.schedule_for(model.config)
         self.patience_from = first_drop(self.schedule, tc.epochs, tc.lr)
         self.epoch = 0
@@ -478,6 +483,8 @@ class MemberLoop:
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dropout is not None:
+            state[self._dropout_key()] = self.dropout.get_state()
         return state
 
     def load_state(self, state: Mapping[str, Any]) -> None:
@@ -496,6 +503,12 @@ class MemberLoop:
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        if self.dropout is not None:
+            self.dropout.set_state(state[self._dropout_key()])
+
+    def _dropout_key(self) -> str:
+        """The resume state's entry for the random stream dropout draws from."""
+        return "rng_cuda" if self.device.type == "cuda" else "rng_cpu"
 
 
 @torch.no_grad()

@@ -1,8 +1,12 @@
 """What each Ray Train worker runs: its share of the members, one after another, in lockstep.
 
 Members are data-parallel over workers (DESIGN.md): the members not yet on disk are dealt out
-by world rank (``pending[rank::world]``) and each worker trains its share with the plain-PyTorch
-:func:`~distributed_pz.train.member.train_member`, reading its rows from the survey store.
+by world rank (``pending[rank::world]``) and each worker trains its share, reading its rows from
+the survey store: all at once with :func:`~distributed_pz.train.vmapped.train_stacked` where
+:func:`~distributed_pz.models.folded.stackable` allows (DEEPZ on every device; resumed members
+and a lone member too, so that a restarted run takes the path the first one took and DEEPZ ends
+bit-identical), else one after another with the plain-PyTorch
+:func:`~distributed_pz.train.member.train_member`.
 After every epoch a worker reports its metrics and its member's resume state
 (``<member_id>/state.pt``) through ``ray.train.report``; Ray Train merges the workers' files
 into one checkpoint. ``ray.train.report`` is a barrier that every worker must call equally
@@ -157,10 +161,9 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
         sample = load_sample(ensemble, config.store, config.tiles)
         data = read_sample_rows(sample, loop_config["arrays"])
         train_config = dataclasses.replace(config.train, device=str(device))
-        fresh = [m for m in mine if m.member_id not in states]
-        if len(fresh) > 1 and stackable(config.model_config(), device, training=True):
-            _train_stacked(config, plan, fresh, data, train_config, init_bundle, step)
-            mine = [m for m in mine if m.member_id in states]
+        if stackable(config.model_config(), device, training=True):  # even one: a rerun takes the same path
+            _train_stacked(config, plan, mine, data, train_config, init_bundle, states, step)
+            mine = []
         for member in mine:
             _train(config, plan, member, data, train_config, init_bundle, states.get(member.member_id), step)
     step.drain()
@@ -256,23 +259,30 @@ def _train_stacked(
     data: TileArrays,
     train_config: TrainConfig,
     init_bundle: Bundle | None,
+    states: Mapping[str, dict[str, Any]],
     step: Lockstep,
 ) -> None:
-    """Train ``members`` (none resumed) as one stacked model (:func:`~distributed_pz.train.vmapped.train_stacked`),
-    where :func:`~distributed_pz.models.folded.stackable` allows it (no convolutions, GPUs only)."""
+    """Train ``members`` (each from its resume state in ``states``, if any) as one stacked model
+    (:func:`~distributed_pz.train.vmapped.train_stacked`), where
+    :func:`~distributed_pz.models.folded.stackable` allows it (DEEPZ on every device, other models
+    without convolutions on GPUs)."""
     started = time.perf_counter()
+    resumed_from = {
+        m.member_id: int(states[m.member_id]["epoch"]) if m.member_id in states else 0 for m in members
+    }
     jobs = [
         MemberJob(
             data.take(plan.train_rows(m)),
             m.seed,
             data.take(plan.validation_rows(m)),
-            _epoch_reporter(m.member_id, "member", 0, train_config.epochs, step),
+            _epoch_reporter(m.member_id, "member", resumed_from[m.member_id], train_config.epochs, step),
+            states.get(m.member_id),
         )
         for m in members
     ]
     results = train_stacked(config.model_config(), jobs, train_config=train_config, init_bundle=init_bundle)
-    extra = {"resumed_from_epoch": 0, "stacked_members": len(members)}
     for member, result in zip(members, results, strict=True):
+        extra = {"resumed_from_epoch": resumed_from[member.member_id], "stacked_members": len(members)}
         _finish(
             EnsembleDir(config.out),
             plan,
