@@ -10,12 +10,16 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
   memory (1 thread) vs the ``predict_store`` pipeline (one 1-thread worker, cluster running).
 - ``bytes``: GaZNet-1 through the reference run on a tile with cutouts: bytes the process
   read (``/proc/self/io`` ``rchar``) per source.
-- ``train``: ``dpz train`` 1 x 2 and 10 x 5 DEEPZ members on the same rows, 6 epochs.
+- ``train``: ``dpz train`` 1 x 2 and 10 x 5 DEEPZ members on the same 20k rows, 6 epochs, batch
+  100, one Ray run each: the whole command, its training (``status.json``: first to last report)
+  and the rest (Ray start, data, finish) apart; member-samples/s per core against the FLOP bound
+  (3 x 3.05 MFLOP per sample, 1-thread matmul measured in the same run); the paper plan's wall
+  time (300 epochs) extrapolated from it.
 - ``train_rate``: samples/s of ``train_stacked`` vs ``train_member`` one member after another,
   10 and 50 DEEPZ members (``--train-rate-epochs``), 1 thread; bound = 1-thread matmul rate
   measured in the same run / (3 x 3.05 MFLOP per sample), and each one's fraction of it.
 - ``student``: distil the 10 x 5 ensemble of ``train`` (the 1 x 2 one when 10 x 5 is absent) on
-  its training rows and 16k unlabeled rows; NMAD and PIT KS of ensemble and student on held-out
+  its training rows and as many unlabeled rows; NMAD and PIT KS of ensemble and student on held-out
   simulated rows; the student through ``dpz predict`` (one 1-thread worker, start included) on
   the 100k-source tile, and RAIL GPz, trained on the same training rows, estimating the same
   100k rows in one 1-thread process of the RAIL environment (``benchmarks.rail_rate``; without
@@ -60,6 +64,10 @@ DEEPZ_MFLOP = 3.05
 """FLOPs per source of one paper-size DEEPZ member's full forward pass (``bounds.md``)."""
 STUDENT = {"epochs": 30, "samples": 8}
 """Distillation settings of the ``student`` stage (``--student-epochs``, ``--student-samples``)."""
+TRAIN = {"rows": 20_000, "epochs": 6}
+"""Rows and epochs of the ``train`` stage (``--train-rows``)."""
+PAPER_EPOCHS = 300
+"""DEEPZ's training (Eriksen et al. 2020 §2.4: 100 + 200 epochs at batch 100)."""
 TRAIN_RATE = {"members": (10, 50), "epochs": 2}
 """Members and epochs of the ``train_rate`` stage (``--train-rate-epochs``)."""
 SCALE = [(10_000, 1, 1), (100_000, 1, 1), (100_000, 10, 1), (100_000, 10, 2)]
@@ -185,8 +193,7 @@ def stage_predict50(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
-    from distributed import Client, LocalCluster
-
+    from distributed_pz.infer.cluster import connect
     from distributed_pz.infer.stream import predict_store
     from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.predictor import EnsemblePredictor
@@ -201,15 +208,14 @@ def stage_overhead(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     rows = tile.read_rows(predictor.input_arrays(tile.array_names()))
     predictor(rows)
     alone = min(_timed(lambda: predictor(rows)) for _ in range(3))
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
+    with connect("local", workers=1) as client:  # the cluster dpz predict starts
 
-            def run() -> None:
-                with tempfile.TemporaryDirectory() as out:
-                    predict_store(client, store, str(member), out, progress=False)
+        def run() -> None:
+            with tempfile.TemporaryDirectory() as out:
+                predict_store(client, store, str(member), out, progress=False)
 
-            run()
-            pipeline = min(_timed(run) for _ in range(3))
+        run()
+        pipeline = min(_timed(run) for _ in range(3))
     return [
         {
             **common,
@@ -256,8 +262,9 @@ def _rchar() -> int:
 
 
 def stage_train(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
-
-    store = catalogue_store(str(work / "train4k.zarr"), 1, 4000, seed=100)
+    store = catalogue_store(str(work / "train20k.zarr"), 1, TRAIN["rows"], seed=100)
+    rate = matmul_rate()
+    bound = rate / (3 * DEEPZ_MFLOP * 1e6)  # member-samples/s of one core
     rows = []
     for splits, folds in ((1, 2), (10, 5)):
         out = work / f"ens_{splits}x{folds}"
@@ -274,19 +281,34 @@ def stage_train(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
             "--folds",
             str(folds),
             "--epochs",
-            "6",
+            str(TRAIN["epochs"]),
             "--batch-size",
             "100",
             "--patience",
             "0",
+            threads=1,
         )
+        status = json.loads((out / "status.json").read_text())
+        training = status["updated"] - status["started"]
+        samples = splits * folds * TRAIN["rows"] * (folds - 1) / folds * TRAIN["epochs"]
+        cores = os.cpu_count() or 1
+        per_core = samples / training / cores
         rows.append(
             {
                 **common,
                 "stage": "train",
-                "what": f"dpz train {splits} x {folds} DEEPZ, 4000 rows, 6 epochs",
+                "what": (
+                    f"dpz train DEEPZ, {TRAIN['rows']:,} rows, {TRAIN['epochs']} epochs, batch 100, one "
+                    f"Ray run on {cores} cores; member-samples = members x training rows x epochs"
+                ),
                 "members": splits * folds,
                 "seconds": seconds,
+                "training_s": training,
+                "start_and_finish_s": seconds - training,
+                "member_samples_per_s_per_core": per_core,
+                "bound_per_core": bound,
+                "fraction_of_bound": per_core / bound,
+                "paper_plan_h": (seconds - training + training * PAPER_EPOCHS / TRAIN["epochs"]) / 3600,
                 **load_average(),
             }
         )
@@ -410,9 +432,9 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     ensemble = (
         str(work / "ens_10x5") if (work / "ens_10x5" / "ensemble.json").exists() else str(work / "ens_1x2")
     )
-    train_store = catalogue_store(str(work / "train4k.zarr"), 1, 4000, seed=100)
-    distil_store = catalogue_store(str(work / "distil20k.zarr"), 1, 4000, seed=100)  # the training rows
-    catalogue_store(distil_store, 2, 16_000, seed=100)  # and 16k unlabeled rows of the survey
+    train_store = catalogue_store(str(work / "train20k.zarr"), 1, TRAIN["rows"], seed=100)
+    distil_store = catalogue_store(str(work / "distil40k.zarr"), 1, TRAIN["rows"], seed=100)  # training rows
+    catalogue_store(distil_store, 2, TRAIN["rows"], seed=100)  # and as many unlabeled rows of the survey
     survey = catalogue_store(str(work / "cat100k.zarr"), 1, PREDICT_SOURCES)
     student = work / "student"
     if not student.exists():
@@ -452,7 +474,7 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
             **common,
             "stage": "student",
             "what": (
-                f"student of {Path(ensemble).name} (distilled on its 4k training rows + 16k unlabeled): "
+                f"student of {Path(ensemble).name} (distilled on its training rows + as many unlabeled): "
                 f"5000 held-out rows; dpz predict of {PREDICT_SOURCES:,} sources, 1 worker x 1 thread, "
                 "start included; RAIL GPz on the same rows, one process, 1 thread"
             ),
@@ -626,7 +648,17 @@ def write_report() -> str:
             "loadavg_1m",
         ],
         "bytes": ["time_utc", "image_bands_read", "bytes_read_per_source", "one_band_bytes", "loadavg_1m"],
-        "train": ["time_utc", "what", "members", "seconds", "loadavg_1m"],
+        "train": [
+            "time_utc",
+            "members",
+            "seconds",
+            "training_s",
+            "start_and_finish_s",
+            "member_samples_per_s_per_core",
+            "fraction_of_bound",
+            "paper_plan_h",
+            "loadavg_1m",
+        ],
         "train_rate": [
             "time_utc",
             "members",
@@ -678,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-epochs", type=int, default=STUDENT["epochs"], help="student epochs")
     parser.add_argument("--student-samples", type=int, default=STUDENT["samples"], help="draws per row")
     parser.add_argument("--train-rate-epochs", type=int, default=TRAIN_RATE["epochs"], help="epochs")
+    parser.add_argument("--train-rows", type=int, default=TRAIN["rows"], help="rows of the train stage")
     parser.add_argument(
         "--scale-tiles", type=int, default=10, help="100k-source tiles of the last scale points"
     )
@@ -685,6 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     SCALE[-2:] = [(100_000, args.scale_tiles, 1), (100_000, args.scale_tiles, 2)]
     STUDENT.update(epochs=args.student_epochs, samples=args.student_samples)
     TRAIN_RATE["epochs"] = args.train_rate_epochs
+    TRAIN["rows"] = args.train_rows
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     common = machine()
