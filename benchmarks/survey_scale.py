@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 import torch
 
 from benchmarks.harness import (
+    RESULTS_DIR,
     append_rows,
     argument_parser,
     load_average,
@@ -633,6 +634,7 @@ def write_report() -> str:
     columns = {
         "predict50": [
             "time_utc",
+            "sources",
             "sources_per_s",
             "matmul_1t_gflop_s",
             "bound_sources_per_s",
@@ -642,6 +644,7 @@ def write_report() -> str:
         ],
         "overhead": [
             "time_utc",
+            "sources",
             "predictor_sources_per_s",
             "pipeline_sources_per_s",
             "pipeline_over_predictor",
@@ -701,7 +704,40 @@ def write_report() -> str:
         chosen = [r for r in rows if r["stage"] == stage]
         if chosen:
             parts += [f"## {stage}", chosen[-1]["what"], markdown_table(chosen, cols)]
+    if any(r["stage"] == "scale" and "workers" in r for r in rows):
+        parts.append(f"![cost per source against sources]({plot_scale(rows).name})")
     return str(report(NAME, "Speed at survey scale (issue 15)", *parts, rows=rows))
+
+
+def plot_scale(rows: list[dict[str, Any]]) -> Path:
+    """Microseconds per source against sources, per worker count (the latest row of each point);
+    the start-up of the latest ``startup`` row dashed (its share of each run's cost)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latest = list(
+        {(r["workers"], r["sources"]): r for r in rows if r["stage"] == "scale" and "workers" in r}.values()
+    )
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for workers in sorted({r["workers"] for r in latest}):
+        points = sorted((r["sources"], r["us_per_source"]) for r in latest if r["workers"] == workers)
+        ax.plot([x for x, _ in points], [y for _, y in points], "o-", label=f"{workers} worker(s)")
+    startup = [r for r in rows if r["stage"] == "startup"]
+    if startup:
+        grid = np.geomspace(min(r["sources"] for r in latest), max(r["sources"] for r in latest), 50)
+        ax.plot(grid, startup[-1]["seconds_min"] / grid * 1e6, "k--", lw=0.8, label="start-up share")
+    ax.set(xscale="log", yscale="log", xlabel="sources", ylabel="µs per source (whole dpz predict)")
+    ax.set_title(
+        f"{latest[-1]['model']}, 1-thread workers, load ≤ {max(r['loadavg_1m'] for r in latest):.1f}"
+    )
+    ax.legend()
+    path = RESULTS_DIR / f"{NAME}_scale.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
