@@ -3,7 +3,8 @@
 The client never holds survey data: it submits ``(store, tile, start, stop)`` descriptors;
 each task reads its own row block from Zarr on a worker, predicts with the worker's ensemble
 (loaded once per worker, :mod:`distributed_pz.infer.plugin`) and writes a Parquet part file
-to ``OUT/_staging/TILE/``. When a tile's parts are all there, one more task concatenates them
+to ``OUT/_staging/TILE/``, the reading, predicting and writing of its batches overlapped
+(:mod:`distributed_pz.infer.overlap`). When a tile's parts are all there, one more task concatenates them
 in row order into ``OUT/TILE.parquet`` (or ``.fits``) through a temporary file and a rename;
 the client then records the tile in the run manifest (:mod:`distributed_pz.infer.manifest`)
 and removes its parts. A rerun skips committed tiles and reuses the part files of a tile
