@@ -16,7 +16,7 @@ which halved DEEPZ's throughput here (benchmarks/results/inference_cpu.md). Work
 running cluster keep their own settings: start them with
 ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None`` for the same effect.
 
-Local CPU workers are forked from this process, not spawned (Dask's
+On Linux, local CPU workers are forked from this process, not spawned (Dask's
 ``distributed.worker.multiprocessing-method``): they start with its imports (torch and this
 package) rather than importing them again, which took about 2 s of every ``dpz predict``
 (``benchmarks/results/survey_scale.md``, stage ``startup``); :class:`TorchThreads` then sets
@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -51,7 +52,8 @@ WORKER_MEMORY_MIB = 480
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 """Dask config for the workers of clusters started here (``None`` unsets a variable)."""
 FORKED_WORKERS = {"distributed.worker.multiprocessing-method": "fork"}
-"""Dask config of local CPU clusters: workers forked from this process, its imports included."""
+"""Dask config of local CPU clusters on Linux: workers forked from this process, its imports
+included (macOS and Windows keep spawning: a fork there is unsafe or impossible)."""
 
 
 class ClusterError(RuntimeError):
@@ -215,7 +217,7 @@ def connect(
 
 
 def _local_cluster(workers: int | None, dashboard_address: str | None) -> LocalCluster:
-    with dask.config.set(FORKED_WORKERS):
+    with dask.config.set(FORKED_WORKERS if sys.platform == "linux" else {}):
         return LocalCluster(
             n_workers=workers or default_workers(),
             threads_per_worker=1,
