@@ -40,12 +40,11 @@ from benchmarks.real_data import (
     CATALOGUES,
     VAL_FRACTION,
     Catalogue,
+    available_catalogues,
     calibrated_ensemble,
     ingest,
-    missing_files,
     reference_band,
     score,
-    shared_data_dir,
     train_ensemble,
     train_test,
 )
@@ -287,12 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.sizes, args.members, args.epochs, args.steps = [100, 300], 2, 2, 6
         args.sim_sources, args.pretrain_epochs = 3000, 2
-    data_dir = shared_data_dir()
-    chosen = tuple(c for c in CATALOGUES if c.name in args.catalogues)
-    absent = missing_files(data_dir, chosen)
-    if absent:
-        print(f"pretrain_real: skipped, shared data not found ({absent[0]}); set DPZ_SHARED_DATA")
+    available = available_catalogues(args.catalogues, "pretrain_real")
+    if available is None:
         return 0
+    data_dir, chosen = available
     run = Run(NAME, args)
     rows = []
     with tempfile.TemporaryDirectory(prefix="dpz_pretrain_") as tmp:

@@ -18,8 +18,8 @@ non-detection value with the band's 99.5th-percentile magnitude as its limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -163,14 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     run = Run(NAME, args)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="dpz_rail_") as tmp:
-        cwd = os.getcwd()
-        os.chdir(tmp)  # RAIL stages may write their outputs into the working directory
-        try:
-            for name in names:
-                rows += run_catalogue(args.split, name, Path(tmp))
-        finally:
-            os.chdir(cwd)
+    with tempfile.TemporaryDirectory(prefix="dpz_rail_") as tmp, contextlib.chdir(tmp):
+        # RAIL stages may write their outputs into the working directory
+        for name in names:
+            rows += run_catalogue(args.split, name, Path(tmp))
     sections = [
         f"## {name}\n\n" + markdown_table([r for r in rows if r["catalogue"] == name], COLUMNS)
         for name in dict.fromkeys(r["catalogue"] for r in rows)

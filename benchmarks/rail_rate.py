@@ -13,8 +13,8 @@ training seconds, estimation seconds (the ``estimate`` call alone) and rows per 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -34,13 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     train = rail_table(data["train_mag"], data["train_mag_err"], bands, data["train_z"])
     test_z = np.zeros(len(data["test_mag"]))
     test = rail_table(data["test_mag"], data["test_mag_err"], bands, test_z)
-    with tempfile.TemporaryDirectory(prefix="dpz_rail_rate_") as tmp:
-        cwd = os.getcwd()
-        os.chdir(tmp)  # RAIL stages may write into the working directory
-        try:
-            _, _, train_s, estimate_s = run_rail(args.algorithm, train, test, bands, Path(tmp))
-        finally:
-            os.chdir(cwd)
+    with tempfile.TemporaryDirectory(prefix="dpz_rail_rate_") as tmp, contextlib.chdir(tmp):
+        # RAIL stages may write into the working directory
+        _, _, train_s, estimate_s = run_rail(args.algorithm, train, test, bands, Path(tmp))
     rows = len(test_z)
     print(
         json.dumps(

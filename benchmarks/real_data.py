@@ -112,6 +112,18 @@ def missing_files(data_dir: Path, catalogues: tuple[Catalogue, ...] = CATALOGUES
     return [p for p in paths if not p.is_file()]
 
 
+def available_catalogues(names: list[str], script: str) -> tuple[Path, tuple[Catalogue, ...]] | None:
+    """The shared data folder and the catalogues ``names``; ``None``, after one line saying why
+    ``script`` is skipped, when a file of one of them is absent."""
+    data_dir = shared_data_dir()
+    chosen = tuple(c for c in CATALOGUES if c.name in names)
+    absent = missing_files(data_dir, chosen)
+    if absent:
+        print(f"{script}: skipped, shared data not found ({absent[0]}); set DPZ_SHARED_DATA")
+        return None
+    return data_dir, chosen
+
+
 def ingest(catalogue: Catalogue, data_dir: Path, store: Path) -> dict[str, TileArrays]:
     """Ingest every file of ``catalogue`` with ``dpz ingest``; one tile per part, read back.
 
@@ -392,12 +404,10 @@ def main(argv: list[str] | None = None) -> int:
         "--export", type=Path, help="also write the split for benchmarks.rail_comparison here"
     )
     args = parser.parse_args(argv)
-    data_dir = shared_data_dir()
-    chosen = tuple(c for c in CATALOGUES if c.name in args.catalogues)
-    absent = missing_files(data_dir, chosen)
-    if absent:
-        print(f"real_data: skipped, shared data not found ({absent[0]}); set DPZ_SHARED_DATA")
+    available = available_catalogues(args.catalogues, "real_data")
+    if available is None:
         return 0
+    data_dir, chosen = available
     run = Run(NAME, args)
     rows = []
     with tempfile.TemporaryDirectory(prefix="dpz_real_") as tmp:

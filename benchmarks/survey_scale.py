@@ -80,12 +80,19 @@ PREDICT_SOURCES = 100_000
 
 def dpz(*args: str, threads: int = 1) -> float:
     """Run ``dpz ARGS`` in a fresh interpreter; its wall seconds (:func:`children_cpu` gives its CPU seconds)."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "distributed_pz.cli", *args], check=True, env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "distributed_pz.cli", *args],
+        check=True,
+        env=dpz_env(threads),
+        stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - started
+
+
+def dpz_env(threads: int = 1) -> dict[str, str]:
+    """The environment of a ``dpz`` child: ``threads`` torch threads, no Ray usage reporting."""
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def children_cpu() -> float:
@@ -595,10 +602,9 @@ def sampled(args: list[str], every_s: float = 0.2) -> tuple[float, dict[str, Any
     ``every_s``) of its client process and of each of its worker processes."""
     import psutil
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "distributed_pz.cli", *args], env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "distributed_pz.cli", *args], env=dpz_env(), stdout=subprocess.DEVNULL
     )
     client, peaks = psutil.Process(process.pid), {}
     while process.poll() is None:

@@ -163,9 +163,11 @@ def worker_loop(loop_config: dict[str, Any]) -> None:
         train_config = dataclasses.replace(config.train, device=str(device))
         if stackable(config.model_config(), device, training=True):  # even one: a rerun takes the same path
             _train_stacked(config, plan, mine, data, train_config, init_bundle, states, step)
-            mine = []
-        for member in mine:
-            _train(config, plan, member, data, train_config, init_bundle, states.get(member.member_id), step)
+        else:
+            for member in mine:
+                _train(
+                    config, plan, member, data, train_config, init_bundle, states.get(member.member_id), step
+                )
     step.drain()
 
 
