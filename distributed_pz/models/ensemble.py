@@ -567,13 +567,28 @@ class EnsembleDir:
             bundle_json = self.read_json(self.root / BUNDLE_FILE)
             config, digest = config_from_dict(bundle_json["config"]), bundle_json["content_hash"]
             metadata, bundle = bundle_json.get("metadata", {}), None
+        calibration = self._bundle_calibration(metadata.get("calibration"))
+        if calibration is not None:  # the hash a catalogue records names the p(z), calibration included
+            digest = hashlib.sha256(f"{digest}:{calibration.content_hash}".encode()).hexdigest()
         return Ensemble(
             location=self.location,
             content_hash=digest,
             configs={SINGLE_MEMBER_ID: config},
             members={} if bundle is None else {SINGLE_MEMBER_ID: bundle},
+            calibration=calibration,
             band_set=metadata.get("band_set"),
         )
+
+    def _bundle_calibration(self, recorded: Any) -> Calibration | None:
+        """The calibration a bundle's metadata carries (a distilled student's), ``None`` without one."""
+        if not isinstance(recorded, Mapping):
+            return None
+        try:
+            return Calibration.from_dict(recorded)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"bundle {self.location!r}: its metadata's calibration is not one ({exc})"
+            ) from None
 
     def _read_recorded(self, entry: Mapping[str, Any] | None, kind: type, what: str) -> Any:
         """The ``what`` (``kind``: a calibration, a stellar locus) the manifest records, its content

@@ -10,10 +10,16 @@ fitted by :func:`~distributed_pz.train.member.train_member` to those draws: mini
 ``-log q(z)`` over draws ``z ~ p`` minimises the cross-entropy of the student ``q`` to the
 teacher ``p``, hence ``KL(p || q)``. Rows the teacher cannot predict are left out.
 
+One network fitted to draws covers its teacher's p(z) rather than matches it: it comes out wider.
+So the student gets a calibration of its own (:func:`student_calibration`), fitted on the labelled
+sources of its validation share, which none of its draws trained on.
+
 The student is a plain bundle (:func:`~distributed_pz.models.bundle.save_bundle`): ``dpz predict
 --bundle STUDENT`` runs it exactly as it runs the ensemble, so a user picks ensemble or student at
-predict time. Its metadata names the teacher (``distilled_from``, its content hash) and the band
-set it was trained on (``band_set``), so a tile of another band set is refused as the teacher is.
+predict time. Its metadata names the teacher (``distilled_from``, its content hash), the band
+set it was trained on (``band_set``), so a tile of another band set is refused as the teacher is,
+and its calibration (``calibration``; the string ``none (…)`` says why there is none), which
+:meth:`~distributed_pz.models.ensemble.EnsembleDir.read` hands to the predictor.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ import numpy as np
 from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.calibration import Calibration, CalibrationRefused, fit_calibration
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.models.registry import ModelConfig
 from distributed_pz.options import option
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train.member import TrainConfig, TrainResult, train_member
 
@@ -106,8 +114,9 @@ def distill(
     Returns
     -------
     The student's training result; its bundle's metadata has ``distilled_from`` (the teacher's
-    content hash), ``distill_rows``, ``distill_samples`` and the rows' ``band_set`` (the teacher's:
-    ``dpz distill`` refuses tiles of another), which ``dpz predict`` checks tiles against.
+    content hash), ``distill_rows``, ``distill_samples``, the rows' ``band_set`` (the teacher's:
+    ``dpz distill`` refuses tiles of another), which ``dpz predict`` checks tiles against, and
+    ``calibration`` (:func:`student_calibration`).
     """
     config = config or DistillConfig()
     keep, z = teacher_draws(teacher, rows, config.samples, config.seed)
@@ -123,12 +132,33 @@ def distill(
         train_config=config.train,
         val_data=student_rows(rows, keep[val], z[val]),
     )
+    calibration = student_calibration(result.bundle, rows.take(keep[val]), config.seed)
     metadata = {
         **result.bundle.metadata,
         "distilled_from": teacher.bundle_hash,
         "distill_rows": len(keep),
         "distill_samples": config.samples,
         **({"band_set": rows.band_set} if rows.band_set else {}),
+        "calibration": calibration if isinstance(calibration, str) else calibration.to_dict(),
     }
     bundle: Bundle = dataclasses.replace(result.bundle, metadata=metadata)
     return dataclasses.replace(result, bundle=bundle)
+
+
+def student_calibration(student: Bundle, held_out: TileArrays, seed: int) -> Calibration | str:
+    """The student's calibration, fitted on the labelled galaxies of ``held_out`` (rows none of its
+    draws trained on), or why there is none (``"none (…)"``: too few labelled rows, or a refused fit)."""
+    z = np.asarray(held_out.arrays.get("z_spec", np.full(held_out.n_rows, np.nan)), np.float64)
+    labelled = np.isfinite(z)
+    if "class" in held_out.arrays:  # a star's z = 0 is a label, not a redshift a p(z) should cover
+        labelled &= np.isin(held_out.arrays["class"], (CLASS_GALAXY, CLASS_UNKNOWN))
+    out = EnsemblePredictor(student, device=student.device)(held_out)
+    try:
+        return fit_calibration(
+            *(out[k][labelled] for k in ("pdf_weights", "pdf_means", "pdf_sigmas")),
+            z[labelled],
+            "labelled rows held out of the student's training",
+            seed,
+        )
+    except (CalibrationRefused, ValueError) as exc:
+        return f"none ({exc})"

@@ -56,6 +56,16 @@ def run(args: argparse.Namespace) -> int:
         f"student of {teacher.n_members} members on {meta['distill_rows']} rows x {meta['distill_samples']} draws, "
         f"best epoch {result.best_epoch + 1}/{len(result.history)}: {path}"
     )
+    calibration = meta["calibration"]
+    if isinstance(calibration, str):
+        print(f"student calibration: {calibration}")
+    else:
+        before, after = calibration["before"], calibration["after"]
+        print(
+            f"student calibration on {calibration['n_rows']} held-out labelled rows: "
+            f"PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
+            f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
+        )
     return 0
 
 

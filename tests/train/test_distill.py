@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import torch
 
 from distributed_pz.cli import main
+from distributed_pz.models.bundle import BundleError, load_bundle
 from distributed_pz.models.ensemble import EnsembleDir
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.train.distill import teacher_draws
@@ -50,3 +54,31 @@ def test_distill_round_trip_through_the_cli(tmp_path):
     assert predictor.n_members == 1 and predictor.members[0].metadata["distilled_from"]
     out = predictor(with_ids(learnable_tile(30)))
     assert np.isfinite(out["z_phot"]).all() and out["pdf_weights"].shape == (30, predictor.n_components)
+
+
+def test_the_student_carries_a_calibration_fitted_on_rows_it_never_trained_on(tmp_path):
+    root = tmp_path / "ens"
+    save_ensemble(root, trained_members("deepz", (1, 2)))
+    store = str(tmp_path / "s.zarr")
+    write_store(store, 1, 600)  # a validation share of 120 labelled rows: enough to fit on
+    student = tmp_path / "student"
+    args = ["distill", "--ensemble", str(root), "--store", store, "--epochs", "2", "--samples", "2"]
+    assert main([*args, "--out", str(student)]) == 0
+    ensemble = EnsembleDir(str(student)).read()
+    recorded = ensemble.members["member"].metadata["calibration"]
+    assert ensemble.calibration is not None and ensemble.calibration.n_rows == 120
+    assert recorded["fitted_on"] == "labelled rows held out of the student's training"
+    assert ensemble.content_hash != ensemble.members["member"].content_hash  # the hash names the p(z)
+    predictor = EnsemblePredictor.from_ensemble(ensemble)
+    assert predictor.catalogue_metadata()["calibration"].startswith("width_temperature")
+
+    few = tmp_path / "few"
+    write_store(str(tmp_path / "few.zarr"), 1, 100)
+    assert main([*args[:3], "--store", str(tmp_path / "few.zarr"), *args[5:], "--out", str(few)]) == 0
+    assert EnsembleDir(str(few)).read().calibration is None
+    assert "too few to calibrate" in load_bundle(few).metadata["calibration"]
+    manifest = json.loads((student / "bundle.json").read_text())
+    manifest["metadata"]["calibration"]["shift"] = "edited"
+    (student / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="metadata's calibration is not one"):
+        EnsembleDir(str(student)).read()
