@@ -458,7 +458,7 @@ its reference band is the registry's (i) when the catalogue has it, else its mos
 `deepz_refmag` = the same DEEPZ with `reference_magnitude=true`: the reference band's magnitude as
 one more input (brightness, which flux ratios lack).
 `gaznet_c9` = the GaZNet catalogue path with `bands` overridden by the catalogue's bands (point
-head; its p(z) is the calibrated Gaussian of the members' mean and its standard error). Baselines are fitted on the same `n_train` rows with magnitudes + adjacent colours,
+head; its p(z) is the calibrated Gaussian of the members' mean and spread). Baselines are fitted on the same `n_train` rows with magnitudes + adjacent colours,
 missing values set to the training median plus a mask column per feature missing in training (standardised for kNN).
 All models are scored on the `n_scored` test rows that every model predicts (DEEPZ flags rows
 without the reference band). Metrics on δz = (z_phot − z_spec)/(1 + z_spec): NMAD, outlier

@@ -26,7 +26,9 @@ the rms over unseen tiles and bands of the zero points left after the remedy (th
 truth, less its mean over bands, against the training tiles' mean). Prediction uses the one
 predictor on each whole tile in this process (the Dask pipeline computes the same). Rows measured
 before the locus's reference shift and the per-tile median δz (commit 5678db5) are in the git
-history of this file.
+history of this file. The GaZNet-C9 rows of 2026-12-07 from 11:21 on were measured with a point
+ensemble's width as the standard error of its members' mean (commit 1a6e525, reverted: on the real
+pseudo-tiles it made every remedy too narrow, ``point_width.md``); a diagnostic ran beside them.
 
     python -m benchmarks.tile_transfer --models deepz gaznet_c9 --seed 0
     python -m benchmarks.tile_transfer --real zcosmos_bright --seed 0

@@ -123,14 +123,12 @@ def pool_members(
 def spread_mixture(
     z: np.ndarray | torch.Tensor, valid: np.ndarray | torch.Tensor, sigma_floor: float
 ) -> tuple[Any, Any, Any]:
-    """One Gaussian per row from point estimates: the valid members' mean and its standard error.
+    """One Gaussian per row from point estimates: the valid members' mean and spread.
 
-    The width is ``s / (c4(n) sqrt(n))``: the members' sample standard deviation, made unbiased
-    (``c4``, 0.80 for two draws, 0.92 for four), over the square root of their number. A member's
-    error is a part all members share plus a part of its own; their mean keeps the first and
-    ``1 / n`` of the second's variance. The calibration adds the shared part (its floor, in
-    quadrature), so one fitted on out-of-fold rows, which pool one member per split, holds for
-    catalogue rows, which pool every member and are that much more accurate.
+    The spread is the sample standard deviation divided by ``c4(n)`` (the bias of a standard
+    deviation from ``n`` draws, 0.80 for two, 0.92 for four), an unbiased estimate of the members'
+    scatter whatever their number: the out-of-fold rows pool one member per split, a catalogue
+    row every member, and a calibration fitted on the former must hold for the latter.
 
     Parameters
     ----------
@@ -155,8 +153,7 @@ def spread_mixture(
     mean = safe.sum(dim=0) / n_valid.clamp_min(1)
     var = torch.where(valid, (safe - mean) ** 2, 0.0).sum(dim=0) / (n_valid - 1).clamp_min(1)
     floor = torch.full_like(mean, sigma_floor)
-    error = var.sqrt() / (_c4(n_valid) * n_valid.clamp_min(1).to(torch.float64).sqrt())
-    sigma = torch.where(n_valid >= 2, torch.maximum(error, floor), floor)
+    sigma = torch.where(n_valid >= 2, torch.maximum(var.sqrt() / _c4(n_valid), floor), floor)
     has = n_valid > 0
     out = (
         has.to(torch.float64)[:, None],

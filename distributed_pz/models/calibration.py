@@ -13,8 +13,8 @@ temperature ``T`` and floor ``f``::
 ``s`` removes the bin's median bias (it moves the median of the PIT to ½), ``T`` narrows (< 1)
 or widens (> 1) the whole mixture about its mode — so a far, faint component cannot drag the
 peak, and ``z_phot`` moves only by the shift — the members' spread and their components
-alike — and ``f`` adds a width in quadrature: the error all members share, which a point ensemble's
-standard error of its members' mean cannot show. They are fitted per bin of ``m`` (quantile bins of the fitting rows): ``s`` as the
+alike — and ``f`` adds a width in quadrature that a point ensemble's spread of two members
+cannot give. They are fitted per bin of ``m`` (quantile bins of the fitting rows): ``s`` as the
 median of ``(z_spec - median of p(z)) / (1 + m)``, then ``T`` and ``f`` on a grid, to make the
 probability integral transform (PIT) of the fitting rows uniform: the objective is the PIT's
 KS distance plus the miss of the 68 % coverage. The shift moves ``z_phot`` with the p(z): a

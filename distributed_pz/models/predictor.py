@@ -12,8 +12,8 @@ final catalogue columns are copied to the host:
 
 - mixture-density members (DEEPZ, GaZNet-1-MDN): the members' Gaussian mixtures with equal
   member weights, ``K_total = members x K`` components (DEEPZ §5.2);
-- point-estimate members (GaZNet Huber): one Gaussian with the members' mean and its standard error
-  (at least ``sigma_floor``; the calibration adds the error all members share).
+- point-estimate members (GaZNet Huber): one Gaussian with the members' mean and spread
+  (standard deviation, at least ``sigma_floor``).
 
 An ensemble directory may hold a :class:`~distributed_pz.models.calibration.Calibration`
 fitted on its out-of-fold predictions; the predictor applies it to every pooled mixture before

@@ -6,7 +6,7 @@ Every member predicts its own test fold right after training and leaves a part f
 (:func:`predict_part`). With R splits a galaxy is in exactly one test fold per split, so it gets
 up to R predictions; :func:`combine_parts` pools them exactly as the predictor pools an
 ensemble's members (:mod:`distributed_pz.metrics.mixture`): MDN members' mixtures with equal
-weights (``pool_members``), point members into one Gaussian of their mean and its standard error
+weights (``pool_members``), point members into one Gaussian of their mean and spread
 (``spread_mixture``), a member without a finite prediction for a row dropped from it; the
 summaries are those of the pooled mixture (``summarise``: ``z_phot`` is its mode, for point
 members their mean). The catalogue ``oof.parquet`` lets the ensemble be evaluated without leakage.

@@ -134,12 +134,12 @@ def test_point_estimates_average_over_the_members_that_predicted_a_row():
     np.testing.assert_allclose(out["z_phot"][:4], [1.5, 4.0, 3.0, 6.0])
     assert np.isnan(out["z_phot"][4])  # no member predicted row 4
     assert out["n_members"].tolist() == [2, 2, 2, 1, 0]
-    # the predictor's point-ensemble p(z): one Gaussian of the members' mean and its standard error
+    # the predictor's point-ensemble p(z): one Gaussian of the members' mean and spread
     assert out["pdf_weights"][:, 0].tolist() == [1, 1, 1, 1, 0]
     np.testing.assert_allclose(out["pdf_means"][:4, 0], [1.5, 4.0, 3.0, 6.0])
-    error = np.sqrt(2 / np.pi) * np.sqrt(2)  # two members: unbiased spread over sqrt(2) (spread_mixture)
+    c4 = np.sqrt(2 / np.pi)  # two members: the spread is unbiased (metrics.mixture.spread_mixture)
     np.testing.assert_allclose(
-        out["pdf_sigmas"][:4, 0], [np.sqrt(0.5) / error, np.sqrt(2) / error, np.sqrt(2) / error, 1e-3]
+        out["pdf_sigmas"][:4, 0], [np.sqrt(0.5) / c4, np.sqrt(2) / c4, np.sqrt(2) / c4, 1e-3]
     )
     np.testing.assert_allclose(out["z_mean"][:4], out["z_phot"][:4])
 
