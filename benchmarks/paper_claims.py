@@ -445,7 +445,9 @@ after the first learning-rate drop; GaZNet models with a class head. CPU widths:
 8-16-16-32 (one conv per block), catalogue 64, neck 128-64-32-16; DEEPZ 6 × 128. Galaxy claims
 are scored on the test tile's galaxies, the class cut on all of its sources. Metrics on
 δz = (z_phot − z_spec)/(1 + z_spec); outliers |δz| > 0.15. "reproduced" means our numbers go
-the paper's way (and, for the ensemble, by at least 5 %), nothing about its size."""
+the paper's way (and, for the ensemble, by at least 5 %), nothing about its size. The image
+claim at this size says little: its learning curve (GaZNet-1 vs C9 from 2 000 to 30 000 training
+sources, ``--learning-curve``) is in ``paper_claims_learning_curve.md``."""
 CURVE_SETUP = """\
 Simulator: {args.simulator}. `n_train` sources (every class) of one simulated KiDS+VIKING tile
 (seed {args.seed} + 1) are fitted, `n_val` = n_train / 4 of another (seed {args.seed} + 4) stop
