@@ -183,8 +183,24 @@ def group_gone(pgid: int) -> bool:
     return False
 
 
+def run_until(process: subprocess.Popen, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Let ``process``'s group run in slices of 10 ms, stopped between them, until ``condition()``
+    holds, checked while nothing runs; it returns with the group stopped (:func:`interrupt` resumes
+    it). However fast the run, it is caught in the middle, not after its end."""
+    os.killpg(process.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the run ended or {timeout} s passed before {what}")
+        os.killpg(process.pid, signal.SIGCONT)
+        time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGSTOP)
+
+
 def interrupt(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
-    """Ctrl-C the whole process group (as a terminal does); returns rc, stdout, stderr."""
+    """Ctrl-C the whole process group (as a terminal does), resumed if :func:`run_until` stopped
+    it; returns rc, stdout, stderr."""
     os.killpg(process.pid, signal.SIGINT)
+    os.killpg(process.pid, signal.SIGCONT)
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err

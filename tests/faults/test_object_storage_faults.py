@@ -17,7 +17,7 @@ from distributed_pz.infer.cluster import connect
 from distributed_pz.infer.manifest import FAILURES, STAGING
 from distributed_pz.infer.stream import TileFailed, predict_store
 
-from .conftest import CHUNK_ROWS, assert_same_rows, dpz, from_arrow, interrupt, wait_for
+from .conftest import CHUNK_ROWS, assert_same_rows, dpz, from_arrow, interrupt, run_until, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.distributed, pytest.mark.slow]
 
@@ -86,7 +86,9 @@ def test_o3_ctrl_c_then_rerun_on_s3_is_exact(bucket, world):
     argv = ("predict", "--store", str(world["store"]), "--bundle", str(world["ensemble"]), "--out", out,
             "--workers", "1", "--rows-per-task", "128", "--max-in-flight", "1", "--quiet")  # fmt: skip
     run = dpz(*argv)
-    wait_for(lambda: len(_staged(fs, out)) >= 3 or run.poll() is not None, 120, "three part files")
+    run_until(
+        run, lambda: len(_staged(fs, out)) >= 3 or fs.exists(f"{out}/T0.parquet"), 120, "three part files"
+    )
     rc, _, err = interrupt(run)
     assert rc == 130 and err.strip().splitlines()[-1].startswith("dpz predict: interrupted;"), err
     rerun = dpz(*argv)

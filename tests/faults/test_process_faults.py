@@ -17,7 +17,7 @@ import pytest
 from distributed_pz.infer.manifest import FAILURES, RUN_MANIFEST, STAGING
 from distributed_pz.infer.stream import predict_store
 
-from .conftest import TILES, assert_catalogues, dpz, group_gone, interrupt, wait_for
+from .conftest import TILES, assert_catalogues, dpz, group_gone, interrupt, run_until, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.distributed, pytest.mark.slow]
 
@@ -67,7 +67,7 @@ def test_f1_a_killed_worker_is_replaced_and_the_catalogues_are_exact(client, wor
 def test_f2_ctrl_c_ends_in_one_line_and_the_rerun_is_exact(world, tmp_path):
     out = tmp_path / "out"
     run = dpz(*_predict_args(world, out))
-    wait_for(lambda: _parts(out) >= 3 or run.poll() is not None, 120, "three part files")
+    run_until(run, lambda: _parts(out) >= 3 or (out / "T0.parquet").exists(), 120, "three part files")
     rc, _, err = interrupt(run)
     assert rc == 130, err
     lines = err.strip().splitlines()
