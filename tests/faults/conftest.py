@@ -153,11 +153,19 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
 
 
+DPZ_AT_A_TERMINAL = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from distributed_pz.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+"""``dpz`` as a terminal starts it: Ctrl-C raises, even when the tests run from a shell's background
+job, whose commands inherit SIGINT ignored."""
+
+
 def dpz(*args: str, **popen) -> subprocess.Popen:
     """``dpz ARGS`` in a new process group (this worktree's package), stdout and stderr piped."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "distributed_pz.cli", *args],
+        [sys.executable, "-c", DPZ_AT_A_TERMINAL, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
