@@ -49,8 +49,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from benchmarks.harness import Run, argument_parser, markdown_table, opt
-from benchmarks.paper_claims import Z_SPLIT
-from distributed_pz.metrics.point import nmad, point_metrics
+from benchmarks.paper_claims import Z_SPLIT, scores_by_redshift
+from distributed_pz.metrics.point import nmad
 from distributed_pz.models.features import mag_colour_features
 from distributed_pz.survey.sim.images import CENTRE
 from distributed_pz.survey.sim.simulate import (
@@ -212,19 +212,6 @@ def features(galaxies: dict[str, np.ndarray], added: tuple[str, ...]) -> np.ndar
     return np.column_stack([catalogue, *(galaxies[name] for name in added)])
 
 
-def scores(z_phot: np.ndarray, z: np.ndarray) -> dict[str, float]:
-    """NMAD and outlier fraction at z < 0.8 (``_lowz``) and z ≥ 0.8 (``_highz``)."""
-    out: dict[str, float] = {}
-    for suffix, sel in (("lowz", z < Z_SPLIT), ("highz", z >= Z_SPLIT)):
-        m = point_metrics(z_phot[sel], z[sel])
-        out |= {
-            f"nmad_{suffix}": m["nmad"],
-            f"outliers_{suffix}": m["outlier_fraction"],
-            f"n_{suffix}": m["n"],
-        }
-    return out
-
-
 Fits = dict[tuple[str, int, int], tuple[np.ndarray, float]]
 """(feature set, training size, draw) -> the test rows' z_phot and the seconds to fit and predict."""
 
@@ -266,10 +253,10 @@ def fit_forests(
 
 
 def forest_rows(z_test: np.ndarray, fits: Fits) -> list[dict[str, Any]]:
-    """One row per fit: its feature set, size, draw, seconds and :func:`scores`."""
+    """One row per fit: its feature set, size, draw, seconds and its scores by redshift."""
     return [
         {"kind": "forest", "features": name, "n_train": n, "draw": k, "n_test": len(z_test), "fit_s": seconds}
-        | scores(z_phot, z_test)
+        | scores_by_redshift(z_phot, z_test)
         for (name, n, k), (z_phot, seconds) in fits.items()
     ]
 

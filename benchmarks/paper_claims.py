@@ -270,10 +270,16 @@ class Claims:
 
 
 def redshift_scores(out: dict[str, np.ndarray], z: np.ndarray, galaxy: np.ndarray) -> dict[str, float]:
-    """NMAD, outlier fraction and count of the galaxies at z < 0.8 (``_lowz``) and z ≥ 0.8 (``_highz``)."""
+    """:func:`scores_by_redshift` of the galaxies with an estimate."""
+    ok = galaxy & ((out["flags"] & NO_ESTIMATE) == 0) & np.isfinite(out["z_phot"])
+    return scores_by_redshift(out["z_phot"][ok].astype(np.float64), z[ok].astype(np.float64))
+
+
+def scores_by_redshift(z_phot: np.ndarray, z: np.ndarray) -> dict[str, float]:
+    """NMAD, outlier fraction and count at z < 0.8 (``_lowz``) and z ≥ 0.8 (``_highz``)."""
     scores: dict[str, float] = {}
     for suffix, sel in (("lowz", z < Z_SPLIT), ("highz", z >= Z_SPLIT)):
-        m = metrics(out, z, galaxy & sel)
+        m = point_metrics(z_phot[sel], z[sel])
         scores |= {
             f"nmad_{suffix}": m["nmad"],
             f"outliers_{suffix}": m["outlier_fraction"],

@@ -60,7 +60,8 @@ def out_of_fold(ensemble: EnsembleDir, store: str, tiles: list[str]) -> tuple[np
         part = load_part(ensemble.oof_part(member.member_id))
         z[splits.index(member.split), part["row"]] = part["z_phot"]
     keep = np.isfinite(z).all(axis=0) & np.isfinite(sample.z_spec)
-    if all(open_store(store).tile(t).has("class") for t in tiles):
+    survey = open_store(store)
+    if all(survey.tile(t).has("class") for t in tiles):
         keep &= read_sample_rows(sample, ["class"]).arrays["class"] == CLASS_GALAXY
     return z[:, keep], sample.z_spec[keep].astype(np.float64)
 

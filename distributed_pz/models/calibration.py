@@ -131,6 +131,14 @@ class Calibration:
             f"{self.method} in {bins} z_phot bin{'s' * (bins > 1)}, fitted on {self.n_rows} {self.fitted_on}"
         )
 
+    def change(self) -> str:
+        """What the fit did to its own rows: PIT KS and 68 % coverage, before -> after."""
+        before, after = self.before, self.after
+        return (
+            f"PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
+            f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
+        )
+
 
 def _transform(
     weights: np.ndarray,

@@ -22,6 +22,13 @@ from distributed_pz.catalog import MIXTURE_COLUMNS
 from distributed_pz.metrics import mixture
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.models.calibration import Calibration, CalibrationRefused, fit_calibration
+from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
+
+
+def fitting_rows(classes: np.ndarray) -> np.ndarray:
+    """Rows a calibration may be fitted on: galaxies and unknowns. A star's z = 0 is a label, not a
+    redshift a galaxy's p(z) should cover."""
+    return np.isin(classes, (CLASS_GALAXY, CLASS_UNKNOWN))
 
 
 def calibrate_oof(

@@ -36,8 +36,8 @@ from distributed_pz.models.calibration import Calibration, CalibrationRefused, f
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.models.registry import ModelConfig
 from distributed_pz.options import option
-from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.store.tiles import TileArrays
+from distributed_pz.train.calibrate import fitting_rows
 from distributed_pz.train.member import TrainConfig, TrainResult, train_member
 
 
@@ -150,12 +150,12 @@ def student_calibration(student: Bundle, held_out: TileArrays, seed: int) -> Cal
     draws trained on), or why there is none (``"none (…)"``: too few labelled rows, or a refused fit)."""
     z = np.asarray(held_out.arrays.get("z_spec", np.full(held_out.n_rows, np.nan)), np.float64)
     labelled = np.isfinite(z)
-    if "class" in held_out.arrays:  # a star's z = 0 is a label, not a redshift a p(z) should cover
-        labelled &= np.isin(held_out.arrays["class"], (CLASS_GALAXY, CLASS_UNKNOWN))
+    if "class" in held_out.arrays:
+        labelled &= fitting_rows(held_out.arrays["class"])
     out = EnsemblePredictor(student, device=student.device)(held_out)
     try:
         return fit_calibration(
-            *(out[k][labelled] for k in ("pdf_weights", "pdf_means", "pdf_sigmas")),
+            *(out[k][labelled] for k in fl.MIXTURE_COLUMNS),
             z[labelled],
             "labelled rows held out of the student's training",
             seed,

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from distributed_pz.models.bundle import BundleError, save_bundle
+    from distributed_pz.models.calibration import Calibration
     from distributed_pz.train.distill import distill
 
     try:
@@ -60,12 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(calibration, str):
         print(f"student calibration: {calibration}")
     else:
-        before, after = calibration["before"], calibration["after"]
-        print(
-            f"student calibration on {calibration['n_rows']} held-out labelled rows: "
-            f"PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
-            f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
-        )
+        fitted = Calibration.from_dict(calibration)
+        print(f"student calibration on {fitted.n_rows} held-out labelled rows: {fitted.change()}")
     return 0
 
 

@@ -35,10 +35,10 @@ from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
 from distributed_pz.models.inputs import zeropoint_scatter
 from distributed_pz.models.locus import StellarLocus, TooFewStars
 from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
-from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_STAR, CLASS_UNKNOWN
+from distributed_pz.survey.store.schema import CLASS_STAR
 from distributed_pz.survey.store.store import SurveyStore
 from distributed_pz.survey.store.tiles import TileArrays
-from distributed_pz.train.calibrate import calibrate_oof
+from distributed_pz.train.calibrate import calibrate_oof, fitting_rows
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.sample import load_sample, read_sample_rows
 
@@ -194,9 +194,8 @@ def finish_ensemble(
         sample = load_sample(ensemble, config.store, config.tiles)
         parts = [(m.split, load_part(ensemble.oof_part(m.member_id))) for m in plan.members]
         galaxies = None
-        if "class" in arrays:  # fit on galaxies (and unknowns): a star's z = 0 is a label
-            cls = read_sample_rows(sample, ["class"]).arrays["class"]
-            galaxies = np.isin(cls, (CLASS_GALAXY, CLASS_UNKNOWN))
+        if "class" in arrays:
+            galaxies = fitting_rows(read_sample_rows(sample, ["class"]).arrays["class"])
         combined = combine_parts(parts, plan.n_rows)
         survey_error = (
             (
@@ -218,11 +217,7 @@ def finish_ensemble(
         else:
             calibration = ensemble.save_calibration(fitted)
             meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
-            before, after = fitted.before, fitted.after
-            echo(
-                f"calibration: {fitted.describe()}: PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
-                f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
-            )
+            echo(f"calibration: {fitted.describe()}: {fitted.change()}")
         write_catalog(ensemble.oof_catalog, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
     else:
         echo("--folds 1: every member trained on all rows; no out-of-fold predictions, so no calibration")
