@@ -49,9 +49,11 @@ FINE_STEPS = np.geomspace(0.76, 1.31, 9)
 COVERAGE_68 = float(ndtr(1.0) - ndtr(-1.0))
 MAX_FIT_ROWS = 2000
 """Rows per bin used in the grid search (a seeded subsample beyond it)."""
-ROWS_PER_BIN = 1500
+ROWS_PER_BIN = 250
 """Fitting rows per redshift bin (at most :data:`MAX_BINS` bins, at least one)."""
 MAX_BINS = 4
+MIN_FIT_ROWS = 50
+"""Fewest usable rows a calibration is fitted on."""
 COVERAGE_TOLERANCE = 0.01
 """A fit that moves its own rows' 68 % coverage further from 68.3 % than this is refused."""
 
@@ -236,7 +238,7 @@ def fit_calibration(
     Raises
     ------
     ValueError
-        Fewer than 50 usable rows.
+        Fewer than :data:`MIN_FIT_ROWS` usable rows.
     CalibrationRefused
         The fit would move the rows' 68 % coverage further from 68.3 % (by more than
         :data:`COVERAGE_TOLERANCE`) than no calibration.
@@ -244,7 +246,7 @@ def fit_calibration(
     weights, means, sigmas = (np.asarray(a, np.float64) for a in (weights, means, sigmas))
     z_spec = np.asarray(z_spec, np.float64)
     use = np.flatnonzero(np.isfinite(z_spec) & (weights.sum(axis=1) > 0))
-    if use.size < 50:
+    if use.size < MIN_FIT_ROWS:
         raise ValueError(f"{use.size} rows with a p(z) and a finite z_spec are too few to calibrate on")
     w, mu, sd, z = weights[use], means[use], sigmas[use], z_spec[use]
     m = mixture.mode(w, mu, sd)

@@ -17,8 +17,11 @@ path and an fsspec URL alike (a remote directory is read from its local copy,
     members/<member_id>/ one model bundle per member (:func:`distributed_pz.models.bundle.save_bundle`)
     pretrain/            the pre-trained bundle members fine-tuned from (when there was one)
     oof/<member_id>.npz  each member's out-of-fold part (:mod:`distributed_pz.train.oof`)
+    calibration_share/<member_id>.npz
+                         each member's prediction of the calibration share (when the plan has one)
     oof.parquet          the pooled out-of-fold predictions, calibrated cross-fitted
-    calibration.json     the p(z) recalibration fitted on them (:mod:`distributed_pz.models.calibration`)
+    calibration.json     the p(z) recalibration fitted on the calibration share, else on the
+                         out-of-fold rows (:mod:`distributed_pz.models.calibration`)
     stellar_locus.json   the training tiles' stellar locus, to homogenise other tiles' photometry
                          (:mod:`distributed_pz.models.locus`)
     status.json          training progress (:mod:`distributed_pz.train.progress`)
@@ -106,6 +109,11 @@ class SplitPlan:
         ``[N]`` identifiers of the rows (to match predictions back to sources).
     groups
         ``[N]`` group (training tile) of every row, when the plan was drawn with them.
+    calibration
+        ``[N]`` True where a row is in the calibration share: held out of every member's training
+        and validation, predicted by every member as a catalogue row is, and fitted on by the
+        calibration (``None``: no share, the calibration fits on the out-of-fold rows). Its rows
+        keep their test folds, so ``oof.parquet`` still covers every row.
     """
 
     test_fold: np.ndarray
@@ -116,6 +124,7 @@ class SplitPlan:
     member_seeds: np.ndarray
     object_id: np.ndarray
     groups: np.ndarray | None = None
+    calibration: np.ndarray | None = None
 
     @property
     def leaves_groups_out(self) -> bool:
@@ -162,7 +171,13 @@ class SplitPlan:
     def train_rows(self, member: MemberSpec) -> np.ndarray:
         """Rows the member fits its weights on: neither test nor validation (sorted)."""
         seen = (self.test_fold[member.split] != member.fold) & ~self.validation[member.index]
+        if self.calibration is not None:
+            seen &= ~self.calibration
         return np.flatnonzero(seen)
+
+    def calibration_rows(self) -> np.ndarray:
+        """Rows of the calibration share, which every member predicts (sorted; empty without one)."""
+        return np.flatnonzero(self.calibration) if self.calibration is not None else np.empty(0, np.int64)
 
     def save(self, directory: str | Path) -> None:
         """Write ``plan.json`` and ``plan.npz`` into ``directory``."""
@@ -175,6 +190,7 @@ class SplitPlan:
             member_seeds=self.member_seeds,
             object_id=self.object_id,
             **({"groups": self.groups} if self.groups is not None else {}),
+            **({"calibration": self.calibration} if self.calibration is not None else {}),
         )
         meta = {
             "format": PLAN_FORMAT,
@@ -207,6 +223,7 @@ def load_plan(directory: str | Path) -> SplitPlan:
             member_seeds=arrays["member_seeds"],
             object_id=arrays["object_id"],
             groups=arrays["groups"] if "groups" in arrays.files else None,
+            calibration=arrays["calibration"] if "calibration" in arrays.files else None,
         )
     if plan.n_splits != meta["n_splits"] or plan.n_rows != meta["n_rows"]:
         raise ValueError(f"{directory}: plan.json and plan.npz disagree on the plan's shape")
@@ -345,6 +362,7 @@ class EnsembleDir:
     """Ray Train's run: its checkpoints live here until the ensemble is complete."""
     MEMBERS = "members"
     OOF_PARTS = "oof"
+    CALIBRATION_PARTS = "calibration_share"
 
     def __init__(self, location: str | os.PathLike) -> None:
         self.location = str(location)
@@ -368,6 +386,10 @@ class EnsembleDir:
     def oof_part(self, member_id: str) -> Path:
         """Where member ``member_id``'s out-of-fold part lives."""
         return self.root / self.OOF_PARTS / f"{member_id}.npz"
+
+    def calibration_part(self, member_id: str) -> Path:
+        """Where member ``member_id``'s prediction of the calibration share lives."""
+        return self.root / self.CALIBRATION_PARTS / f"{member_id}.npz"
 
     # -- state ---------------------------------------------------------------------------------
     @property

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distributed_pz.models.base import ModelConfig
+from distributed_pz.models.calibration import MIN_FIT_ROWS
 from distributed_pz.models.registry import (
     build_model,
     check_overrides,
@@ -37,6 +38,10 @@ DEVICE_FIELD = "device"
 """TrainConfig field chosen per Ray worker, so left out of the saved config."""
 DATA, PLAN, TRAINING, RAY = "data", "model and plan", "training", "Ray"
 """The sections of ``dpz train --help``."""
+POINT_CALIBRATION_SHARE = 0.15
+"""Default calibration share of a point-estimate ensemble (:attr:`EnsembleConfig.calibration_share`)."""
+MIN_SHARE_ROWS = 300
+"""Fewest rows the default calibration share holds; with fewer the out-of-fold rows are fitted on."""
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
@@ -75,6 +80,12 @@ class EnsembleConfig:
         the overrides win over the bands the training tile gives.
     n_splits, n_folds, val_fraction, seed
         Split plan (:func:`distributed_pz.train.plan.make_plan`); ``seed`` is the master seed.
+    calibration_share
+        Fraction of the training rows held out of every member for the calibration to fit on,
+        pooled over all members as a catalogue row is (:func:`distributed_pz.train.plan.make_plan`);
+        ``None``: :data:`POINT_CALIBRATION_SHARE` for point-estimate models, whose width is the
+        members' spread and so depends on how many members pool, and 0 (the out-of-fold rows)
+        for p(z) models, whose pooled mixture does not.
     survey_calibration
         Out-of-fold predictions that carry the survey's tile-to-tile error, for the calibration:
         whole tiles left out when there are at least ``n_folds`` training tiles, else the rows
@@ -123,6 +134,13 @@ class EnsembleConfig:
     )
     val_fraction: float = option(0.1, group=PLAN, help="share of each member's training part for validation")
     seed: int = option(0, group=PLAN, help="master seed of the plan and the members")
+    calibration_share: float | None = option(
+        None,
+        group=PLAN,
+        help="share of the rows held out of every member to fit the calibration on, pooled as a catalogue "
+        f"row is (default: {POINT_CALIBRATION_SHARE} for point-estimate models, 0 = the out-of-fold rows "
+        "for p(z) models)",
+    )
     survey_calibration: bool = option(
         False,
         group=PLAN,
@@ -147,8 +165,32 @@ class EnsembleConfig:
             raise ValueError(
                 f"val_fraction must be in (0, 1): members validate on it, not {self.val_fraction}"
             )
+        if self.calibration_share is not None and not 0 <= self.calibration_share < 0.5:
+            raise ValueError(f"calibration_share must be in [0, 0.5), not {self.calibration_share}")
         if self.resolved_model is None:  # the values are checked by resolve(), against the store
             check_overrides(self.model, self.model_overrides)
+
+    def share_for_calibration(self, n_rows: int) -> float:
+        """The calibration share the plan holds out of ``n_rows`` training rows: :attr:`calibration_share`,
+        else its default, which is 0 where it would hold fewer than :data:`MIN_SHARE_ROWS` rows.
+
+        Raises
+        ------
+        ValueError
+            A share given that would hold fewer rows than a calibration is fitted on
+            (:data:`~distributed_pz.models.calibration.MIN_FIT_ROWS`).
+        """
+        share = self.calibration_share
+        if share is not None and 0 < round(share * n_rows) < MIN_FIT_ROWS:
+            raise ValueError(
+                f"calibration_share {share} of {n_rows} training rows holds {round(share * n_rows)}: "
+                f"a calibration needs at least {MIN_FIT_ROWS} (give more rows, a larger share or 0)"
+            )
+        if share is not None:
+            return share
+        if self.model_config().head == "mdn" or self.n_folds == 1:
+            return 0.0
+        return POINT_CALIBRATION_SHARE if POINT_CALIBRATION_SHARE * n_rows >= MIN_SHARE_ROWS else 0.0
 
     def model_config(self) -> ModelConfig:
         """The members' model config: the variant for the training tile's bands, with the overrides."""

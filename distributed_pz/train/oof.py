@@ -12,7 +12,10 @@ summaries are those of the pooled mixture (``summarise``: ``z_phot`` is its mode
 members their mean). The catalogue ``oof.parquet`` lets the ensemble be evaluated without leakage.
 
 :func:`finish_ensemble` is the end-of-training stage of ``dpz train``: combine the parts, fit the
-calibration (:mod:`distributed_pz.train.calibrate`), write ``oof.parquet`` and the manifest.
+calibration (:mod:`distributed_pz.train.calibrate`), write ``oof.parquet`` and the manifest. When
+the plan holds a calibration share out of every member, every member predicts it too
+(``calibration_share/<member_id>.npz``), the parts are pooled over all members, as a catalogue row
+is, and the calibration saved is fitted there; ``oof.parquet`` stays calibrated cross-fitted.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from distributed_pz.metrics import mixture as mixture_tools
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.models.augment import jitter_zeropoints
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle
-from distributed_pz.models.calibration import CalibrationRefused
+from distributed_pz.models.calibration import Calibration, CalibrationRefused, fit_calibration
 from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
 from distributed_pz.models.inputs import zeropoint_scatter
 from distributed_pz.models.locus import StellarLocus, TooFewStars
@@ -211,6 +214,13 @@ def finish_ensemble(
             fitted, oof = calibrate_oof(
                 combined, sample.z_spec, config.seed, fit_rows=galaxies, survey_error=survey_error
             )
+            if plan.calibration is not None:
+                share_error = (
+                    "zero points redrawn at the band set's scatter"
+                    if config.survey_calibration
+                    else "the training tiles' zero points only"
+                )
+                fitted = _share_calibration(ensemble, plan, sample.z_spec, galaxies, config.seed, share_error)
         except CalibrationRefused as exc:
             echo(f"calibration refused: {exc}; the catalogues carry the members' pooled p(z)")
             oof, meta = combined, {"calibration": f"none (refused: {exc})"}
@@ -239,6 +249,27 @@ def finish_ensemble(
         }
     locus_entry = ensemble.save_locus(locus) if locus is not None else None
     return ensemble.write_manifest(plan, config.result_fields(), record, pretrain, calibration, locus_entry)
+
+
+def _share_calibration(
+    ensemble: EnsembleDir,
+    plan: SplitPlan,
+    z_spec: np.ndarray,
+    galaxies: np.ndarray | None,
+    seed: int,
+    survey_error: str,
+) -> Calibration:
+    """The calibration fitted on the plan's calibration share, every member's prediction of it
+    pooled as the predictor pools a catalogue row."""
+    parts = [(m.index, load_part(ensemble.calibration_part(m.member_id))) for m in plan.members]
+    pooled = combine_parts(parts, plan.n_rows)
+    rows = plan.calibration if galaxies is None else plan.calibration & galaxies
+    described = (
+        f"{'galaxies' if galaxies is not None else 'rows'} of a calibration share held out of every member "
+        f"({int(plan.calibration.sum())} rows), all {len(parts)} members pooled ({survey_error})"
+    )
+    weights, means, sigmas = (pooled[k][rows] for k in MIXTURE_COLUMNS)
+    return fit_calibration(weights, means, sigmas, np.asarray(z_spec, np.float64)[rows], described, seed)
 
 
 def _stellar_locus(

@@ -11,6 +11,12 @@ never saw. With rows in groups (their tiles) at least as many as the folds, whol
 dealt to the folds, so every out-of-fold prediction is one of a tile its member never saw: the
 calibration fitted on them then includes the tile-to-tile error.
 
+A calibration share (``calibration_share``) is a random part of the rows held out of every
+member: every member predicts it, so its rows are pooled over all members exactly as a catalogue
+row is, and the calibration fitted on it is tuned to the width a catalogue row gets. The
+out-of-fold rows pool one member per split, and a point ensemble's spread over fewer, less
+accurate means is not the catalogue's (``benchmarks/results/point_width.md``).
+
 Everything derives from one master seed through :class:`numpy.random.SeedSequence`, so a plan
 and the members' seeds are reproducible. The plan's format (:class:`SplitPlan`: JSON plus an
 ``.npz`` of integer and boolean arrays, read back with ``allow_pickle=False``) belongs to the
@@ -36,6 +42,7 @@ def make_plan(
     val_fraction: float = 0.1,
     seed: int = 0,
     groups: np.ndarray | None = None,
+    calibration_share: float = 0.0,
 ) -> SplitPlan:
     """Draw the split plan of an ensemble over the rows of a training sample.
 
@@ -58,6 +65,9 @@ def make_plan(
         ``[N]`` group (tile) of every row. With at least ``K`` groups, each split deals whole
         groups to its folds (a random order, each group to the fold with the fewest rows so
         far), so no member tests on a tile it trained on; otherwise rows are dealt one by one.
+    calibration_share
+        Fraction of the rows (rounded) held out of every member's training and validation for
+        the calibration to fit on (:attr:`SplitPlan.calibration`); 0 for none. Needs ``K > 1``.
     """
     object_id = np.asarray(object_id)
     n = len(object_id)
@@ -69,8 +79,17 @@ def make_plan(
         raise ValueError(f"{n} rows cannot fill {n_folds} folds")
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
+    if not 0 <= calibration_share < 0.5:
+        raise ValueError(f"calibration_share must be in [0, 0.5), not {calibration_share}")
+    if calibration_share > 0 and n_folds == 1:
+        raise ValueError("a calibration share needs folds > 1: one fold fits no calibration")
     n_members = n_splits * n_folds
     split_seq, val_seq, member_seq = np.random.SeedSequence(seed).spawn(3)
+    share = None
+    if calibration_share > 0:
+        share = np.zeros(n, bool)
+        drawn = np.random.default_rng(derived_seed(seed, "calibration share")).permutation(n)
+        share[drawn[: max(1, round(calibration_share * n))]] = True
     test_fold = np.empty((n_splits, n), np.int16)
     by_group = groups is not None and n_folds > 1 and len(np.unique(groups)) >= n_folds
     for r, seq in enumerate(split_seq.spawn(n_splits)):
@@ -82,13 +101,14 @@ def make_plan(
         test_fold[:] = NO_TEST_FOLD
     validation = np.zeros((n_members, n), bool)
     for m, seq in enumerate(val_seq.spawn(n_members)):
-        train_part = np.flatnonzero(test_fold[m // n_folds] != m % n_folds)
+        trains = test_fold[m // n_folds] != m % n_folds
+        train_part = np.flatnonzero(trains if share is None else trains & ~share)
         n_val = max(1, round(val_fraction * len(train_part))) if val_fraction > 0 else 0
         validation[m, np.random.default_rng(seq).choice(train_part, n_val, replace=False)] = True
     member_seeds = np.array([s.generate_state(1)[0] for s in member_seq.spawn(n_members)], np.int64)
     groups = None if groups is None else np.asarray(groups)
     return SplitPlan(
-        test_fold, validation, n_folds, float(val_fraction), int(seed), member_seeds, object_id, groups
+        test_fold, validation, n_folds, float(val_fraction), int(seed), member_seeds, object_id, groups, share
     )
 
 

@@ -309,6 +309,7 @@ def _prepare(
         config.val_fraction,
         config.seed,
         groups=sample.tile_index if config.survey_calibration else None,  # >= K tiles: whole tiles left out
+        calibration_share=config.share_for_calibration(sample.n_rows),
     )
     plan.save(out)
     write_json(ensemble.config_file, {**resolved, "out": str(out)})  # last: a complete preparation

@@ -16,8 +16,8 @@ a Ray actor, on loopback like every local Ray process; no torch process group): 
 
 After a worker dies, Ray Train restarts the group and ``ray.train.get_checkpoint()`` holds the
 state of every member that was running, whichever rank picks it up now: training continues
-from the last finished epoch. A finished member leaves its out-of-fold part and its bundle
-(renamed into place last), so a restart or a rerun skips it.
+from the last finished epoch. A finished member leaves its out-of-fold part (and its part of
+the calibration share) and its bundle (renamed into place last), so a restart or a rerun skips it.
 
 With a pre-training store, rank 0 first pre-trains (the others step idly) and saves
 ``pretrain/``; every member then fine-tunes from it.
@@ -309,14 +309,22 @@ def _finish(
     step: Lockstep,
     survey_calibration: bool,
 ) -> None:
-    """A trained member's out-of-fold part, then its bundle (renamed into place last). With
-    ``survey_calibration`` and a plan that does not leave whole tiles out, the part is predicted
-    under redrawn zero points (:func:`~distributed_pz.train.oof.predict_part`)."""
+    """A trained member's out-of-fold part and its part of the calibration share, then its bundle
+    (renamed into place last). With ``survey_calibration``, a plan that does not leave whole tiles
+    out has its out-of-fold rows predicted under redrawn zero points, and the calibration share
+    always is: the same draw for every member, as a tile's zero points are the same for every
+    member (:func:`~distributed_pz.train.oof.predict_part`)."""
     name = member.member_id
     test = plan.test_rows(member)
     if test.size:  # a one-fold plan has no test rows and no out-of-fold part
         redraw = member.seed if survey_calibration and not plan.leaves_groups_out else None
         save_part(ensemble.oof_part(name), test, predict_part(result.bundle, data.take(test), redraw))
+    share = plan.calibration_rows()
+    if share.size:
+        redraw = derived_seed(plan.seed, "calibration share zero points") if survey_calibration else None
+        save_part(
+            ensemble.calibration_part(name), share, predict_part(result.bundle, data.take(share), redraw)
+        )
     record = {
         "member_id": name,
         "split": member.split,

@@ -13,7 +13,7 @@ from distributed_pz.bands import KIDS_VIKING
 from distributed_pz.options import add_options
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.train import cli
-from distributed_pz.train.config import EnsembleConfig, parse_overrides
+from distributed_pz.train.config import POINT_CALIBRATION_SHARE, EnsembleConfig, parse_overrides
 from distributed_pz.train.presets import preset_settings
 from distributed_pz.train.progress import ProgressCallback, new_status, progress_line
 
@@ -43,6 +43,7 @@ def test_options_and_defaults():
         (["--model-set", "width=3"], "width"),
         (["--val-fraction", "0"], "val_fraction"),
         (["--model-set", "x"], "FIELD"),
+        (["--calibration-share", "0.7"], "calibration_share"),
     ],
 )
 def test_bad_settings_exit_2_before_any_training(tmp_path, capsys, extra, message):
@@ -50,6 +51,19 @@ def test_bad_settings_exit_2_before_any_training(tmp_path, capsys, extra, messag
     assert cli.run(args) == 2
     assert message in capsys.readouterr().out
     assert not (tmp_path / "ens").exists()
+
+
+def test_point_ensembles_hold_a_calibration_share_out_by_default_and_pdf_ones_do_not():
+    point = EnsembleConfig(store="s.zarr", out="ens", model="gaznet_c9")
+    assert point.share_for_calibration(10_000) == POINT_CALIBRATION_SHARE
+    assert point.share_for_calibration(1_000) == 0.0  # too few rows: the out-of-fold rows
+    assert EnsembleConfig(store="s.zarr", out="ens", model="deepz").share_for_calibration(10_000) == 0.0
+    mdn = EnsembleConfig(store="s.zarr", out="ens", model="gaznet_c9", model_overrides={"head": "mdn"})
+    assert mdn.share_for_calibration(10_000) == 0.0
+    given = EnsembleConfig(store="s.zarr", out="ens", model="deepz", calibration_share=0.3)
+    assert given.share_for_calibration(1_000) == 0.3
+    with pytest.raises(ValueError, match="holds 30: a calibration needs at least 50"):
+        given.share_for_calibration(100)
 
 
 def test_progress_callback_tracks_members(tmp_path):

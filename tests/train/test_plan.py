@@ -124,3 +124,26 @@ def test_the_plan_keeps_its_groups_on_disk(tmp_path):
     assert np.array_equal(back.groups, tiles) and back.leaves_groups_out
     assert not make_plan(np.arange(100), n_splits=1, n_folds=2, groups=np.zeros(100)).leaves_groups_out
     assert make_plan(np.arange(100), n_splits=1, n_folds=2).groups is None
+
+
+def test_the_calibration_share_is_held_out_of_every_member_and_kept_on_disk(tmp_path):
+    plan = make_plan(np.arange(200), n_splits=2, n_folds=2, val_fraction=0.1, seed=5, calibration_share=0.2)
+    share = plan.calibration_rows()
+    assert share.size == 40 and np.array_equal(share, np.flatnonzero(plan.calibration))
+    for m in plan.members:
+        assert (
+            not np.isin(share, plan.train_rows(m)).any() and not np.isin(share, plan.validation_rows(m)).any()
+        )
+        assert (
+            plan.train_rows(m).size + plan.validation_rows(m).size
+            == 100 - np.isin(share, np.flatnonzero(plan.test_fold[m.split] != m.fold)).sum()
+        )
+    plain = make_plan(np.arange(200), n_splits=2, n_folds=2, val_fraction=0.1, seed=5)
+    assert np.array_equal(plan.test_fold, plain.test_fold)  # its rows keep their test folds
+    assert plain.calibration is None and plain.calibration_rows().size == 0
+    plan.save(tmp_path)
+    assert np.array_equal(load_plan(tmp_path).calibration, plan.calibration)
+    with pytest.raises(ValueError, match="folds > 1"):
+        make_plan(np.arange(200), n_folds=1, calibration_share=0.2)
+    with pytest.raises(ValueError, match="calibration_share"):
+        make_plan(np.arange(200), n_folds=2, calibration_share=0.6)

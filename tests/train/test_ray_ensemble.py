@@ -16,10 +16,13 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from distributed_pz.catalog import MIXTURE_COLUMNS  # noqa: E402
+from distributed_pz.models.calibration import fit_calibration  # noqa: E402
 from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir, load_plan  # noqa: E402
 from distributed_pz.models.predictor import EnsemblePredictor  # noqa: E402
 from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_tile  # noqa: E402
 from distributed_pz.survey.store.store import open_store  # noqa: E402
+from distributed_pz.train.calibrate import fitting_rows  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402
 from distributed_pz.train.member import TrainConfig  # noqa: E402
 from distributed_pz.train.oof import load_part  # noqa: E402
@@ -179,6 +182,45 @@ def test_one_fold_trains_every_member_on_everything_with_no_out_of_fold_and_no_c
     assert not (out / "oof.parquet").exists() and ensemble.calibration is None
     assert any("no out-of-fold predictions, so no calibration" in line for line in lines)
     assert EnsemblePredictor.from_ensemble(ensemble).catalogue_metadata()["calibration"] == "none"
+
+
+def test_a_calibration_share_is_predicted_by_every_member_and_fitted_on_as_catalogue_rows(
+    ray_session, store, tmp_path
+):
+    out = tmp_path / "share"
+    lines = []
+    point_model = {
+        "model": "gaznet_c9",
+        "model_overrides": {"catalog_widths": [32, 32], "neck_widths": [32, 16]},
+    }
+    settings = dataclasses.replace(config(store, out, epochs=4), calibration_share=0.3, **point_model)
+    train_ensemble(settings, echo=lines.append)
+    plan, ensemble = load_plan(out), EnsembleDir(out).read(device="cpu")
+    share = plan.calibration_rows()
+    assert share.size == round(0.3 * plan.n_rows)
+    data = read_sample_rows(
+        load_sample(EnsembleDir(out), store, ("t0", "t1")),
+        ["mag", "mag_err", "z_spec", "class"],
+    )
+    for spec in plan.members:
+        assert not np.isin(share, plan.train_rows(spec)).any()
+        assert spec.member_id in ensemble.members  # the share's rows trained none of them
+        part = load_part(EnsembleDir(out).calibration_part(spec.member_id))
+        assert np.array_equal(part["row"], share)
+    pooled = EnsemblePredictor(ensemble.bundles, device="cpu")(
+        data.take(share)
+    )  # uncalibrated, as parts pool
+    galaxies = fitting_rows(data.arrays["class"][share])
+    fitted = ensemble.calibration
+    assert fitted.n_rows == galaxies.sum() and "held out of every member" in fitted.fitted_on
+    assert "all 4 members pooled" in fitted.fitted_on
+    refit = fit_calibration(
+        *(np.asarray(pooled[k], np.float64)[galaxies] for k in MIXTURE_COLUMNS),
+        data.arrays["z_spec"][share][galaxies],
+    )
+    for stat in ("pit_ks", "coverage_68"):  # the catalogue's pooling of the share, before calibration
+        assert refit.before[stat] == pytest.approx(fitted.before[stat], rel=1e-4)
+    assert any(line.startswith("calibration: ") and "calibration share" in line for line in lines)
 
 
 def load_part_rows(part, rows):
