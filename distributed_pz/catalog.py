@@ -39,7 +39,6 @@ from typing import Any
 import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -175,7 +174,7 @@ def to_arrow(columns: Mapping[str, np.ndarray], metadata: Mapping[str, Any] | No
         if name not in columns:
             continue
         values = np.ascontiguousarray(columns[name])
-        array = pa.array(values) if values.ndim == 1 else _fixed_size_list(values)
+        array = _arrow_array(values) if values.ndim == 1 else _fixed_size_list(values)
         fields.append(
             pa.field(name, array.type, nullable=False, metadata={"unit": unit, "description": description})
         )
@@ -190,7 +189,15 @@ def _schema_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
 
 def _fixed_size_list(values: np.ndarray) -> pa.FixedSizeListArray:
     n, k = values.shape
-    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(n * k)), k)
+    return pa.FixedSizeListArray.from_arrays(_arrow_array(values.reshape(n * k)), k)
+
+
+def _arrow_array(values: np.ndarray) -> pa.Array:
+    """A contiguous 1-D array as Arrow; numbers without ``pa.array``, which imports pandas (0.2 s of
+    every ``dpz predict`` worker, issue 25)."""
+    if values.dtype.kind not in "iuf" or not values.dtype.isnative:
+        return pa.array(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
 
 
 def from_arrow(table: pa.Table) -> dict[str, np.ndarray]:
@@ -503,11 +510,12 @@ def read_catalog(path: str | Path, columns: Sequence[str] | None = None) -> Cata
 
 
 def _read_parquet(url: str, columns: Sequence[str] | None = None) -> pa.Table:
-    """A Parquet file (local or fsspec URL), only the ``columns`` it has (all when None)."""
+    """A Parquet file (local or fsspec URL), only the ``columns`` it has (all when None); read as
+    one file, not through ``pq.read_table``'s datasets, which import pandas (issue 25)."""
     fs, path = fsspec.core.url_to_fs(url)
-    schema = pq.read_schema(path, filesystem=fs)
-    wanted = None if columns is None else [c for c in columns if c in schema.names]
-    return pq.read_table(path, columns=wanted, filesystem=fs)
+    with pq.ParquetFile(path, filesystem=fs) as file:
+        wanted = None if columns is None else [c for c in columns if c in file.schema_arrow.names]
+        return file.read(columns=wanted)
 
 
 def _decode(value: str) -> Any:
@@ -527,6 +535,8 @@ def _with_grid(meta: dict[str, Any], path: str | Path) -> dict[str, Any]:
 
 
 def _arrow_to_numpy(name: str, column: pa.ChunkedArray) -> np.ndarray:
+    import pyarrow.compute as pc  # imported when first needed: not by dpz predict (issue 25)
+
     array = column.combine_chunks()
     if pa.types.is_fixed_size_list(array.type) or pa.types.is_list(array.type):
         lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     start): a refused command leaves an existing run or ensemble as it was.
     """
     argv = sys.argv[1:] if argv is None else argv
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = _command(argv)
     path = config_path(argv) if chosen in COMMANDS else None
     config = None
     if path is not None:
@@ -124,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     return rc
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def _run(args: argparse.Namespace) -> int:
     """The command's exit status; Ctrl-C and an uncaught store problem in one line."""
     try:
@@ -139,5 +148,39 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def console() -> None:
+    """The ``dpz`` program: :func:`main`, its command imported by :func:`_import_frozen` first, then
+    :func:`_exit_without_teardown` after every exit handler."""
+    status: list[int] = []
+    atexit.register(_exit_without_teardown, status)  # registered first, so it runs last (atexit is LIFO)
+    _import_frozen(_command(sys.argv[1:]))
+    status.append(main())
+    sys.exit(status[0])
+
+
+def _import_frozen(command: str | None) -> None:
+    """Import ``command``'s module with the garbage collector off, then freeze what it made (torch and
+    Dask: ~340k objects): three full collections less (0.25 s, issue 25), and forked workers do
+    not copy those objects' pages."""
+    if command not in COMMANDS:
+        return
+    gc.disable()
+    try:
+        importlib.import_module(COMMANDS[command][0])
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+def _exit_without_teardown(status: list[int]) -> None:
+    """End with :func:`main`'s status, when it returned one, without the interpreter freeing every
+    object one by one: ~0.7 s once torch and Dask are loaded (issue 25), for memory the OS frees anyway."""
+    if status:
+        logging.shutdown()  # the one exit handler registered before ours (by importing logging)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status[0])
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

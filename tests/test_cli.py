@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +61,25 @@ def test_validate_reports_one_line_per_problem(tmp_path, capsys):
     assert main(["validate", url]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: store '{url}', tile 'SIM_0000', array 'mag': required array is missing"]
+
+
+def _program(*args: str) -> subprocess.CompletedProcess:
+    """``dpz ARGS`` as its own process (:func:`~distributed_pz.cli.console`), output captured."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "distributed_pz.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_the_program_exits_with_the_status_of_main_and_all_its_output(tmp_path):
+    """It skips the interpreter's teardown (issue 25), not main's status or a line it wrote."""
+    url = str(tmp_path / "sim.zarr")
+    main(["simulate", "--n", "300", "--out", url, "--chunk-rows", "128", "--shard-rows", "256"])
+    ok = _program("validate", url)
+    assert (ok.returncode, ok.stdout.startswith("ok:")) == (0, True), ok.stderr
+    del open_store(url, mode="a").tile("SIM_0000").group["mag"]
+    bad = _program("validate", url)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().endswith("'mag': required array is missing")
 
 
 def test_set_overrides_are_typed_and_checked(tmp_path):

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtr
 
 from distributed_pz.metrics import mixture
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
@@ -199,6 +198,8 @@ class GaussianMixturePDF(RedshiftPDF):
         CRPS = Σ_k w_k A(y − μ_k, σ_k²) − ½ Σ_kl w_k w_l A(μ_k − μ_l, σ_k² + σ_l²), with
         A(μ, σ²) = 2σ φ(μ/σ) + μ (2Φ(μ/σ) − 1).
         """
+
+        from scipy.special import ndtr  # imported when first needed: 0.15 s of dpz predict's start (issue 25)
 
         def a(mu: NDArray[np.float64], var: NDArray[np.float64]) -> NDArray[np.float64]:
             s = np.sqrt(var)

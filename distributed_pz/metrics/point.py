@@ -10,9 +10,10 @@ assumed finite (callers drop bad rows); an empty input gives NaN, never a warnin
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtr
 
 OUTLIER_THRESHOLD = 0.15
 """Catastrophic outlier threshold on |δz| used for broad-band surveys (GaZNet eq. 3)."""
@@ -20,8 +21,8 @@ STRICT_OUTLIER_THRESHOLD = 0.02
 """The 'strict' outlier threshold of DEEPZ (Eriksen et al. 2020, eq. 5)."""
 NMAD_SCALE = 1.4826
 """Makes the median absolute deviation equal to σ for a Gaussian."""
-SIGMA68_QUANTILES = (float(ndtr(-1.0)), float(ndtr(1.0)))
-"""The 15.87 and 84.13 percentiles: σ68 equals σ for a Gaussian (DEEPZ eq. 4)."""
+SIGMA68_QUANTILES = (0.5 * math.erfc(1 / math.sqrt(2)), 0.5 * math.erfc(-1 / math.sqrt(2)))
+"""The 15.87 and 84.13 percentiles (Φ(∓1)): σ68 equals σ for a Gaussian (DEEPZ eq. 4)."""
 POINT_METRIC_NAMES = ("bias", "nmad", "sigma68", "outlier_fraction", "strict_outlier_fraction")
 """Keys of :func:`point_metrics` besides the count ``n``, in display order."""
 
