@@ -30,7 +30,9 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
 - ``scale``: the student (one fresh DEEPZ member of its size when the ``student`` stage has not
   run) through ``dpz predict`` on 1e4, 1e5 and ``--scale-tiles`` x 1e5 sources (10 = 1e6),
   catalogue-only, 1-thread workers (1, and 2 for the last point): seconds per source, the rows
-  written, and the peak RSS of the client and of each worker process (sampled every 0.2 s).
+  written, the peak RSS of the client and of each worker process (sampled every 0.2 s), and the
+  cores the command kept busy (CPU seconds of all its processes / wall seconds): on a machine of
+  C cores, W workers can be at most C / (one worker's cores busy) times as fast as one.
 """
 
 from __future__ import annotations
@@ -591,6 +593,7 @@ def stage_scale(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
                 "us_per_source": seconds / sources * 1e6,
                 "peak_rss_mb_client": peaks["client"] / 2**20,
                 "peak_rss_mb_worker": max(peaks["workers"], default=0) / 2**20,
+                "cores_busy": peaks["cpu_s"] / seconds,
                 **load_average(),
             }
         )
@@ -598,19 +601,22 @@ def stage_scale(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def sampled(args: list[str], every_s: float = 0.2) -> tuple[float, dict[str, Any]]:
-    """Run ``dpz ARGS`` (as :func:`dpz`); its wall seconds and the peak RSS (bytes, sampled every
-    ``every_s``) of its client process and of each of its worker processes."""
+    """Run ``dpz ARGS`` (as :func:`dpz`); its wall seconds, the peak RSS (bytes, sampled every
+    ``every_s``) of its client process and of each of its worker processes, and the CPU seconds
+    (user + system, as last sampled) of all its processes."""
     import psutil
 
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "distributed_pz.cli", *args], env=dpz_env(), stdout=subprocess.DEVNULL
     )
-    client, peaks = psutil.Process(process.pid), {}
+    client, peaks, cpu = psutil.Process(process.pid), {}, {}
     while process.poll() is None:
         try:
             for p in [client, *client.children(recursive=True)]:
                 peaks[p.pid] = max(peaks.get(p.pid, 0), p.memory_info().rss)
+                times = p.cpu_times()
+                cpu[p.pid] = times.user + times.system
         except psutil.Error:
             pass  # a process ended between the listing and the reading
         time.sleep(every_s)
@@ -618,7 +624,7 @@ def sampled(args: list[str], every_s: float = 0.2) -> tuple[float, dict[str, Any
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, args)
     workers = [rss for pid, rss in peaks.items() if pid != client.pid and rss > 100 * 2**20]
-    return seconds, {"client": peaks.get(client.pid, 0), "workers": workers}
+    return seconds, {"client": peaks.get(client.pid, 0), "workers": workers, "cpu_s": sum(cpu.values())}
 
 
 STAGES = {
@@ -702,6 +708,7 @@ def write_report() -> str:
             "us_per_source",
             "peak_rss_mb_client",
             "peak_rss_mb_worker",
+            "cores_busy",
             "loadavg_1m",
         ],
         "cnn": ["time_utc", "vmap_s", "loop_s", "vmap_over_loop", "loadavg_1m"],
