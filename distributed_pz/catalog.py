@@ -421,6 +421,9 @@ def commit_parts(
 ) -> int:
     """Concatenate part files, in the order given, into one catalogue committed atomically.
 
+    Each part is read on this thread: a part is a few MB, and Arrow's thread pools would add
+    threads, each with its own malloc arena and mimalloc heap, to a worker meant to run one.
+
     Returns
     -------
     int
@@ -429,7 +432,7 @@ def commit_parts(
     rows = 0
     with writing(path, fmt, metadata) as writer:
         for part in parts:
-            table = _read_parquet(str(part))
+            table = _read_parquet(str(part), use_threads=False)
             writer.write_chunk(table)
             rows += table.num_rows
     return rows
@@ -509,13 +512,13 @@ def read_catalog(path: str | Path, columns: Sequence[str] | None = None) -> Cata
     return CatalogTable(str(path), fmt, cols, _with_grid(meta, path))
 
 
-def _read_parquet(url: str, columns: Sequence[str] | None = None) -> pa.Table:
+def _read_parquet(url: str, columns: Sequence[str] | None = None, use_threads: bool = True) -> pa.Table:
     """A Parquet file (local or fsspec URL), only the ``columns`` it has (all when None); read as
     one file, not through ``pq.read_table``'s datasets, which import pandas (issue 25)."""
     fs, path = fsspec.core.url_to_fs(url)
     with pq.ParquetFile(path, filesystem=fs) as file:
         wanted = None if columns is None else [c for c in columns if c in file.schema_arrow.names]
-        return file.read(columns=wanted)
+        return file.read(columns=wanted, use_threads=use_threads)
 
 
 def _decode(value: str) -> Any:

@@ -25,10 +25,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from distributed import Client, as_completed
 from tqdm import tqdm
 
@@ -111,7 +113,7 @@ def predict_part(
     def read(first: int, last: int) -> TileArrays:
         return prediction_rows(tile, predictor, first, last, offsets)
 
-    with writing(part, "parquet", {}) as writer:
+    with _arrow_memory_released(), writing(part, "parquet", {}) as writer:
         blocks = steps(start, stop, predictor.options.batch_size)
         return predict_overlapped(predictor, read, blocks, writer.write_chunk)
 
@@ -132,7 +134,19 @@ def commit_tile(parts: Sequence[str], path: str, fmt: str, metadata: dict[str, A
     """Worker task: concatenate a tile's parts into its catalogue, atomically; returns rows."""
     predictor = worker_predictor(plugin)
     metadata = {**metadata, "n_members": predictor.n_members, **predictor.catalogue_metadata()}
-    return commit_parts(parts, path, fmt, metadata)
+    with _arrow_memory_released():
+        return commit_parts(parts, path, fmt, metadata)
+
+
+@contextmanager
+def _arrow_memory_released() -> Iterator[None]:
+    """Hand the memory Arrow's pool (mimalloc) keeps cached back to the OS when the block ends:
+    it kept what a commit had used, and the next tile's predictions ran on top of it (a
+    worker's peak RSS grew after its first tile, issue 25)."""
+    try:
+        yield
+    finally:
+        pa.default_memory_pool().release_unused()
 
 
 class PartsVanished(RuntimeError):
