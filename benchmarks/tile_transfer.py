@@ -30,7 +30,7 @@ history of this file. The GaZNet-C9 rows of 2026-12-07 from 11:21 on were measur
 ensemble's width as the standard error of its members' mean (commit 1a6e525, reverted: on the real
 pseudo-tiles it made every remedy too narrow, ``point_width.md``); a diagnostic ran beside them.
 The GaZNet-C9 rows from 14:38 on are calibrated on a share held out of every member and pooled
-over all members (commit 7db7354: ``dpz train --calibration-share``, default 0.15 for point
+over all members (commit a0f316f: ``dpz train --calibration-share``, default 0.15 for point
 ensembles; calibration bins of 250 rows), run beside a helper's profiling (load 2.5–4.7).
 
     python -m benchmarks.tile_transfer --models deepz gaznet_c9 --seed 0
