@@ -105,8 +105,7 @@ class Calibration:
         if live.any():
             m[live] = mixture.mode(weights[live], means[live], sigmas[live])
         b = np.searchsorted(np.asarray(self.edges), m)
-        s = np.where(live, np.asarray(self.shift)[b], 0.0)
-        s = np.maximum(s, -m / (1.0 + np.abs(m)))  # the z >= 0 guard: no shift moves a mode below 0
+        s = _guarded_shift(m, np.where(live, np.asarray(self.shift)[b], 0.0))
         t = np.where(live, np.asarray(self.temperature)[b], 1.0)
         f = np.where(live, np.asarray(self.floor)[b], 0.0)
         return _transform(weights, means, sigmas, m, s, t, f)
@@ -142,6 +141,11 @@ class Calibration:
         )
 
 
+def _guarded_shift(m: np.ndarray, s: np.ndarray | float) -> np.ndarray:
+    """The shift ``s`` of modes ``m`` under the z >= 0 guard: no shift moves a mode below 0."""
+    return np.maximum(s, -m / (1.0 + np.abs(m)))
+
+
 def _transform(
     weights: np.ndarray,
     means: np.ndarray,
@@ -171,18 +175,21 @@ def _grid_objective(
     sigmas: np.ndarray,
     z: np.ndarray,
     m: np.ndarray,
+    shift: float,
     temperatures: np.ndarray,
     floors: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """KS and |coverage - 0.683| of the PIT for every (temperature, floor) of a grid: two ``(T, F)``.
 
-    ``m`` is the mixture mode already shifted (``m + s (1 + m)``), ``means`` are unshifted.
+    ``m`` is the mixtures' (unshifted) mode and ``shift`` the bin's ``s``: the PIT is that of
+    :func:`_transform` as :meth:`Calibration.apply` calls it, the z >= 0 guard and the floor's
+    ``1 + m`` (of the unshifted mode) included.
     """
     from scipy.special import ndtr  # imported when first needed: 0.15 s of dpz predict's start (issue 25)
 
     scale = (1.0 + np.abs(m))[:, None]
-    d = means - mixture.mode(weights, means, sigmas)[:, None]  # (N, K)
-    u = (z - m)[:, None]  # (N, 1)
+    d = means - m[:, None]  # (N, K)
+    u = (z - m)[:, None] - _guarded_shift(m, shift)[:, None] * scale  # (N, 1)
     ks, miss = np.empty((temperatures.size, floors.size)), np.empty((temperatures.size, floors.size))
     for i, t in enumerate(temperatures):
         for j, f in enumerate(floors):
@@ -200,13 +207,13 @@ def _fit_bin(
     68.3 % than it was; no change at all (``0, 1, 0``) where that scores better."""
     median = mixture.quantiles(weights, means, sigmas, (0.5,))[:, 0]
     shift = float(np.median((z - median) / (1.0 + np.abs(m))))
-    shifted = np.maximum(m + shift * (1.0 + np.abs(m)), 0.0)  # as Calibration.apply
-    ks, miss = _grid_objective(weights, means, sigmas, z, m, np.ones(1), np.zeros(1))
-    unchanged, allowed = float(ks[0, 0] + miss[0, 0]), float(miss[0, 0])
+    raw = pit_scores(_pit(weights, means, sigmas, z))  # no calibration at all: the z >= 0 guard neither
+    allowed = abs(raw["coverage_68"] - COVERAGE_68)
+    unchanged = raw["pit_ks"] + allowed
     t_grid, f_grid = TEMPERATURES, FLOORS
     best, score = (1.0, 0.0), np.inf
     for _ in range(2):
-        ks, miss = _grid_objective(weights, means, sigmas, z, shifted, t_grid, f_grid)
+        ks, miss = _grid_objective(weights, means, sigmas, z, m, shift, t_grid, f_grid)
         scores = np.where(miss <= allowed, ks + miss, np.inf)
         i, j = np.unravel_index(np.argmin(scores), scores.shape)
         if scores[i, j] < score:

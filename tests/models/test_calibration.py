@@ -88,3 +88,35 @@ def test_a_fit_that_worsens_its_own_rows_coverage_is_refused(monkeypatch):
     monkeypatch.setattr(calibration, "_fit_bin", lambda *args: (0.0, 0.05, 0.0))  # far too narrow
     with pytest.raises(CalibrationRefused, match="68 % coverage from"):
         fit_calibration(w, mu, sd, z)
+
+
+def biased_bimodal(n, seed=0):
+    """An under-trained MDN's pooled p(z): a narrow peak at ``2 z + 1`` (a median bias of about
+    -0.5 (1 + z_phot)) scattered by 0.2 (1 + z), and two wide components either side of it."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.05, 1.5, n)
+    peak = 2 * z + 1 + rng.normal(0.0, 0.2 * (1 + z))
+    mu = np.stack([peak, peak + 0.6 * (1 + z), peak - 1.0 * (1 + z)], axis=1)
+    sd = np.stack([0.1 * (1 + z), 1.5 * (1 + z), 1.5 * (1 + z)], axis=1)
+    return (np.tile([0.5, 0.25, 0.25], (n, 1)), mu, sd), z
+
+
+def test_the_grid_scores_exactly_what_apply_does():
+    (w, mu, sd), z = biased_bimodal(200)
+    mu[:20] -= mu[:20, :1] + 0.1  # modes at -0.1: the z >= 0 guard moves them
+    m = mixture.mode(w, mu, sd)
+    for s, t, f in [(-0.48, 0.1, 0.06), (0.2, 0.5, 0.0), (-0.1, 1.0, 0.2)]:
+        ks, miss = calibration._grid_objective(w, mu, sd, z, m, s, np.array([t]), np.array([f]))
+        applied = pit_scores(pit_of(Calibration((), (s,), (t,), (f,), "test", 200).apply(w, mu, sd), z))
+        assert ks[0, 0] == pytest.approx(applied["pit_ks"], abs=1e-12)
+        assert miss[0, 0] == pytest.approx(abs(applied["coverage_68"] - calibration.COVERAGE_68), abs=1e-12)
+
+
+def test_a_large_shift_with_a_floor_is_fitted_as_it_is_applied():
+    # the floor is f (1 + m) of the unshifted mode; scored at the shifted mode's 1 + m' ~ (1 + m) / 2
+    # the fit chose twice the floor it needed, and its coverage went from 59 % to 89.5 %: refused
+    (w, mu, sd), z = biased_bimodal(200)
+    fitted = fit_calibration(w, mu, sd, z)
+    assert fitted.shift[0] < -0.4 and fitted.floor[0] > 0
+    assert abs(fitted.after["coverage_68"] - calibration.COVERAGE_68) < 0.02
+    assert fitted.after["pit_ks"] < 0.1 < 0.7 < fitted.before["pit_ks"]
