@@ -200,33 +200,31 @@ def finish_ensemble(
         if "class" in arrays:
             galaxies = fitting_rows(read_sample_rows(sample, ["class"]).arrays["class"])
         combined = combine_parts(parts, plan.n_rows)
+        redrawn = "zero points redrawn at the band set's scatter"
         survey_error = (
-            (
-                "whole tiles left out"
-                if plan.leaves_groups_out
-                else "zero points redrawn at the band set's scatter"
-            )
+            ("whole tiles left out" if plan.leaves_groups_out else redrawn)
             if config.survey_calibration
             else "the training tiles' zero points only"
         )
         tiles = np.asarray(sample.tiles)[sample.tile_index]
+        fitted: Calibration | CalibrationRefused
         try:
             fitted, oof = calibrate_oof(
                 combined, sample.z_spec, config.seed, fit_rows=galaxies, survey_error=survey_error
             )
-            if plan.calibration is not None:
-                share_error = (
-                    "zero points redrawn at the band set's scatter"
-                    if config.survey_calibration
-                    else "the training tiles' zero points only"
-                )
-                fitted = _share_calibration(ensemble, plan, sample.z_spec, galaxies, config.seed, share_error)
+            meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
         except CalibrationRefused as exc:
-            echo(f"calibration refused: {exc}; the catalogues carry the members' pooled p(z)")
-            oof, meta = combined, {"calibration": f"none (refused: {exc})"}
+            fitted, oof, meta = exc, combined, {"calibration": f"none (refused: {exc})"}
+        if plan.calibration is not None:  # the share, not the out-of-fold rows, gives the saved fit
+            share_error = redrawn if config.survey_calibration else survey_error
+            try:
+                fitted = _share_calibration(ensemble, plan, sample.z_spec, galaxies, config.seed, share_error)
+            except CalibrationRefused as exc:
+                fitted = exc
+        if isinstance(fitted, CalibrationRefused):
+            echo(f"calibration refused: {fitted}; the catalogues carry the members' pooled p(z)")
         else:
             calibration = ensemble.save_calibration(fitted)
-            meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
             echo(f"calibration: {fitted.describe()}: {fitted.change()}")
         write_catalog(ensemble.oof_catalog, plan.object_id, sample.z_spec, oof, tile=tiles, metadata=meta)
     else:
@@ -261,15 +259,20 @@ def _share_calibration(
 ) -> Calibration:
     """The calibration fitted on the plan's calibration share, every member's prediction of it
     pooled as the predictor pools a catalogue row."""
-    parts = [(m.index, load_part(ensemble.calibration_part(m.member_id))) for m in plan.members]
-    pooled = combine_parts(parts, plan.n_rows)
-    rows = plan.calibration if galaxies is None else plan.calibration & galaxies
+    share = plan.calibration_rows()
+    parts = []
+    for m in plan.members:
+        part = load_part(ensemble.calibration_part(m.member_id))
+        parts.append((m.index, {**part, "row": np.searchsorted(share, part["row"])}))
+    pooled = combine_parts(parts, share.size)  # rows of the share only
+    rows = np.ones(share.size, bool) if galaxies is None else galaxies[share]
     described = (
         f"{'galaxies' if galaxies is not None else 'rows'} of a calibration share held out of every member "
-        f"({int(plan.calibration.sum())} rows), all {len(parts)} members pooled ({survey_error})"
+        f"({share.size} rows), all {len(parts)} members pooled ({survey_error})"
     )
     weights, means, sigmas = (pooled[k][rows] for k in MIXTURE_COLUMNS)
-    return fit_calibration(weights, means, sigmas, np.asarray(z_spec, np.float64)[rows], described, seed)
+    z_spec = np.asarray(z_spec, np.float64)[share][rows]
+    return fit_calibration(weights, means, sigmas, z_spec, described, seed)
 
 
 def _stellar_locus(
