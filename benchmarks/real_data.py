@@ -45,6 +45,7 @@ from distributed_pz.models import model_config
 from distributed_pz.models.bundle import Bundle
 from distributed_pz.models.calibration import fit_calibration
 from distributed_pz.models.predictor import EnsemblePredictor
+from distributed_pz.models.reweight import photometric_features, target_weights
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.survey.store.tiles import TileArrays
 from distributed_pz.train import TrainConfig, TrainResult, train_member
@@ -251,11 +252,21 @@ def train_ensemble(
     return results, time.perf_counter() - started
 
 
-def calibrated_ensemble(bundles: list[Bundle], val: TileArrays, seed: int) -> EnsemblePredictor:
-    """The ensemble of ``bundles`` with its p(z) calibration fitted on its predictions of ``val``."""
+def calibrated_ensemble(
+    bundles: list[Bundle], val: TileArrays, seed: int, target: TileArrays | None = None
+) -> EnsemblePredictor:
+    """The ensemble of ``bundles`` with its p(z) calibration fitted on its predictions of ``val``;
+    with a ``target``, the validation rows are reweighted to the target's photometry
+    (:func:`distributed_pz.models.reweight.target_weights`; its magnitudes only, never its redshifts)."""
     on_val = EnsemblePredictor(bundles)(val)
+    row_weights, fitted_on = None, "validation rows"
+    if target is not None:
+        ref = val.bands.index(reference_band(val, model_config("deepz").reference_band))
+        features = (photometric_features(t.arrays["mag"], ref) for t in (val, target))
+        row_weights = target_weights(*features, seed=seed)
+        fitted_on += " reweighted to the test photometry"
     calibration = fit_calibration(
-        *(on_val[k] for k in MIXTURE_COLUMNS), val.arrays["z_spec"], "validation rows", seed
+        *(on_val[k] for k in MIXTURE_COLUMNS), val.arrays["z_spec"], fitted_on, seed, row_weights
     )
     return EnsemblePredictor(bundles, calibration=calibration)
 
@@ -309,15 +320,16 @@ def run_catalogue(
         tc = TrainConfig(epochs=epochs, batch_size=100, patience=patience)
         results, train_s = train_ensemble(config, fit, val, seed, members, tc)
         bundles = [r.bundle for r in results]
-        out = calibrated_ensemble(bundles, val, seed)(test)
-        predictions[f"{name} ×{members}"] = {
-            "z_phot": out["z_phot"],
-            "pdf": tuple(out[k] for k in MIXTURE_COLUMNS),
-            "features": feature_label(config),
-            "epochs": ", ".join(f"{len(r.history)} ({r.best_epoch + 1})" for r in results),
-            "train_s": train_s,
-            "bundle": bundles[0].content_hash[:12],
-        }
+        for label, target in ((f"{name} ×{members}", None), (f"{name} ×{members} reweighted", test)):
+            out = calibrated_ensemble(bundles, val, seed, target)(test)
+            predictions[label] = {
+                "z_phot": out["z_phot"],
+                "pdf": tuple(out[k] for k in MIXTURE_COLUMNS),
+                "features": feature_label(config),
+                "epochs": ", ".join(f"{len(r.history)} ({r.best_epoch + 1})" for r in results),
+                "train_s": train_s,
+                "bundle": bundles[0].content_hash[:12],
+            }
     x_fit, x_test = baseline_features(fit, test)
     baselines = {
         "knn": (KNeighborsRegressor(n_neighbors=10, weights="distance"), True, "k=10, distance-weighted"),
@@ -453,6 +465,10 @@ batch 100, the family's learning-rate schedule compressed to the epoch budget, e
 (`n_train` = rows fitted, the validation rows are extra; `epochs` = run (best) per member). Every
 network's pooled p(z) is calibrated (`distributed_pz.models.calibration`: shift, width temperature
 and floor per z_mean bin) on its predictions of those validation rows — never on the test rows.
+A `reweighted` row is the same ensemble with its calibration fitted on the same validation rows
+weighted to the test rows' photometry (reference magnitude + adjacent colours; Lima et al. 2008
+nearest-neighbour density ratio, k = 20, `distributed_pz.models.reweight`): what a survey does
+with its photometric sample, which has magnitudes but no redshifts; the test redshifts are never used.
 `deepz` = DEEPZ flux ratios + 10-Gaussian MDN (z_phot = mode of p(z));
 its reference band is the registry's (i) when the catalogue has it, else its most measured band.
 `deepz_refmag` = the same DEEPZ with `reference_magnitude=true`: the reference band's magnitude as

@@ -360,12 +360,19 @@ def pit_histogram(pit_values: ArrayLike, n_bins: int = 20) -> tuple[NDArray[np.f
     return counts * n_bins / max(pit_values.size, 1), edges
 
 
-def ks_statistic(pit_values: ArrayLike) -> float:
-    """Kolmogorov–Smirnov distance of the PIT values from U(0, 1)."""
-    u = np.sort(np.asarray(pit_values, dtype=np.float64))
-    n = u.size
-    i = np.arange(1, n + 1)
-    return float(max(np.max(i / n - u), np.max(u - (i - 1) / n)))
+def ks_statistic(pit_values: ArrayLike, weights: ArrayLike | None = None) -> float:
+    """Kolmogorov–Smirnov distance of the PIT values from U(0, 1); ``weights`` make the ECDF a
+    weighted one (a calibration sample reweighted to the sample it is applied to)."""
+    pit_values = np.asarray(pit_values, dtype=np.float64)
+    if weights is None:
+        u = np.sort(pit_values)
+        n = u.size
+        i = np.arange(1, n + 1)
+        return float(max(np.max(i / n - u), np.max(u - (i - 1) / n)))
+    order = np.argsort(pit_values)
+    u, w = pit_values[order], np.asarray(weights, dtype=np.float64)[order]
+    upper = np.cumsum(w) / w.sum()
+    return float(max(np.max(upper - u), np.max(u - (upper - w / w.sum()))))
 
 
 def cvm_statistic(pit_values: ArrayLike) -> float:
@@ -402,14 +409,15 @@ def pit_uniformity(pit_values: ArrayLike) -> dict[str, float]:
     }
 
 
-def pit_coverage(pit_values: ArrayLike, level: float) -> float:
-    """Fraction of sources whose z_spec lies in the central ``level`` credible interval of its PDF.
+def pit_coverage(pit_values: ArrayLike, level: float, weights: ArrayLike | None = None) -> float:
+    """Fraction of sources whose z_spec lies in the central ``level`` credible interval of its PDF
+    (a ``weights``-weighted fraction where given).
 
     Equivalent to ``quantile((1 − level)/2) ≤ z_spec ≤ quantile((1 + level)/2)``, read from the
     PIT: |PIT − ½| ≤ level/2. A calibrated PDF gives ``level``.
     """
     pit_values = np.asarray(pit_values, dtype=np.float64)
-    return float(np.mean(np.abs(pit_values - 0.5) <= 0.5 * level))
+    return float(np.average(np.abs(pit_values - 0.5) <= 0.5 * level, weights=weights))
 
 
 def odds(

@@ -161,12 +161,29 @@ def _transform(
     return weights, m + s * scale + t * (means - m), np.hypot(t * sigmas, f * scale)
 
 
-def pit_scores(pit_values: np.ndarray) -> dict[str, float]:
-    """KS distance from uniform and 68 % coverage of PIT values (finite ones)."""
-    p = pit_values[np.isfinite(pit_values)]
+def pit_scores(pit_values: np.ndarray, row_weights: np.ndarray | None = None) -> dict[str, float]:
+    """KS distance from uniform and 68 % coverage of PIT values (finite ones), weighted if given."""
+    finite = np.isfinite(pit_values)
+    p = pit_values[finite]
+    w = None if row_weights is None else row_weights[finite]
     if not p.size:
         return {"pit_ks": float("nan"), "coverage_68": float("nan")}
-    return {"pit_ks": ks_statistic(p), "coverage_68": pit_coverage(p, COVERAGE_68)}
+    return {"pit_ks": ks_statistic(p, w), "coverage_68": pit_coverage(p, COVERAGE_68, w)}
+
+
+def weighted_quantile(x: np.ndarray, q: np.ndarray | float, row_weights: np.ndarray | None) -> np.ndarray:
+    """Quantiles ``q`` of ``x``, each row counted with its weight (plain quantiles without)."""
+    if row_weights is None:
+        return np.quantile(x, q)
+    order = np.argsort(x)
+    w = row_weights[order]
+    below = np.cumsum(w) - w  # weight below each sorted row: 0 .. total - last
+    return np.interp(q, below / max(below[-1], np.finfo(float).tiny), x[order])
+
+
+def effective_rows(row_weights: np.ndarray) -> float:
+    """Kish's effective sample size of weighted rows, (Σw)² / Σw²."""
+    return float(row_weights.sum() ** 2 / np.square(row_weights).sum())
 
 
 def _grid_objective(
@@ -178,12 +195,13 @@ def _grid_objective(
     shift: float,
     temperatures: np.ndarray,
     floors: np.ndarray,
+    row_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """KS and |coverage - 0.683| of the PIT for every (temperature, floor) of a grid: two ``(T, F)``.
 
     ``m`` is the mixtures' (unshifted) mode and ``shift`` the bin's ``s``: the PIT is that of
     :func:`_transform` as :meth:`Calibration.apply` calls it, the z >= 0 guard and the floor's
-    ``1 + m`` (of the unshifted mode) included.
+    ``1 + m`` (of the unshifted mode) included; ``row_weights`` weight the PIT's distribution.
     """
     from scipy.special import ndtr  # imported when first needed: 0.15 s of dpz predict's start (issue 25)
 
@@ -195,25 +213,33 @@ def _grid_objective(
         for j, f in enumerate(floors):
             sd = np.hypot(t * sigmas, f * scale)
             p = (weights * ndtr((u - t * d) / sd)).sum(axis=1)
-            ks[i, j], miss[i, j] = ks_statistic(p), abs(pit_coverage(p, COVERAGE_68) - COVERAGE_68)
+            coverage = pit_coverage(p, COVERAGE_68, row_weights)
+            ks[i, j], miss[i, j] = ks_statistic(p, row_weights), abs(coverage - COVERAGE_68)
     return ks, miss
 
 
 def _fit_bin(
-    weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray, m: np.ndarray
+    weights: np.ndarray,
+    means: np.ndarray,
+    sigmas: np.ndarray,
+    z: np.ndarray,
+    m: np.ndarray,
+    row_weights: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """``(s, T, f)`` of one bin: the median shift, then the best ``(T, f)`` of the coarse grid and
     of a finer grid around it, among those that leave the bin's 68 % coverage no further from
     68.3 % than it was; no change at all (``0, 1, 0``) where that scores better."""
     median = mixture.quantiles(weights, means, sigmas, (0.5,))[:, 0]
-    shift = float(np.median((z - median) / (1.0 + np.abs(m))))
-    raw = pit_scores(_pit(weights, means, sigmas, z))  # no calibration at all: the z >= 0 guard neither
+    shift = float(weighted_quantile((z - median) / (1.0 + np.abs(m)), 0.5, row_weights))
+    raw = pit_scores(
+        _pit(weights, means, sigmas, z), row_weights
+    )  # no calibration at all: the z >= 0 guard neither
     allowed = abs(raw["coverage_68"] - COVERAGE_68)
     unchanged = raw["pit_ks"] + allowed
     t_grid, f_grid = TEMPERATURES, FLOORS
     best, score = (1.0, 0.0), np.inf
     for _ in range(2):
-        ks, miss = _grid_objective(weights, means, sigmas, z, m, shift, t_grid, f_grid)
+        ks, miss = _grid_objective(weights, means, sigmas, z, m, shift, t_grid, f_grid, row_weights)
         scores = np.where(miss <= allowed, ks + miss, np.inf)
         i, j = np.unravel_index(np.argmin(scores), scores.shape)
         if scores[i, j] < score:
@@ -230,6 +256,7 @@ def fit_calibration(
     z_spec: np.ndarray,
     fitted_on: str = "out-of-fold predictions",
     seed: int = 0,
+    row_weights: np.ndarray | None = None,
 ) -> Calibration:
     """Fit a :class:`Calibration` that makes the PIT of ``z_spec`` under these mixtures uniform.
 
@@ -243,6 +270,10 @@ def fit_calibration(
         Recorded description of the rows.
     seed
         Seeds the subsample of a bin with more than :data:`MAX_FIT_ROWS` rows.
+    row_weights
+        ``(N,)`` non-negative weight of each row (:func:`distributed_pz.models.reweight.target_weights`:
+        the fitting rows reweighted to the sample the calibration is for); bins, shifts, the
+        grid's PIT and the refusal are all weighted, and the bins count effective rows.
 
     Raises
     ------
@@ -254,13 +285,19 @@ def fit_calibration(
     """
     weights, means, sigmas = (np.asarray(a, np.float64) for a in (weights, means, sigmas))
     z_spec = np.asarray(z_spec, np.float64)
-    use = np.flatnonzero(np.isfinite(z_spec) & (weights.sum(axis=1) > 0))
+    usable = np.isfinite(z_spec) & (weights.sum(axis=1) > 0)
+    if row_weights is not None:
+        row_weights = np.asarray(row_weights, np.float64)
+        usable &= row_weights > 0
+    use = np.flatnonzero(usable)
     if use.size < MIN_FIT_ROWS:
         raise ValueError(f"{use.size} rows with a p(z) and a finite z_spec are too few to calibrate on")
     w, mu, sd, z = weights[use], means[use], sigmas[use], z_spec[use]
+    rw = None if row_weights is None else row_weights[use]
     m = mixture.mode(w, mu, sd)
-    n_bins = int(np.clip(use.size // ROWS_PER_BIN, 1, MAX_BINS))
-    edges = np.quantile(m, np.arange(1, n_bins) / n_bins) if n_bins > 1 else np.array([])
+    n_eff = use.size if rw is None else effective_rows(rw)
+    n_bins = int(np.clip(n_eff // ROWS_PER_BIN, 1, MAX_BINS))
+    edges = weighted_quantile(m, np.arange(1, n_bins) / n_bins, rw) if n_bins > 1 else np.array([])
     rng = np.random.default_rng(seed)
     shift, temperature, floor = [], [], []
     b = np.searchsorted(edges, m)
@@ -268,11 +305,11 @@ def fit_calibration(
         rows = np.flatnonzero(b == k)
         if rows.size > MAX_FIT_ROWS:
             rows = np.sort(rng.choice(rows, MAX_FIT_ROWS, replace=False))
-        s, t, f = _fit_bin(w[rows], mu[rows], sd[rows], z[rows], m[rows])
+        s, t, f = _fit_bin(w[rows], mu[rows], sd[rows], z[rows], m[rows], None if rw is None else rw[rows])
         shift.append(s)
         temperature.append(t)
         floor.append(f)
-    before = pit_scores(_pit(w, mu, sd, z))
+    before = pit_scores(_pit(w, mu, sd, z), rw)
     calibration = Calibration(
         tuple(float(e) for e in edges),
         tuple(shift),
@@ -282,7 +319,7 @@ def fit_calibration(
         int(use.size),
         before,
     )
-    after = pit_scores(_pit(*calibration.apply(w, mu, sd), z))
+    after = pit_scores(_pit(*calibration.apply(w, mu, sd), z), rw)
     miss_before, miss_after = (abs(x["coverage_68"] - COVERAGE_68) for x in (before, after))
     if miss_after > miss_before + COVERAGE_TOLERANCE:
         raise CalibrationRefused(

@@ -247,3 +247,13 @@ def test_to_qp_round_trips_both_representations():
     np.testing.assert_allclose(to_qp(m).cdf(z), m.cdf(np.broadcast_to(z, (len(m), 3))), atol=1e-10)
     g = _grid()
     np.testing.assert_allclose(to_qp(g).pdf(z), g.pdf(np.broadcast_to(z, (len(g), 3))), atol=1e-10)
+
+
+def test_weighted_ks_and_coverage_equal_those_of_the_rows_repeated():
+    from distributed_pz.metrics.pdf import ks_statistic, pit_coverage
+
+    rng = np.random.default_rng(7)
+    p, counts = rng.random(200) ** 1.3, rng.integers(1, 4, 200)
+    repeated = np.repeat(p, counts)
+    assert np.isclose(ks_statistic(p, counts), ks_statistic(repeated))
+    assert np.isclose(pit_coverage(p, 0.68, counts), pit_coverage(repeated, 0.68))
