@@ -27,6 +27,15 @@ def photometric_features(mag: np.ndarray, reference: int) -> np.ndarray:
     return np.column_stack([mag[:, reference], mag[:, :-1] - mag[:, 1:]])
 
 
+def reference_index(mag: np.ndarray, mag_err: np.ndarray) -> int:
+    """The band that measures brightness best: the most finite magnitudes, then the smallest
+    median error."""
+    finite = np.isfinite(mag).sum(axis=0)
+    errors = np.where(np.isfinite(mag_err), mag_err, np.inf)
+    median_error = np.array([np.median(e) for e in errors.T])
+    return int(np.lexsort((median_error, -finite))[0])
+
+
 def target_weights(
     calibration: np.ndarray,
     target: np.ndarray,

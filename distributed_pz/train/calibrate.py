@@ -14,21 +14,51 @@ its catalogues say ``calibration: none``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from distributed_pz.catalog import MIXTURE_COLUMNS
 from distributed_pz.metrics import mixture
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
-from distributed_pz.models.calibration import Calibration, CalibrationRefused, fit_calibration
+from distributed_pz.models.calibration import Calibration, CalibrationRefused, effective_rows, fit_calibration
+from distributed_pz.models.reweight import photometric_features, reference_index, target_weights
 from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
+from distributed_pz.survey.store.store import SurveyStore
 
 
 def fitting_rows(classes: np.ndarray) -> np.ndarray:
     """Rows a calibration may be fitted on: galaxies and unknowns. A star's z = 0 is a label, not a
     redshift a galaxy's p(z) should cover."""
     return np.isin(classes, (CLASS_GALAXY, CLASS_UNKNOWN))
+
+
+def weights_for_tiles(
+    store: SurveyStore, tiles: Sequence[str], mag: np.ndarray, mag_err: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, str]:
+    """Weights of the training rows (``mag``, ``mag_err``) that reweight them to the photometry of
+    ``tiles`` of ``store``, and the words that say so in the calibration's ``fitted_on``.
+
+    Raises
+    ------
+    ValueError
+        A tile without magnitudes, or no target row near any training row.
+    """
+    ref = reference_index(mag, mag_err)
+    target = []
+    for name in tiles:
+        tile = store.tile(name)
+        if not tile.has("mag"):
+            raise ValueError(f"--calibrate-for: tile {name!r} of {store.url} has no mag array")
+        target.append(photometric_features(tile.read(["mag"])["mag"], ref))
+    try:
+        weights = target_weights(photometric_features(mag, ref), np.concatenate(target), seed=seed)
+    except ValueError as exc:
+        raise ValueError(f"--calibrate-for {', '.join(tiles)}: {exc}") from None
+    words = (
+        f"reweighted to the photometry of {', '.join(tiles)} ({effective_rows(weights):.0f} effective rows)"
+    )
+    return weights, words
 
 
 def calibrate_oof(
@@ -38,6 +68,7 @@ def calibrate_oof(
     odds_interval: float = DEFAULT_ODDS_INTERVAL,
     fit_rows: np.ndarray | None = None,
     survey_error: str = "",
+    row_weights: np.ndarray | None = None,
 ) -> tuple[Calibration, dict[str, np.ndarray]]:
     """Fit the ensemble's calibration and calibrate its out-of-fold predictions, cross-fitted.
 
@@ -58,6 +89,8 @@ def calibrate_oof(
     survey_error
         How the predictions include the survey's tile-to-tile error (recorded in the
         calibration's ``fitted_on``), e.g. ``"whole tiles left out"``.
+    row_weights
+        ``(N,)`` weights of the rows in every fit (:func:`weights_for_tiles`); default equal.
 
     Returns
     -------
@@ -76,8 +109,12 @@ def calibrate_oof(
     usable = np.ones(len(z_spec), bool) if fit_rows is None else np.asarray(fit_rows, bool)
     described = "out-of-fold predictions" if fit_rows is None else "out-of-fold galaxies"
     described += f" ({survey_error})" if survey_error else ""
+
+    def weights_of(rows: np.ndarray) -> np.ndarray | None:
+        return None if row_weights is None else np.asarray(row_weights, np.float64)[rows]
+
     calibration = fit_calibration(
-        weights[usable], means[usable], sigmas[usable], z_spec[usable], described, seed
+        weights[usable], means[usable], sigmas[usable], z_spec[usable], described, seed, weights_of(usable)
     )
     half = np.random.default_rng(seed).permutation(len(z_spec)) % 2 == 0
     out_w, out_mu, out_sd = weights.copy(), means.copy(), sigmas.copy()
@@ -91,6 +128,7 @@ def calibrate_oof(
                 z_spec[other],
                 "half of the out-of-fold rows",
                 seed,
+                weights_of(other),
             )
         except CalibrationRefused:
             continue  # that half's rows stay as the members pooled them

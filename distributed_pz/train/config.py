@@ -93,6 +93,11 @@ class EnsembleConfig:
         (:func:`distributed_pz.train.oof.predict_part`). Off by default: measured on simulated
         surveys (``benchmarks/results/tile_transfer.md``) it widened the p(z) of unseen tiles
         beyond 68 % coverage with two training tiles, and homogenised photometry does better.
+    calibrate_for
+        Tiles (names or globs) of :attr:`store` the catalogues are for: the calibration's rows are
+        reweighted to their photometry (:func:`distributed_pz.models.reweight.target_weights`), so a
+        spectroscopic sample brighter than the survey does not set the survey's p(z) width.
+        Empty: the calibration rows as they are.
     train
         How each member trains (epochs, batch size, learning rate, ...).
     pretrain_store, pretrain_tiles, pretrain
@@ -146,6 +151,12 @@ class EnsembleConfig:
         group=PLAN,
         help="calibrate on predictions that carry the survey's tile-to-tile error: with at least as many "
         "tiles as folds, leave whole tiles out; else predict the out-of-fold rows under redrawn zero points",
+    )
+    calibrate_for: tuple[str, ...] = tiles_option(
+        "calibrate-for",
+        PLAN,
+        "tile (name or glob) the catalogues are for: the calibration's rows are reweighted to its "
+        "photometry, as a survey's spec-z sample is to its photometric sample (repeat)",
     )
     train: TrainConfig = field(default_factory=lambda: TrainConfig(on_nan="stop"))
     pretrain_store: str | None = option(
@@ -211,6 +222,7 @@ class EnsembleConfig:
             (cutouts, exposures), or the training tiles differ in their bands.
         """
         tiles = select_tiles(store, self.tiles, self.exclude_tiles)
+        calibrate_for = select_tiles(store, self.calibrate_for) if self.calibrate_for else ()
         pretrain_tiles = ()
         if pretrain_store is not None:
             pretrain_tiles = select_tiles(pretrain_store, self.pretrain_tiles)
@@ -234,11 +246,23 @@ class EnsembleConfig:
                 raise ValueError(
                     f"{_where(tile)} has other bands than tile {first.name!r}; train on tiles of one band set"
                 )
+        for name in calibrate_for:
+            if store.tile(name).bands != first.bands:
+                raise ValueError(
+                    f"--calibrate-for: {_where(store.tile(name))} has other bands than the training tile "
+                    f"{first.name!r}; its photometry cannot weight the calibration"
+                )
         check_tile(model, first)
         _check_buildable(model, self.model_overrides)
         if pretrain_store is not None:
             check_tile(model, pretrain_store.tile(pretrain_tiles[0]), "pre-training ")
-        return dataclasses.replace(self, tiles=tiles, pretrain_tiles=pretrain_tiles, resolved_model=model)
+        return dataclasses.replace(
+            self,
+            tiles=tiles,
+            pretrain_tiles=pretrain_tiles,
+            calibrate_for=calibrate_for,
+            resolved_model=model,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, resolved: the model config in full, train settings without the device."""
@@ -247,7 +271,7 @@ class EnsembleConfig:
         for name in ("train", "pretrain"):
             d[name].pop(DEVICE_FIELD)
         d["tiles"], d["pretrain_tiles"] = list(self.tiles), list(self.pretrain_tiles)
-        d["exclude_tiles"] = list(self.exclude_tiles)
+        d["exclude_tiles"], d["calibrate_for"] = list(self.exclude_tiles), list(self.calibrate_for)
         d["model_overrides"] = dict(self.model_overrides)
         d["model_config"] = config_to_dict(self.model_config())
         return d
@@ -260,6 +284,7 @@ class EnsembleConfig:
             fields[name] = TrainConfig(**fields[name])
         fields["tiles"], fields["pretrain_tiles"] = tuple(d["tiles"]), tuple(d["pretrain_tiles"])
         fields["exclude_tiles"] = tuple(d.get("exclude_tiles", ()))
+        fields["calibrate_for"] = tuple(d.get("calibrate_for", ()))
         if "model_config" in d:
             fields["resolved_model"] = config_from_dict(d["model_config"])
         return cls(**fields)

@@ -41,7 +41,7 @@ from distributed_pz.models.predictor import EnsemblePredictor, PredictOptions
 from distributed_pz.survey.store.schema import CLASS_STAR
 from distributed_pz.survey.store.store import SurveyStore
 from distributed_pz.survey.store.tiles import TileArrays
-from distributed_pz.train.calibrate import calibrate_oof, fitting_rows
+from distributed_pz.train.calibrate import calibrate_oof, fitting_rows, weights_for_tiles
 from distributed_pz.train.config import EnsembleConfig
 from distributed_pz.train.sample import load_sample, read_sample_rows
 
@@ -207,18 +207,32 @@ def finish_ensemble(
             else "the training tiles' zero points only"
         )
         tiles = np.asarray(sample.tiles)[sample.tile_index]
+        row_weights, reweighted = None, ""
+        if config.calibrate_for:
+            photometry = read_sample_rows(sample, ["mag", "mag_err"]).arrays
+            row_weights, reweighted = weights_for_tiles(
+                store, config.calibrate_for, photometry["mag"], photometry["mag_err"], config.seed
+            )
+            reweighted = f"; {reweighted}"
         fitted: Calibration | CalibrationRefused
         try:
             fitted, oof = calibrate_oof(
-                combined, sample.z_spec, config.seed, fit_rows=galaxies, survey_error=survey_error
+                combined,
+                sample.z_spec,
+                config.seed,
+                fit_rows=galaxies,
+                survey_error=survey_error + reweighted,
+                row_weights=row_weights,
             )
             meta = {"calibration": f"{fitted.method}, cross-fitted on halves of these rows"}
         except CalibrationRefused as exc:
             fitted, oof, meta = exc, combined, {"calibration": f"none (refused: {exc})"}
         if plan.calibration is not None:  # the share, not the out-of-fold rows, gives the saved fit
-            share_error = redrawn if config.survey_calibration else survey_error
+            share_error = (redrawn if config.survey_calibration else survey_error) + reweighted
             try:
-                fitted = _share_calibration(ensemble, plan, sample.z_spec, galaxies, config.seed, share_error)
+                fitted = _share_calibration(
+                    ensemble, plan, sample.z_spec, galaxies, config.seed, share_error, row_weights
+                )
             except CalibrationRefused as exc:
                 fitted = exc
         if isinstance(fitted, CalibrationRefused):
@@ -256,9 +270,10 @@ def _share_calibration(
     galaxies: np.ndarray | None,
     seed: int,
     survey_error: str,
+    row_weights: np.ndarray | None = None,
 ) -> Calibration:
     """The calibration fitted on the plan's calibration share, every member's prediction of it
-    pooled as the predictor pools a catalogue row."""
+    pooled as the predictor pools a catalogue row; ``row_weights`` (of every sample row) weight it."""
     share = plan.calibration_rows()
     parts = []
     for m in plan.members:
@@ -272,7 +287,8 @@ def _share_calibration(
     )
     weights, means, sigmas = (pooled[k][rows] for k in MIXTURE_COLUMNS)
     z_spec = np.asarray(z_spec, np.float64)[share][rows]
-    return fit_calibration(weights, means, sigmas, z_spec, described, seed)
+    share_weights = None if row_weights is None else row_weights[share][rows]
+    return fit_calibration(weights, means, sigmas, z_spec, described, seed, share_weights)
 
 
 def _stellar_locus(

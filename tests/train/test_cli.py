@@ -164,6 +164,28 @@ def test_tiles_by_glob_and_exclusion(tmp_path):
     assert (args.tiles, args.exclude_tiles) == (["KIDS_*"], ["KIDS_2"])
 
 
+def test_calibration_target_tiles_are_resolved_and_checked_against_the_training_bands(tmp_path):
+    url = _tiles_store(str(tmp_path / "s.zarr"), ("spec", "KIDS_1", "KIDS_2"))
+    _catalogue_store(url, bands=("g", "r", "i"), band_set="test", tile="other")
+    store = open_store(url)
+    args = parse("--store", url, "--out", "x", "--calibrate-for", "KIDS_*")
+    assert args.calibrate_for == ["KIDS_*"]
+
+    def target(*patterns):
+        config = EnsembleConfig(
+            store=url, out="x", model="gaznet_c9", tiles=("spec",), calibrate_for=patterns
+        )
+        return config.resolve(store).calibrate_for
+
+    assert target("KIDS_*") == ("KIDS_1", "KIDS_2") and target() == ()
+    with pytest.raises(ValueError, match="'KIDS_9' matches no tile"):
+        target("KIDS_9")
+    with pytest.raises(ValueError, match="--calibrate-for: store .*, tile 'other' has other bands"):
+        target("other")
+    config = EnsembleConfig(store=url, out="x", model="gaznet_c9", calibrate_for=("KIDS_1",))
+    assert EnsembleConfig.from_dict(config.to_dict()).calibrate_for == ("KIDS_1",)
+
+
 def test_presets_choose_the_papers_schedules_on_a_gpu_and_short_ones_on_a_cpu():
     assert preset_settings("paper", "deepz") == {"epochs": 300, "batch_size": 100, "lr": 1e-3}
     assert preset_settings("paper", "gaznet")["epochs"] == 60

@@ -22,7 +22,7 @@ from distributed_pz.models.ensemble import ENSEMBLE_FILE, EnsembleDir, load_plan
 from distributed_pz.models.predictor import EnsemblePredictor  # noqa: E402
 from distributed_pz.survey.sim.simulate import SimulationConfig, simulate_tile  # noqa: E402
 from distributed_pz.survey.store.store import open_store  # noqa: E402
-from distributed_pz.train.calibrate import fitting_rows  # noqa: E402
+from distributed_pz.train.calibrate import fitting_rows, weights_for_tiles  # noqa: E402
 from distributed_pz.train.config import EnsembleConfig  # noqa: E402
 from distributed_pz.train.member import TrainConfig  # noqa: E402
 from distributed_pz.train.oof import load_part  # noqa: E402
@@ -184,16 +184,19 @@ def test_one_fold_trains_every_member_on_everything_with_no_out_of_fold_and_no_c
     assert EnsemblePredictor.from_ensemble(ensemble).catalogue_metadata()["calibration"] == "none"
 
 
-def test_a_calibration_share_is_predicted_by_every_member_and_fitted_on_as_catalogue_rows(
+def test_a_calibration_share_is_predicted_by_every_member_and_fitted_on_as_catalogue_rows_reweighted(
     ray_session, store, tmp_path
 ):
+    """The share's pooled parts give the saved fit, its rows weighted to the --calibrate-for tile."""
     out = tmp_path / "share"
     lines = []
     point_model = {
         "model": "gaznet_c9",
         "model_overrides": {"catalog_widths": [32, 32], "neck_widths": [32, 16]},
     }
-    settings = dataclasses.replace(config(store, out, epochs=4), calibration_share=0.3, **point_model)
+    settings = dataclasses.replace(
+        config(store, out, epochs=4), calibration_share=0.3, calibrate_for=("t1",), **point_model
+    )
     train_ensemble(settings, echo=lines.append)
     plan, ensemble = load_plan(out), EnsembleDir(out).read(device="cpu")
     share = plan.calibration_rows()
@@ -212,14 +215,25 @@ def test_a_calibration_share_is_predicted_by_every_member_and_fitted_on_as_catal
     )  # uncalibrated, as parts pool
     galaxies = fitting_rows(data.arrays["class"][share])
     fitted = ensemble.calibration
-    assert fitted.n_rows == galaxies.sum() and "held out of every member" in fitted.fitted_on
-    assert "all 4 members pooled" in fitted.fitted_on
+    row_weights, _ = weights_for_tiles(
+        open_store(store), ["t1"], data.arrays["mag"], data.arrays["mag_err"], 3
+    )
+    fitted_rows = galaxies & (row_weights[share] > 0)  # a row with no t1 neighbour is not fitted on
+    assert fitted.n_rows == fitted_rows.sum() > 0.8 * galaxies.sum()
+    assert "held out of every member" in fitted.fitted_on and "all 4 members pooled" in fitted.fitted_on
+    assert "reweighted to the photometry of t1" in fitted.fitted_on
     refit = fit_calibration(
         *(np.asarray(pooled[k], np.float64)[galaxies] for k in MIXTURE_COLUMNS),
         data.arrays["z_spec"][share][galaxies],
+        row_weights=row_weights[share][galaxies],
     )
     for stat in ("pit_ks", "coverage_68"):  # the catalogue's pooling of the share, before calibration
         assert refit.before[stat] == pytest.approx(fitted.before[stat], rel=1e-4)
+    unweighted = fit_calibration(
+        *(np.asarray(pooled[k], np.float64)[galaxies] for k in MIXTURE_COLUMNS),
+        data.arrays["z_spec"][share][galaxies],
+    )
+    assert unweighted.before != fitted.before  # the weights reached the fit
     assert any(line.startswith("calibration: ") and "calibration share" in line for line in lines)
 
 
