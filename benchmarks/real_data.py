@@ -43,7 +43,7 @@ from distributed_pz.cli import main as dpz_main
 from distributed_pz.metrics import GaussianMixturePDF, pit, pit_coverage, pit_uniformity, point_metrics
 from distributed_pz.models import model_config
 from distributed_pz.models.bundle import Bundle
-from distributed_pz.models.calibration import fit_calibration
+from distributed_pz.models.calibration import Calibration, fit_calibration
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.models.reweight import photometric_features, target_weights
 from distributed_pz.survey.store.store import open_store
@@ -252,23 +252,28 @@ def train_ensemble(
     return results, time.perf_counter() - started
 
 
-def calibrated_ensemble(
-    bundles: list[Bundle], val: TileArrays, seed: int, target: TileArrays | None = None
-) -> EnsemblePredictor:
-    """The ensemble of ``bundles`` with its p(z) calibration fitted on its predictions of ``val``;
-    with a ``target``, the validation rows are reweighted to the target's photometry
-    (:func:`distributed_pz.models.reweight.target_weights`; its magnitudes only, never its redshifts)."""
+def calibrated_ensemble(bundles: list[Bundle], val: TileArrays, seed: int) -> EnsemblePredictor:
+    """The ensemble of ``bundles`` with its p(z) calibration fitted on its predictions of ``val``."""
     on_val = EnsemblePredictor(bundles)(val)
-    row_weights, fitted_on = None, "validation rows"
-    if target is not None:
-        ref = val.bands.index(reference_band(val, model_config("deepz").reference_band))
-        features = (photometric_features(t.arrays["mag"], ref) for t in (val, target))
-        row_weights = target_weights(*features, seed=seed)
-        fitted_on += " reweighted to the test photometry"
-    calibration = fit_calibration(
+    return EnsemblePredictor(bundles, calibration=validation_calibration(on_val, val, seed))
+
+
+def validation_calibration(
+    on_val: dict[str, np.ndarray], val: TileArrays, seed: int, row_weights: np.ndarray | None = None
+) -> Calibration:
+    """The calibration fitted on the ensemble's predictions ``on_val`` of ``val``; ``row_weights``
+    (:func:`weights_to_test`) reweight the validation rows to the test photometry."""
+    fitted_on = "validation rows" + (" reweighted to the test photometry" if row_weights is not None else "")
+    return fit_calibration(
         *(on_val[k] for k in MIXTURE_COLUMNS), val.arrays["z_spec"], fitted_on, seed, row_weights
     )
-    return EnsemblePredictor(bundles, calibration=calibration)
+
+
+def weights_to_test(val: TileArrays, test: TileArrays, seed: int) -> np.ndarray:
+    """Weights of the validation rows that reweight them to the test rows' photometry
+    (:func:`distributed_pz.models.reweight.target_weights`; magnitudes only, never a redshift)."""
+    ref = val.bands.index(reference_band(val, model_config("deepz").reference_band))
+    return target_weights(*(photometric_features(t.arrays["mag"], ref) for t in (val, test)), seed=seed)
 
 
 def run_catalogue(
@@ -316,12 +321,18 @@ def run_catalogue(
     n_val = int(round(VAL_FRACTION * train.n_rows))
     fit, val = train.take(np.sort(order[n_val:])), train.take(np.sort(order[:n_val]))
     predictions: dict[str, dict[str, Any]] = {}
+    reweighted = weights_to_test(val, test, seed)
     for name, config in network_configs(train).items():
         tc = TrainConfig(epochs=epochs, batch_size=100, patience=patience)
         results, train_s = train_ensemble(config, fit, val, seed, members, tc)
         bundles = [r.bundle for r in results]
-        for label, target in ((f"{name} ×{members}", None), (f"{name} ×{members} reweighted", test)):
-            out = calibrated_ensemble(bundles, val, seed, target)(test)
+        on_val = EnsemblePredictor(bundles)(val)
+        for label, row_weights in (
+            (f"{name} ×{members}", None),
+            (f"{name} ×{members} reweighted", reweighted),
+        ):
+            calibration = validation_calibration(on_val, val, seed, row_weights)
+            out = EnsemblePredictor(bundles, calibration=calibration)(test)
             predictions[label] = {
                 "z_phot": out["z_phot"],
                 "pdf": tuple(out[k] for k in MIXTURE_COLUMNS),

@@ -75,10 +75,10 @@ PAPER_EPOCHS = 300
 TRAIN_RATE = {"members": (10, 50), "epochs": 2}
 """Members and epochs of the ``train_rate`` stage (``--train-rate-epochs``)."""
 SCALE = [(10_000, 1, 1), (100_000, 1, 1), (100_000, 10, 1), (100_000, 10, 2)]
-SCALE_REPEATS = 3
-"""Runs of each scale point; its seconds are their median (one run of 1e6 varied by ±8 % here)."""
 """(sources per tile, tiles, workers) of the scale curve; ``--scale-tiles`` sets the tiles of the
 last two (10 = 1e6 sources)."""
+SCALE_REPEATS = 3
+"""Runs of each scale point; its seconds are their median (one run of 1e6 varied by ±8 % here)."""
 PREDICT_SOURCES = 100_000
 """Sources of the ``predict50``, ``overhead`` and ``student`` tile (a KiDS DR4 tile's size)."""
 

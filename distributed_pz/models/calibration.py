@@ -231,9 +231,8 @@ def _fit_bin(
     68.3 % than it was; no change at all (``0, 1, 0``) where that scores better."""
     median = mixture.quantiles(weights, means, sigmas, (0.5,))[:, 0]
     shift = float(weighted_quantile((z - median) / (1.0 + np.abs(m)), 0.5, row_weights))
-    raw = pit_scores(
-        _pit(weights, means, sigmas, z), row_weights
-    )  # no calibration at all: the z >= 0 guard neither
+    # no calibration at all: the z >= 0 guard neither
+    raw = pit_scores(_pit(weights, means, sigmas, z), row_weights)
     allowed = abs(raw["coverage_68"] - COVERAGE_68)
     unchanged = raw["pit_ks"] + allowed
     t_grid, f_grid = TEMPERATURES, FLOORS

@@ -109,9 +109,10 @@ def calibrate_oof(
     usable = np.ones(len(z_spec), bool) if fit_rows is None else np.asarray(fit_rows, bool)
     described = "out-of-fold predictions" if fit_rows is None else "out-of-fold galaxies"
     described += f" ({survey_error})" if survey_error else ""
+    row_weights = None if row_weights is None else np.asarray(row_weights, np.float64)
 
     def weights_of(rows: np.ndarray) -> np.ndarray | None:
-        return None if row_weights is None else np.asarray(row_weights, np.float64)[rows]
+        return None if row_weights is None else row_weights[rows]
 
     calibration = fit_calibration(
         weights[usable], means[usable], sigmas[usable], z_spec[usable], described, seed, weights_of(usable)

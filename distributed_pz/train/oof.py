@@ -196,9 +196,9 @@ def finish_ensemble(
     if plan.n_folds > 1:
         sample = load_sample(ensemble, config.store, config.tiles)
         parts = [(m.split, load_part(ensemble.oof_part(m.member_id))) for m in plan.members]
-        galaxies = None
-        if "class" in arrays:
-            galaxies = fitting_rows(read_sample_rows(sample, ["class"]).arrays["class"])
+        wanted = ["class"] * ("class" in arrays) + ["mag", "mag_err"] * bool(config.calibrate_for)
+        sample_rows = read_sample_rows(sample, wanted).arrays if wanted else {}
+        galaxies = fitting_rows(sample_rows["class"]) if "class" in sample_rows else None
         combined = combine_parts(parts, plan.n_rows)
         redrawn = "zero points redrawn at the band set's scatter"
         survey_error = (
@@ -209,9 +209,8 @@ def finish_ensemble(
         tiles = np.asarray(sample.tiles)[sample.tile_index]
         row_weights, reweighted = None, ""
         if config.calibrate_for:
-            photometry = read_sample_rows(sample, ["mag", "mag_err"]).arrays
             row_weights, reweighted = weights_for_tiles(
-                store, config.calibrate_for, photometry["mag"], photometry["mag_err"], config.seed
+                store, config.calibrate_for, sample_rows["mag"], sample_rows["mag_err"], config.seed
             )
             reweighted = f"; {reweighted}"
         fitted: Calibration | CalibrationRefused
