@@ -20,6 +20,10 @@ probability integral transform (PIT) of the fitting rows uniform: the objective 
 KS distance plus the miss of the 68 % coverage. The shift moves ``z_phot`` with the p(z): a
 bias correction learned out of fold.
 
+A one-Gaussian p(z) — a point-estimate ensemble's — is fitted instead with the kernel of its
+residuals (:mod:`distributed_pz.models.kernel_calibration`), which carries the errors' skew and
+tails; both kinds share :class:`RecordedCalibration`'s record.
+
 :func:`fit_calibration` learns it from out-of-fold predictions (``dpz train``,
 :mod:`distributed_pz.train.calibrate`); the ensemble directory keeps it
 (:class:`~distributed_pz.models.ensemble.EnsembleDir`), its content hash inside the ensemble's, and the one
@@ -62,8 +66,48 @@ class CalibrationRefused(ValueError):
     """A fit that would leave its own rows' 68 % coverage worse than no calibration at all."""
 
 
+class RecordedCalibration:
+    """What every fitted calibration has: a JSON record, its hash, one line for metadata and
+    the change it made to its own rows (fields ``method``, ``fitted_on``, ``n_rows``,
+    ``before``, ``after`` and an ``n_bins`` property)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RecordedCalibration:
+        """The calibration a recorded :meth:`to_dict` describes, of whichever method it names."""
+        from distributed_pz.models.kernel_calibration import KERNEL_METHOD, KernelCalibration
+
+        return (KernelCalibration if d.get("method") == KERNEL_METHOD else Calibration).from_dict(d)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the calibration's JSON (sorted keys)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def output_components(self, components: int) -> int:
+        """Gaussians of a calibrated p(z) whose input has ``components``."""
+        return components
+
+    def describe(self) -> str:
+        """One line for catalogue metadata and reports."""
+        bins = self.n_bins
+        return (
+            f"{self.method} in {bins} z_phot bin{'s' * (bins > 1)}, fitted on {self.n_rows} {self.fitted_on}"
+        )
+
+    def change(self) -> str:
+        """What the fit did to its own rows: PIT KS and 68 % coverage, before -> after."""
+        before, after = self.before, self.after
+        return (
+            f"PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
+            f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
+        )
+
+
 @dataclass(frozen=True)
-class Calibration:
+class Calibration(RecordedCalibration):
     """A fitted recalibration of pooled mixtures.
 
     Parameters
@@ -110,8 +154,9 @@ class Calibration:
         f = np.where(live, np.asarray(self.floor)[b], 0.0)
         return _transform(weights, means, sigmas, m, s, t, f)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+    @property
+    def n_bins(self) -> int:
+        return len(self.temperature)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
@@ -119,26 +164,6 @@ class Calibration:
         for name in ("edges", "shift", "temperature", "floor"):
             fields[name] = tuple(float(x) for x in fields[name])
         return cls(**fields)
-
-    @property
-    def content_hash(self) -> str:
-        """SHA-256 of the calibration's JSON (sorted keys)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
-
-    def describe(self) -> str:
-        """One line for catalogue metadata and reports."""
-        bins = len(self.temperature)
-        return (
-            f"{self.method} in {bins} z_phot bin{'s' * (bins > 1)}, fitted on {self.n_rows} {self.fitted_on}"
-        )
-
-    def change(self) -> str:
-        """What the fit did to its own rows: PIT KS and 68 % coverage, before -> after."""
-        before, after = self.before, self.after
-        return (
-            f"PIT KS {before['pit_ks']:.3f} -> {after['pit_ks']:.3f}, "
-            f"68 % coverage {before['coverage_68']:.1%} -> {after['coverage_68']:.1%}"
-        )
 
 
 def _guarded_shift(m: np.ndarray, s: np.ndarray | float) -> np.ndarray:
@@ -232,7 +257,7 @@ def _fit_bin(
     median = mixture.quantiles(weights, means, sigmas, (0.5,))[:, 0]
     shift = float(weighted_quantile((z - median) / (1.0 + np.abs(m)), 0.5, row_weights))
     # no calibration at all: the z >= 0 guard neither
-    raw = pit_scores(_pit(weights, means, sigmas, z), row_weights)
+    raw = pit_scores(mixture_pit(weights, means, sigmas, z), row_weights)
     allowed = abs(raw["coverage_68"] - COVERAGE_68)
     unchanged = raw["pit_ks"] + allowed
     t_grid, f_grid = TEMPERATURES, FLOORS
@@ -256,8 +281,10 @@ def fit_calibration(
     fitted_on: str = "out-of-fold predictions",
     seed: int = 0,
     row_weights: np.ndarray | None = None,
-) -> Calibration:
-    """Fit a :class:`Calibration` that makes the PIT of ``z_spec`` under these mixtures uniform.
+) -> RecordedCalibration:
+    """Fit a calibration that makes the PIT of ``z_spec`` under these mixtures uniform: a
+    :class:`Calibration` of mixtures, a :class:`~distributed_pz.models.kernel_calibration.KernelCalibration`
+    of one-Gaussian p(z) (a point-estimate ensemble's).
 
     Parameters
     ----------
@@ -293,10 +320,14 @@ def fit_calibration(
         raise ValueError(f"{use.size} rows with a p(z) and a finite z_spec are too few to calibrate on")
     w, mu, sd, z = weights[use], means[use], sigmas[use], z_spec[use]
     rw = None if row_weights is None else row_weights[use]
-    m = mixture.mode(w, mu, sd)
     n_eff = use.size if rw is None else effective_rows(rw)
     n_bins = int(np.clip(n_eff // ROWS_PER_BIN, 1, MAX_BINS))
-    edges = weighted_quantile(m, np.arange(1, n_bins) / n_bins, rw) if n_bins > 1 else np.array([])
+    if mu.shape[1] == 1:
+        from distributed_pz.models.kernel_calibration import fit_kernel_calibration
+
+        return fit_kernel_calibration(mu[:, 0], sd[:, 0], z, fitted_on, n_bins, rw)
+    m = mixture.mode(w, mu, sd)
+    edges = bin_edges(m, n_bins, rw)
     rng = np.random.default_rng(seed)
     shift, temperature, floor = [], [], []
     b = np.searchsorted(edges, m)
@@ -308,7 +339,7 @@ def fit_calibration(
         shift.append(s)
         temperature.append(t)
         floor.append(f)
-    before = pit_scores(_pit(w, mu, sd, z), rw)
+    before = pit_scores(mixture_pit(w, mu, sd, z), rw)
     calibration = Calibration(
         tuple(float(e) for e in edges),
         tuple(shift),
@@ -318,15 +349,27 @@ def fit_calibration(
         int(use.size),
         before,
     )
-    after = pit_scores(_pit(*calibration.apply(w, mu, sd), z), rw)
+    after = pit_scores(mixture_pit(*calibration.apply(w, mu, sd), z), rw)
+    refuse_if_worse(before, after)
+    return Calibration(**{**asdict(calibration), "after": after})
+
+
+def bin_edges(m: np.ndarray, n_bins: int, row_weights: np.ndarray | None) -> np.ndarray:
+    """Inner edges of ``n_bins`` (weighted) quantile bins of the modes ``m``."""
+    return weighted_quantile(m, np.arange(1, n_bins) / n_bins, row_weights) if n_bins > 1 else np.array([])
+
+
+def refuse_if_worse(before: Mapping[str, float], after: Mapping[str, float]) -> None:
+    """Raise :class:`CalibrationRefused` where a fit moved its rows' 68 % coverage further from
+    68.3 % than :data:`COVERAGE_TOLERANCE` beyond where it was."""
     miss_before, miss_after = (abs(x["coverage_68"] - COVERAGE_68) for x in (before, after))
     if miss_after > miss_before + COVERAGE_TOLERANCE:
         raise CalibrationRefused(
             f"the fit would move its rows' 68 % coverage from {before['coverage_68']:.1%} "
             f"to {after['coverage_68']:.1%}"
         )
-    return Calibration(**{**asdict(calibration), "after": after})
 
 
-def _pit(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray) -> np.ndarray:
+def mixture_pit(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The PIT of redshifts ``z`` under ``(N, K)`` mixtures."""
     return mixture.cdf(z[:, None], weights, means, sigmas)[:, 0]

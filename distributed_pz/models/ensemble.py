@@ -56,7 +56,7 @@ import torch
 from distributed_pz import __version__
 from distributed_pz._files import local_copy, read_json, utc_now, write_json, write_text
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle, BundleError, load_bundle
-from distributed_pz.models.calibration import Calibration
+from distributed_pz.models.calibration import RecordedCalibration
 from distributed_pz.models.locus import StellarLocus
 from distributed_pz.models.registry import ModelConfig, config_from_dict
 
@@ -264,7 +264,7 @@ class Ensemble:
     content_hash: str
     configs: Mapping[str, ModelConfig]
     members: Mapping[str, Bundle] = field(default_factory=dict)
-    calibration: Calibration | None = None
+    calibration: RecordedCalibration | None = None
     band_set: str | None = None
     locus: StellarLocus | None = None
     plan: SplitPlan | None = None
@@ -418,7 +418,7 @@ class EnsembleDir:
         return load_plan(self.root)
 
     # -- writes --------------------------------------------------------------------------------
-    def save_calibration(self, calibration: Calibration) -> dict[str, str]:
+    def save_calibration(self, calibration: RecordedCalibration) -> dict[str, str]:
         """Write ``calibration.json``; returns its manifest entry (path, content hash, method)."""
         write_json(self.calibration_file, calibration.to_dict())
         return {
@@ -554,7 +554,7 @@ class EnsembleDir:
                 recorded = bundle_json["content_hash"]
             if recorded != entry["content_hash"]:
                 raise BundleError(f"{where}: member {name} is not the one recorded")
-        calibration = self._read_recorded(manifest.get("calibration"), Calibration, "calibration")
+        calibration = self._read_recorded(manifest.get("calibration"), RecordedCalibration, "calibration")
         locus = self._read_recorded(manifest.get("stellar_locus"), StellarLocus, "stellar locus")
         plan = self.read_plan()
         if verify:
@@ -601,12 +601,12 @@ class EnsembleDir:
             band_set=metadata.get("band_set"),
         )
 
-    def _bundle_calibration(self, recorded: Any) -> Calibration | None:
+    def _bundle_calibration(self, recorded: Any) -> RecordedCalibration | None:
         """The calibration a bundle's metadata carries (a distilled student's), ``None`` without one."""
         if not isinstance(recorded, Mapping):
             return None
         try:
-            return Calibration.from_dict(recorded)
+            return RecordedCalibration.from_dict(recorded)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
                 f"bundle {self.location!r}: its metadata's calibration is not one ({exc})"

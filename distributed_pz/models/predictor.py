@@ -13,9 +13,11 @@ final catalogue columns are copied to the host:
 - mixture-density members (DEEPZ, GaZNet-1-MDN): the members' Gaussian mixtures with equal
   member weights, ``K_total = members x K`` components (DEEPZ §5.2);
 - point-estimate members (GaZNet Huber): one Gaussian with the members' mean and spread
-  (standard deviation, at least ``sigma_floor``).
+  (standard deviation, at least ``sigma_floor``); its calibration
+  (:class:`~distributed_pz.models.kernel_calibration.KernelCalibration`) makes it a mixture of
+  the out-of-fold errors' kernel.
 
-An ensemble directory may hold a :class:`~distributed_pz.models.calibration.Calibration`
+An ensemble directory may hold a calibration (:mod:`distributed_pz.models.calibration`)
 fitted on its out-of-fold predictions; the predictor applies it to every pooled mixture before
 the summaries are taken, and :meth:`EnsemblePredictor.catalogue_metadata` says which one.
 
@@ -55,7 +57,7 @@ from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
 from distributed_pz.metrics.reduce import reduce_mixture
 from distributed_pz.models.bundle import Bundle
-from distributed_pz.models.calibration import Calibration
+from distributed_pz.models.calibration import RecordedCalibration
 from distributed_pz.models.ensemble import Ensemble
 from distributed_pz.models.features import InputSpec
 from distributed_pz.models.folded import StackedDeepZ, stack_members
@@ -204,7 +206,7 @@ class EnsemblePredictor:
         bundle_hash: str = "",
         device: torch.device | str | None = None,
         options: PredictOptions | None = None,
-        calibration: Calibration | None = None,
+        calibration: RecordedCalibration | None = None,
     ) -> None:
         bundles = [bundles] if isinstance(bundles, Bundle) else list(bundles)
         if not bundles:
@@ -240,6 +242,8 @@ class EnsemblePredictor:
     def n_components(self) -> int:
         """Components of each source's mixture in the PDF columns (after ``pdf_components``)."""
         pooled = self.n_members * self.members[0].config.n_components if self.has_pdf else 1
+        if self.calibration is not None:
+            pooled = self.calibration.output_components(pooled)
         return min(pooled, self.options.pdf_components or pooled)
 
     def catalogue_metadata(self) -> dict[str, str]:

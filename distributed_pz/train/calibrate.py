@@ -21,7 +21,12 @@ import numpy as np
 from distributed_pz.catalog import MIXTURE_COLUMNS
 from distributed_pz.metrics import mixture
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
-from distributed_pz.models.calibration import Calibration, CalibrationRefused, effective_rows, fit_calibration
+from distributed_pz.models.calibration import (
+    CalibrationRefused,
+    RecordedCalibration,
+    effective_rows,
+    fit_calibration,
+)
 from distributed_pz.models.reweight import photometric_features, reference_index, target_weights
 from distributed_pz.survey.store.schema import CLASS_GALAXY, CLASS_UNKNOWN
 from distributed_pz.survey.store.store import SurveyStore
@@ -69,7 +74,7 @@ def calibrate_oof(
     fit_rows: np.ndarray | None = None,
     survey_error: str = "",
     row_weights: np.ndarray | None = None,
-) -> tuple[Calibration, dict[str, np.ndarray]]:
+) -> tuple[RecordedCalibration, dict[str, np.ndarray]]:
     """Fit the ensemble's calibration and calibrate its out-of-fold predictions, cross-fitted.
 
     Parameters
@@ -118,7 +123,7 @@ def calibrate_oof(
         weights[usable], means[usable], sigmas[usable], z_spec[usable], described, seed, weights_of(usable)
     )
     half = np.random.default_rng(seed).permutation(len(z_spec)) % 2 == 0
-    out_w, out_mu, out_sd = weights.copy(), means.copy(), sigmas.copy()
+    out_w, out_mu, out_sd = _padded(weights, means, sigmas, calibration.output_components(weights.shape[1]))
     for rows in (half, ~half):
         other = ~rows & usable
         try:
@@ -139,3 +144,18 @@ def calibrate_oof(
     calibrated.update({k: v.astype(np.float32) for k, v in summary.items()})
     calibrated.update(pdf_weights=out_w, pdf_means=out_mu, pdf_sigmas=out_sd)
     return calibration, calibrated
+
+
+def _padded(
+    weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, components: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of ``(N, K)`` mixtures with zero-weight components added up to ``components``
+    (a kernel calibration's p(z) has more Gaussians than the pool it calibrates)."""
+    extra = components - weights.shape[1]
+    if extra <= 0:
+        return weights.copy(), means.copy(), sigmas.copy()
+    return (
+        np.pad(weights, ((0, 0), (0, extra))),
+        np.pad(means, ((0, 0), (0, extra)), mode="edge"),
+        np.pad(sigmas, ((0, 0), (0, extra)), mode="edge"),
+    )

@@ -32,7 +32,7 @@ import numpy as np
 from distributed_pz import catalog as fl
 from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import Bundle
-from distributed_pz.models.calibration import Calibration, CalibrationRefused, fit_calibration
+from distributed_pz.models.calibration import CalibrationRefused, RecordedCalibration, fit_calibration
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.models.registry import ModelConfig
 from distributed_pz.options import option
@@ -145,7 +145,7 @@ def distill(
     return dataclasses.replace(result, bundle=bundle)
 
 
-def student_calibration(student: Bundle, held_out: TileArrays, seed: int) -> Calibration | str:
+def student_calibration(student: Bundle, held_out: TileArrays, seed: int) -> RecordedCalibration | str:
     """The student's calibration, fitted on the labelled galaxies of ``held_out`` (rows none of its
     draws trained on), or why there is none (``"none (…)"``: too few labelled rows, or a refused fit)."""
     z = np.asarray(held_out.arrays.get("z_spec", np.full(held_out.n_rows, np.nan)), np.float64)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from distributed_pz.models.bundle import BundleError, save_bundle
-    from distributed_pz.models.calibration import Calibration
+    from distributed_pz.models.calibration import RecordedCalibration
     from distributed_pz.train.distill import distill
 
     try:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(calibration, str):
         print(f"student calibration: {calibration}")
     else:
-        fitted = Calibration.from_dict(calibration)
+        fitted = RecordedCalibration.from_dict(calibration)
         print(f"student calibration on {fitted.n_rows} held-out labelled rows: {fitted.change()}")
     return 0
 

@@ -33,7 +33,7 @@ from distributed_pz.metrics import mixture as mixture_tools
 from distributed_pz.metrics.mixture import DEFAULT_ODDS_INTERVAL
 from distributed_pz.models.augment import jitter_zeropoints
 from distributed_pz.models.bundle import BUNDLE_FILE, Bundle
-from distributed_pz.models.calibration import Calibration, CalibrationRefused, fit_calibration
+from distributed_pz.models.calibration import CalibrationRefused, RecordedCalibration, fit_calibration
 from distributed_pz.models.ensemble import EnsembleDir, SplitPlan
 from distributed_pz.models.inputs import zeropoint_scatter
 from distributed_pz.models.locus import StellarLocus, TooFewStars
@@ -213,7 +213,7 @@ def finish_ensemble(
                 store, config.calibrate_for, sample_rows["mag"], sample_rows["mag_err"], config.seed
             )
             reweighted = f"; {reweighted}"
-        fitted: Calibration | CalibrationRefused
+        fitted: RecordedCalibration | CalibrationRefused
         try:
             fitted, oof = calibrate_oof(
                 combined,
@@ -270,7 +270,7 @@ def _share_calibration(
     seed: int,
     survey_error: str,
     row_weights: np.ndarray | None = None,
-) -> Calibration:
+) -> RecordedCalibration:
     """The calibration fitted on the plan's calibration share, every member's prediction of it
     pooled as the predictor pools a catalogue row; ``row_weights`` (of every sample row) weight it."""
     share = plan.calibration_rows()

@@ -47,8 +47,8 @@ def test_calibration_fitted_on_some_rows_makes_the_pit_of_other_rows_uniform(kin
     after = pit_scores(pit_of(calibration.apply(w[test], mu[test], sd[test]), z[test]))
     assert after["pit_ks"] < 0.03 and abs(after["coverage_68"] - 0.683) < 0.03
     assert calibration.after["pit_ks"] < 0.03 and calibration.before["pit_ks"] > 0.15
-    assert len(calibration.temperature) == MAX_BINS  # 3000 rows: as many bins as allowed
-    assert len(fit_calibration(w[:600], mu[:600], sd[:600], z[:600]).temperature) == 600 // ROWS_PER_BIN
+    assert calibration.n_bins == MAX_BINS  # 3000 rows: as many bins as allowed
+    assert fit_calibration(w[:600], mu[:600], sd[:600], z[:600]).n_bins == 600 // ROWS_PER_BIN
 
 
 def test_the_calibrated_pdf_is_still_an_exact_mixture_and_no_pdf_rows_stay_so():
