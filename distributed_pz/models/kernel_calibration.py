@@ -15,8 +15,10 @@ and gives each source ``K`` equal Gaussians at the residuals' quantiles ``q_k`` 
 
     means_k = max(m + w q_k, 0),   sigmas_k = h w,   weights_k = 1 / K
 
-``h`` is half Silverman's rule for the residuals (``0.53 min(sd, IQR / 1.34) n^(-1/5)``,
-``n`` the effective rows). The floor ``f`` sets how much the members' spread counts: it is
+``h`` is 1.5 times Silverman's rule for the residuals (``1.6 min(sd, IQR / 1.34) n^(-1/5)``, ``n``
+the effective rows), smooth enough that a p(z)'s mode (``z_phot``) is the kernel's and not one
+node's; the nodes are drawn towards their median until the kernel's 68 % interval is the
+residuals' own. The floor ``f`` sets how much the members' spread counts: it is
 chosen per bin, among multiples of the bin's median ``σ / (1 + m)``, as the one under which the
 fitting rows' redshifts have the highest mean log density (a proper score), so a source the
 members disagree on gets a wider p(z) as far as the errors say it should. The
@@ -35,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from distributed_pz.metrics import mixture
 from distributed_pz.models.calibration import (
     RecordedCalibration,
     bin_edges,
@@ -49,7 +52,11 @@ NODES = 20
 """Gaussians of each calibrated p(z)."""
 FLOOR_FACTORS = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Floors ``f`` tried, in units of the bin's median ``σ / (1 + m)``."""
+BANDWIDTH = 1.6
+"""``h = BANDWIDTH min(sd, IQR / 1.34) n^(-1/5)``: 1.5 times Silverman's rule, smooth enough
+that the mode of a p(z) is not one node's."""
 MIN_FLOOR = 1e-4
+_LO, _HI = 0.15865525393145707, 0.8413447460685429
 """Smallest floor (in units of ``1 + z``): the width ``w`` is never 0."""
 
 
@@ -134,15 +141,24 @@ def _width(m: np.ndarray, sigma: np.ndarray, floor: np.ndarray | float) -> np.nd
 
 
 def _kernel(u: np.ndarray, row_weights: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """The :data:`NODES` weighted quantiles of ``u`` and half Silverman's bandwidth for them."""
+    """The kernel of residuals ``u``: :data:`NODES` nodes and a bandwidth ``h`` (see the module)."""
     nodes = weighted_quantile(u, (np.arange(NODES) + 0.5) / NODES, row_weights)
     w = np.ones_like(u) if row_weights is None else row_weights
     mean = np.average(u, weights=w)
     sd = np.sqrt(np.average((u - mean) ** 2, weights=w))
-    q25, q75 = weighted_quantile(u, np.array([0.25, 0.75]), row_weights)
+    lo, q25, median, q75, hi = weighted_quantile(u, np.array([_LO, 0.25, 0.5, 0.75, _HI]), row_weights)
     n_eff = w.sum() ** 2 / np.square(w).sum()
     spread = min(sd, (q75 - q25) / 1.34) or sd
-    return nodes, float(max(0.53 * spread * n_eff**-0.2, 1e-6))
+    h = float(max(BANDWIDTH * spread * n_eff**-0.2, 1e-6))
+    # the nodes drawn towards the median until the kernel's 68 % interval is the residuals'
+    one = np.ones((1, NODES)) / NODES
+    shrink = 1.0
+    for _ in range(4):
+        q = mixture.quantiles(
+            one, median + shrink * (nodes - median)[None], np.full((1, NODES), h), (_LO, _HI)
+        )[0]
+        shrink *= (hi - lo) / max(q[1] - q[0], 1e-12)
+    return median + min(shrink, 1.0) * (nodes - median), h
 
 
 def _kernel_log_density(u: np.ndarray, nodes: np.ndarray, bandwidth: float) -> np.ndarray:
