@@ -43,7 +43,7 @@ from distributed_pz.cli import main as dpz_main
 from distributed_pz.metrics import GaussianMixturePDF, pit, pit_coverage, pit_uniformity, point_metrics
 from distributed_pz.models import model_config
 from distributed_pz.models.bundle import Bundle
-from distributed_pz.models.calibration import Calibration, fit_calibration
+from distributed_pz.models.calibration import RecordedCalibration, fit_calibration
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.models.reweight import photometric_features, target_weights
 from distributed_pz.survey.store.store import open_store
@@ -260,7 +260,7 @@ def calibrated_ensemble(bundles: list[Bundle], val: TileArrays, seed: int) -> En
 
 def validation_calibration(
     on_val: dict[str, np.ndarray], val: TileArrays, seed: int, row_weights: np.ndarray | None = None
-) -> Calibration:
+) -> RecordedCalibration:
     """The calibration fitted on the ensemble's predictions ``on_val`` of ``val``; ``row_weights``
     (:func:`weights_to_test`) reweight the validation rows to the test photometry."""
     fitted_on = "validation rows" + (" reweighted to the test photometry" if row_weights is not None else "")
@@ -474,8 +474,10 @@ catalogue-specific. Networks: small ensembles (`×N`: N seeds, trained on the sa
 batch 100, the family's learning-rate schedule compressed to the epoch budget, early stopping
 (never before the first learning-rate drop) on a seeded {VAL_FRACTION:.0%} of the training part
 (`n_train` = rows fitted, the validation rows are extra; `epochs` = run (best) per member). Every
-network's pooled p(z) is calibrated (`distributed_pz.models.calibration`: shift, width temperature
-and floor per z_mean bin) on its predictions of those validation rows — never on the test rows.
+network's pooled p(z) is calibrated (`distributed_pz.models.calibration`: a mixture by a shift, width
+temperature and floor per z_phot bin; a point ensemble's one Gaussian by the kernel of its
+standardised residuals per z_phot bin, `models/kernel_calibration.py`) on its predictions of those
+validation rows — never on the test rows.
 A `reweighted` row is the same ensemble with its calibration fitted on the same validation rows
 weighted to the test rows' photometry (reference magnitude + adjacent colours; Lima et al. 2008
 nearest-neighbour density ratio, k = 20, `distributed_pz.models.reweight`): what a survey does
@@ -485,7 +487,7 @@ its reference band is the registry's (i) when the catalogue has it, else its mos
 `deepz_refmag` = the same DEEPZ with `reference_magnitude=true`: the reference band's magnitude as
 one more input (brightness, which flux ratios lack).
 `gaznet_c9` = the GaZNet catalogue path with `bands` overridden by the catalogue's bands (point
-head; its p(z) is the calibrated Gaussian of the members' mean and spread). Baselines are fitted on the same `n_train` rows with magnitudes + adjacent colours,
+head; its p(z) is the members' mean and spread, calibrated by the residual kernel). Baselines are fitted on the same `n_train` rows with magnitudes + adjacent colours,
 missing values set to the training median plus a mask column per feature missing in training (standardised for kNN).
 All models are scored on the `n_scored` test rows that every model predicts (DEEPZ flags rows
 without the reference band). Metrics on δz = (z_phot − z_spec)/(1 + z_spec): NMAD, outlier

@@ -32,6 +32,9 @@ pseudo-tiles it made every remedy too narrow, ``point_width.md``); a diagnostic 
 The GaZNet-C9 rows from 14:38 on are calibrated on a share held out of every member and pooled
 over all members (commit a0f316f: ``dpz train --calibration-share``, default 0.15 for point
 ensembles; calibration bins of 250 rows), run beside a helper's profiling (load 2.5–4.7).
+The GaZNet-C9 rows from 19:41 (seventh session) on are calibrated by the kernel of their
+residuals (``models/kernel_calibration.py``: 20 Gaussians at the standardised residuals'
+quantiles per z_phot bin, in place of one Gaussian with a width temperature), run alone (load 1.4–2.1).
 
     python -m benchmarks.tile_transfer --models deepz gaznet_c9 --seed 0
     python -m benchmarks.tile_transfer --real zcosmos_bright --seed 0

@@ -11,6 +11,7 @@ from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import make_bundle
 from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import EnsembleDir
+from distributed_pz.models.kernel_calibration import NODES, KernelCalibration
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
 from distributed_pz.models.predictor import GALAXY_CUT, EnsemblePredictor
 from distributed_pz.models.registry import build_model
@@ -52,6 +53,23 @@ def test_metadata_says_what_the_pdf_is_and_which_calibration(tmp_path):
     meta = loaded.catalogue_metadata()
     assert meta["pdf_source"] == "members_mixture" and meta["calibration_hash"] == WIDER.content_hash
     assert meta["calibration"].startswith("width_temperature in 1 z_phot bin")
+
+
+def test_a_point_ensemble_read_with_its_kernel_calibration_writes_the_kernel_mixture(tmp_path, rows):
+    members = fresh_members("gaznet_c9", seeds=(1, 2))
+    raw = EnsemblePredictor(members)(rows)
+    nodes = tuple(float(q) for q in np.linspace(-2.0, 3.0, NODES))  # a skewed kernel
+    kernel = KernelCalibration((), (0.02,), (nodes,), (0.3,), "test rows", 100)
+    save_ensemble(tmp_path / "kernel", members, kernel)
+    loaded = EnsemblePredictor.from_ensemble(EnsembleDir(tmp_path / "kernel").read())
+    assert loaded.calibration == kernel and loaded.n_components == NODES
+    assert loaded.catalogue_metadata()["calibration"].startswith("residual_kernel in 1 z_phot bin")
+    out = loaded(rows)
+    expected = kernel.apply(*(raw[k].astype(np.float64) for k in fl.MIXTURE_COLUMNS))
+    assert out["pdf_weights"].shape == (len(rows.arrays["object_id"]), NODES)
+    for column, value in zip(fl.MIXTURE_COLUMNS, expected):
+        np.testing.assert_allclose(out[column], value, rtol=1e-5, atol=1e-6)
+    assert (out["z_mean"] > raw["z_mean"]).mean() > 0.9  # the kernel's mean lies above the members' mean
 
 
 def test_the_class_head_gives_p_galaxy_and_flags_the_rest(rows):

@@ -86,4 +86,6 @@ def test_unit_weights_fit_exactly_the_unweighted_calibration(components):
     numbers = [k for k, v in plain.to_dict().items() if isinstance(v, list)]
     assert "edges" in numbers and len(numbers) >= 4
     for name in numbers:
-        np.testing.assert_allclose(getattr(unit, name), getattr(plain, name), rtol=1e-6)  # the nodes come from quantile solves
+        np.testing.assert_allclose(
+            getattr(unit, name), getattr(plain, name), rtol=1e-6
+        )  # the nodes come from quantile solves
