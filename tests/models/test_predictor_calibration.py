@@ -11,8 +11,8 @@ from distributed_pz.metrics import mixture
 from distributed_pz.models.bundle import make_bundle
 from distributed_pz.models.calibration import Calibration
 from distributed_pz.models.ensemble import EnsembleDir
-from distributed_pz.models.kernel_calibration import NODES, KernelCalibration
 from distributed_pz.models.inputs import batch_tensors, fit_feature_stats
+from distributed_pz.models.kernel_calibration import NODES, KernelCalibration
 from distributed_pz.models.predictor import GALAXY_CUT, EnsemblePredictor
 from distributed_pz.models.registry import build_model
 from tests.fixtures import fresh_members, learnable_tile, save_ensemble, tiny_config, with_ids
@@ -67,7 +67,7 @@ def test_a_point_ensemble_read_with_its_kernel_calibration_writes_the_kernel_mix
     out = loaded(rows)
     expected = kernel.apply(*(raw[k].astype(np.float64) for k in fl.MIXTURE_COLUMNS))
     assert out["pdf_weights"].shape == (len(rows.arrays["object_id"]), NODES)
-    for column, value in zip(fl.MIXTURE_COLUMNS, expected):
+    for column, value in zip(fl.MIXTURE_COLUMNS, expected, strict=True):
         np.testing.assert_allclose(out[column], value, rtol=1e-5, atol=1e-6)
     assert (out["z_mean"] > raw["z_mean"]).mean() > 0.9  # the kernel's mean lies above the members' mean
 
