@@ -43,7 +43,8 @@ def test_mismatched_or_disjoint_samples_are_refused_in_one_line():
         target_weights(rng.normal(size=(100, 2)), rng.normal(size=(50, 2)) + 100.0)
 
 
-def test_a_calibration_reweighted_to_an_easier_target_is_calibrated_on_it():
+@pytest.mark.parametrize("components", [1, 2])  # a point ensemble's kernel, a mixture's temperature
+def test_a_calibration_reweighted_to_an_easier_target_is_calibrated_on_it(components):
     """Bright sources have half the error of faint ones, and the network's p(z) does not know it
     (the SDSS test file is brighter than its training file): the calibration fitted on the faint-heavy
     rows is too wide on a bright-heavy target; reweighted to the target's magnitudes it is not."""
@@ -54,7 +55,8 @@ def test_a_calibration_reweighted_to_an_easier_target_is_calibrated_on_it():
         mag = np.where(bright, rng.normal(16.5, 0.4, n), rng.normal(18.0, 0.4, n))
         z = rng.uniform(0.02, 0.3, n)
         error = np.where(bright, 0.01, 0.02) * (1 + z)
-        mixtures = (np.ones((n, 1)), (z + rng.normal(0.0, error))[:, None], np.full((n, 1), 0.012))
+        centre = np.repeat((z + rng.normal(0.0, error))[:, None], components, axis=1)
+        mixtures = (np.full((n, components), 1 / components), centre, np.full((n, components), 0.012))
         return mixtures, z, mag[:, None]
 
     (w, mu, sd), z, mag = sample(3000, 0.3)
