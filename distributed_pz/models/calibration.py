@@ -253,13 +253,15 @@ def _fit_bin(
 ) -> tuple[float, float, float]:
     """``(s, T, f)`` of one bin: the median shift, then the best ``(T, f)`` of the coarse grid and
     of a finer grid around it, among those that leave the bin's 68 % coverage no further from
-    68.3 % than it was; no change at all (``0, 1, 0``) where that scores better."""
+    68.3 % than it was (give or take :data:`COVERAGE_TOLERANCE`, as the refusal: a bin covering
+    68.3 % by chance may still need its bias removed); no change at all (``0, 1, 0``) where that
+    scores better."""
     median = mixture.quantiles(weights, means, sigmas, (0.5,))[:, 0]
     shift = float(weighted_quantile((z - median) / (1.0 + np.abs(m)), 0.5, row_weights))
     # no calibration at all: the z >= 0 guard neither
     raw = pit_scores(mixture_pit(weights, means, sigmas, z), row_weights)
-    allowed = abs(raw["coverage_68"] - COVERAGE_68)
-    unchanged = raw["pit_ks"] + allowed
+    allowed = abs(raw["coverage_68"] - COVERAGE_68) + COVERAGE_TOLERANCE  # as the refusal allows
+    unchanged = raw["pit_ks"] + abs(raw["coverage_68"] - COVERAGE_68)
     t_grid, f_grid = TEMPERATURES, FLOORS
     best, score = (1.0, 0.0), np.inf
     for _ in range(2):
