@@ -32,12 +32,13 @@ predictor (:class:`~distributed_pz.models.predictor.EnsemblePredictor`) applies 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -64,6 +65,9 @@ COVERAGE_TOLERANCE = 0.01
 
 class CalibrationRefused(ValueError):
     """A fit that would leave its own rows' 68 % coverage worse than no calibration at all."""
+
+
+CalibrationT = TypeVar("CalibrationT", bound="RecordedCalibration")
 
 
 class RecordedCalibration:
@@ -351,9 +355,7 @@ def fit_calibration(
         int(use.size),
         before,
     )
-    after = pit_scores(mixture_pit(*calibration.apply(w, mu, sd), z), rw)
-    refuse_if_worse(before, after)
-    return Calibration(**{**asdict(calibration), "after": after})
+    return scored(calibration, (w, mu, sd), z, rw)
 
 
 def bin_edges(m: np.ndarray, n_bins: int, row_weights: np.ndarray | None) -> np.ndarray:
@@ -361,15 +363,24 @@ def bin_edges(m: np.ndarray, n_bins: int, row_weights: np.ndarray | None) -> np.
     return weighted_quantile(m, np.arange(1, n_bins) / n_bins, row_weights) if n_bins > 1 else np.array([])
 
 
-def refuse_if_worse(before: Mapping[str, float], after: Mapping[str, float]) -> None:
-    """Raise :class:`CalibrationRefused` where a fit moved its rows' 68 % coverage further from
-    68.3 % than :data:`COVERAGE_TOLERANCE` beyond where it was."""
+def scored(
+    calibration: CalibrationT,
+    mixtures: tuple[np.ndarray, np.ndarray, np.ndarray],
+    z: np.ndarray,
+    row_weights: np.ndarray | None,
+) -> CalibrationT:
+    """``calibration`` with ``after``, the PIT KS and 68 % coverage of its fitting rows (``mixtures``
+    and ``z``) once calibrated; :class:`CalibrationRefused` where that moves their coverage further
+    from 68.3 % than :data:`COVERAGE_TOLERANCE` beyond where it was (``before``)."""
+    before = calibration.before
+    after = pit_scores(mixture_pit(*calibration.apply(*mixtures), z), row_weights)
     miss_before, miss_after = (abs(x["coverage_68"] - COVERAGE_68) for x in (before, after))
     if miss_after > miss_before + COVERAGE_TOLERANCE:
         raise CalibrationRefused(
             f"the fit would move its rows' 68 % coverage from {before['coverage_68']:.1%} "
             f"to {after['coverage_68']:.1%}"
         )
+    return dataclasses.replace(calibration, after=after)
 
 
 def mixture_pit(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, z: np.ndarray) -> np.ndarray:

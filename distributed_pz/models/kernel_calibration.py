@@ -33,17 +33,19 @@ fits for one-Gaussian mixtures; the catalogue's mixture then has ``K`` component
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from distributed_pz.metrics import mixture
 from distributed_pz.models.calibration import (
+    COVERAGE_68,
     RecordedCalibration,
     bin_edges,
+    effective_rows,
     mixture_pit,
     pit_scores,
-    refuse_if_worse,
+    scored,
     weighted_quantile,
 )
 
@@ -56,8 +58,9 @@ BANDWIDTH = 1.6
 """``h = BANDWIDTH min(sd, IQR / 1.34) n^(-1/5)``: 1.5 times Silverman's rule, smooth enough
 that the mode of a p(z) is not one node's."""
 MIN_FLOOR = 1e-4
-_LO, _HI = 0.15865525393145707, 0.8413447460685429
 """Smallest floor (in units of ``1 + z``): the width ``w`` is never 0."""
+_LO, _HI = (1 - COVERAGE_68) / 2, (1 + COVERAGE_68) / 2
+"""The probabilities of the central 68 % interval's ends."""
 
 
 @dataclass(frozen=True)
@@ -142,12 +145,13 @@ def _width(m: np.ndarray, sigma: np.ndarray, floor: np.ndarray | float) -> np.nd
 
 def _kernel(u: np.ndarray, row_weights: np.ndarray | None) -> tuple[np.ndarray, float]:
     """The kernel of residuals ``u``: :data:`NODES` nodes and a bandwidth ``h`` (see the module)."""
-    nodes = weighted_quantile(u, (np.arange(NODES) + 0.5) / NODES, row_weights)
+    probabilities = np.concatenate([(np.arange(NODES) + 0.5) / NODES, [_LO, 0.25, 0.5, 0.75, _HI]])
+    *quantiles, lo, q25, median, q75, hi = weighted_quantile(u, probabilities, row_weights)
+    nodes = np.asarray(quantiles)
     w = np.ones_like(u) if row_weights is None else row_weights
     mean = np.average(u, weights=w)
     sd = np.sqrt(np.average((u - mean) ** 2, weights=w))
-    lo, q25, median, q75, hi = weighted_quantile(u, np.array([_LO, 0.25, 0.5, 0.75, _HI]), row_weights)
-    n_eff = w.sum() ** 2 / np.square(w).sum()
+    n_eff = effective_rows(w)
     spread = min(sd, (q75 - q25) / 1.34) or sd
     h = float(max(BANDWIDTH * spread * n_eff**-0.2, 1e-6))
     # the nodes drawn towards the median until the kernel's 68 % interval is the residuals'
@@ -202,7 +206,7 @@ def fit_kernel_calibration(
 
     Called by :func:`~distributed_pz.models.calibration.fit_calibration`, which checks the rows
     and sets ``n_bins``; raises :class:`~distributed_pz.models.calibration.CalibrationRefused`
-    as it does.
+    as it does (:func:`~distributed_pz.models.calibration.scored`).
     """
     edges = bin_edges(m, n_bins, row_weights)
     b = np.searchsorted(edges, m)
@@ -224,6 +228,4 @@ def fit_kernel_calibration(
         int(m.size),
         before,
     )
-    after = pit_scores(mixture_pit(*calibration.apply(one, m[:, None], sigma[:, None]), z), row_weights)
-    refuse_if_worse(before, after)
-    return KernelCalibration(**{**asdict(calibration), "after": after})
+    return scored(calibration, (one, m[:, None], sigma[:, None]), z, row_weights)
