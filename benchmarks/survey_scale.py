@@ -19,8 +19,8 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
   10 and 50 DEEPZ members (``--train-rate-epochs``), 1 thread; bound = 1-thread matmul rate
   measured in the same run / (3 x 3.05 MFLOP per sample), and each one's fraction of it.
 - ``student``: distil the 10 x 5 ensemble of ``train`` (the 1 x 2 one when 10 x 5 is absent) on
-  its training rows and as many unlabeled rows; NMAD and PIT KS of ensemble and student on held-out
-  simulated rows; the student through ``dpz predict`` (one 1-thread worker, start included) on
+  its training rows and as many unlabeled rows; NMAD and PIT KS of ensemble and student on the
+  galaxies of a held-out simulated tile (stars, whose z = 0 is a class label, left out); the student through ``dpz predict`` (one 1-thread worker, start included) on
   the 100k-source tile, and RAIL GPz, trained on the same training rows, estimating the same
   100k rows in one 1-thread process of the RAIL environment (``benchmarks.rail_rate``; without
   that environment GPz is skipped and said so).
@@ -34,6 +34,12 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
   written, the peak RSS of the client and of each worker process (sampled every 0.2 s), and the
   cores the command kept busy (CPU seconds of all its processes / wall seconds): on a machine of
   C cores, W workers can be at most C / (one worker's cores busy) times as fast as one.
+- ``pinned``: strong scaling, the 1e6 sources of ``scale`` with W 1-thread workers given W cores
+  (the whole ``dpz predict`` process tree's CPU affinity set to cores 0..W-1: client, scheduler
+  and workers share them), W = 1 and 2, each :data:`SCALE_REPEATS` times: the median seconds and
+  the speed-up over W = 1 — what a second worker gains when it brings its own core, which
+  ``scale``'s unpinned runs cannot show on a 2-core machine (there one worker's reader and writer
+  threads already use part of the second core).
 """
 
 from __future__ import annotations
@@ -441,6 +447,7 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     from distributed_pz.models.ensemble import EnsembleDir
     from distributed_pz.models.predictor import EnsemblePredictor
     from distributed_pz.survey.store.store import open_store
+    from distributed_pz.train.calibrate import fitting_rows
 
     ensemble = (
         str(work / "ens_10x5") if (work / "ens_10x5" / "ensemble.json").exists() else str(work / "ens_1x2")
@@ -470,10 +477,10 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     scores = {}
     for name, path in (("ensemble", ensemble), ("student", str(student))):
         predictor = EnsemblePredictor.from_ensemble(EnsembleDir(path).read(device="cpu"))
-        rows = tile.read_rows([*predictor.input_arrays(tile.array_names()), "z_spec"])
+        rows = tile.read_rows([*predictor.input_arrays(tile.array_names()), "z_spec", "class"])
         out = predictor(rows)
         z = rows.arrays["z_spec"]
-        ok = np.isfinite(out["z_phot"]) & np.isfinite(z)
+        ok = np.isfinite(out["z_phot"]) & np.isfinite(z) & fitting_rows(rows.arrays["class"])
         mix = GaussianMixturePDF(
             *(out[k][ok].astype(np.float64) for k in ("pdf_weights", "pdf_means", "pdf_sigmas"))
         )
@@ -488,7 +495,7 @@ def stage_student(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
             "stage": "student",
             "what": (
                 f"student of {Path(ensemble).name} (distilled on its training rows + as many unlabeled): "
-                f"5000 held-out rows; dpz predict of {PREDICT_SOURCES:,} sources, 1 worker x 1 thread, "
+                f"the galaxies of 5000 held-out rows; dpz predict of {PREDICT_SOURCES:,} sources, 1 worker x 1 thread, "
                 "start included; RAIL GPz on the same rows, one process, 1 thread"
             ),
             "ensemble_nmad": scores["ensemble"]["nmad"],
@@ -570,55 +577,84 @@ def scale_model(work: Path, store: str) -> tuple[str, str]:
     return str(work / "bundles" / "deepz"), "DEEPZ member"
 
 
+def scale_store(work: Path, n: int) -> str:
+    """The catalogue-only store of the ``scale`` points of ``n`` sources per tile (as many tiles as
+    the largest of them reads)."""
+    return catalogue_store(str(work / f"scale_{n}.zarr"), max(t for m, t, _ in SCALE if m == n), n, seed=300)
+
+
+def scale_point(
+    work: Path, n: int, tiles: int, workers: int, cores: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``dpz predict`` of ``tiles`` tiles of ``n`` sources with ``workers`` workers (on ``cores``
+    cores when given), :data:`SCALE_REPEATS` times: the model's name and the figures of the median run."""
+    store = scale_store(work, n)
+    bundle, name = scale_model(work, store)
+    names = [f"SIM_{i:04d}" for i in range(tiles)]
+    runs = []
+    for _ in range(SCALE_REPEATS):
+        with tempfile.TemporaryDirectory() as out:
+            seconds, peaks = sampled(predict_args(bundle, store, out, *names, workers=workers), cores=cores)
+            written = sum(pq.read_metadata(f"{out}/{t}.parquet").num_rows for t in names)
+        runs.append((seconds, peaks, written))
+    seconds, peaks, written = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
+    everything = [run[1] for run in runs]
+    sources = n * tiles
+    return name, {
+        "sources": sources,
+        "tiles": tiles,
+        "workers": workers,
+        "rows_written": written,
+        "seconds": seconds,
+        "seconds_range": f"{min(r[0] for r in runs):.1f}–{max(r[0] for r in runs):.1f}",
+        "us_per_source": seconds / sources * 1e6,
+        "rows_written_every_run": all(r[2] == sources for r in runs),
+        "peak_rss_mb_client": max(p["client"] for p in everything) / 2**20,
+        "peak_rss_mb_worker": max(max(p["workers"], default=0) for p in everything) / 2**20,
+        "cores_busy": peaks["cpu_s"] / seconds,
+    }
+
+
 def stage_scale(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for n, tiles, workers in SCALE:
-        store = catalogue_store(
-            str(work / f"scale_{n}.zarr"), max(t for m, t, _ in SCALE if m == n), n, seed=300
-        )
-        bundle, name = scale_model(work, store)
-        names = [f"SIM_{i:04d}" for i in range(tiles)]
-        runs = []
-        for _ in range(SCALE_REPEATS):
-            with tempfile.TemporaryDirectory() as out:
-                seconds, peaks = sampled(predict_args(bundle, store, out, *names, workers=workers))
-                written = sum(pq.read_metadata(f"{out}/{t}.parquet").num_rows for t in names)
-            runs.append((seconds, peaks, written))
-        seconds, peaks, written = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
-        everything = [run[1] for run in runs]
-        sources = n * tiles
-        rows.append(
-            {
-                **common,
-                "stage": "scale",
-                "what": f"{name}, dpz predict, catalogue-only tiles of {n:,} sources, median of {SCALE_REPEATS} runs",
-                "model": name,
-                "sources": sources,
-                "tiles": tiles,
-                "workers": workers,
-                "rows_written": written,
-                "seconds": seconds,
-                "seconds_range": f"{min(r[0] for r in runs):.1f}–{max(r[0] for r in runs):.1f}",
-                "us_per_source": seconds / sources * 1e6,
-                "rows_written_every_run": all(r[2] == sources for r in runs),
-                "peak_rss_mb_client": max(p["client"] for p in everything) / 2**20,
-                "peak_rss_mb_worker": max(max(p["workers"], default=0) for p in everything) / 2**20,
-                "cores_busy": peaks["cpu_s"] / seconds,
-                **load_average(),
-            }
-        )
+        name, figures = scale_point(work, n, tiles, workers)
+        what = f"{name}, dpz predict, catalogue-only tiles of {n:,} sources, median of {SCALE_REPEATS} runs"
+        rows.append({**common, "stage": "scale", "what": what, "model": name, **figures, **load_average()})
     return rows
 
 
-def sampled(args: list[str], every_s: float = 0.2) -> tuple[float, dict[str, Any]]:
-    """Run ``dpz ARGS`` (as :func:`dpz`); its wall seconds, the peak RSS (bytes, sampled every
-    ``every_s``) of its client process and of each of its worker processes, and the CPU seconds
-    (user + system, as last sampled) of all its processes."""
+def stage_pinned(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
+    n, tiles, _ = SCALE[-1]
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("the pinned stage needs at least 2 cores")
+    rows = []
+    for workers in (1, 2):
+        name, figures = scale_point(work, n, tiles, workers, cores=workers)
+        what = (
+            f"{name}, dpz predict of {n * tiles:,} catalogue-only sources, W 1-thread workers on W cores "
+            f"(the process tree's CPU affinity), median of {SCALE_REPEATS} runs"
+        )
+        rows.append({**common, "stage": "pinned", "what": what, "model": name, "cores": workers, **figures})
+        rows[-1]["speedup"] = rows[0]["seconds"] / figures["seconds"]
+        rows[-1].update(load_average())
+    return rows
+
+
+def sampled(args: list[str], every_s: float = 0.2, cores: int | None = None) -> tuple[float, dict[str, Any]]:
+    """Run ``dpz ARGS`` (as :func:`dpz`; on cores ``0..cores-1`` only when ``cores`` is given: the
+    affinity is set before exec, so every process it starts inherits it); its wall seconds, the peak
+    RSS (bytes, sampled every ``every_s``) of its client process and of each of its worker processes,
+    and the CPU seconds (user + system, as last sampled) of all its processes."""
     import psutil
 
+    pin = None if cores is None else (lambda: os.sched_setaffinity(0, range(cores)))
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "distributed_pz.cli", *args], env=dpz_env(), stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "distributed_pz.cli", *args],
+        env=dpz_env(),
+        stdout=subprocess.DEVNULL,
+        preexec_fn=pin,
     )
     client, peaks, cpu = psutil.Process(process.pid), {}, {}
     while process.poll() is None:
@@ -646,6 +682,7 @@ STAGES = {
     "student": stage_student,
     "startup": stage_startup,
     "scale": stage_scale,
+    "pinned": stage_pinned,
     "cnn": stage_cnn,
 }
 
@@ -718,6 +755,20 @@ def write_report() -> str:
             "seconds_range",
             "us_per_source",
             "peak_rss_mb_client",
+            "peak_rss_mb_worker",
+            "cores_busy",
+            "loadavg_1m",
+        ],
+        "pinned": [
+            "time_utc",
+            "model",
+            "sources",
+            "workers",
+            "cores",
+            "rows_written",
+            "seconds",
+            "seconds_range",
+            "speedup",
             "peak_rss_mb_worker",
             "cores_busy",
             "loadavg_1m",

@@ -90,7 +90,8 @@ def _inputs(args: argparse.Namespace):
 
 
 def _rows(teacher, store, tiles, max_rows: int | None):
-    """The first ``max_rows`` rows of each tile (the arrays the teacher reads, and z_spec), as one."""
+    """The first ``max_rows`` rows of each tile (the arrays the teacher reads, and ``z_spec`` and
+    ``class`` where the tile has them: the student's calibration leaves stars out), as one."""
     import numpy as np
 
     from distributed_pz.survey.store.tiles import TileArrays
@@ -99,7 +100,8 @@ def _rows(teacher, store, tiles, max_rows: int | None):
     for name in tiles:
         tile = store.tile(name)
         stop = tile.n_rows if max_rows is None else min(max_rows, tile.n_rows)
-        names = [*teacher.input_arrays(tile.array_names()), *(["z_spec"] if tile.has("z_spec") else [])]
+        labels = [name for name in ("z_spec", "class") if tile.has(name)]
+        names = [*teacher.input_arrays(tile.array_names()), *labels]
         parts.append(tile.read_rows(names, 0, stop, teacher.image_bands))
     band_sets = {p.band_set for p in parts}
     if len(band_sets) > 1:
