@@ -20,8 +20,9 @@ Stages (``--stages``, default all, in this order; each appends its rows as it fi
   measured in the same run / (3 x 3.05 MFLOP per sample), and each one's fraction of it.
 - ``student``: distil the 10 x 5 ensemble of ``train`` (the 1 x 2 one when 10 x 5 is absent) on
   its training rows and as many unlabeled rows; NMAD and PIT KS of ensemble and student on the
-  galaxies of a held-out simulated tile (stars, whose z = 0 is a class label, left out); the student through ``dpz predict`` (one 1-thread worker, start included) on
-  the 100k-source tile, and RAIL GPz, trained on the same training rows, estimating the same
+  galaxies of a held-out simulated tile (stars, whose z = 0 is a class label, left out); the
+  student through ``dpz predict`` (one 1-thread worker, start included) on the 100k-source
+  tile, and RAIL GPz, trained on the same training rows, estimating the same
   100k rows in one 1-thread process of the RAIL environment (``benchmarks.rail_rate``; without
   that environment GPz is skipped and said so).
 - ``cnn``: GaZNet-1 training steps, ``vmap`` over stacked members vs the member loop.

@@ -100,7 +100,7 @@ def _rows(teacher, store, tiles, max_rows: int | None):
     for name in tiles:
         tile = store.tile(name)
         stop = tile.n_rows if max_rows is None else min(max_rows, tile.n_rows)
-        labels = [name for name in ("z_spec", "class") if tile.has(name)]
+        labels = [label for label in ("z_spec", "class") if tile.has(label)]
         names = [*teacher.input_arrays(tile.array_names()), *labels]
         parts.append(tile.read_rows(names, 0, stop, teacher.image_bands))
     band_sets = {p.band_set for p in parts}
