@@ -636,9 +636,11 @@ def stage_pinned(work: Path, common: dict[str, Any]) -> list[dict[str, Any]]:
             f"{name}, dpz predict of {n * tiles:,} catalogue-only sources, W 1-thread workers on W cores "
             f"(the process tree's CPU affinity), median of {SCALE_REPEATS} runs"
         )
-        rows.append({**common, "stage": "pinned", "what": what, "model": name, "cores": workers, **figures})
-        rows[-1]["speedup"] = rows[0]["seconds"] / figures["seconds"]
-        rows[-1].update(load_average())
+        speedup = (rows[0]["seconds"] if rows else figures["seconds"]) / figures["seconds"]
+        rows.append(
+            {**common, "stage": "pinned", "what": what, "model": name, "cores": workers, **figures}
+            | {"speedup": speedup, **load_average()}
+        )
     return rows
 
 

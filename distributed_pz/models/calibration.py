@@ -264,8 +264,8 @@ def _fit_bin(
     shift = float(weighted_quantile((z - median) / (1.0 + np.abs(m)), 0.5, row_weights))
     # no calibration at all: the z >= 0 guard neither
     raw = pit_scores(mixture_pit(weights, means, sigmas, z), row_weights)
-    allowed = abs(raw["coverage_68"] - COVERAGE_68) + COVERAGE_TOLERANCE  # as the refusal allows
-    unchanged = raw["pit_ks"] + abs(raw["coverage_68"] - COVERAGE_68)
+    raw_miss = abs(raw["coverage_68"] - COVERAGE_68)
+    allowed, unchanged = raw_miss + COVERAGE_TOLERANCE, raw["pit_ks"] + raw_miss  # as the refusal allows
     t_grid, f_grid = TEMPERATURES, FLOORS
     best, score = (1.0, 0.0), np.inf
     for _ in range(2):

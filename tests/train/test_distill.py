@@ -15,7 +15,7 @@ from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.store.store import open_store
 from distributed_pz.train.calibrate import fitting_rows
 from distributed_pz.train.distill import teacher_draws
-from distributed_pz.train.distill_cli import _rows
+from distributed_pz.train.distill_cli import STUDENT, _rows
 from tests.fixtures import learnable_tile, save_ensemble, trained_members, with_ids, write_store
 
 torch.set_num_threads(1)
@@ -59,13 +59,13 @@ def test_distill_round_trip_through_the_cli(tmp_path):
     assert np.isfinite(out["z_phot"]).all() and out["pdf_weights"].shape == (30, predictor.n_components)
 
 
-def held_out_galaxies(root, store: str, val_fraction: float, seed: int) -> int:
+def held_out_galaxies(root, store: str, seed: int) -> int:
     """Galaxies and unknowns (no stars: a star's z = 0 is no redshift to calibrate on) among the
     rows ``dpz distill`` holds out of the student's training."""
     teacher = EnsemblePredictor.from_ensemble(EnsembleDir(str(root)).read())
     rows = _rows(teacher, open_store(store), ["T0"], None)
     keep, _ = teacher_draws(teacher, rows, 1, seed)
-    held_out = np.random.default_rng(seed).permutation(len(keep))[: round(val_fraction * len(keep))]
+    held_out = np.random.default_rng(seed).permutation(len(keep))[: round(STUDENT.val_fraction * len(keep))]
     return int(fitting_rows(rows.arrays["class"][keep[held_out]]).sum())
 
 
@@ -80,7 +80,7 @@ def test_the_student_carries_a_calibration_fitted_on_rows_it_never_trained_on(tm
     ensemble = EnsembleDir(str(student)).read()
     recorded = ensemble.members["member"].metadata["calibration"]
     assert ensemble.calibration is not None
-    assert ensemble.calibration.n_rows == held_out_galaxies(root, store, 0.2, seed=0) < 150  # no stars
+    assert ensemble.calibration.n_rows == held_out_galaxies(root, store, seed=0) < 150  # no stars
     assert recorded["fitted_on"] == "labelled rows held out of the student's training"
     assert ensemble.content_hash != ensemble.members["member"].content_hash  # the hash names the p(z)
     predictor = EnsemblePredictor.from_ensemble(ensemble)
