@@ -177,13 +177,17 @@ def colour_gradient(blue: np.ndarray, red: np.ndarray, basis: np.ndarray) -> np.
     return np.where(np.isfinite(centre) & np.isfinite(ring), centre - ring, np.nan)
 
 
-def simulated_galaxies(n_sources: int, seed: int) -> dict[str, np.ndarray]:
+def simulated_galaxies(n_sources: int, seed: int, blend_fraction: float = 0.0) -> dict[str, np.ndarray]:
     """The galaxies of a simulated tile: ``mag``, ``z``, the moments and the true size.
+
+    ``blend_fraction`` of the galaxies are unrecognised blends (:mod:`distributed_pz.survey.sim.blends`).
 
     The tile is simulated block by block and each block's cutouts are reduced to their moments,
     so memory does not grow with the cutouts.
     """
-    config = SimulationConfig(n_sources=n_sources, seed=seed, tile=f"SIM_{seed:04d}")
+    config = SimulationConfig(
+        n_sources=n_sources, seed=seed, tile=f"SIM_{seed:04d}", blend_fraction=blend_fraction
+    )
     attrs = tile_attrs(config)
     g, r, i = (attrs["image_bands"].index(b) for b in ("g", "r", "i"))
     basis = pixel_basis()
@@ -377,9 +381,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--train-sizes", type=int, nargs="+", default=[1000, 3000, 10_000, 30_000], help="training galaxies"
     )
+    parser.add_argument(
+        "--blend-fraction",
+        type=float,
+        default=0.0,
+        help="share of galaxies that are unrecognised blends (the simulator's blend_fraction)",
+    )
     args = parser.parse_args(argv)
     run = Run(NAME, args)
-    galaxies = simulated_galaxies(args.sources, args.seed + 11)
+    galaxies = simulated_galaxies(args.sources, args.seed + 11, args.blend_fraction)
     print(f"simulated {len(galaxies['z'])} galaxies in {run.seconds:.0f} s", flush=True)
     with threadpool_limits(args.threads):
         test, fits = fit_forests(galaxies, sorted(args.train_sizes), args.repeats, args.seed)
@@ -389,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     conclusion = verdict(z_test, fits)
     print(conclusion)
     return run.finish(
-        forest + correlations,
+        [{**r, "blend_fraction": args.blend_fraction} for r in forest + correlations],
         "What the simulated cutouts carry about redshift beyond the catalogue",
         SETUP.format(args=args, n=len(galaxies["z"]), test=TEST_SHARE, boot=BOOTSTRAP),
         markdown_table(mean_rows(forest), COLUMNS),
@@ -400,7 +410,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 SETUP = """\
-{n} galaxies of one simulated KiDS+VIKING tile of {args.sources} sources (seed {args.seed} + 11).
+{n} galaxies of one simulated KiDS+VIKING tile of {args.sources} sources (seed {args.seed} + 11),
+{args.blend_fraction:.0%} of them unrecognised blends (`--blend-fraction`, the simulator's
+`blend_fraction`: a fainter galaxy of another redshift within 0.3–1.2″ whose light the catalogue
+adds and the cutouts show).
 A seeded permutation holds out {test:.0%} of them (the test rows, the same for every fit); each
 of {args.repeats} draws permutes the rest and trains on its first `n_train` (nested within a
 draw, the same rows for every feature set). scikit-learn `HistGradientBoostingRegressor`

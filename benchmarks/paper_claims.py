@@ -16,6 +16,8 @@ one experiment per claim, each reported as it came out:
 A separate stage, the learning curve (``--learning-curve SIZES``), trains C9, C9 at GaZNet-1's
 widths and GaZNet-1 on nested training sets of each size and scores them at z < 0.8 and
 z ≥ 0.8: do the cutouts help once there are enough training rows, and from which size on?
+``--paper-mlp`` trains GaZNet-1 with C9's catalogue path and the paper's neck instead (and that
+MLP alone): is GaZNet-1's narrower catalogue path why it trails C9?
 
 Galaxy-only claims are scored on the test tile's galaxies; the class cut on all of its sources.
 Networks run at CPU widths (see the table); the verdict column says whether our numbers show
@@ -23,6 +25,7 @@ the paper's direction, never more.
 
     python -m benchmarks.paper_claims      # writes results/paper_claims.md, appends results/paper_claims.jsonl
     python -m benchmarks.paper_claims --learning-curve 10000   # one size: results/paper_claims_learning_curve.{md,jsonl}
+    python -m benchmarks.paper_claims --learning-curve 10000 --paper-mlp
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from distributed_pz.catalog import NO_ESTIMATE, Flag
 from distributed_pz.metrics.point import point_metrics
 from distributed_pz.models import model_config
 from distributed_pz.models.bundle import Bundle
+from distributed_pz.models.gaznet import GaZNetConfig
 from distributed_pz.models.predictor import EnsemblePredictor
 from distributed_pz.survey.sim.simulate import (
     GROUP_ROWS,
@@ -93,21 +97,38 @@ IMAGE_WIDTHS = {
 """GaZNet-1 at CPU widths (the paper's layer counts, one conv per VGG block)."""
 DEEPZ_WIDTHS = {"hidden": 128, "n_layers": 6}
 """DEEPZ at CPU widths (the paper: 10 layers × 250)."""
+PAPER_MLP = {"catalog_widths": GaZNetConfig.catalog_widths, "neck_widths": GaZNetConfig.neck_widths}
+"""GaZNet-1's catalogue path (C9's) and neck at the paper's widths, its image path at CPU widths."""
 CURVE_MODELS = {
     "C9": ("gaznet_c9", {}),
     "C9 (GaZNet-1 MLP)": ("gaznet_c9", {k: IMAGE_WIDTHS[k] for k in ("catalog_widths", "neck_widths")}),
     "GaZNet-1": ("gaznet_1", IMAGE_WIDTHS),
+    "C9 + paper neck": ("gaznet_c9", {"neck_widths": PAPER_MLP["neck_widths"]}),
+    "GaZNet-1 (paper MLP)": ("gaznet_1", {**IMAGE_WIDTHS, **PAPER_MLP}),
 }
-"""The learning curve's models: label -> (registered name, widths). The second is GaZNet-1 without
-its image path (the same catalogue path and neck): what the cutouts add, all else equal."""
+"""The learning curve's models: label -> (registered name, widths)."""
+IMAGE_MODELS = {"GaZNet-1": "C9 (GaZNet-1 MLP)", "GaZNet-1 (paper MLP)": "C9 + paper neck"}
+"""Each image model -> itself without its image path (the same catalogue path and neck): what the
+cutouts add, all else equal. ``--paper-mlp`` runs the second pair, else C9 and the first pair."""
 
 
-def simulated(n: int, seed: int, image_bands: tuple[str, ...] | None = None) -> TileArrays:
+def curve_models(paper_mlp: bool) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The models one learning-curve run trains: C9 and GaZNet-1 with its MLP, or (``paper_mlp``)
+    GaZNet-1 at the paper's MLP widths with its MLP."""
+    image = "GaZNet-1 (paper MLP)" if paper_mlp else "GaZNet-1"
+    labels = (IMAGE_MODELS[image], image) if paper_mlp else ("C9", IMAGE_MODELS[image], image)
+    return {label: CURVE_MODELS[label] for label in labels}
+
+
+def simulated(
+    n: int, seed: int, image_bands: tuple[str, ...] | None = None, blend_fraction: float = 0.0
+) -> TileArrays:
     """A simulated tile (every class) as arrays; ``image_bands`` keeps only those cutout channels.
 
     Keeping one channel of four holds a quarter of the cutout memory (6.4 kB per row, not 26).
+    ``blend_fraction`` of the galaxies are unrecognised blends (the simulator's option).
     """
-    config = SimulationConfig(n_sources=n, seed=seed, tile=f"SIM_{seed:04d}")
+    config = SimulationConfig(n_sources=n, seed=seed, tile=f"SIM_{seed:04d}", blend_fraction=blend_fraction)
     if image_bands is None:
         return TileArrays.from_attrs(*simulate_tile(config))
     attrs = tile_attrs(config)
@@ -288,25 +309,33 @@ def scores_by_redshift(z_phot: np.ndarray, z: np.ndarray) -> dict[str, float]:
     return scores
 
 
-def first_rows(n: int, seed: int) -> TileArrays:
+def first_rows(n: int, seed: int, blend_fraction: float = 0.0) -> TileArrays:
     """The first ``n`` sources of tile ``seed``, r cutout only: the same rows whatever tile size holds them.
 
     Rows are simulated in groups of :data:`GROUP_ROWS` whose draws depend on the group's size, so
     they come from a tile of whole groups.
     """
-    return simulated(-(-n // GROUP_ROWS) * GROUP_ROWS, seed, ("r",)).take(slice(n))
+    return simulated(-(-n // GROUP_ROWS) * GROUP_ROWS, seed, ("r",), blend_fraction).take(slice(n))
 
 
 def learning_curve(
-    sizes: list[int], *, test_sources: int, steps: int, min_epochs: int = CURVE_MIN_EPOCHS, seed: int = 0
+    sizes: list[int],
+    *,
+    test_sources: int,
+    steps: int,
+    min_epochs: int = CURVE_MIN_EPOCHS,
+    seed: int = 0,
+    paper_mlp: bool = False,
+    blend_fraction: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """:data:`CURVE_MODELS` trained on nested training sets of each size, scored on one test tile.
+    """:func:`curve_models` trained on nested training sets of each size, scored on one test tile.
 
     The training rows of size ``n`` are the first ``n`` sources (every class) of one tile (seed
     ``seed + 1``), their validation rows (early stopping) the first ``n / 4`` of another
     (``seed + 4``), so each smaller set lies inside every larger one (:func:`first_rows`); the
     test tile has seed ``seed + 2``, as the claims'. Cutouts are r only, all GaZNet-1 reads. Every run trains at most
-    max(``min_epochs``, ``steps`` steps of 100 rows) epochs, patience a fifth of them.
+    max(``min_epochs``, ``steps`` steps of 100 rows) epochs, patience a fifth of them. Every
+    tile has ``blend_fraction`` of its galaxies blended (the simulator's option).
 
     Returns
     -------
@@ -314,15 +343,16 @@ def learning_curve(
         One row per size and model: :func:`redshift_scores` of the test tile's galaxies, epochs
         run (best), training and simulation seconds.
     """
-    test = simulated(test_sources, seed + 2, ("r",))
+    test = simulated(test_sources, seed + 2, ("r",), blend_fraction)
     z, galaxy = test.arrays["z_spec"], test.arrays["class"] == CLASS_GALAXY
     rows = []
     for n in sizes:
         started = time.perf_counter()
-        fit, val = first_rows(n, seed + 1), first_rows(max(1, round(VAL_SHARE * n)), seed + 4)
+        fit = first_rows(n, seed + 1, blend_fraction)
+        val = first_rows(max(1, round(VAL_SHARE * n)), seed + 4, blend_fraction)
         simulate_s = time.perf_counter() - started
         epochs, patience = schedule(n, min_epochs, steps)
-        for label, (name, widths) in CURVE_MODELS.items():
+        for label, (name, widths) in curve_models(paper_mlp).items():
             started = time.perf_counter()
             result = train_member(
                 model_config(name, classify=True, **widths),
@@ -358,38 +388,59 @@ def latest_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def crossings(points: list[dict[str, Any]]) -> str:
-    """At which sizes GaZNet-1 has a lower NMAD than each catalogue-only model, below and above z = 0.8."""
+    """At which sizes each image model has a lower NMAD than C9 and than its own MLP, below and above z = 0.8."""
     by = {(r["model"], r["n_train"]): r for r in points}
     lines = []
-    for other in [m for m in CURVE_MODELS if m != "GaZNet-1"]:
-        sizes = sorted({n for _, n in by if (other, n) in by and ("GaZNet-1", n) in by})
-        for suffix, label in (("lowz", "z < 0.8"), ("highz", "z > 0.8")):
-            key = f"nmad_{suffix}"
-            better = [n for n in sizes if by["GaZNet-1", n][key] < by[other, n][key]]
-            lines.append(
-                f"- GaZNet-1 vs {other}, {label}: lower NMAD at "
-                f"{', '.join(f'{n:,}' for n in better) or 'no size'} of {', '.join(f'{n:,}' for n in sizes)}"
-            )
+    for image, mlp in IMAGE_MODELS.items():
+        for other in ("C9", mlp):
+            sizes = sorted({n for _, n in by if (other, n) in by and (image, n) in by})
+            if not sizes:
+                continue
+            for suffix, label in (("lowz", "z < 0.8"), ("highz", "z > 0.8")):
+                key = f"nmad_{suffix}"
+                better = [n for n in sizes if by[image, n][key] < by[other, n][key]]
+                lines.append(
+                    f"- {image} vs {other}, {label}: lower NMAD at "
+                    f"{', '.join(f'{n:,}' for n in better) or 'no size'} of {', '.join(f'{n:,}' for n in sizes)}"
+                )
     return "\n".join(lines)
 
 
+def blends_note(blend_fraction: float) -> str:
+    """The setup's sentence on blended galaxies (none without them)."""
+    if not blend_fraction:
+        return ""
+    return (
+        f" Every tile has {blend_fraction:.0%} of its galaxies blended (`--blend-fraction`: the"
+        " simulator's `blend_fraction`, a fainter galaxy of another redshift within 0.3–1.2″ whose"
+        " light the catalogue adds and the cutout shows)."
+    )
+
+
 def run_learning_curve(args: argparse.Namespace) -> int:
-    """The learning-curve stage: rows appended to its own ``.jsonl``, the curve so far in its ``.md``."""
-    run = Run(CURVE_NAME, args)
+    """The learning-curve stage: rows appended to its own ``.jsonl``, the curve so far in its ``.md``.
+
+    With blends (``--blend-fraction``) the curve is another table, ``<name>_blends``.
+    """
+    name = f"{CURVE_NAME}_blends" if args.blend_fraction else CURVE_NAME
+    run = Run(name, args)
     curve = learning_curve(
         sorted(args.learning_curve),
         test_sources=args.curve_test_sources,
         steps=args.curve_steps,
         seed=args.seed,
+        paper_mlp=args.paper_mlp,
+        blend_fraction=args.blend_fraction,
     )
-    rows = [{**r, "simulator": args.simulator} for r in curve]
+    rows = [{**r, "simulator": args.simulator, "blend_fraction": args.blend_fraction} for r in curve]
     points = latest_points(
-        read_rows(CURVE_NAME) + [{**r, "commit": git_commit(), "command": command_line()} for r in rows]
+        read_rows(name) + [{**r, "commit": git_commit(), "command": command_line()} for r in rows]
     )
     return run.finish(
         rows,
         "GaZNet-1 vs C9 on the simulator: the learning curve",
-        CURVE_SETUP.format(args=args, min_epochs=CURVE_MIN_EPOCHS, name=CURVE_NAME),
+        CURVE_SETUP.format(args=args, min_epochs=CURVE_MIN_EPOCHS, name=name)
+        + blends_note(args.blend_fraction),
         markdown_table(points, CURVE_COLUMNS),
         crossings(points),
         "\n".join(commands_section(points)).rstrip(),
@@ -405,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=opt(20, help="epochs of catalogue models"),
         epochs_image=opt(10, help="epochs of GaZNet-1"),
         seed=opt(0, help="member seed; tiles use seed+1 .. seed+4"),
-        out=opt(help=f"Markdown report (default results/{NAME}.md, or results/{CURVE_NAME}.md)"),
+        out=opt(help=f"Markdown report (default results/{NAME}.md, or results/{CURVE_NAME}[_blends].md)"),
     )
     parser.add_argument("--pretrain-sources", type=int, default=5000, help="sources of the pre-training tile")
     parser.add_argument("--few-rows", type=int, default=600, help="labelled rows of the pre-training claim")
@@ -425,6 +476,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--curve-steps", type=int, default=6000, help="fewest optimisation steps of a learning-curve run"
+    )
+    parser.add_argument(
+        "--blend-fraction",
+        type=float,
+        default=0.0,
+        help="learning curve on tiles with this share of galaxies blended (table <curve>_blends)",
+    )
+    parser.add_argument(
+        "--paper-mlp",
+        action="store_true",
+        help="learning curve of GaZNet-1 with the paper's catalogue path and neck (and that MLP alone)",
     )
     args = parser.parse_args(argv)
     if args.learning_curve:
@@ -464,7 +526,10 @@ Single members with a class head, Adam, batch 100, the GaZNet schedule (peak rat
 half) over at most max({min_epochs}, {args.curve_steps} steps) epochs (`max_epochs`), patience a
 fifth of them from the rate drop; `epochs` = run (best). CPU widths as in the claims: GaZNet-1
 conv 8-16-16-32, catalogue 8 × 64, neck 128-64-32-16, reading the r cutout; C9 at the paper's
-widths (4 × 128, 4 × 256); `C9 (GaZNet-1 MLP)` is GaZNet-1 less its image path. `train_s` =
+widths (4 × 128, 4 × 256); `C9 (GaZNet-1 MLP)` is GaZNet-1 less its image path. With
+`--paper-mlp`: `GaZNet-1 (paper MLP)` is GaZNet-1 with C9's catalogue path and the paper's neck
+(512-256-128-64), its image path still at CPU widths, and `C9 + paper neck` is it less its image
+path: whether the narrow MLP is why GaZNet-1 trails C9. `train_s` =
 training seconds, {args.threads} torch thread(s). The table holds the latest row of each model
 and size over every run (`{name}.jsonl`), so sizes run one at a time make one curve."""
 

@@ -199,8 +199,12 @@ def reference_band(train: TileArrays, default: str) -> str:
     return train.bands[int(np.argmax(np.isfinite(train.arrays["mag"]).sum(axis=0)))]
 
 
+NETWORKS = ("deepz", "deepz_refmag", "gaznet_c9")
+"""The catalogue-only networks, by the names of their table rows."""
+
+
 def network_configs(train: TileArrays) -> dict[str, Any]:
-    """The catalogue-only models, configured for the tile's bands (registry overrides only)."""
+    """:data:`NETWORKS` configured for the tile's bands (registry overrides only)."""
     deepz = {
         "bands": train.bands,
         "reference_band": reference_band(train, model_config("deepz").reference_band),
@@ -286,6 +290,7 @@ def run_catalogue(
     seed: int = 0,
     max_rows: int | None = None,
     members: int = 3,
+    networks: tuple[str, ...] = NETWORKS,
     export: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Ingest, split, train, predict and score one catalogue.
@@ -304,6 +309,8 @@ def run_catalogue(
         Use at most this many training and this many test rows (a smoke test); None = all.
     members
         Members of each network's ensemble.
+    networks
+        The networks to train, of :data:`NETWORKS` (the baselines always run).
     export
         Directory to write the split (``<catalogue>.npz``: bands, magnitudes, errors, z_spec of
         the training and test rows, the scored mask) and our rows (``<catalogue>_ours.json``)
@@ -322,7 +329,9 @@ def run_catalogue(
     fit, val = train.take(np.sort(order[n_val:])), train.take(np.sort(order[:n_val]))
     predictions: dict[str, dict[str, Any]] = {}
     reweighted = weights_to_test(val, test, seed)
-    for name, config in network_configs(train).items():
+    configs = network_configs(train)
+    for name in networks:
+        config = configs[name]
         tc = TrainConfig(epochs=epochs, batch_size=100, patience=patience)
         results, train_s = train_ensemble(config, fit, val, seed, members, tc)
         bundles = [r.bundle for r in results]
@@ -424,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
     parser.add_argument("--members", type=int, default=3, help="members of each network's ensemble")
     parser.add_argument(
+        "--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS), help="networks to train"
+    )
+    parser.add_argument(
         "--export", type=Path, help="also write the split for benchmarks.rail_comparison here"
     )
     args = parser.parse_args(argv)
@@ -444,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                 patience=args.patience,
                 seed=args.seed,
                 members=args.members,
+                networks=tuple(args.networks),
                 export=args.export,
             )
             print(f"{catalogue.name}: {time.perf_counter() - t0:.0f} s", flush=True)

@@ -31,6 +31,27 @@ def test_run_catalogue_scores_every_model_and_baseline(tmp_path):
         assert set(row) >= {c for c in COLUMNS if c not in ("pit_ks", "coverage_68", "crps")}
 
 
+@needs_data
+def test_run_catalogue_trains_only_the_chosen_networks(tmp_path):
+    torch.set_num_threads(1)
+    rows = run_catalogue(
+        SDSS,
+        DATA,
+        tmp_path / "store",
+        epochs=1,
+        patience=1,
+        max_rows=400,
+        members=1,
+        networks=("deepz_refmag",),
+    )
+    assert [r["model"] for r in rows] == [
+        "deepz_refmag ×1",
+        "deepz_refmag ×1 reweighted",
+        "knn",
+        "random_forest",
+    ]
+
+
 def test_main_skips_without_shared_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DPZ_SHARED_DATA", str(tmp_path / "absent"))
     assert main(["--out", str(tmp_path / "table.md")]) == 0

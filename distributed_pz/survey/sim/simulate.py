@@ -19,7 +19,10 @@ A tile holds galaxies, stars and QSOs (``class``) whose true redshift is ``z_spe
 - what the cutouts look like — :mod:`distributed_pz.survey.sim.images` (bulge + disc Sérsic
   galaxies with star-forming clumps and point sources, Moffat PSFs varying across and between
   tiles, :mod:`~distributed_pz.survey.sim.psf`, neighbours) carrying the catalogue's own noise: one
-  measurement, not two.
+  measurement, not two;
+- optionally (``blend_fraction``), unrecognised blends — :mod:`~distributed_pz.survey.sim.blends`
+  (a fainter galaxy of another redshift closer than the seeing, whose light the catalogue's
+  aperture adds and the cutout shows).
 
 Rows are simulated in fixed groups of :data:`GROUP_ROWS` with random streams
 ``default_rng([seed, stream, group])``, so every result is a function of the configuration
@@ -38,7 +41,7 @@ import numpy as np
 
 from distributed_pz import __version__
 from distributed_pz.bands import BandSet, get_band_set
-from distributed_pz.survey.sim import images, population, sed
+from distributed_pz.survey.sim import blends, images, population, sed
 from distributed_pz.survey.sim.photometry import (
     ExposurePlan,
     SourceNoise,
@@ -66,7 +69,7 @@ from distributed_pz.survey.store.schema import (
 GROUP_ROWS = 512
 """Rows per random-stream group (the unit of reproducibility)."""
 _RENDER_ROWS = 128
-_STREAM_CATALOGUE, _STREAM_IMAGES, _STREAM_TILE, _STREAM_PSF = 0, 1, 2, 3
+_STREAM_CATALOGUE, _STREAM_IMAGES, _STREAM_TILE, _STREAM_PSF, _STREAM_BLENDS = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,11 @@ class SimulationConfig:
         Minimum σ of the GAaP-like Gaussian aperture of the catalogue photometry.
     neighbour_fraction
         Probability that a cutout contains a neighbouring galaxy.
+    blend_fraction, blend_max_separation_arcsec
+        Share of galaxies with an unrecognised blend (:mod:`~distributed_pz.survey.sim.blends`:
+        another galaxy of the tile within 0.3″–``blend_max_separation_arcsec`` whose light the
+        catalogue's aperture adds in every band, and the cutouts show); 0, the default, keeps the
+        catalogue's photometry every galaxy's own.
     pixel_scale_arcsec
         Cutout pixel scale.
     psf_fwhm_arcsec
@@ -210,6 +218,8 @@ class SimulationConfig:
     not_observed_fraction: float = 0.02
     aperture_min_arcsec: float = 0.7
     neighbour_fraction: float = 0.2
+    blend_fraction: float = 0.0
+    blend_max_separation_arcsec: float = 1.2
     pixel_scale_arcsec: float = 0.2
     psf_fwhm_arcsec: tuple[float, ...] = (1.0, 0.9, 0.7, 0.8)
     psf_tile_scatter: float = 0.1
@@ -229,6 +239,7 @@ class SimulationConfig:
             "outlier_rate",
             "not_observed_fraction",
             "neighbour_fraction",
+            "blend_fraction",
             "partner_weight_max",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -241,6 +252,8 @@ class SimulationConfig:
             problems.append(f"need 0 < z_min < z_max <= {sed.Z_GRID_MAX - 0.5}")
         if not self.r_mag_bright < min(self.wide_r_limit, self.deep_r_limit, self.r_mag_limit):
             problems.append("r_mag_bright must be brighter than every r limit")
+        if not blends.MIN_SEPARATION_ARCSEC < self.blend_max_separation_arcsec <= 4.0:
+            problems.append(f"blend_max_separation_arcsec must lie in ({blends.MIN_SEPARATION_ARCSEC}, 4]")
         if not 1 <= self.n_exp_min <= self.n_exp_max:
             problems.append("need 1 <= n_exp_min <= n_exp_max")
         band_set = get_band_set(self.band_set)
@@ -438,6 +451,15 @@ class _TileSimulator:
         truth["psf_fwhm_arcsec"] = self.psf.fwhm(x, np.clip((dec - c.dec_center) / half, -1, 1))
         truth["sigma_source_arcsec"] = _gaussian_size(truth)
         flux_true = flux_from_mag(truth["mag_true"], c.zeropoint)  # (N, B)
+        if c.blend_fraction > 0:
+            rng_blends = np.random.default_rng([c.seed, _STREAM_BLENDS, group])
+            truth.update(
+                blends.draw_blends(
+                    rng_blends, truth, c.blend_fraction, c.blend_max_separation_arcsec, self.grids.r_index
+                )
+            )
+            truth["blend_flux"] = blends.leaked_flux(truth, flux_true, c.aperture_min_arcsec)
+            flux_true = flux_true + truth["blend_flux"]
         size = truth["sigma_source_arcsec"][:, None]
         noise = SourceNoise(
             sigma_exp=self.sigma_exp,
@@ -487,6 +509,9 @@ class _TileSimulator:
         flux = np.where(
             np.isfinite(signal), signal, flux_from_mag(truth["mag_true"][:, ci], c.zeropoint)
         )  # (N, C)
+        if "blend_flux" in truth:  # the catalogue's flux holds the partner's leak: draw each apart
+            own = flux_from_mag(truth["mag_true"][:, ci], c.zeropoint)
+            flux = flux * own / (own + truth["blend_flux"][:, ci])
         # bulges are redder than discs: B/T per band scales with (λ_pivot / λ_r)^1.5; clumps bluer
         pivot = self.grids.passbands.pivot
         redness = (pivot[ci] / pivot[self.grids.r_index]) ** 1.5  # (C,)
@@ -545,6 +570,8 @@ class _TileSimulator:
                     y=y[near] + radius[near] * np.sin(angle[near]),
                     psf_level=level[near],
                 )
+            if "blend_flux" in truth:
+                self._add_blend_partners(fourier, lo, rows, truth, shape, x, y, level)
             out[rows] = images.to_cutouts(fourier)
         size = truth["sigma_source_arcsec"]
         sigma_w = np.sqrt(c.aperture_min_arcsec**2 + size**2)  # (N,) arcsec
@@ -552,6 +579,33 @@ class _TileSimulator:
         weights = images.gaussian_weights(x, y, sigma_w * scale)
         out += images.conditioned_noise(rng, weights, response, sigma_cat, flux_cat - signal)
         return out
+
+    def _add_blend_partners(
+        self,
+        fourier: np.ndarray,
+        lo: int,
+        rows: slice,
+        truth: dict[str, np.ndarray],
+        shape: dict[str, np.ndarray],
+        x: np.ndarray,
+        y: np.ndarray,
+        level: np.ndarray,
+    ) -> None:
+        """Add the blend partners of ``rows`` to their cutouts' transforms, at their offsets."""
+        c, ci = self.config, self.image_index
+        blended = lo + np.flatnonzero(truth["blend_partner"][rows] >= 0)
+        if not len(blended):
+            return
+        j = truth["blend_partner"][blended]
+        scale = 1.0 / c.pixel_scale_arcsec
+        fourier[blended - lo] += images.fourier_sources(
+            self.image_model,
+            flux_from_mag(truth["mag_true"][j][:, ci], c.zeropoint) * truth["blend_dimming"][blended, None],
+            **{k: v[j] for k, v in shape.items()},
+            x=x[blended] + truth["blend_dx"][blended] * scale,
+            y=y[blended] + truth["blend_dy"][blended] * scale,
+            psf_level=level[blended],
+        )
 
 
 def _gaussian_size(truth: dict[str, np.ndarray]) -> np.ndarray:
@@ -617,6 +671,9 @@ def simulate_truth(config: SimulationConfig) -> dict[str, np.ndarray]:
     dust-attenuated, continuum), ``r_eff_arcsec``, ``bulge_fraction`` (r band),
     ``bulge_r_eff_arcsec``, ``q_disk``, ``q_bulge``, ``pa``, ``clump_fraction``; stars:
     ``temperature``; QSOs: ``qso_alpha``. Non-applicable entries are NaN (or 0 / 1 for shapes).
+    With ``blend_fraction`` > 0 also ``blend_partner`` (the partner's row within its group of
+    :data:`GROUP_ROWS`, −1 for none), ``blend_dx``, ``blend_dy`` [arcsec], ``blend_dimming`` and
+    ``blend_flux`` ``(N, B)`` (the partner's flux in the catalogue's aperture, in ``flux_signal``).
     """
     sim = _TileSimulator(config)
     return _concat([sim.catalogue(g)[1] for g in range(config.n_groups)])
