@@ -38,7 +38,7 @@ def tiles():
 
 
 def test_blends_change_only_the_blended_galaxies_and_brighten_them(tiles):
-    plain, blended, truth, config = tiles
+    plain, blended, truth, _ = tiles
     has = truth["blend_partner"] >= 0
     galaxy = truth["class"] == CLASS_GALAXY
     assert not has[~galaxy].any() and 0.15 < has[galaxy].mean() < 0.25
