@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from distributed_pz.survey.sim.photometry import aperture_response
 from distributed_pz.survey.store.schema import CLASS_GALAXY
 
 MIN_SEPARATION_ARCSEC = 0.3
@@ -46,8 +47,9 @@ def draw_blends(
         for none).
     """
     n = len(truth["class"])
-    galaxies = np.flatnonzero(truth["class"] == CLASS_GALAXY)
-    blended = (truth["class"] == CLASS_GALAXY) & (rng.random(n) < fraction) & (len(galaxies) > 1)
+    is_galaxy = truth["class"] == CLASS_GALAXY
+    galaxies = np.flatnonzero(is_galaxy)
+    blended = is_galaxy & (rng.random(n) < fraction) & (len(galaxies) > 1)
     pick = galaxies[rng.integers(0, max(len(galaxies), 1), n)] if len(galaxies) else np.zeros(n, int)
     blended &= pick != np.arange(n)
     separation = rng.uniform(MIN_SEPARATION_ARCSEC, max_separation, n)
@@ -67,12 +69,11 @@ def leaked_flux(truth: dict[str, np.ndarray], flux_true: np.ndarray, aperture_mi
     partner = truth["blend_partner"]
     has = partner >= 0
     j = np.where(has, partner, 0)
-    size = truth["sigma_source_arcsec"][:, None]
+    size2 = truth["sigma_source_arcsec"][:, None] ** 2
     psf2 = (truth["psf_fwhm_arcsec"] / 2.3548) ** 2  # (N, B), at the primary
-    sigma_w2 = aperture_min**2 + size**2
-    sigma_p2 = truth["sigma_source_arcsec"][j][:, None] ** 2 + psf2
+    sigma_w2 = aperture_min**2 + size2
     d2 = (truth["blend_dx"] ** 2 + truth["blend_dy"] ** 2)[:, None]
-    seen = sigma_w2 / (sigma_w2 + sigma_p2) * np.exp(-0.5 * d2 / (sigma_w2 + sigma_p2))
-    own = sigma_w2 / (sigma_w2 + psf2 + size**2)
+    seen = aperture_response(sigma_w2, psf2, truth["sigma_source_arcsec"][j][:, None] ** 2, d2)
+    own = aperture_response(sigma_w2, psf2, size2)
     partner_flux = np.nan_to_num(flux_true[j]) * truth["blend_dimming"][:, None]
     return np.where(has[:, None], seen / own * partner_flux, 0.0)

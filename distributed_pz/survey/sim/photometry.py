@@ -61,6 +61,16 @@ def measurement_norm(sigma_source: np.ndarray, seeing_fwhm: np.ndarray, aperture
     return np.sqrt(np.pi) * (sigma_w2 + sigma_s2) / np.sqrt(sigma_w2)
 
 
+def aperture_response(
+    sigma_w2: np.ndarray, psf_sigma2: np.ndarray, source_sigma2: np.ndarray, offset2: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """What a peak-1 Gaussian aperture (σ_w²) returns of a unit-flux Gaussian source seen through a
+    Gaussian PSF (σ_psf²), of intrinsic size σ_src², offset by d² [arcsec²] from its centre:
+    σ_w² / (σ_w² + σ_psf² + σ_src²) · exp(−d² / 2(σ_w² + σ_psf² + σ_src²))."""
+    total = sigma_w2 + psf_sigma2 + source_sigma2
+    return sigma_w2 / total * np.exp(-0.5 * offset2 / total)
+
+
 def shot_noise_per_flux(
     sigma_source: np.ndarray, seeing_fwhm: np.ndarray, aperture_min: float, sky_flux_arcsec2: np.ndarray
 ) -> np.ndarray:

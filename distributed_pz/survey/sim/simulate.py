@@ -45,6 +45,7 @@ from distributed_pz.survey.sim import blends, images, population, sed
 from distributed_pz.survey.sim.photometry import (
     ExposurePlan,
     SourceNoise,
+    aperture_response,
     coadd,
     coadd_sigma,
     coadd_signal,
@@ -509,7 +510,7 @@ class _TileSimulator:
         flux = np.where(
             np.isfinite(signal), signal, flux_from_mag(truth["mag_true"][:, ci], c.zeropoint)
         )  # (N, C)
-        if "blend_flux" in truth:  # the catalogue's flux holds the partner's leak: draw each apart
+        if c.blend_fraction > 0:  # the catalogue's flux holds the partner's leak: draw each apart
             own = flux_from_mag(truth["mag_true"][:, ci], c.zeropoint)
             flux = flux * own / (own + truth["blend_flux"][:, ci])
         # bulges are redder than discs: B/T per band scales with (λ_pivot / λ_r)^1.5; clumps bluer
@@ -559,53 +560,71 @@ class _TileSimulator:
                 clump_y=clump_y[rows],
             )
             near = lo + np.flatnonzero(has_neighbour[rows])
-            if len(near):
-                j = donor[near]
-                fourier[near - lo] += images.fourier_sources(
-                    model,
-                    flux_from_mag(truth["mag_true"][j][:, ci], c.zeropoint) * dimming[near, None],
-                    **{k: v[j] for k, v in shape.items() if k != "pa"},
-                    pa=nb_pa[near],
-                    x=x[near] + radius[near] * np.cos(angle[near]),
-                    y=y[near] + radius[near] * np.sin(angle[near]),
-                    psf_level=level[near],
+            self._add_galaxies(
+                fourier,
+                lo,
+                near,
+                donor[near],
+                dimming[near],
+                x[near] + radius[near] * np.cos(angle[near]),
+                y[near] + radius[near] * np.sin(angle[near]),
+                nb_pa[near],
+                truth,
+                shape,
+                level,
+            )
+            if c.blend_fraction > 0:
+                blended = lo + np.flatnonzero(truth["blend_partner"][rows] >= 0)
+                partner = truth["blend_partner"][blended]
+                self._add_galaxies(
+                    fourier,
+                    lo,
+                    blended,
+                    partner,
+                    truth["blend_dimming"][blended],
+                    x[blended] + truth["blend_dx"][blended] * scale,
+                    y[blended] + truth["blend_dy"][blended] * scale,
+                    truth["pa"][partner],
+                    truth,
+                    shape,
+                    level,
                 )
-            if "blend_flux" in truth:
-                self._add_blend_partners(fourier, lo, rows, truth, shape, x, y, level)
             out[rows] = images.to_cutouts(fourier)
         size = truth["sigma_source_arcsec"]
         sigma_w = np.sqrt(c.aperture_min_arcsec**2 + size**2)  # (N,) arcsec
-        response = sigma_w[:, None] ** 2 / (sigma_w[:, None] ** 2 + (fwhm / 2.3548) ** 2 + size[:, None] ** 2)
+        response = aperture_response(sigma_w[:, None] ** 2, (fwhm / 2.3548) ** 2, size[:, None] ** 2)
         weights = images.gaussian_weights(x, y, sigma_w * scale)
         out += images.conditioned_noise(rng, weights, response, sigma_cat, flux_cat - signal)
         return out
 
-    def _add_blend_partners(
+    def _add_galaxies(
         self,
         fourier: np.ndarray,
         lo: int,
-        rows: slice,
-        truth: dict[str, np.ndarray],
-        shape: dict[str, np.ndarray],
+        hosts: np.ndarray,
+        donors: np.ndarray,
+        flux_scale: np.ndarray,
         x: np.ndarray,
         y: np.ndarray,
+        pa: np.ndarray,
+        truth: dict[str, np.ndarray],
+        shape: dict[str, np.ndarray],
         level: np.ndarray,
     ) -> None:
-        """Add the blend partners of ``rows`` to their cutouts' transforms, at their offsets."""
-        c, ci = self.config, self.image_index
-        blended = lo + np.flatnonzero(truth["blend_partner"][rows] >= 0)
-        if not len(blended):
-            return
-        j = truth["blend_partner"][blended]
-        scale = 1.0 / c.pixel_scale_arcsec
-        fourier[blended - lo] += images.fourier_sources(
-            self.image_model,
-            flux_from_mag(truth["mag_true"][j][:, ci], c.zeropoint) * truth["blend_dimming"][blended, None],
-            **{k: v[j] for k, v in shape.items()},
-            x=x[blended] + truth["blend_dx"][blended] * scale,
-            y=y[blended] + truth["blend_dy"][blended] * scale,
-            psf_level=level[blended],
-        )
+        """Draw galaxies ``donors`` (their shapes, their fluxes × ``flux_scale``) at pixel positions
+        ``x, y`` with position angles ``pa`` into the cutouts of rows ``hosts``, whose transforms
+        are ``fourier[hosts - lo]``: neighbours and blend partners alike."""
+        if len(hosts):
+            fourier[hosts - lo] += images.fourier_sources(
+                self.image_model,
+                flux_from_mag(truth["mag_true"][donors][:, self.image_index], self.config.zeropoint)
+                * flux_scale[:, None],
+                **{k: v[donors] for k, v in shape.items() if k != "pa"},
+                pa=pa,
+                x=x,
+                y=y,
+                psf_level=level[hosts],
+            )
 
 
 def _gaussian_size(truth: dict[str, np.ndarray]) -> np.ndarray:
